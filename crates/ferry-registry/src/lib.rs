@@ -1,1 +1,1 @@
-//! ferry-registry
+//! x

@@ -1,0 +1,1 @@
+//! Real git servers (file, http-backend, sshd, git daemon) for tests.

@@ -1,0 +1,1 @@
+//! Real `docker-registry` instances (no auth, Basic+TLS, token) for tests.

@@ -1,0 +1,167 @@
+//! Command-line definitions (clap). No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Ferry: promote one immutable container image from develop to staging to production through
+/// Git, reading the Flux image-automation objects you already have.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, propagate_version = true, about, long_about = None)]
+#[command(after_help = "EXIT STATUS:\n  0  success (reconcile: nothing to do)\n  1  an object or operation failed (the others were still processed)\n  2  bad input: invalid flags, objects, variables or files; nothing was written\n  3  reconcile: changes were committed and pushed (or, with --dry-run, would be)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// State database (SQLite). Default: $XDG_STATE_HOME/ferry/state.db.
+    #[arg(long, global = true, env = "FERRY_STATE", value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Increase log verbosity (-v info, -vv debug, -vvv trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the Flux objects come from.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Directory tree holding the Flux YAML objects.
+    #[arg(long, value_name = "DIR", conflicts_with = "repo")]
+    pub dir: Option<PathBuf>,
+    /// Git repository holding the Flux YAML objects (any URL git understands).
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Branch of --repo to read.
+    #[arg(long = "ref", value_name = "BRANCH", requires = "repo", default_value = "main")]
+    pub git_ref: String,
+    /// Sub-directory of --repo to read.
+    #[arg(long, value_name = "SUBDIR", requires = "repo")]
+    pub path: Option<PathBuf>,
+    /// Kubernetes-Secret-like tree: DIR/<namespace>/<secret-name>/<key>.
+    #[arg(long, value_name = "DIR", env = "FERRY_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Substitute ${KEY} in the objects (Flux postBuild style). Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// File of KEY=VALUE lines (or a YAML/JSON map) for ${KEY} substitution.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Vec<PathBuf>,
+    /// Directory for the persistent clone cache. Default: $XDG_CACHE_HOME/ferry/git.
+    #[arg(long, value_name = "DIR", env = "FERRY_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan image repositories and evaluate image policies; store the results.
+    Scan(ScanArgs),
+    /// Show stored objects, like `flux get images`.
+    Get(GetArgs),
+    /// Scan, evaluate policies, then write setters, commit and push for every automation.
+    Reconcile(ReconcileArgs),
+    /// Work with setter markers offline.
+    #[command(subcommand)]
+    Setters(SettersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Run once and exit (the default for this command; `ferry serve` runs continuously).
+    #[arg(long)]
+    pub once: bool,
+    /// Show the diffs that would be committed; push nothing and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(subcommand)]
+    pub what: GetWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetWhat {
+    /// Image commands.
+    Images(GetImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GetImagesArgs {
+    /// Which kind: all, repository, policy or update.
+    #[arg(value_enum)]
+    pub kind: ImagesKind,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Only this namespace.
+    #[arg(short, long, default_value = "flux-system")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Omit the header row.
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ImagesKind {
+    All,
+    #[value(alias = "repositories")]
+    Repository,
+    #[value(alias = "policies")]
+    Policy,
+    #[value(alias = "updates")]
+    Update,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettersCommand {
+    /// Apply policy values to setter markers in a directory tree, without Git or a registry.
+    Apply(SettersApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SettersApplyArgs {
+    /// Directory (or single file) to update.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// A policy value: NS:NAME=IMAGE:TAG[@DIGEST]. Repeatable.
+    #[arg(long = "set", value_name = "NS:NAME=IMAGE:TAG[@DIGEST]", required = true)]
+    pub set: Vec<String>,
+    /// Print a unified diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the change list.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: every unit, conformance and integration test, against real servers started on
+# 127.0.0.1 by the tests themselves (through testbed/*.sh). Needs the packages of testbed/install.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash testbed/install.sh
+export FERRY_CONFORMANCE_DIR="${FERRY_CONFORMANCE_DIR:-$(cd .. && pwd)/shared/conformance}"
+if [ ! -d "$FERRY_CONFORMANCE_DIR" ]; then
+  echo "test.sh: Flux conformance corpus not found at $FERRY_CONFORMANCE_DIR" >&2
+  echo "test.sh: set FERRY_CONFORMANCE_DIR to the shared/conformance folder" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-testbed}"
+cleanup() { bash testbed/registry.sh stop-all >/dev/null 2>&1 || true; bash testbed/gitserver.sh stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+# Two test threads: the machine has two cores and the servers are shared between tests.
+cargo test --workspace --locked -- --test-threads="${FERRY_TEST_THREADS:-2}"
