@@ -1,1 +1,174 @@
-//! ferry-engine
+//! ferry-engine: the reconcile loop of Ferry (scan → policy → automation → push).
+//!
+//! Owns: the decisions. Which repository to scan with which credentials, which tag each
+//! ImagePolicy elects, which setters an ImageUpdateAutomation writes, what the commit says and how
+//! a rejected push is retried, and what is recorded in the state store.
+//! Must not: print to the terminal or parse command lines (that is the `ferry` binary), speak a
+//! wire protocol itself (that is `ferry-registry` and `ferry-git`), or edit YAML bytes (that is
+//! `ferry-setters`).
+
+mod automation;
+mod policy;
+mod scan;
+pub mod secrets;
+mod source;
+pub mod trailers;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+pub use automation::{AutomationOptions, PushReport};
+use ferry_api::ObjectSet;
+use ferry_registry::RegistryClient;
+use ferry_store::{Condition, Kind, Store};
+pub use secrets::SecretsDir;
+pub use source::{ObjectSource, load_objects};
+
+/// Errors that stop a whole command (as opposed to one object's failure, which is an
+/// [`ObjectOutcome`] with `ready == false`).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Load(#[from] ferry_api::LoadErrors),
+    #[error(transparent)]
+    Store(#[from] ferry_store::StoreError),
+    #[error("{0}")]
+    Secret(String),
+    #[error("{0}")]
+    Source(String),
+    #[error(transparent)]
+    Git(#[from] ferry_git::GitError),
+    #[error(transparent)]
+    Registry(#[from] ferry_registry::RegistryError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Settings shared by every engine operation.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub secrets: SecretsDir,
+    /// Root of the persistent clone cache.
+    pub cache_dir: PathBuf,
+}
+
+/// One object's result in a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectOutcome {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub ready: bool,
+    pub suspended: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ObjectOutcome {
+    pub fn failed(&self) -> bool {
+        !self.ready && !self.suspended
+    }
+}
+
+/// The result of `scan` or `reconcile`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    pub outcomes: Vec<ObjectOutcome>,
+    pub pushes: Vec<PushReport>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(ObjectOutcome::failed)
+    }
+    pub fn changed(&self) -> bool {
+        !self.pushes.is_empty()
+    }
+}
+
+/// The engine: configuration, a shared registry client and the state store.
+pub struct Engine {
+    config: EngineConfig,
+    registry: RegistryClient,
+    store: Mutex<Store>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish()
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, store: Store) -> Engine {
+        Engine {
+            config,
+            registry: RegistryClient::new(),
+            store: Mutex::new(store),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &RegistryClient {
+        &self.registry
+    }
+
+    /// The store. A poisoned lock only means another task panicked mid-write; SQLite's
+    /// transaction already rolled that write back, so the store is still consistent.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Scans every ImageRepository and evaluates every ImagePolicy, storing the results.
+    pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
+        let mut report = RunReport::default();
+        report.outcomes.extend(scan::scan_all(self, objects).await?);
+        report.outcomes.extend(policy::evaluate_all(self, objects).await?);
+        Ok(report)
+    }
+
+    /// `scan`, then every ImageUpdateAutomation: setters, commit, push.
+    pub async fn reconcile(
+        &self,
+        objects: &ObjectSet,
+        options: &AutomationOptions,
+    ) -> Result<RunReport, EngineError> {
+        let mut report = self.scan(objects).await?;
+        let (outcomes, pushes) = automation::run_all(self, objects, options).await?;
+        report.outcomes.extend(outcomes);
+        report.pushes.extend(pushes);
+        Ok(report)
+    }
+}
+
+/// Current time as RFC 3339 (UTC, seconds).
+pub(crate) fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A Ready condition, keeping the transition time when the status did not change.
+pub(crate) fn ready_condition(
+    previous: Option<&Condition>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => now_rfc3339(),
+    };
+    Condition {
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time,
+    }
+}

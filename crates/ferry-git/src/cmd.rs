@@ -303,7 +303,7 @@ impl<'a> Git<'a> {
 }
 
 /// Runs another program (gpg, ssh-keygen) with the same hygiene; used by signing.
-pub(crate) fn program(name: &'static str, dir: Option<&Path>) -> Git<'_> {
+pub(crate) fn program<'a>(name: &'static str, dir: Option<&'a Path>) -> Git<'a> {
     let mut g = Git::new(dir);
     g.program = name;
     g

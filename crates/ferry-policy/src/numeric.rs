@@ -320,7 +320,9 @@ mod tests {
         assert_eq!(ok("0x1p-1075"), 0.0); // exactly half the smallest subnormal: ties to even (0)
         assert_eq!(ok("0x3p-1076"), f64::from_bits(1)); // 0.75 units rounds up
         assert_eq!(ok("0x1.fffffffffffffp1023"), f64::MAX);
-        assert_eq!(ok("0x10000000000000001p0"), 18446744073709551616.0 * 16.0);
+        assert_eq!(ok("0x10000000000000001p0"), 18446744073709551616.0); // 2^64 + 1 rounds to 2^64
+        assert_eq!(ok("0x20000000000001p0"), 9007199254740992.0); // 2^53 + 1: tie to even
+        assert_eq!(ok("0x20000000000003p0"), 9007199254740996.0); // 2^53 + 3: tie to even (up)
         assert!(matches!(bad("0x1p1024"), ParseFloatError::Range(_)));
         assert!(matches!(bad("0x1"), ParseFloatError::Syntax(_))); // exponent is mandatory
         assert!(matches!(bad("0x"), ParseFloatError::Syntax(_)));

@@ -243,13 +243,17 @@ mod tests {
             ("alpine", "index.docker.io/library/alpine"),
             ("docker.io/alpine", "index.docker.io/library/alpine"),
             ("fluxcd/flux", "index.docker.io/fluxcd/flux"),
-            ("localhost/x", "index.docker.io/localhost/x"),
-            ("localhost:5000/x", "localhost:5000/x"),
+            ("localhost/xy", "index.docker.io/localhost/xy"),
+            ("localhost:5000/xy", "localhost:5000/xy"),
             ("ghcr.io/org/app", "ghcr.io/org/app"),
             ("127.0.0.1:5000/demo/app", "127.0.0.1:5000/demo/app"),
         ];
         for (input, want) in cases {
-            assert_eq!(ImageName::parse(input).unwrap().canonical(), want, "{input}");
+            assert_eq!(
+                ImageName::parse(input).unwrap().canonical(),
+                want,
+                "{input}"
+            );
         }
     }
 
@@ -258,7 +262,10 @@ mod tests {
         let digest = format!("ghcr.io/a/b@sha256:{}", "a".repeat(64));
         assert_eq!(
             ImageName::parse(&digest).unwrap_err().to_string(),
-            format!("image '{digest}' should not include a tag; remove ':{}'", "a".repeat(64))
+            format!(
+                "image '{digest}' should not include a tag; remove ':{}'",
+                "a".repeat(64)
+            )
         );
         assert_eq!(
             ImageName::parse("alpine:3").unwrap_err().to_string(),
@@ -279,12 +286,12 @@ mod tests {
         let scheme = |s: &str, insecure| ImageName::parse(s).unwrap().scheme(insecure);
         assert_eq!(scheme("ghcr.io/a/b", false), "https");
         assert_eq!(scheme("ghcr.io/a/b", true), "http");
-        assert_eq!(scheme("localhost:5000/a", false), "http");
-        assert_eq!(scheme("reg.localhost/a", false), "http");
-        assert_eq!(scheme("10.1.2.3:5000/a", false), "http");
-        assert_eq!(scheme("192.168.1.1/a", false), "http");
-        assert_eq!(scheme("172.32.0.1/a", false), "https");
-        assert_eq!(scheme("127.0.0.1:5000/a", false), "http");
-        assert_eq!(scheme("[::1]:5000/a", false), "http");
+        assert_eq!(scheme("localhost:5000/ab", false), "http");
+        assert_eq!(scheme("reg.localhost/ab", false), "http");
+        assert_eq!(scheme("10.1.2.3:5000/ab", false), "http");
+        assert_eq!(scheme("192.168.1.1/ab", false), "http");
+        assert_eq!(scheme("172.32.0.1/ab", false), "https");
+        assert_eq!(scheme("127.0.0.1:5000/ab", false), "http");
+        assert_eq!(scheme("[::1]:5000/ab", false), "http");
     }
 }

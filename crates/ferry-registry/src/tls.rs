@@ -15,8 +15,14 @@ impl fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsMaterial")
             .field("ca_pem", &self.ca_pem.as_ref().map(|b| b.len()))
-            .field("client_cert_pem", &self.client_cert_pem.as_ref().map(|b| b.len()))
-            .field("client_key_pem", &self.client_key_pem.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_cert_pem",
+                &self.client_cert_pem.as_ref().map(|b| b.len()),
+            )
+            .field(
+                "client_key_pem",
+                &self.client_key_pem.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -69,7 +75,11 @@ impl TlsMaterial {
 
     /// Reads `DIR/<namespace>/<secret>/{ca.crt,tls.crt,tls.key}` (each optional, but
     /// `tls.crt` and `tls.key` come together, and at least one file must exist).
-    pub fn load_secret(secrets_dir: &Path, namespace: &str, secret_name: &str) -> Result<Self, TlsError> {
+    pub fn load_secret(
+        secrets_dir: &Path,
+        namespace: &str,
+        secret_name: &str,
+    ) -> Result<Self, TlsError> {
         let dir = secrets_dir.join(namespace).join(secret_name);
         if !dir.is_dir() {
             return Err(TlsError::SecretNotFound {

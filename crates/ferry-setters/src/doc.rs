@@ -244,7 +244,11 @@ fn parse_documents(src: &str) -> Result<Vec<Option<Node>>, SetterError> {
     let mut docs = Vec::new();
     for ev in Parser::new_from_str(src) {
         let (event, span) = ev.map_err(|e| {
-            parse_err(e.marker().line(), e.marker().col() + 1, e.info().to_string())
+            parse_err(
+                e.marker().line(),
+                e.marker().col() + 1,
+                e.info().to_string(),
+            )
         })?;
         match event {
             Event::DocumentStart(_) => {
@@ -459,7 +463,11 @@ pub(crate) fn find_sites(src: &str, base: usize) -> Result<Vec<Site>, SetterErro
                     _ => w.visit(root, &id),
                 }
             }
-            Node::Scalar(s) if !s.has_text => {}
+            // An empty or comment-only document parses as a null scalar.
+            Node::Scalar(s)
+                if !s.has_text
+                    || (s.style == ScalarStyle::Plain
+                        && matches!(s.value.as_str(), "" | "~" | "null")) => {}
             Node::Scalar(s) => {
                 return Err(parse_err(
                     s.line,

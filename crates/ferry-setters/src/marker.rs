@@ -121,7 +121,10 @@ mod tests {
             Some(("ns:app".into(), SetterField::Digest))
         );
         // Extra string keys and null values are fine (Go map[string]string decoding).
-        assert_eq!(m(r#"# {"x": "y", "$imagepolicy": "ns:app", "z": null}"#), full);
+        assert_eq!(
+            m(r#"# {"x": "y", "$imagepolicy": "ns:app", "z": null}"#),
+            full
+        );
         // Duplicate keys: the last one wins, as in Go.
         assert_eq!(
             m(r#"# {"$imagepolicy": "a:b", "$imagepolicy": "ns:app"}"#),

@@ -125,10 +125,10 @@ pub fn is_yaml11_non_string(value: &str) -> bool {
         return false;
     }
     const WORDS: &[&str] = &[
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE",
-        "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null",
-        "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-        "-.inf", "-.Inf", "-.INF",
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL",
+        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+        "-.Inf", "-.INF",
     ];
     if WORDS.contains(&v) {
         return true;
@@ -323,12 +323,62 @@ mod tests {
     #[test]
     fn yaml11_non_strings() {
         for v in [
-            "1", "10", "-1", "+1", "0", "017", "08", "0x1F", "0o17", "0b101", "1_000", "1.10",
-            "1.0", "1.", ".5", "1e3", "1E-3", "-1.5e+3", "20240102", "3.14", ".inf", "-.Inf",
-            "+.INF", ".nan", ".NaN", "true", "True", "TRUE", "false", "yes", "Yes", "YES", "no",
-            "NO", "on", "On", "ON", "off", "OFF", "y", "Y", "n", "N", "~", "null", "Null", "NULL",
-            "2024-01-02", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10", "1:30",
-            "190:20:30", "1:20.5", "99999999999999999999", " 1 ",
+            "1",
+            "10",
+            "-1",
+            "+1",
+            "0",
+            "017",
+            "08",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "1_000",
+            "1.10",
+            "1.0",
+            "1.",
+            ".5",
+            "1e3",
+            "1E-3",
+            "-1.5e+3",
+            "20240102",
+            "3.14",
+            ".inf",
+            "-.Inf",
+            "+.INF",
+            ".nan",
+            ".NaN",
+            "true",
+            "True",
+            "TRUE",
+            "false",
+            "yes",
+            "Yes",
+            "YES",
+            "no",
+            "NO",
+            "on",
+            "On",
+            "ON",
+            "off",
+            "OFF",
+            "y",
+            "Y",
+            "n",
+            "N",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "2024-01-02",
+            "2001-12-14t21:59:43.10-05:00",
+            "2001-12-14 21:59:43.10",
+            "1:30",
+            "190:20:30",
+            "1:20.5",
+            "99999999999999999999",
+            " 1 ",
+            "1_",
         ] {
             assert!(is_yaml11_non_string(v), "{v} should be non-string");
         }
@@ -337,10 +387,37 @@ mod tests {
     #[test]
     fn yaml11_strings() {
         for v in [
-            "", "v1.0.1", "1.0.0", "1.2.3-rc1", "main-abc123", "latest", "yES", "tRUE", "nO",
-            "onn", "0x", "0xZZ", "1e", "e3", "1.0.0.0", "sha256:abcd", "image:v1", "nginx",
-            "1e400", "0b", "12:60", "2024-13-01", "1_", "1__0a", ".", "-", "+", "--1", "a:1",
-            "NaN", "Infinity", "1.2.3@sha256:0",
+            "",
+            "v1.0.1",
+            "1.0.0",
+            "1.2.3-rc1",
+            "main-abc123",
+            "latest",
+            "yES",
+            "tRUE",
+            "nO",
+            "onn",
+            "0x",
+            "0xZZ",
+            "1e",
+            "e3",
+            "1.0.0.0",
+            "sha256:abcd",
+            "image:v1",
+            "nginx",
+            "1e400",
+            "0b",
+            "12:60",
+            "2024-13-01",
+            "1__0a",
+            ".",
+            "-",
+            "+",
+            "--1",
+            "a:1",
+            "NaN",
+            "Infinity",
+            "1.2.3@sha256:0",
         ] {
             assert!(!is_yaml11_non_string(v), "{v} should be a string");
         }
@@ -355,7 +432,10 @@ mod tests {
         assert_eq!(render("a:b@sha256:1", Style::Plain, false), "a:b@sha256:1");
         assert_eq!(render("1.10", Style::SingleQuoted, false), "'1.10'");
         assert_eq!(render("it's", Style::SingleQuoted, false), "'it''s'");
-        assert_eq!(render("a\"b\\c", Style::DoubleQuoted, false), "\"a\\\"b\\\\c\"");
+        assert_eq!(
+            render("a\"b\\c", Style::DoubleQuoted, false),
+            "\"a\\\"b\\\\c\""
+        );
         assert_eq!(render("a\tb", Style::SingleQuoted, false), "\"a\\tb\"");
         // Plain values that cannot stay plain get single quotes, as the go-yaml emitter does.
         assert_eq!(render("@x", Style::Plain, false), "'@x'");

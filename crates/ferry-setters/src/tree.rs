@@ -255,8 +255,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SetterError> {
         .map_err(werr(&target))?;
     tmp.write_all(bytes).map_err(werr(&target))?;
     fs::set_permissions(tmp.path(), perms).map_err(werr(&target))?;
-    tmp.persist(&target)
-        .map_err(|e| werr(&target)(e.error))?;
+    tmp.persist(&target).map_err(|e| werr(&target)(e.error))?;
     Ok(())
 }
 

@@ -1,0 +1,458 @@
+//! ImageUpdateAutomation: write each policy's `latestRef` through the setters, commit with
+//! trailers and push, recomputing on the new tip when the push is rejected.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use ferry_api::{ImageUpdateAutomation, ObjectSet};
+use ferry_git::{CloneCache, CommitSpec, GitAuth, Remote, Signature, SigningKey, UpdateOutcome};
+use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
+use ferry_store::{AutomationRecord, ImageRefRecord, Kind, ObjectRecord};
+use ferry_template::{AutomationObject, ChangeResult, TemplateData};
+
+use crate::scan::Failure;
+use crate::trailers::{ChangeTrailer, automation_trailers};
+use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+
+/// How automations run.
+#[derive(Debug, Clone)]
+pub struct AutomationOptions {
+    /// Compute and report the diffs; commit and push nothing.
+    pub dry_run: bool,
+    /// Push attempts before giving up on a branch that keeps moving.
+    pub max_push_attempts: u32,
+}
+
+impl Default for AutomationOptions {
+    fn default() -> Self {
+        AutomationOptions {
+            dry_run: false,
+            max_push_attempts: 8,
+        }
+    }
+}
+
+/// What one automation pushed (or, in a dry run, would push).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushReport {
+    /// `namespace/name` of the ImageUpdateAutomation.
+    pub automation: String,
+    /// The pushed commit; `None` in a dry run.
+    pub commit: Option<String>,
+    pub branch: String,
+    pub changes: Vec<ChangeTrailer>,
+    /// Unified diff of the change (dry run only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    pub attempts: u32,
+}
+
+pub(crate) async fn run_all(
+    engine: &Engine,
+    objects: &ObjectSet,
+    options: &AutomationOptions,
+) -> Result<(Vec<ObjectOutcome>, Vec<PushReport>), EngineError> {
+    let mut outcomes = Vec::new();
+    let mut pushes = Vec::new();
+    for auto in &objects.image_update_automations {
+        let previous = engine
+            .store()
+            .get(Kind::ImageUpdateAutomation, auto.namespace(), auto.name())?;
+        let mut status = previous
+            .as_ref()
+            .and_then(|p| p.automation.clone())
+            .unwrap_or_default();
+        let suspended = auto.spec.suspend;
+        let result = if suspended {
+            Err(Failure {
+                reason: "Suspended",
+                message: "reconciliation is suspended".into(),
+            })
+        } else {
+            status.last_automation_run_time = Some(now_rfc3339());
+            let values = policy_values(engine, objects, auto)?;
+            status.observed_policies = values
+                .iter()
+                .map(|(k, v)| {
+                    let name = k.split_once(':').map(|(_, n)| n).unwrap_or(k).to_string();
+                    (
+                        name,
+                        ImageRefRecord {
+                            name: v.name.clone(),
+                            tag: v.tag.clone(),
+                            digest: v.digest.clone(),
+                        },
+                    )
+                })
+                .collect();
+            tokio::task::block_in_place(|| run_one(engine, objects, auto, &values, options))
+        };
+        let (ready, reason, message) = match result {
+            Ok(Some(report)) => {
+                if let Some(sha) = &report.commit {
+                    status.last_push_commit = Some(sha.clone());
+                    status.last_push_time = Some(now_rfc3339());
+                    status.observed_source_revision = Some(format!("{}@sha1:{sha}", report.branch));
+                }
+                let msg = match &report.commit {
+                    Some(sha) => format!(
+                        "pushed commit '{}' to branch '{}'",
+                        &sha[..sha.len().min(7)],
+                        report.branch
+                    ),
+                    None => format!("dry run: would push to branch '{}'", report.branch),
+                };
+                pushes.push(report);
+                (true, "Succeeded".to_string(), msg)
+            }
+            Ok(None) => (true, "Succeeded".to_string(), "repository up-to-date".to_string()),
+            Err(f) => (false, f.reason.to_string(), f.message),
+        };
+        let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
+        let ready_cond = if suspended {
+            previous.as_ref().and_then(|p| p.ready.clone())
+        } else {
+            Some(ready_condition(prev_ready, ready, &reason, &message))
+        };
+        // A dry run observes but does not record: nothing was pushed.
+        if !options.dry_run {
+            let rec = ObjectRecord {
+                kind: Kind::ImageUpdateAutomation,
+                namespace: auto.namespace().to_string(),
+                name: auto.name().to_string(),
+                ready: ready_cond,
+                scan: None,
+                policy: None,
+                automation: Some(status),
+                suspended,
+                updated_at: now_rfc3339(),
+            };
+            engine.store().put(&rec)?;
+        }
+        outcomes.push(ObjectOutcome {
+            kind: Kind::ImageUpdateAutomation,
+            namespace: auto.namespace().to_string(),
+            name: auto.name().to_string(),
+            ready,
+            suspended,
+            reason,
+            message,
+        });
+    }
+    if !options.dry_run {
+        let keep: Vec<(String, String)> = objects
+            .image_update_automations
+            .iter()
+            .map(|a| (a.namespace().to_string(), a.name().to_string()))
+            .collect();
+        engine.store().retain(Kind::ImageUpdateAutomation, &keep)?;
+    }
+    Ok((outcomes, pushes))
+}
+
+/// The setter values of every policy in the automation's namespace that matches its
+/// `policySelector` and has a `latestRef` (Ready or not, as Flux does).
+fn policy_values(
+    engine: &Engine,
+    objects: &ObjectSet,
+    auto: &ImageUpdateAutomation,
+) -> Result<PolicyValues, EngineError> {
+    let mut values = PolicyValues::new();
+    for policy in objects.policies_in(auto.namespace()) {
+        if let Some(selector) = &auto.spec.policy_selector
+            && !selector.matches(&policy.metadata.labels)
+        {
+            continue;
+        }
+        let rec = engine
+            .store()
+            .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;
+        if let Some(latest) = rec.and_then(|r| r.policy).and_then(|p| p.latest_ref) {
+            values.insert(
+                format!("{}:{}", policy.namespace(), policy.name()),
+                ImageRef {
+                    name: latest.name,
+                    tag: latest.tag,
+                    digest: latest.digest,
+                },
+            );
+        }
+    }
+    Ok(values)
+}
+
+fn stalled(reason: &'static str, message: String) -> Failure {
+    Failure { reason, message }
+}
+
+/// Where and how an automation writes.
+struct Target {
+    remote: Remote,
+    checkout_branch: String,
+    push_branch: String,
+    push_options: BTreeMap<String, String>,
+    refspec: Option<String>,
+    update_path: PathBuf,
+    author: Signature,
+    signing: Option<SigningKey>,
+    template: Option<String>,
+    template_values: BTreeMap<String, String>,
+}
+
+fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAutomation) -> Result<Target, Failure> {
+    let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
+    let Some(git) = &auto.spec.git else {
+        return Err(stalled(
+            "InvalidSourceConfiguration",
+            format!("{id}: spec.git is required"),
+        ));
+    };
+    let Some(update) = &auto.spec.update else {
+        return Err(stalled("InvalidUpdateStrategy", "no update strategy".into()));
+    };
+    let update_path = safe_relative_path(update.path.as_deref().unwrap_or("."))
+        .ok_or_else(|| stalled("InvalidUpdateStrategy", format!("{id}: spec.update.path {:?} escapes the repository", update.path.as_deref().unwrap_or_default())))?;
+    if auto.spec.source_ref.kind != "GitRepository" {
+        return Err(stalled(
+            "InvalidSourceConfiguration",
+            format!("{id}: sourceRef.kind {} is not supported (only GitRepository)", auto.spec.source_ref.kind),
+        ));
+    }
+    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace()).to_string();
+    let src_name = auto.spec.source_ref.name.clone();
+    let Some(repo) = objects.git_repository(&src_ns, &src_name) else {
+        return Err(stalled(
+            "SourceManagerFailed",
+            format!("{id}: GitRepository {src_ns}/{src_name} not found in the source"),
+        ));
+    };
+    let auth = match &repo.spec.secret_ref {
+        Some(s) => {
+            let dir = engine
+                .config()
+                .secrets
+                .secret_dir(&src_ns, &s.name, &id)
+                .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
+            GitAuth::from_secret_data(&read_secret(&dir).map_err(|e| stalled("SourceManagerFailed", e))?)
+        }
+        None => GitAuth::none(),
+    };
+    let checkout_ref = git
+        .checkout
+        .as_ref()
+        .map(|c| c.reference.clone())
+        .unwrap_or_else(|| repo.spec.reference.clone().unwrap_or_default());
+    let checkout_branch = match (&checkout_ref.branch, git.checkout.is_some() || repo.spec.reference.is_some()) {
+        (Some(b), _) if !b.is_empty() => b.clone(),
+        (_, false) => "master".to_string(),
+        _ => {
+            return Err(stalled(
+                "InvalidSourceConfiguration",
+                format!("{id}: only branch checkouts are supported; set git.checkout.ref.branch"),
+            ));
+        }
+    };
+    let push = git.push.clone().unwrap_or_default();
+    let push_branch = push.branch.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| checkout_branch.clone());
+    let signing = match &git.commit.signing_key {
+        Some(key) => Some(signing_key(engine, auto.namespace(), key, &id)?),
+        None => None,
+    };
+    let author = Signature {
+        name: git.commit.author.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "Ferry".to_string()),
+        email: git.commit.author.email.clone(),
+    };
+    if author.email.is_empty() {
+        return Err(stalled(
+            "InvalidSourceConfiguration",
+            format!("{id}: spec.git.commit.author.email is required"),
+        ));
+    }
+    Ok(Target {
+        remote: Remote::new(repo.spec.url.clone(), auth).with_timeout(repo.spec.effective_timeout()),
+        checkout_branch,
+        push_branch,
+        push_options: push.options.clone(),
+        refspec: push.refspec.clone().filter(|r| !r.is_empty()),
+        update_path,
+        author,
+        signing,
+        template: git.commit.message_template.clone(),
+        template_values: git.commit.message_template_values.clone(),
+    })
+}
+
+fn signing_key(engine: &Engine, namespace: &str, key: &ferry_api::SigningKey, id: &str) -> Result<SigningKey, Failure> {
+    let secrets = &engine.config().secrets;
+    let name = &key.secret_ref.name;
+    let err = |e: EngineError| stalled("InvalidSourceConfiguration", e.to_string());
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).trim_end_matches('\n').to_string();
+    match key.key_type.unwrap_or_default() {
+        ferry_api::SigningKeyType::Gpg => Ok(SigningKey::Gpg {
+            armored: secrets.key(namespace, name, "git.asc", id).map_err(err)?,
+            passphrase: secrets.optional_key(namespace, name, "passphrase", id).map_err(err)?.map(text),
+        }),
+        ferry_api::SigningKeyType::Ssh => Ok(SigningKey::Ssh {
+            private_key: secrets.key(namespace, name, "identity", id).map_err(err)?,
+            password: secrets.optional_key(namespace, name, "password", id).map_err(err)?.map(text),
+        }),
+    }
+}
+
+/// Every regular file of a Secret directory, by key.
+fn read_secret(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut data = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read Secret {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
+        }
+    }
+    Ok(data)
+}
+
+/// `update.path` relative to the clone; `None` when it would escape it.
+fn safe_relative_path(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+fn run_one(
+    engine: &Engine,
+    objects: &ObjectSet,
+    auto: &ImageUpdateAutomation,
+    values: &PolicyValues,
+    options: &AutomationOptions,
+) -> Result<Option<PushReport>, Failure> {
+    let target = target(engine, objects, auto)?;
+    let automation_id = format!("{}/{}", auto.namespace(), auto.name());
+    let cache = CloneCache::new(engine.config().cache_dir.clone()).map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
+    if options.dry_run {
+        let checkout = cache
+            .checkout(&target.remote, &target.checkout_branch)
+            .map_err(|e| stalled("GitOperationFailed", format!("failed to checkout source: {e}")))?;
+        let root = checkout.workdir().join(&target.update_path);
+        let tree = ferry_setters::apply_tree(&root, values, WriteMode::DryRun)
+            .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
+        if tree.files.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(PushReport {
+            automation: automation_id,
+            commit: None,
+            branch: target.push_branch.clone(),
+            changes: change_trailers(&tree),
+            diff: Some(tree_diff(&tree, &target.update_path)),
+            attempts: 0,
+        }));
+    }
+    let mut last_tree: Option<TreeUpdate> = None;
+    let mut template_error: Option<Failure> = None;
+    let outcome = ferry_git::update_and_push(
+        &cache,
+        &target.remote,
+        &target.checkout_branch,
+        &ferry_git::PushTarget {
+            branch: target.push_branch.clone(),
+            options: target.push_options.clone(),
+            refspec: target.refspec.clone(),
+        },
+        target.max_attempts(options),
+        Duration::from_millis(200),
+        |workdir: &Path| -> Result<Option<CommitSpec>, ferry_setters::SetterError> {
+            let tree = ferry_setters::apply_tree(&workdir.join(&target.update_path), values, WriteMode::Write)?;
+            if tree.files.is_empty() {
+                last_tree = None;
+                return Ok(None);
+            }
+            let data = TemplateData {
+                automation: AutomationObject {
+                    namespace: auto.namespace().to_string(),
+                    name: auto.name().to_string(),
+                },
+                values: target.template_values.clone(),
+                changed: ChangeResult {
+                    file_changes: tree.files.clone(),
+                },
+            };
+            let template = target.template.as_deref().unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
+            let message = match ferry_template::render_commit_message(template, &data) {
+                Ok(m) => m,
+                Err(e) => {
+                    template_error = Some(stalled("GitOperationFailed", e.to_string()));
+                    return Ok(None);
+                }
+            };
+            let changes: Vec<_> = data.changed.changes();
+            let spec = CommitSpec {
+                message,
+                trailers: automation_trailers(&automation_id, &changes),
+                author: target.author.clone(),
+                signing: target.signing.clone(),
+            };
+            last_tree = Some(tree);
+            Ok(Some(spec))
+        },
+    );
+    if let Some(f) = template_error {
+        return Err(f);
+    }
+    match outcome {
+        Ok(UpdateOutcome::Pushed { sha, attempts }) => Ok(Some(PushReport {
+            automation: automation_id,
+            commit: Some(sha),
+            branch: target.push_branch.clone(),
+            changes: last_tree.as_ref().map(change_trailers).unwrap_or_default(),
+            diff: None,
+            attempts,
+        })),
+        Ok(UpdateOutcome::NothingToDo) => Ok(None),
+        Err(e) => Err(stalled("GitOperationFailed", format!("failed to update source: {e}"))),
+    }
+}
+
+impl Target {
+    fn max_attempts(&self, options: &AutomationOptions) -> u32 {
+        options.max_push_attempts.max(1)
+    }
+}
+
+fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {
+    let mut out: Vec<ChangeTrailer> = tree
+        .files
+        .values()
+        .flat_map(|objs| objs.values().flatten())
+        .map(ChangeTrailer::from_change)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn tree_diff(tree: &TreeUpdate, prefix: &Path) -> String {
+    let mut out = String::new();
+    for file in &tree.file_bytes {
+        let path = prefix.join(&file.path);
+        out.push_str(&ferry_setters::unified_diff(
+            &path.to_string_lossy(),
+            &file.old,
+            &file.new,
+        ));
+    }
+    out
+}

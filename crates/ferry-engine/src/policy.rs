@@ -1,0 +1,242 @@
+//! ImagePolicy reconciliation: ACL, filterTags, the policer, digest reflection.
+
+use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet};
+use ferry_policy::{PolicyChoice, Policer, TagFilter, select_latest};
+use ferry_store::{ImageRefRecord, Kind, ObjectRecord, PolicyRecord};
+
+use crate::scan::{Failure, repo_access};
+use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+
+pub(crate) async fn evaluate_all(
+    engine: &Engine,
+    objects: &ObjectSet,
+) -> Result<Vec<ObjectOutcome>, EngineError> {
+    let mut outcomes = Vec::new();
+    for policy in &objects.image_policies {
+        let previous = engine
+            .store()
+            .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;
+        let prev_policy = previous.as_ref().and_then(|p| p.policy.clone()).unwrap_or_default();
+        let result = if policy.spec.suspend {
+            Err(Failure {
+                reason: "Suspended",
+                message: "reconciliation is suspended".into(),
+            })
+        } else {
+            evaluate(engine, objects, policy, &prev_policy).await
+        };
+        let suspended = policy.spec.suspend;
+        let (ready, reason, message, status) = match result {
+            Ok((status, message)) => (true, "Succeeded".to_string(), message, status),
+            // A failing policy keeps its last latestRef, as Flux does: automations still use it.
+            Err(f) => (false, f.reason.to_string(), f.message, prev_policy),
+        };
+        let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
+        let ready_cond = if suspended {
+            previous.as_ref().and_then(|p| p.ready.clone())
+        } else {
+            Some(ready_condition(prev_ready, ready, &reason, &message))
+        };
+        let rec = ObjectRecord {
+            kind: Kind::ImagePolicy,
+            namespace: policy.namespace().to_string(),
+            name: policy.name().to_string(),
+            ready: ready_cond,
+            scan: None,
+            policy: Some(status),
+            automation: None,
+            suspended,
+            updated_at: now_rfc3339(),
+        };
+        engine.store().put(&rec)?;
+        outcomes.push(ObjectOutcome {
+            kind: Kind::ImagePolicy,
+            namespace: rec.namespace,
+            name: rec.name,
+            ready,
+            suspended,
+            reason,
+            message,
+        });
+    }
+    let keep: Vec<(String, String)> = objects
+        .image_policies
+        .iter()
+        .map(|p| (p.namespace().to_string(), p.name().to_string()))
+        .collect();
+    engine.store().retain(Kind::ImagePolicy, &keep)?;
+    Ok(outcomes)
+}
+
+/// Builds the policer from the spec. Unlike Flux, which silently uses the first of several
+/// choices, Ferry refuses an ambiguous policy (documented in docs/flux-compatibility.md).
+pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, Failure> {
+    let choice = &policy.spec.policy;
+    let set: Vec<&str> = [
+        choice.semver.as_ref().map(|_| "semver"),
+        choice.alphabetical.as_ref().map(|_| "alphabetical"),
+        choice.numerical.as_ref().map(|_| "numerical"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if set.len() > 1 {
+        return Err(Failure {
+            reason: "InvalidPolicy",
+            message: format!(
+                "invalid policy: spec.policy sets {} at once; set exactly one",
+                set.join(" and ")
+            ),
+        });
+    }
+    let order = |o: ferry_api::SortOrder| match o {
+        ferry_api::SortOrder::Asc => "asc".to_string(),
+        ferry_api::SortOrder::Desc => "desc".to_string(),
+    };
+    let parsed = PolicyChoice::from_spec(
+        choice.semver.as_ref().map(|s| s.range.as_str()),
+        choice.alphabetical.as_ref().map(|a| order(a.order)).as_deref(),
+        choice.numerical.as_ref().map(|n| order(n.order)).as_deref(),
+    )
+    .and_then(|c| Policer::new(&c));
+    parsed.map_err(|e| Failure {
+        reason: e.reason(),
+        message: e.to_string(),
+    })
+}
+
+/// Elects the latest tag for one policy from the stored tag list.
+async fn evaluate(
+    engine: &Engine,
+    objects: &ObjectSet,
+    policy: &ImagePolicy,
+    previous: &PolicyRecord,
+) -> Result<(PolicyRecord, String), Failure> {
+    let repo_ns = policy.spec.image_repository_ref.namespace_or(policy.namespace()).to_string();
+    let repo_name = policy.spec.image_repository_ref.name.clone();
+    let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
+        return Err(Failure {
+            reason: "DependencyNotReady",
+            message: format!(
+                "failed to get the referred ImageRepository: referenced ImageRepository does not exist: ImageRepository {repo_ns}/{repo_name} not found in the source"
+            ),
+        });
+    };
+    check_acl(objects, policy, repo)?;
+    if policy.spec.digest_reflection_policy == DigestReflectionPolicy::Always
+        && policy.spec.interval.is_none()
+    {
+        return Err(Failure {
+            reason: "IntervalNotConfigured",
+            message: "invalid policy: spec.interval is required when digestReflectionPolicy is Always"
+                .into(),
+        });
+    }
+    let policer = policer_for(policy)?;
+    let filter = match &policy.spec.filter_tags {
+        Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
+        None => Ok(TagFilter::none()),
+    }
+    .map_err(|e| Failure {
+        reason: e.reason(),
+        message: e.to_string(),
+    })?;
+    let stored = engine
+        .store()
+        .get(Kind::ImageRepository, &repo_ns, &repo_name)
+        .map_err(|e| Failure {
+            reason: "Failure",
+            message: e.to_string(),
+        })?;
+    let tags = stored.and_then(|r| r.scan).map(|s| s.tags).unwrap_or_default();
+    if tags.is_empty() {
+        return Err(Failure {
+            reason: "DependencyNotReady",
+            message: format!("no tags in database for ImageRepository {repo_ns}/{repo_name}"),
+        });
+    }
+    let tag = select_latest(&tags, &filter, &policer).map_err(|e| Failure {
+        reason: e.reason(),
+        message: e.to_string(),
+    })?;
+    let name = repo.spec.image.clone();
+    let digest = match policy.spec.digest_reflection_policy {
+        DigestReflectionPolicy::Never => None,
+        DigestReflectionPolicy::IfNotPresent => match &previous.latest_ref {
+            Some(prev) if prev.name == name && prev.tag == tag && prev.digest.is_some() => {
+                prev.digest.clone()
+            }
+            _ => Some(fetch_digest(engine, repo, &name, &tag).await?),
+        },
+        DigestReflectionPolicy::Always => Some(fetch_digest(engine, repo, &name, &tag).await?),
+    };
+    let latest = ImageRefRecord { name, tag, digest };
+    let mut status = previous.clone();
+    if status.latest_ref.as_ref() != Some(&latest) {
+        status.observed_previous_ref = status.latest_ref.take();
+        status.latest_ref = Some(latest.clone());
+    }
+    let message = ready_message(&latest, status.observed_previous_ref.as_ref());
+    Ok((status, message))
+}
+
+/// Flux's Ready message: `Latest image tag for <name> resolved to <tag>[ with digest <d>][ (previously <ref>)]`.
+fn ready_message(latest: &ImageRefRecord, previous: Option<&ImageRefRecord>) -> String {
+    let mut msg = format!("Latest image tag for {} resolved to {}", latest.name, latest.tag);
+    if let Some(d) = &latest.digest {
+        msg.push_str(&format!(" with digest {d}"));
+    }
+    if let Some(p) = previous.filter(|p| *p != latest) {
+        msg.push_str(&format!(" (previously {}:{}", p.name, p.tag));
+        if let Some(d) = &p.digest {
+            msg.push_str(&format!("@{d}"));
+        }
+        msg.push(')');
+    }
+    msg
+}
+
+async fn fetch_digest(
+    engine: &Engine,
+    repo: &ferry_api::ImageRepository,
+    name: &str,
+    tag: &str,
+) -> Result<String, Failure> {
+    let access = repo_access(engine, repo)?;
+    engine
+        .registry()
+        .head_manifest(&access, tag)
+        .await
+        .map(|d| d.digest)
+        .map_err(|e| Failure {
+            reason: "Failure",
+            message: format!("failed fetching digest of {name}:{tag}: {e}"),
+        })
+}
+
+fn check_acl(
+    objects: &ObjectSet,
+    policy: &ImagePolicy,
+    repo: &ferry_api::ImageRepository,
+) -> Result<(), Failure> {
+    let access_from = repo.spec.access_from.as_ref().map(|a| ferry_policy::acl::AccessFrom {
+        namespace_selectors: a
+            .namespace_selectors
+            .iter()
+            .map(|s| s.match_labels.clone())
+            .collect(),
+    });
+    let empty = std::collections::BTreeMap::new();
+    let labels = objects.namespace_labels(policy.namespace()).unwrap_or(&empty);
+    ferry_policy::acl::check_access(
+        policy.namespace(),
+        repo.namespace(),
+        repo.name(),
+        access_from.as_ref(),
+        labels,
+    )
+    .map_err(|e| Failure {
+        reason: "AccessDenied",
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,240 @@
+//! ImageRepository reconciliation: list tags, drop exclusions, store them in descending order.
+
+use ferry_api::{ImageRepository, ObjectSet};
+use ferry_policy::scan as tags;
+use ferry_registry::{Credentials, ImageName, RepoAccess, TlsMaterial};
+use ferry_store::{Kind, ObjectRecord, ScanRecord};
+use tokio::task::JoinSet;
+
+use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+
+/// Scans every ImageRepository concurrently (the registry client bounds per-registry requests).
+pub(crate) async fn scan_all(engine: &Engine, objects: &ObjectSet) -> Result<Vec<ObjectOutcome>, EngineError> {
+    let mut set = JoinSet::new();
+    for (index, repo) in objects.image_repositories.iter().enumerate() {
+        let prepared = prepare(engine, repo);
+        let client = engine.registry().clone();
+        set.spawn(async move {
+            let result = match prepared {
+                Ok(access) => scan_one(&client, &access).await,
+                Err(failure) => Err(failure),
+            };
+            (index, result)
+        });
+    }
+    let mut results: Vec<(usize, Result<ScanRecord, Failure>)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => return Err(EngineError::Invalid(format!("scan task failed: {e}"))),
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    let mut outcomes = Vec::new();
+    for (index, result) in results {
+        let repo = &objects.image_repositories[index];
+        outcomes.push(record(engine, repo, result)?);
+    }
+    // Objects removed from the source are forgotten.
+    let keep: Vec<(String, String)> = objects
+        .image_repositories
+        .iter()
+        .map(|r| (r.namespace().to_string(), r.name().to_string()))
+        .collect();
+    engine.store().retain(Kind::ImageRepository, &keep)?;
+    Ok(outcomes)
+}
+
+/// Why one repository could not be scanned: a Flux condition reason and a one-line message.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+enum Prepared {
+    Suspended,
+    Access {
+        access: Box<RepoAccess>,
+        exclusions: Vec<String>,
+    },
+}
+
+fn prepare(engine: &Engine, repo: &ImageRepository) -> Result<Prepared, Failure> {
+    if repo.spec.suspend {
+        return Ok(Prepared::Suspended);
+    }
+    let access = repo_access(engine, repo)?;
+    let exclusions =
+        tags::effective_exclusion_list(repo.spec.exclusion_list.as_deref().unwrap_or(&[]));
+    Ok(Prepared::Access {
+        access: Box::new(access),
+        exclusions,
+    })
+}
+
+/// Builds the registry access (name, credentials, TLS, timeout) of an ImageRepository.
+pub(crate) fn repo_access(engine: &Engine, repo: &ImageRepository) -> Result<RepoAccess, Failure> {
+    let image = ImageName::parse(&repo.spec.image).map_err(|e| Failure {
+        reason: "ImageURLInvalid",
+        message: e.to_string(),
+    })?;
+    let referrer = format!("ImageRepository {}/{}", repo.namespace(), repo.name());
+    let credentials = credentials(engine, repo, &image, &referrer)?;
+    let tls = match &repo.spec.cert_secret_ref {
+        Some(r) => {
+            let dir = engine
+                .config()
+                .secrets
+                .secret_dir(repo.namespace(), &r.name, &referrer)
+                .map_err(auth_failure)?;
+            let root = dir
+                .parent()
+                .and_then(|p| p.parent())
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            TlsMaterial::load_secret(&root, repo.namespace(), &r.name).map_err(|e| Failure {
+                reason: "AuthenticationFailed",
+                message: format!("{referrer}: {e}"),
+            })?
+        }
+        None => TlsMaterial::default(),
+    };
+    Ok(RepoAccess {
+        image,
+        insecure: repo.spec.insecure,
+        credentials,
+        tls,
+        timeout: repo.spec.effective_timeout(),
+    })
+}
+
+fn auth_failure(e: EngineError) -> Failure {
+    Failure {
+        reason: "AuthenticationFailed",
+        message: e.to_string(),
+    }
+}
+
+fn credentials(
+    engine: &Engine,
+    repo: &ImageRepository,
+    image: &ImageName,
+    referrer: &str,
+) -> Result<Option<Credentials>, Failure> {
+    if let Some(secret) = &repo.spec.secret_ref {
+        let bytes = engine
+            .config()
+            .secrets
+            .key(repo.namespace(), &secret.name, ".dockerconfigjson", referrer)
+            .map_err(auth_failure)?;
+        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| Failure {
+            reason: "AuthenticationFailed",
+            message: format!(
+                "{referrer}: Secret {}/{} key .dockerconfigjson: {e}",
+                repo.namespace(),
+                secret.name
+            ),
+        })?;
+        return match config.credentials_for(image.registry()) {
+            Some(c) => Ok(Some(c.clone())),
+            None => Err(Failure {
+                reason: "AuthenticationFailed",
+                message: format!(
+                    "{referrer}: Secret {}/{} has no credentials for registry {}",
+                    repo.namespace(),
+                    secret.name,
+                    image.registry()
+                ),
+            }),
+        };
+    }
+    // Fallback: the user's docker config, as `docker login` leaves it. Unreadable is not fatal:
+    // anonymous access may still work.
+    Ok(ferry_registry::load_local_docker_config()
+        .ok()
+        .and_then(|c| c.credentials_for(image.registry()).cloned()))
+}
+
+async fn scan_one(
+    client: &ferry_registry::RegistryClient,
+    prepared: &Prepared,
+) -> Result<ScanRecord, Failure> {
+    let (access, exclusions) = match prepared {
+        Prepared::Suspended => {
+            return Err(Failure {
+                reason: "Suspended",
+                message: "reconciliation is suspended".into(),
+            });
+        }
+        Prepared::Access { access, exclusions } => (access, exclusions),
+    };
+    let listed = client.list_tags(access).await.map_err(|e| Failure {
+        reason: "ReadOperationFailed",
+        message: format!("scan failed: {e}"),
+    })?;
+    let mut kept = tags::apply_exclusions(&listed, exclusions).map_err(|e| Failure {
+        reason: "ReadOperationFailed",
+        message: format!("scan failed: {e}"),
+    })?;
+    tags::sort_desc(&mut kept);
+    Ok(ScanRecord {
+        canonical_image_name: access.image.canonical(),
+        tag_count: kept.len(),
+        scan_time: now_rfc3339(),
+        revision: tags::revision_adler32(&kept),
+        latest_tags: tags::latest_tags(&kept),
+        observed_exclusion_list: exclusions.clone(),
+        tags: kept,
+    })
+}
+
+fn record(
+    engine: &Engine,
+    repo: &ImageRepository,
+    result: Result<ScanRecord, Failure>,
+) -> Result<ObjectOutcome, EngineError> {
+    let mut store = engine.store();
+    let previous = store.get(Kind::ImageRepository, repo.namespace(), repo.name())?;
+    let suspended = repo.spec.suspend;
+    let (ready, reason, message, scan) = match result {
+        Ok(scan) => {
+            let msg = format!(
+                "successful scan: found {} tags with checksum {}",
+                scan.tag_count, scan.revision
+            );
+            (true, "Succeeded".to_string(), msg, Some(scan))
+        }
+        Err(f) => (false, f.reason.to_string(), f.message, None),
+    };
+    let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
+    // A failed scan keeps the last good tag list: policies keep working from it (as Flux does).
+    let scan = scan.or_else(|| previous.as_ref().and_then(|p| p.scan.clone()));
+    let ready_cond = if suspended {
+        previous.as_ref().and_then(|p| p.ready.clone())
+    } else {
+        Some(ready_condition(prev_ready, ready, &reason, &message))
+    };
+    let rec = ObjectRecord {
+        kind: Kind::ImageRepository,
+        namespace: repo.namespace().to_string(),
+        name: repo.name().to_string(),
+        ready: ready_cond,
+        scan,
+        policy: None,
+        automation: None,
+        suspended,
+        updated_at: now_rfc3339(),
+    };
+    store.put(&rec)?;
+    Ok(ObjectOutcome {
+        kind: Kind::ImageRepository,
+        namespace: rec.namespace,
+        name: rec.name,
+        ready,
+        suspended,
+        reason,
+        message,
+    })
+}
+
