@@ -232,6 +232,15 @@ impl LineIndex {
         })
     }
 
+    /// The deepest path whose entry is on `line` (ties broken by path text).
+    pub fn deepest_path_at(&self, line: usize) -> Option<Vec<String>> {
+        self.entries
+            .iter()
+            .filter(|(k, e)| e.line == line && !k.is_empty())
+            .map(|(k, _)| k.split('\u{0}').map(str::to_string).collect::<Vec<_>>())
+            .max_by(|a, b| a.len().cmp(&b.len()).then_with(|| b.cmp(a)))
+    }
+
     /// Line of `path`, else of its nearest indexed ancestor, else `fallback`.
     pub fn line_near(&self, path: &[&str], fallback: usize) -> usize {
         for n in (1..=path.len()).rev() {

@@ -92,11 +92,7 @@ pub fn plain_allowed(value: &str, in_flow: bool) -> bool {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
                 | '%' | '@' | '`' => return false,
-                '?' | ':' => {
-                    if in_flow || next_ws {
-                        return false;
-                    }
-                }
+                '?' | ':' if in_flow || next_ws => return false,
                 '-' if next_ws => return false,
                 _ => {}
             }

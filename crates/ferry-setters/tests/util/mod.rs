@@ -41,7 +41,8 @@ fn list(dir: &Path, skip_hidden: bool) -> Vec<(String, fs::FileType)> {
                 )
             })
             .filter(|(n, ft)| {
-                !n.ends_with('~') && !(skip_hidden && ft.is_dir() && n.starts_with('.'))
+                let hidden_dir = skip_hidden && ft.is_dir() && n.starts_with('.');
+                !(n.ends_with('~') || hidden_dir)
             })
             .collect()
         })

@@ -1,0 +1,182 @@
+//! One function per subcommand: build inputs, call the engine, print.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use ferry_api::Vars;
+use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, RunReport, SecretsDir};
+use ferry_setters::{ImageRef, PolicyValues, WriteMode};
+use ferry_store::Store;
+
+use crate::cli::{GetArgs, GetWhat, OutputFormat, ReconcileArgs, ScanArgs, SettersApplyArgs, SettersCommand, SourceArgs};
+use crate::{CliError, Status, cache_path, output};
+
+struct Prepared {
+    engine: Engine,
+    objects: ferry_api::ObjectSet,
+}
+
+fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
+    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
+    let config = EngineConfig {
+        secrets: SecretsDir::new(source.secrets_dir.clone()),
+        cache_dir: cache_path(source.cache_dir.clone()),
+    };
+    let object_source = match (&source.dir, &source.repo) {
+        (_, Some(url)) => ObjectSource::Repo {
+            url: url.clone(),
+            branch: source.git_ref.clone(),
+            path: source.path.clone(),
+        },
+        (Some(dir), None) => ObjectSource::Dir(dir.clone()),
+        (None, None) => ObjectSource::Dir(".".into()),
+    };
+    let objects = ferry_engine::load_objects(&config, &object_source, &vars)?;
+    let store = Store::open(state).map_err(CliError::failed)?;
+    Ok(Prepared {
+        engine: Engine::new(config, store),
+        objects,
+    })
+}
+
+/// A spinner on stderr when it is a terminal and the work takes over a second.
+fn progress(message: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+fn finish(bar: Option<indicatif::ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let bar = progress("scanning image repositories");
+    let report = p.engine.scan(&p.objects).await;
+    finish(bar);
+    let report = report?;
+    output::print_summary(&report);
+    Ok(if report.failed() { Status::Failed } else { Status::Ok })
+}
+
+pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let options = AutomationOptions {
+        dry_run: args.dry_run,
+        ..AutomationOptions::default()
+    };
+    let bar = progress("reconciling");
+    let report = p.engine.reconcile(&p.objects, &options).await;
+    finish(bar);
+    let report: RunReport = report?;
+    output::print_summary(&report);
+    output::print_pushes(&report, args.dry_run);
+    Ok(if report.failed() {
+        Status::Failed
+    } else if report.changed() {
+        Status::Changed
+    } else {
+        Status::Ok
+    })
+}
+
+pub fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
+    let GetWhat::Images(args) = args.what;
+    if !state.exists() {
+        return Err(CliError::failed(anyhow!(
+            "no state at {}: run `ferry scan` (or `ferry reconcile`) first, or pass --state",
+            state.display()
+        )));
+    }
+    let store = Store::open(state).map_err(CliError::failed)?;
+    let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+    output::print_images(&store, args.kind, namespace, args.output, args.no_header).map_err(CliError::failed)?;
+    Ok(Status::Ok)
+}
+
+pub fn setters(cmd: SettersCommand) -> Result<Status, CliError> {
+    let SettersCommand::Apply(args) = cmd;
+    setters_apply(args)
+}
+
+/// Parses `NS:NAME=IMAGE:TAG[@DIGEST]`.
+fn parse_set(arg: &str) -> anyhow::Result<(String, ImageRef)> {
+    let (policy, image) = arg
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set {arg:?}: expected NS:NAME=IMAGE:TAG[@DIGEST]"))?;
+    let (ns, name) = policy
+        .split_once(':')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains(':'))
+        .ok_or_else(|| anyhow!("--set {arg:?}: policy must be NAMESPACE:NAME"))?;
+    let (image, digest) = match image.split_once('@') {
+        Some((i, d)) if d.starts_with("sha256:") && d.len() == 71 => (i, Some(d.to_string())),
+        Some(_) => return Err(anyhow!("--set {arg:?}: digest must be sha256:<64 hex>")),
+        None => (image, None),
+    };
+    // The tag is after the last ':' that follows the last '/', so registry ports are kept.
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let colon = image[slash..]
+        .rfind(':')
+        .map(|i| i + slash)
+        .ok_or_else(|| anyhow!("--set {arg:?}: image needs a tag (IMAGE:TAG)"))?;
+    let (name_part, tag) = (&image[..colon], &image[colon + 1..]);
+    if name_part.is_empty() || tag.is_empty() {
+        return Err(anyhow!("--set {arg:?}: image needs a name and a tag (IMAGE:TAG)"));
+    }
+    Ok((
+        format!("{ns}:{name}"),
+        ImageRef {
+            name: name_part.to_string(),
+            tag: tag.to_string(),
+            digest,
+        },
+    ))
+}
+
+fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
+    let mut values = PolicyValues::new();
+    for s in &args.set {
+        let (k, v) = parse_set(s).map_err(CliError::bad_input)?;
+        values.insert(k, v);
+    }
+    if !args.dir.exists() {
+        return Err(CliError::bad_input(anyhow!("--dir {}: no such file or directory", args.dir.display())));
+    }
+    let mode = if args.dry_run { WriteMode::DryRun } else { WriteMode::Write };
+    let tree = ferry_setters::apply_tree(&args.dir, &values, mode)
+        .with_context(|| format!("applying setters under {}", args.dir.display()))
+        .map_err(CliError::failed)?;
+    for w in &tree.warnings {
+        eprintln!("warning: {w}");
+    }
+    output::print_setter_changes(&tree, args.output, args.dry_run, &args.dir);
+    Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_set;
+
+    #[test]
+    fn parse_set_handles_ports_and_digests() {
+        let (k, v) = parse_set("staging:app=127.0.0.1:5000/org/app:v1.2.3").unwrap();
+        assert_eq!(k, "staging:app");
+        assert_eq!(v.name, "127.0.0.1:5000/org/app");
+        assert_eq!(v.tag, "v1.2.3");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let (_, v) = parse_set(&format!("ns:p=reg/app:1@{d}")).unwrap();
+        assert_eq!(v.digest.as_deref(), Some(d.as_str()));
+        assert!(parse_set("ns:p=reg:5000/app").is_err());
+        assert!(parse_set("nsp=reg/app:1").is_err());
+        assert!(parse_set("ns:p=reg/app:1@sha256:short").is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! Tables (like `flux get images`), JSON and YAML output.
+
+use std::path::Path;
+
+use ferry_engine::RunReport;
+use ferry_setters::TreeUpdate;
+use ferry_store::{Kind, ObjectRecord, Store};
+use serde::Serialize;
+
+use crate::cli::{ImagesKind, OutputFormat};
+
+/// Left-aligned columns padded to width and separated by a tab, as Flux's table printer does.
+fn render_table(header: &[&str], rows: &[Vec<String>], no_header: bool) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                out.push_str(&" ".repeat(pad));
+                out.push('\t');
+            }
+        }
+        out.push('\n');
+    };
+    if !no_header {
+        line(header.to_vec());
+    }
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn ready_cells(rec: &ObjectRecord) -> (String, String) {
+    match &rec.ready {
+        Some(c) => (c.status.clone(), c.message.clone()),
+        None => ("False".into(), "waiting to be reconciled".into()),
+    }
+}
+
+fn bool_cell(b: bool) -> String {
+    if b { "True".into() } else { "False".into() }
+}
+
+/// The JSON/YAML shape of one object in `get images -o json|yaml`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectView<'a> {
+    kind: &'static str,
+    namespace: &'a str,
+    name: &'a str,
+    suspended: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ready: Option<&'a ferry_store::Condition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_scan_result: Option<ScanView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_ref: Option<&'a ferry_store::ImageRefRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed_previous_ref: Option<&'a ferry_store::ImageRefRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    automation: Option<&'a ferry_store::AutomationRecord>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScanView<'a> {
+    canonical_image_name: &'a str,
+    tag_count: usize,
+    scan_time: &'a str,
+    revision: &'a str,
+    latest_tags: &'a [String],
+}
+
+fn view(rec: &ObjectRecord) -> ObjectView<'_> {
+    ObjectView {
+        kind: rec.kind.as_str(),
+        namespace: &rec.namespace,
+        name: &rec.name,
+        suspended: rec.suspended,
+        ready: rec.ready.as_ref(),
+        last_scan_result: rec.scan.as_ref().map(|s| ScanView {
+            canonical_image_name: &s.canonical_image_name,
+            tag_count: s.tag_count,
+            scan_time: &s.scan_time,
+            revision: &s.revision,
+            latest_tags: &s.latest_tags,
+        }),
+        latest_ref: rec.policy.as_ref().and_then(|p| p.latest_ref.as_ref()),
+        observed_previous_ref: rec.policy.as_ref().and_then(|p| p.observed_previous_ref.as_ref()),
+        automation: rec.automation.as_ref(),
+    }
+}
+
+pub fn print_images(
+    store: &Store,
+    kind: ImagesKind,
+    namespace: Option<&str>,
+    format: OutputFormat,
+    no_header: bool,
+) -> anyhow::Result<()> {
+    let kinds: Vec<Kind> = match kind {
+        ImagesKind::All => vec![Kind::ImageRepository, Kind::ImagePolicy, Kind::ImageUpdateAutomation],
+        ImagesKind::Repository => vec![Kind::ImageRepository],
+        ImagesKind::Policy => vec![Kind::ImagePolicy],
+        ImagesKind::Update => vec![Kind::ImageUpdateAutomation],
+    };
+    let mut groups = Vec::new();
+    for k in &kinds {
+        let records: Vec<ObjectRecord> = store
+            .list(*k)?
+            .into_iter()
+            .filter(|r| namespace.is_none_or(|ns| r.namespace == ns))
+            .collect();
+        groups.push((*k, records));
+    }
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let items: Vec<ObjectView> = groups.iter().flat_map(|(_, rs)| rs.iter().map(view)).collect();
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print!("{}", serde_saphyr::to_string(&items)?);
+            }
+        }
+        OutputFormat::Table => {
+            let all = kind == ImagesKind::All;
+            let mut printed_any = false;
+            for (k, records) in &groups {
+                if records.is_empty() {
+                    continue;
+                }
+                printed_any = true;
+                print!("{}", table_for(*k, records, namespace.is_none(), all, no_header));
+                if all {
+                    println!();
+                }
+            }
+            if !printed_any {
+                match namespace {
+                    Some(ns) => eprintln!("no image objects found in namespace {ns} (use -A for all namespaces)"),
+                    None => eprintln!("no image objects found"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool, no_header: bool) -> String {
+    let prefix = match kind {
+        Kind::ImageRepository => "imagerepository/",
+        Kind::ImagePolicy => "imagepolicy/",
+        Kind::ImageUpdateAutomation => "imageupdateautomation/",
+    };
+    let mut header: Vec<&str> = Vec::new();
+    if with_ns {
+        header.push("NAMESPACE");
+    }
+    header.push("NAME");
+    match kind {
+        Kind::ImageRepository => header.extend(["LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE"]),
+        Kind::ImagePolicy => header.extend(["LATEST IMAGE", "READY", "MESSAGE"]),
+        Kind::ImageUpdateAutomation => {
+            header.extend(["LAST RUN", "LAST PUSH COMMIT", "LAST PUSH", "SUSPENDED", "READY", "MESSAGE"])
+        }
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let mut row = Vec::new();
+            if with_ns {
+                row.push(r.namespace.clone());
+            }
+            row.push(if prefixed { format!("{prefix}{}", r.name) } else { r.name.clone() });
+            let (ready, message) = ready_cells(r);
+            match kind {
+                Kind::ImageRepository => {
+                    let scan = r.scan.as_ref();
+                    row.push(scan.map(|s| s.scan_time.clone()).unwrap_or_default());
+                    row.push(scan.map(|s| s.tag_count.to_string()).unwrap_or_default());
+                    row.push(bool_cell(r.suspended));
+                }
+                Kind::ImagePolicy => {
+                    let latest = r.policy.as_ref().and_then(|p| p.latest_ref.as_ref());
+                    row.push(
+                        latest
+                            .map(|l| match &l.digest {
+                                Some(d) => format!("{}:{}@{d}", l.name, l.tag),
+                                None => format!("{}:{}", l.name, l.tag),
+                            })
+                            .unwrap_or_default(),
+                    );
+                }
+                Kind::ImageUpdateAutomation => {
+                    let a = r.automation.as_ref();
+                    row.push(a.and_then(|a| a.last_automation_run_time.clone()).unwrap_or_default());
+                    row.push(a.and_then(|a| a.last_push_commit.clone()).unwrap_or_default());
+                    row.push(a.and_then(|a| a.last_push_time.clone()).unwrap_or_default());
+                    row.push(bool_cell(r.suspended));
+                }
+            }
+            row.push(ready);
+            row.push(message);
+            row
+        })
+        .collect();
+    render_table(&header, &rows, no_header)
+}
+
+/// One line per failed object on stderr, a count on stdout.
+pub fn print_summary(report: &RunReport) {
+    let mut ok = 0;
+    let mut failed = 0;
+    let mut suspended = 0;
+    for o in &report.outcomes {
+        if o.suspended {
+            suspended += 1;
+        } else if o.ready {
+            ok += 1;
+            println!("✔ {} {}/{}: {}", o.kind.as_str(), o.namespace, o.name, o.message);
+        } else {
+            failed += 1;
+            eprintln!("✗ {} {}/{}: {}: {}", o.kind.as_str(), o.namespace, o.name, o.reason, o.message);
+        }
+    }
+    println!("{ok} ready, {failed} failed, {suspended} suspended");
+}
+
+pub fn print_pushes(report: &RunReport, dry_run: bool) {
+    for push in &report.pushes {
+        match &push.commit {
+            Some(sha) => println!("pushed {sha} to {} ({})", push.branch, push.automation),
+            None => println!("would push to {} ({})", push.branch, push.automation),
+        }
+        for c in &push.changes {
+            println!("  {}: {} -> {}", c.setter, c.old, c.new);
+        }
+        if dry_run && let Some(diff) = &push.diff {
+            print!("{diff}");
+        }
+    }
+}
+
+pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bool, root: &Path) {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        file: &'a str,
+        object: String,
+        setter: &'a str,
+        old: &'a str,
+        new: &'a str,
+    }
+    let mut rows = Vec::new();
+    for (file, objects) in &tree.files {
+        for (id, changes) in objects {
+            let object = if id.kind.is_empty() && id.name.is_empty() {
+                "-".to_string()
+            } else if id.namespace.is_empty() {
+                format!("{} {}", id.kind, id.name)
+            } else {
+                format!("{} {}/{}", id.kind, id.namespace, id.name)
+            };
+            for c in changes {
+                rows.push(Row {
+                    file,
+                    object: object.clone(),
+                    setter: &c.setter,
+                    old: &c.old_value,
+                    new: &c.new_value,
+                });
+            }
+        }
+    }
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&rows).unwrap_or_default()),
+        OutputFormat::Table => {
+            for r in &rows {
+                println!("{}: {}: {}: {} -> {}", r.file, r.object, r.setter, r.old, r.new);
+            }
+            if rows.is_empty() {
+                println!("no changes");
+            }
+        }
+    }
+    if dry_run {
+        for f in &tree.file_bytes {
+            print!(
+                "{}",
+                ferry_setters::unified_diff(&root.join(&f.path).to_string_lossy(), &f.old, &f.new)
+            );
+        }
+    }
+}
