@@ -446,12 +446,12 @@ fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {
 
 fn tree_diff(tree: &TreeUpdate, prefix: &Path) -> String {
     let mut out = String::new();
-    for file in &tree.file_bytes {
-        let path = prefix.join(&file.path);
+    for (path, edit) in &tree.edits {
+        let path = prefix.join(path);
         out.push_str(&ferry_setters::unified_diff(
             &path.to_string_lossy(),
-            &file.old,
-            &file.new,
+            &edit.old,
+            &edit.new,
         ));
     }
     out

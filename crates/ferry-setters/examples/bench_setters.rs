@@ -69,8 +69,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let res = apply_tree(&root, &values, WriteMode::Write)?;
     println!(
-        "apply_tree: {} files, {} changes written in {} ms",
+        "apply_tree: {} files, {} changes ({} distinct) written in {} ms",
         res.files.len(),
+        res.files
+            .values()
+            .flat_map(|o| o.values())
+            .map(Vec::len)
+            .sum::<usize>(),
         res.changes().len(),
         t.elapsed().as_millis()
     );

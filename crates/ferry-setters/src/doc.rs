@@ -556,3 +556,88 @@ pub(crate) fn update(input: &[u8], values: &PolicyValues) -> Result<FileUpdate, 
         changes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ImageRef;
+
+    fn values() -> PolicyValues {
+        let mut v = PolicyValues::new();
+        v.insert(
+            "ns:app".into(),
+            ImageRef {
+                name: "reg/app".into(),
+                tag: "v2".into(),
+                digest: None,
+            },
+        );
+        v
+    }
+
+    fn run(input: &str) -> String {
+        let up = update(input.as_bytes(), &values()).unwrap();
+        String::from_utf8(up.output).unwrap()
+    }
+
+    const M: &str = r#"{"$imagepolicy": "ns:app:tag"}"#;
+
+    #[test]
+    fn non_ascii_before_scalar() {
+        let input = format!("note: «é» ünïcødé\nkey: \"v1\" # {M}\nz: 'ü' # {M}\n");
+        let want = format!("note: «é» ünïcødé\nkey: \"v2\" # {M}\nz: 'v2' # {M}\n");
+        assert_eq!(run(&input), want);
+    }
+
+    #[test]
+    fn head_comments() {
+        // Single-line head comment above a scalar sequence item: honoured.
+        let input = format!("list:\n  - a\n  # {M}\n  - v1\n");
+        assert_eq!(run(&input), format!("list:\n  - a\n  # {M}\n  - v2\n"));
+        // Multi-line: not a marker.
+        let input = format!("list:\n  # note\n  # {M}\n  - v1\n");
+        assert_eq!(run(&input), input);
+        // Above a key or a mapping item: belongs to the key.
+        let input = format!("# {M}\nkey: v1\nlist:\n# {M}\n- k: v1\n");
+        assert_eq!(run(&input), input);
+        // Flow sequence items never take head comments.
+        let input = format!("list: [\n  # {M}\n  v1]\n");
+        assert_eq!(run(&input), input);
+    }
+
+    #[test]
+    fn line_comment_variants() {
+        let input = format!("a: v1\t# {M}\r\nb: v1 #{M}\r\n");
+        assert_eq!(run(&input), format!("a: v2\t# {M}\r\nb: v2 #{M}\r\n"));
+        // Multi-line plain scalar: the comment after its last line.
+        let input = format!("a: v1\n  cont # {M}\n");
+        assert_eq!(run(&input), format!("a: v2 # {M}\n"));
+        // Flow sequence item and flow mapping value.
+        let input = format!("a: [x, v1 # {M}\n  ]\nb: {{k: v1 # {M}\n  }}\n");
+        assert_eq!(
+            run(&input),
+            format!("a: [x, v2 # {M}\n  ]\nb: {{k: v2 # {M}\n  }}\n")
+        );
+        // Empty values and keys are never set (the value after the key is).
+        let input = format!("a: # {M}\nb:\n  v1\nv1: x # {M}\n");
+        assert_eq!(run(&input), format!("a: # {M}\nb:\n  v1\nv1: v2 # {M}\n"));
+    }
+
+    #[test]
+    fn unknown_policies_and_equal_values_are_left_alone() {
+        let input = "a: v1 # {\"$imagepolicy\": \"other:app:tag\"}\nb: v2 # {\"$imagepolicy\": \"ns:app:tag\"}\n";
+        let up = update(input.as_bytes(), &values()).unwrap();
+        assert!(up.changes.is_empty());
+        assert_eq!(up.output, input.as_bytes());
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let err = update(b"a: b\nc: [x\n", &values()).unwrap_err();
+        assert!(matches!(err, SetterError::Parse { line: 3, .. }), "{err}");
+        let err = update(b"a: b\n--- x\n", &values()).unwrap_err();
+        assert!(matches!(err, SetterError::Parse { line: 2, .. }), "{err}");
+        let err = update(b"a: \xff\n", &values()).unwrap_err();
+        assert!(matches!(err, SetterError::Parse { line: 1, .. }), "{err}");
+    }
+}

@@ -295,10 +295,10 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
         }
     }
     if dry_run {
-        for f in &tree.file_bytes {
+        for (path, edit) in &tree.edits {
             print!(
                 "{}",
-                ferry_setters::unified_diff(&root.join(&f.path).to_string_lossy(), &f.old, &f.new)
+                ferry_setters::unified_diff(&root.join(path).to_string_lossy(), &edit.old, &edit.new)
             );
         }
     }
