@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use ferry_api::{ImageUpdateAutomation, ObjectSet};
-use ferry_git::{CloneCache, CommitSpec, GitAuth, Remote, Signature, SigningKey, UpdateOutcome};
+use ferry_git::{
+    Backoff, CloneCache, CommitSpec, GitAuth, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
+};
 use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
-use ferry_store::{AutomationRecord, ImageRefRecord, Kind, ObjectRecord};
+use ferry_store::{ImageRefRecord, Kind, ObjectRecord};
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
 use crate::scan::Failure;
@@ -363,17 +364,18 @@ fn run_one(
     }
     let mut last_tree: Option<TreeUpdate> = None;
     let mut template_error: Option<Failure> = None;
+    let plan = UpdatePlan {
+        checkout_branch: target.checkout_branch.clone(),
+        push_branch: Some(target.push_branch.clone()),
+        push_options: target.push_options.clone(),
+        refspec: target.refspec.clone(),
+        max_attempts: options.max_push_attempts.max(1),
+        backoff: Backoff::default(),
+    };
     let outcome = ferry_git::update_and_push(
         &cache,
         &target.remote,
-        &target.checkout_branch,
-        &ferry_git::PushTarget {
-            branch: target.push_branch.clone(),
-            options: target.push_options.clone(),
-            refspec: target.refspec.clone(),
-        },
-        target.max_attempts(options),
-        Duration::from_millis(200),
+        &plan,
         |workdir: &Path| -> Result<Option<CommitSpec>, ferry_setters::SetterError> {
             let tree = ferry_setters::apply_tree(&workdir.join(&target.update_path), values, WriteMode::Write)?;
             if tree.files.is_empty() {
@@ -413,7 +415,7 @@ fn run_one(
         return Err(f);
     }
     match outcome {
-        Ok(UpdateOutcome::Pushed { sha, attempts }) => Ok(Some(PushReport {
+        Ok(UpdateOutcome::Pushed { sha, attempts, .. }) => Ok(Some(PushReport {
             automation: automation_id,
             commit: Some(sha),
             branch: target.push_branch.clone(),
@@ -421,14 +423,8 @@ fn run_one(
             diff: None,
             attempts,
         })),
-        Ok(UpdateOutcome::NothingToDo) => Ok(None),
+        Ok(UpdateOutcome::NothingToDo { .. }) => Ok(None),
         Err(e) => Err(stalled("GitOperationFailed", format!("failed to update source: {e}"))),
-    }
-}
-
-impl Target {
-    fn max_attempts(&self, options: &AutomationOptions) -> u32 {
-        options.max_push_attempts.max(1)
     }
 }
 

@@ -103,7 +103,7 @@ impl Engine {
     pub fn new(config: EngineConfig, store: Store) -> Engine {
         Engine {
             config,
-            registry: RegistryClient::new(),
+            registry: RegistryClient::new(ferry_registry::ClientOptions::default()),
             store: Mutex::new(store),
         }
     }

@@ -1,7 +1,10 @@
 //! ImagePolicy reconciliation: ACL, filterTags, the policer, digest reflection.
 
 use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet};
-use ferry_policy::{PolicyChoice, Policer, TagFilter, select_latest};
+use ferry_policy::{
+    DigestAction, DigestReflection, ImageRef as PolicyRef, PolicyChoice, Policer, TagFilter,
+    digest_action, ready_message, select_latest, update_refs,
+};
 use ferry_store::{ImageRefRecord, Kind, ObjectRecord, PolicyRecord};
 
 use crate::scan::{Failure, repo_access};
@@ -160,40 +163,38 @@ async fn evaluate(
         message: e.to_string(),
     })?;
     let name = repo.spec.image.clone();
-    let digest = match policy.spec.digest_reflection_policy {
-        DigestReflectionPolicy::Never => None,
-        DigestReflectionPolicy::IfNotPresent => match &previous.latest_ref {
-            Some(prev) if prev.name == name && prev.tag == tag && prev.digest.is_some() => {
-                prev.digest.clone()
-            }
-            _ => Some(fetch_digest(engine, repo, &name, &tag).await?),
-        },
-        DigestReflectionPolicy::Always => Some(fetch_digest(engine, repo, &name, &tag).await?),
+    let reflection = match policy.spec.digest_reflection_policy {
+        DigestReflectionPolicy::Never => DigestReflection::Never,
+        DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
+        DigestReflectionPolicy::Always => DigestReflection::Always,
     };
-    let latest = ImageRefRecord { name, tag, digest };
-    let mut status = previous.clone();
-    if status.latest_ref.as_ref() != Some(&latest) {
-        status.observed_previous_ref = status.latest_ref.take();
-        status.latest_ref = Some(latest.clone());
-    }
-    let message = ready_message(&latest, status.observed_previous_ref.as_ref());
+    let stored_latest = previous.latest_ref.as_ref().map(to_policy_ref);
+    let stored_previous = previous.observed_previous_ref.as_ref().map(to_policy_ref);
+    let digest = match digest_action(reflection, stored_latest.as_ref(), &name, &tag) {
+        DigestAction::None => String::new(),
+        DigestAction::Reuse(d) => d,
+        DigestAction::Fetch => fetch_digest(engine, repo, &name, &tag).await?,
+    };
+    let new = PolicyRef::new(name, tag).with_digest(digest);
+    let update = update_refs(stored_latest.as_ref(), stored_previous.as_ref(), new);
+    let message = ready_message(&update.latest, update.observed_previous.as_ref());
+    let status = PolicyRecord {
+        latest_ref: Some(from_policy_ref(&update.latest)),
+        observed_previous_ref: update.observed_previous.as_ref().map(from_policy_ref),
+    };
     Ok((status, message))
 }
 
-/// Flux's Ready message: `Latest image tag for <name> resolved to <tag>[ with digest <d>][ (previously <ref>)]`.
-fn ready_message(latest: &ImageRefRecord, previous: Option<&ImageRefRecord>) -> String {
-    let mut msg = format!("Latest image tag for {} resolved to {}", latest.name, latest.tag);
-    if let Some(d) = &latest.digest {
-        msg.push_str(&format!(" with digest {d}"));
+fn to_policy_ref(r: &ImageRefRecord) -> PolicyRef {
+    PolicyRef::new(r.name.clone(), r.tag.clone()).with_digest(r.digest.clone().unwrap_or_default())
+}
+
+fn from_policy_ref(r: &PolicyRef) -> ImageRefRecord {
+    ImageRefRecord {
+        name: r.name.clone(),
+        tag: r.tag.clone(),
+        digest: (!r.digest.is_empty()).then(|| r.digest.clone()),
     }
-    if let Some(p) = previous.filter(|p| *p != latest) {
-        msg.push_str(&format!(" (previously {}:{}", p.name, p.tag));
-        if let Some(d) = &p.digest {
-            msg.push_str(&format!("@{d}"));
-        }
-        msg.push(')');
-    }
-    msg
 }
 
 async fn fetch_digest(
@@ -234,6 +235,7 @@ fn check_acl(
         repo.name(),
         access_from.as_ref(),
         labels,
+        false,
     )
     .map_err(|e| Failure {
         reason: "AccessDenied",

@@ -21,7 +21,9 @@ pub struct AccessFrom {
 #[non_exhaustive]
 pub enum AclError {
     /// The controller runs with `--no-cross-namespace-refs`.
-    #[error("cannot access 'ImageRepository/{namespace}/{name}', cross-namespace references have been blocked")]
+    #[error(
+        "cannot access 'ImageRepository/{namespace}/{name}', cross-namespace references have been blocked"
+    )]
     CrossNamespaceBlocked {
         /// Repository namespace.
         namespace: String,
@@ -37,7 +39,9 @@ pub enum AclError {
         name: String,
     },
     /// No selector matches the policy namespace's labels.
-    #[error("'{namespace}/{name}' can't be accessed due to ACL labels mismatch on namespace '{policy_namespace}'")]
+    #[error(
+        "'{namespace}/{name}' can't be accessed due to ACL labels mismatch on namespace '{policy_namespace}'"
+    )]
     LabelsMismatch {
         /// Repository namespace.
         namespace: String,
@@ -75,13 +79,24 @@ pub fn check_access(
     let Some(acl) = access_from else {
         return Err(AclError::MissingAccessFrom { namespace, name });
     };
-    if acl.namespace_selectors.iter().any(|sel| labels_match(sel, policy_ns_labels)) {
+    if acl
+        .namespace_selectors
+        .iter()
+        .any(|sel| labels_match(sel, policy_ns_labels))
+    {
         return Ok(());
     }
-    Err(AclError::LabelsMismatch { namespace, name, policy_namespace: policy_ns.to_owned() })
+    Err(AclError::LabelsMismatch {
+        namespace,
+        name,
+        policy_namespace: policy_ns.to_owned(),
+    })
 }
 
 /// `matchLabels` semantics: every selector entry present with the same value.
-pub fn labels_match(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub fn labels_match(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }

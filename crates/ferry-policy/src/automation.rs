@@ -120,7 +120,9 @@ pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub enum GitConfigError {
     /// The GitRepository does not exist.
-    #[error("referenced git repository does not exist: GitRepository '{namespace}/{name}' not found")]
+    #[error(
+        "referenced git repository does not exist: GitRepository '{namespace}/{name}' not found"
+    )]
     NotFound {
         /// Namespace.
         namespace: String,
@@ -139,7 +141,9 @@ pub enum GitConfigError {
         reason: String,
     },
     /// Neither `push.branch` nor a checkout branch exists.
-    #[error("push spec not provided, and cannot be inferred from .spec.git.checkout.ref or GitRepository .spec.ref")]
+    #[error(
+        "push spec not provided, and cannot be inferred from .spec.git.checkout.ref or GitRepository .spec.ref"
+    )]
     NoPushBranch,
 }
 
@@ -147,26 +151,41 @@ pub enum GitConfigError {
 /// GitRepository's `spec.ref`, else none (`master`); push branch = `push.branch`, else the
 /// checkout branch; `switch_branch` when the push branch differs from the checkout branch
 /// (or from `master` without a checkout ref); timeout = GitRepository's or 1m.
-pub fn resolve_git_config(git: &GitSpecView<'_>, repo: GitRepoLookup<'_>) -> Result<GitConfig, GitConfigError> {
+pub fn resolve_git_config(
+    git: &GitSpecView<'_>,
+    repo: GitRepoLookup<'_>,
+) -> Result<GitConfig, GitConfigError> {
     let repo = match repo {
         GitRepoLookup::Found(r) => r,
         GitRepoLookup::NotFound { namespace, name } => {
-            return Err(GitConfigError::NotFound { namespace: namespace.to_owned(), name: name.to_owned() });
+            return Err(GitConfigError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
         }
         GitRepoLookup::Failed(e) => return Err(GitConfigError::Lookup(e.to_owned())),
     };
-    validate_git_url(&repo.url)
-        .map_err(|reason| GitConfigError::InvalidUrl { url: redact_url(&repo.url), reason: reason.to_owned() })?;
+    validate_git_url(&repo.url).map_err(|reason| GitConfigError::InvalidUrl {
+        url: redact_url(&repo.url),
+        reason: reason.to_owned(),
+    })?;
     let checkout_ref = git.checkout_ref.cloned().or_else(|| repo.reference.clone());
     let (push_branch, switch_branch) = if !git.push_branch.is_empty() {
-        let from = checkout_ref.as_ref().map_or(DEFAULT_BRANCH, |r| r.branch.as_str());
+        let from = checkout_ref
+            .as_ref()
+            .map_or(DEFAULT_BRANCH, |r| r.branch.as_str());
         (git.push_branch.to_owned(), git.push_branch != from)
     } else if let Some(r) = checkout_ref.as_ref().filter(|r| !r.branch.is_empty()) {
         (r.branch.clone(), false)
     } else {
         return Err(GitConfigError::NoPushBranch);
     };
-    Ok(GitConfig { checkout_ref, push_branch, switch_branch, timeout: repo.timeout.unwrap_or(DEFAULT_GIT_TIMEOUT) })
+    Ok(GitConfig {
+        checkout_ref,
+        push_branch,
+        switch_branch,
+        timeout: repo.timeout.unwrap_or(DEFAULT_GIT_TIMEOUT),
+    })
 }
 
 /// The subset of Go `url.Parse` failures a GitRepository URL can hit.
@@ -174,14 +193,20 @@ fn validate_git_url(url: &str) -> Result<(), &'static str> {
     if url.bytes().any(|c| c < 0x20 || c == 0x7f) {
         return Err("net/url: invalid control character in URL");
     }
-    let scheme_end = url.bytes().position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')));
+    let scheme_end = url
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')));
     match scheme_end {
         Some(0) if url.starts_with(':') => Err("missing protocol scheme"),
         Some(i) if url.as_bytes()[i] == b':' && url.as_bytes()[0].is_ascii_alphabetic() => Ok(()),
         _ => {
             // No scheme: a colon before the first slash is an error in Go.
             let first = url.split('/').next().unwrap_or_default();
-            if first.contains(':') { Err("first path segment in URL cannot contain colon") } else { Ok(()) }
+            if first.contains(':') {
+                Err("first path segment in URL cannot contain colon")
+            } else {
+                Ok(())
+            }
         }
     }
 }
@@ -210,7 +235,10 @@ mod tests {
     fn urls() {
         assert!(validate_git_url("https://example.com/org/repo").is_ok());
         assert!(validate_git_url("ssh://git@example.com/org/repo").is_ok());
-        assert_eq!(validate_git_url("://example.com"), Err("missing protocol scheme"));
+        assert_eq!(
+            validate_git_url("://example.com"),
+            Err("missing protocol scheme")
+        );
         assert!(validate_git_url("git@example.com:org/repo").is_err());
         assert_eq!(redact_url("https://u:secret@h/x"), "https://u:***@h/x");
     }

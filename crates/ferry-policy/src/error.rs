@@ -69,7 +69,9 @@ impl PolicyError {
             | PolicyError::InvalidRange { .. }
             | PolicyError::InvalidOrder(_)
             | PolicyError::InvalidFilterPattern { .. } => REASON_INVALID_POLICY,
-            PolicyError::EmptyList | PolicyError::NoMatch | PolicyError::InvalidNumeric(_) => REASON_FAILURE,
+            PolicyError::EmptyList | PolicyError::NoMatch | PolicyError::InvalidNumeric(_) => {
+                REASON_FAILURE
+            }
             PolicyError::NoTagsInDatabase => REASON_DEPENDENCY_NOT_READY,
             PolicyError::InvalidExclusion { .. } => REASON_READ_OPERATION_FAILED,
         }

@@ -63,7 +63,13 @@ impl TagFilter {
             message: regex_error_message(&e),
         })?;
         let template = parse_template(extract, &regex);
-        Ok(TagFilter { inner: Some(Inner { regex, template, extract_empty: extract.is_empty() }) })
+        Ok(TagFilter {
+            inner: Some(Inner {
+                regex,
+                template,
+                extract_empty: extract.is_empty(),
+            }),
+        })
     }
 
     /// True when the spec had `filterTags`.
@@ -84,7 +90,10 @@ impl TagFilter {
         let Some(inner) = &self.inner else {
             return store_order_tags
                 .iter()
-                .map(|t| Candidate { candidate: Cow::Borrowed(t.as_ref()), original: t.as_ref() })
+                .map(|t| Candidate {
+                    candidate: Cow::Borrowed(t.as_ref()),
+                    original: t.as_ref(),
+                })
                 .collect();
         };
         let mut locs = inner.regex.capture_locations();
@@ -93,15 +102,23 @@ impl TagFilter {
         for tag in store_order_tags.iter().rev() {
             let tag = tag.as_ref();
             if let Some(candidate) = inner.candidate(tag, &mut locs) {
-                all.push(Candidate { candidate, original: tag });
+                all.push(Candidate {
+                    candidate,
+                    original: tag,
+                });
             }
         }
         let keep: Vec<bool> = {
             let mut seen: HashSet<&str> = HashSet::with_capacity(all.len());
-            all.iter().map(|c| seen.insert(c.candidate.as_ref())).collect()
+            all.iter()
+                .map(|c| seen.insert(c.candidate.as_ref()))
+                .collect()
         };
-        let mut out: Vec<Candidate<'a>> =
-            all.into_iter().zip(keep).filter_map(|(c, k)| k.then_some(c)).collect();
+        let mut out: Vec<Candidate<'a>> = all
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect();
         out.reverse();
         out
     }
@@ -179,7 +196,10 @@ fn parse_template(t: &str, regex: &Regex) -> Vec<Piece> {
 fn group_index(name: &str, regex: &Regex) -> Option<usize> {
     if name.bytes().all(|c| c.is_ascii_digit()) {
         // Go gives up on absurdly long numbers; anything that large is out of range anyway.
-        return name.parse::<usize>().ok().filter(|&n| n < regex.captures_len());
+        return name
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n < regex.captures_len());
     }
     regex.capture_names().position(|n| n == Some(name))
 }
@@ -219,7 +239,7 @@ pub fn select_latest<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policer::{PolicyChoice, Policer};
+    use crate::policer::{Policer, PolicyChoice};
 
     const SEED: &str = r"^staging-v[0-9]+\.[0-9]+\.[0-9]+-[a-f0-9]+-(?P<ts>[0-9]+)$";
 
@@ -230,7 +250,10 @@ mod tests {
     }
 
     fn numerical_asc() -> Policer {
-        Policer::new(&PolicyChoice::Numerical { order: "asc".into() }).unwrap()
+        Policer::new(&PolicyChoice::Numerical {
+            order: "asc".into(),
+        })
+        .unwrap()
     }
 
     #[test]
@@ -278,26 +301,49 @@ mod tests {
     fn seed_regex_no_match_is_empty_list() {
         let tags = store(&["develop-v1.0.0-aaa-1", "production-v1.0.0-aaa-1", "0123abc"]);
         let filter = TagFilter::new(Some(SEED), Some("$ts")).unwrap();
-        assert_eq!(select_latest(&tags, &filter, &numerical_asc()), Err(PolicyError::EmptyList));
+        assert_eq!(
+            select_latest(&tags, &filter, &numerical_asc()),
+            Err(PolicyError::EmptyList)
+        );
     }
 
     #[test]
     fn equal_timestamps_collapse_to_the_smaller_original_and_tie_to_last() {
         // Same extracted value from two tags: the later one in store order (smaller bytes) wins.
-        let tags = store(&["staging-v1.0.0-bbb-5", "staging-v1.0.0-aaa-5", "staging-v1.0.0-ccc-4"]);
+        let tags = store(&[
+            "staging-v1.0.0-bbb-5",
+            "staging-v1.0.0-aaa-5",
+            "staging-v1.0.0-ccc-4",
+        ]);
         let filter = TagFilter::new(Some(SEED), Some("$ts")).unwrap();
-        assert_eq!(select_latest(&tags, &filter, &numerical_asc()).unwrap(), "staging-v1.0.0-aaa-5");
+        assert_eq!(
+            select_latest(&tags, &filter, &numerical_asc()).unwrap(),
+            "staging-v1.0.0-aaa-5"
+        );
         // Numerical ties (equal floats from different strings) go to the last candidate.
         let tags = store(&["staging-v1.0.0-bbb-05", "staging-v1.0.0-aaa-5"]);
-        assert_eq!(select_latest(&tags, &filter, &numerical_asc()).unwrap(), "staging-v1.0.0-aaa-5");
+        assert_eq!(
+            select_latest(&tags, &filter, &numerical_asc()).unwrap(),
+            "staging-v1.0.0-aaa-5"
+        );
     }
 
     #[test]
     fn template_rules() {
         let re = Regex::new(r"(?P<a>x)(y)?(?<b_1>z)").unwrap();
         let f = |t: &str| {
-            let filter = TagFilter { inner: Some(Inner { regex: re.clone(), template: parse_template(t, &re), extract_empty: t.is_empty() }) };
-            filter.apply(&["xz"]).into_iter().map(|c| c.candidate.into_owned()).next()
+            let filter = TagFilter {
+                inner: Some(Inner {
+                    regex: re.clone(),
+                    template: parse_template(t, &re),
+                    extract_empty: t.is_empty(),
+                }),
+            };
+            filter
+                .apply(&["xz"])
+                .into_iter()
+                .map(|c| c.candidate.into_owned())
+                .next()
         };
         assert_eq!(f("$a-$2-$b_1").as_deref(), Some("x--z"));
         assert_eq!(f("${a}1$$").as_deref(), Some("x1$"));
@@ -311,7 +357,12 @@ mod tests {
         for p in ["[=", "^test-(.*", "(?=x)", "a(?!b)", r"(a)\1"] {
             let e = TagFilter::new(Some(p), None).unwrap_err();
             assert_eq!(e.reason(), "InvalidPolicy");
-            assert!(e.to_string().starts_with(&format!("failed to filter tags: invalid regular expression pattern '{p}': ")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "failed to filter tags: invalid regular expression pattern '{p}': "
+                )),
+                "{e}"
+            );
         }
     }
 }

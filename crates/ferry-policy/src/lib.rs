@@ -39,5 +39,7 @@ pub use error::PolicyError;
 pub use filter::{Candidate, TagFilter, select_latest};
 pub use numeric::{ParseFloatError, parse_go_float};
 pub use policer::{Order, Policer, PolicyChoice};
-pub use reflect::{DigestAction, DigestReflection, ImageRef, RefUpdate, digest_action, ready_message, update_refs};
+pub use reflect::{
+    DigestAction, DigestReflection, ImageRef, RefUpdate, digest_action, ready_message, update_refs,
+};
 pub use semver::{Constraints, Version};

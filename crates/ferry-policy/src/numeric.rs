@@ -91,7 +91,8 @@ pub fn parse_go_float(s: &str) -> Result<f64, ParseFloatError> {
     }
     if hex {
         let exp = exp_range.map(|(a, e)| parse_exp(&b[a..e])).unwrap_or(0);
-        return hex_to_f64(&b[mant_start..mant_end], exp, neg).ok_or_else(|| ParseFloatError::Range(s.to_owned()));
+        return hex_to_f64(&b[mant_start..mant_end], exp, neg)
+            .ok_or_else(|| ParseFloatError::Range(s.to_owned()));
     }
     // Decimal: the syntax is validated, so the std parser (which also accepts this grammar once
     // the separators are gone) gives the correctly rounded value.
@@ -347,7 +348,9 @@ mod tests {
 
     #[test]
     fn rejects_non_go_syntax() {
-        for s in ["", "+", "-", ".", "e5", "1e", "1e+", "1a", "b", "0b1", "0o7", " 1", "1 ", "1.2.3", "١"] {
+        for s in [
+            "", "+", "-", ".", "e5", "1e", "1e+", "1a", "b", "0b1", "0o7", " 1", "1 ", "1.2.3", "١",
+        ] {
             assert!(matches!(bad(s), ParseFloatError::Syntax(_)), "{s:?}");
         }
         assert!(matches!(bad("1e400"), ParseFloatError::Range(_)));

@@ -56,13 +56,19 @@ impl PolicyChoice {
         numerical_order: Option<&str>,
     ) -> Result<PolicyChoice, PolicyError> {
         if let Some(range) = semver_range {
-            return Ok(PolicyChoice::SemVer { range: range.to_owned() });
+            return Ok(PolicyChoice::SemVer {
+                range: range.to_owned(),
+            });
         }
         if let Some(order) = alphabetical_order {
-            return Ok(PolicyChoice::Alphabetical { order: order.to_owned() });
+            return Ok(PolicyChoice::Alphabetical {
+                order: order.to_owned(),
+            });
         }
         if let Some(order) = numerical_order {
-            return Ok(PolicyChoice::Numerical { order: order.to_owned() });
+            return Ok(PolicyChoice::Numerical {
+                order: order.to_owned(),
+            });
         }
         Err(PolicyError::NoPolicyChoice)
     }
@@ -83,10 +89,14 @@ impl Policer {
     /// Validates the choice (range grammar, order value).
     pub fn new(choice: &PolicyChoice) -> Result<Policer, PolicyError> {
         Ok(match choice {
-            PolicyChoice::SemVer { range } => Policer::SemVer(
-                Constraints::parse(range)
-                    .map_err(|source| PolicyError::InvalidRange { range: range.clone(), source })?,
-            ),
+            PolicyChoice::SemVer { range } => {
+                Policer::SemVer(Constraints::parse(range).map_err(|source| {
+                    PolicyError::InvalidRange {
+                        range: range.clone(),
+                        source,
+                    }
+                })?)
+            }
             PolicyChoice::Alphabetical { order } => Policer::Alphabetical(Order::parse(order)?),
             PolicyChoice::Numerical { order } => Policer::Numerical(Order::parse(order)?),
         })
@@ -94,7 +104,8 @@ impl Policer {
 
     /// Elects the latest candidate and returns it.
     pub fn latest<S: AsRef<str>>(&self, candidates: &[S]) -> Result<String, PolicyError> {
-        self.latest_index(candidates).map(|i| candidates[i].as_ref().to_owned())
+        self.latest_index(candidates)
+            .map(|i| candidates[i].as_ref().to_owned())
     }
 
     /// Elects the latest candidate and returns its index, with Flux's tie rules:
@@ -127,7 +138,10 @@ impl Policer {
             Policer::Alphabetical(order) => {
                 let mut best = 0;
                 for (i, c) in candidates.iter().enumerate().skip(1) {
-                    let ord = c.as_ref().as_bytes().cmp(candidates[best].as_ref().as_bytes());
+                    let ord = c
+                        .as_ref()
+                        .as_bytes()
+                        .cmp(candidates[best].as_ref().as_bytes());
                     let better = match order {
                         Order::Asc => ord == Ordering::Greater,
                         Order::Desc => ord == Ordering::Less,
@@ -142,7 +156,8 @@ impl Policer {
                 let mut best: Option<(usize, f64)> = None;
                 for (i, c) in candidates.iter().enumerate() {
                     let c = c.as_ref();
-                    let v = parse_go_float(c).map_err(|_| PolicyError::InvalidNumeric(c.to_owned()))?;
+                    let v =
+                        parse_go_float(c).map_err(|_| PolicyError::InvalidNumeric(c.to_owned()))?;
                     let replace = match best {
                         None => true,
                         Some((_, pv)) => match order {

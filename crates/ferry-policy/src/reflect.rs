@@ -20,7 +20,11 @@ pub struct ImageRef {
 impl ImageRef {
     /// A ref without digest.
     pub fn new(name: impl Into<String>, tag: impl Into<String>) -> ImageRef {
-        ImageRef { name: name.into(), tag: tag.into(), digest: String::new() }
+        ImageRef {
+            name: name.into(),
+            tag: tag.into(),
+            digest: String::new(),
+        }
     }
 
     /// The same ref with a digest.
@@ -72,9 +76,11 @@ impl DigestReflection {
     /// ImagePolicy `GetInterval()`: only `Always` requeues periodically (default 10m).
     pub fn requeue_after(self, interval: Option<Duration>) -> Option<Duration> {
         match self {
-            DigestReflection::Always => {
-                Some(interval.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(600)))
-            }
+            DigestReflection::Always => Some(
+                interval
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(Duration::from_secs(600)),
+            ),
             _ => None,
         }
     }
@@ -97,12 +103,19 @@ pub enum DigestAction {
 }
 
 /// Decides the digest of the elected `name:tag` given the stored `latestRef`.
-pub fn digest_action(policy: DigestReflection, stored: Option<&ImageRef>, name: &str, tag: &str) -> DigestAction {
+pub fn digest_action(
+    policy: DigestReflection,
+    stored: Option<&ImageRef>,
+    name: &str,
+    tag: &str,
+) -> DigestAction {
     match policy {
         DigestReflection::Never => DigestAction::None,
         DigestReflection::Always => DigestAction::Fetch,
         DigestReflection::IfNotPresent => match stored {
-            Some(r) if r.name == name && r.tag == tag && !r.digest.is_empty() => DigestAction::Reuse(r.digest.clone()),
+            Some(r) if r.name == name && r.tag == tag && !r.digest.is_empty() => {
+                DigestAction::Reuse(r.digest.clone())
+            }
             _ => DigestAction::Fetch,
         },
     }
@@ -121,17 +134,32 @@ pub struct RefUpdate {
 
 /// `observedPreviousRef` moves only when `latestRef` changes (struct equality incl. digest):
 /// then it becomes the old `latestRef` (nothing on the first election). It is never reset.
-pub fn update_refs(latest: Option<&ImageRef>, observed_previous: Option<&ImageRef>, new: ImageRef) -> RefUpdate {
+pub fn update_refs(
+    latest: Option<&ImageRef>,
+    observed_previous: Option<&ImageRef>,
+    new: ImageRef,
+) -> RefUpdate {
     if latest == Some(&new) {
-        return RefUpdate { latest: new, observed_previous: observed_previous.cloned(), changed: false };
+        return RefUpdate {
+            latest: new,
+            observed_previous: observed_previous.cloned(),
+            changed: false,
+        };
     }
-    RefUpdate { latest: new, observed_previous: latest.cloned(), changed: true }
+    RefUpdate {
+        latest: new,
+        observed_previous: latest.cloned(),
+        changed: true,
+    }
 }
 
 /// The Ready=True message: `Latest image tag for <name> resolved to <tag>[ with digest <d>]`
 /// plus ` (previously <name>:<tag>[@<digest>])` when a different previous ref exists.
 pub fn ready_message(latest: &ImageRef, observed_previous: Option<&ImageRef>) -> String {
-    let mut msg = format!("Latest image tag for {} resolved to {}", latest.name, latest.tag);
+    let mut msg = format!(
+        "Latest image tag for {} resolved to {}",
+        latest.name, latest.tag
+    );
     if !latest.digest.is_empty() {
         msg.push_str(" with digest ");
         msg.push_str(&latest.digest);

@@ -16,7 +16,11 @@ pub const LATEST_TAGS_COUNT: usize = 10;
 
 /// `GetExclusionList()`: the user's list **replaces** the default; empty means the default.
 pub fn effective_exclusion_list(user: &[String]) -> Vec<String> {
-    if user.is_empty() { vec![DEFAULT_EXCLUSION.to_owned()] } else { user.to_vec() }
+    if user.is_empty() {
+        vec![DEFAULT_EXCLUSION.to_owned()]
+    } else {
+        user.to_vec()
+    }
 }
 
 /// Compiled exclusion patterns.
@@ -35,7 +39,13 @@ impl Exclusions {
                 let p = p.as_ref();
                 Regex::new(p).map_err(|e| PolicyError::InvalidExclusion {
                     pattern: p.to_owned(),
-                    message: e.to_string().lines().last().unwrap_or_default().trim().to_owned(),
+                    message: e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -49,9 +59,17 @@ impl Exclusions {
 }
 
 /// Drops every tag matched by any pattern, keeping input order (Flux `filterOutTags`).
-pub fn apply_exclusions<S: AsRef<str>>(tags: &[S], patterns: &[String]) -> Result<Vec<String>, PolicyError> {
+pub fn apply_exclusions<S: AsRef<str>>(
+    tags: &[S],
+    patterns: &[String],
+) -> Result<Vec<String>, PolicyError> {
     let ex = Exclusions::new(patterns)?;
-    Ok(tags.iter().map(AsRef::as_ref).filter(|t| !ex.excludes(t)).map(str::to_owned).collect())
+    Ok(tags
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|t| !ex.excludes(t))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Sorts into store order: descending byte-wise (stable; equal tags keep their order).
@@ -71,7 +89,8 @@ pub fn latest_tags(tags: &[String]) -> Vec<String> {
 /// `lastScanResult.revision` of the default Badger store: decimal Adler-32 of the compact Go
 /// JSON encoding of the stored list (an empty list encodes as `[]`).
 pub fn revision_adler32<S: AsRef<str>>(stored: &[S]) -> String {
-    let mut json = String::with_capacity(stored.iter().map(|t| t.as_ref().len() + 3).sum::<usize>() + 2);
+    let mut json =
+        String::with_capacity(stored.iter().map(|t| t.as_ref().len() + 3).sum::<usize>() + 2);
     json.push('[');
     for (i, t) in stored.iter().enumerate() {
         if i > 0 {
@@ -105,7 +124,9 @@ fn go_json_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -125,11 +146,18 @@ pub struct ScanResult {
 }
 
 /// Exclusion, then sort: the pure part of a scan after listing the registry.
-pub fn process_scan<S: AsRef<str>>(listed: &[S], exclusion_list: &[String]) -> Result<ScanResult, PolicyError> {
+pub fn process_scan<S: AsRef<str>>(
+    listed: &[S],
+    exclusion_list: &[String],
+) -> Result<ScanResult, PolicyError> {
     let mut stored = apply_exclusions(listed, exclusion_list)?;
     sort_desc(&mut stored);
     let latest_tags = stored.iter().take(LATEST_TAGS_COUNT).cloned().collect();
-    Ok(ScanResult { tag_count: stored.len(), stored, latest_tags })
+    Ok(ScanResult {
+        tag_count: stored.len(),
+        stored,
+        latest_tags,
+    })
 }
 
 /// Why a scan happens now.
@@ -200,7 +228,12 @@ pub fn should_scan<E>(
     now: SystemTime,
     stored_tag_count: impl FnOnce() -> Result<usize, E>,
 ) -> Result<ScanDecision, E> {
-    let scan = |r| Ok(ScanDecision { reason: Some(r), next: state.interval });
+    let scan = |r| {
+        Ok(ScanDecision {
+            reason: Some(r),
+            next: state.interval,
+        })
+    };
     let Some(scan_time) = state.last_scan_time else {
         return scan(ScanReason::FirstScan);
     };
@@ -251,6 +284,9 @@ mod tests {
     #[test]
     fn empty_revision_is_of_empty_array() {
         let empty: [&str; 0] = [];
-        assert_eq!(revision_adler32(&empty), adler::adler32_slice(b"[]").to_string());
+        assert_eq!(
+            revision_adler32(&empty),
+            adler::adler32_slice(b"[]").to_string()
+        );
     }
 }

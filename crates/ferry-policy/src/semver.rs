@@ -95,7 +95,9 @@ impl Version {
         let num = |r: Option<(usize, usize)>| -> Result<u64, VersionError> {
             match r {
                 None => Ok(0),
-                Some((a, e)) => s[a..e].parse().map_err(|_| VersionError::Segment(s.to_owned())),
+                Some((a, e)) => s[a..e]
+                    .parse()
+                    .map_err(|_| VersionError::Segment(s.to_owned())),
             }
         };
         let pre_str = &s[pre.0..pre.1];
@@ -238,7 +240,11 @@ fn compare_prerelease(a: &str, b: &str) -> Ordering {
 
 /// Go `strconv.ParseUint(s, 10, 64)` on a prerelease identifier (no sign possible there).
 fn numeric(s: &str) -> Option<u64> {
-    if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+    if s.bytes().all(|c| c.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Why a range string is not a valid Masterminds constraint.
@@ -262,9 +268,13 @@ fn re(pattern: String) -> Regex {
     Regex::new(&pattern).unwrap_or_else(|e| panic!("static constraint pattern: {e}"))
 }
 
-static RANGE_RE: LazyLock<Regex> = LazyLock::new(|| re(format!(r"{WS}*({CV}){WS}+-{WS}+({CV}){WS}*")));
-static VALID_RE: LazyLock<Regex> =
-    LazyLock::new(|| re(format!(r"^({WS}*{OPS}{WS}*({CV}){WS}*)((?:{WS}+|,{WS}*){OPS}{WS}*({CV}){WS}*)*$")));
+static RANGE_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(format!(r"{WS}*({CV}){WS}+-{WS}+({CV}){WS}*")));
+static VALID_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(format!(
+        r"^({WS}*{OPS}{WS}*({CV}){WS}*)((?:{WS}+|,{WS}*){OPS}{WS}*({CV}){WS}*)*$"
+    ))
+});
 static FIND_RE: LazyLock<Regex> = LazyLock::new(|| re(format!(r"{OPS}{WS}*({CV})")));
 static ONE_RE: LazyLock<Regex> = LazyLock::new(|| re(format!(r"^{WS}*{OPS}{WS}*({CV}){WS}*$")));
 
@@ -310,7 +320,9 @@ impl Constraint {
                 orig: String::new(),
             });
         }
-        let m = ONE_RE.captures(c).ok_or_else(|| ConstraintError::Improper(c.to_owned()))?;
+        let m = ONE_RE
+            .captures(c)
+            .ok_or_else(|| ConstraintError::Improper(c.to_owned()))?;
         let g = |i: usize| m.get(i).map_or("", |x| x.as_str());
         let op = match g(1) {
             "" | "=" => Op::TildeOrEqual,
@@ -336,7 +348,14 @@ impl Constraint {
             (g(2).to_owned(), false, false, false)
         };
         let con = Version::parse(&ver).map_err(|_| ConstraintError::Parser)?;
-        Ok(Constraint { op, con, dirty, minor_dirty, patch_dirty, orig: g(2).to_owned() })
+        Ok(Constraint {
+            op,
+            con,
+            dirty,
+            minor_dirty,
+            patch_dirty,
+            orig: g(2).to_owned(),
+        })
     }
 
     /// Whether this comparison carries a prerelease (which opts its group into prereleases).
@@ -481,7 +500,11 @@ impl Constraints {
             group_has_pre.push(group.iter().any(Constraint::has_prerelease));
             groups.push(group);
         }
-        Ok(Constraints { groups, group_has_pre, original: range.to_owned() })
+        Ok(Constraints {
+            groups,
+            group_has_pre,
+            original: range.to_owned(),
+        })
     }
 
     /// Masterminds `Check` as Flux calls it (`IncludePrerelease` unset): true iff some OR group
@@ -539,7 +562,10 @@ mod tests {
         assert!(Version::parse("1.2.").is_err());
         assert!(Version::parse("1.2.3-").is_err());
         assert!(Version::parse("1.2.3+").is_err());
-        assert_eq!(Version::parse("1.2-beta.5").unwrap().to_string(), "1.2.0-beta.5");
+        assert_eq!(
+            Version::parse("1.2-beta.5").unwrap().to_string(),
+            "1.2.0-beta.5"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use ferry_policy::automation::{
-    GitRef, GitRepoLookup, GitRepositoryView, GitSpecView, ObservedPolicies, PolicyListing, observed_policies_changed,
-    resolve_git_config, select_policies,
+    GitRef, GitRepoLookup, GitRepositoryView, GitSpecView, ObservedPolicies, PolicyListing,
+    observed_policies_changed, resolve_git_config, select_policies,
 };
 use ferry_policy::scan::{self, ScanReason, ScanState};
 use ferry_policy::semver::Constraint;
@@ -30,9 +30,14 @@ fn load_json(name: &str) -> Option<Value> {
 fn load_tsv(name: &str) -> Option<Vec<Vec<String>>> {
     let path = dir()?.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut rows = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
+    let mut rows = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
     rows.next(); // header
-    Some(rows.map(|l| l.split('\t').map(|c| c.replace("\\n", "\n")).collect()).collect())
+    Some(
+        rows.map(|l| l.split('\t').map(|c| c.replace("\\n", "\n")).collect())
+            .collect(),
+    )
 }
 
 /// Collects per-row outcomes of one table and prints `<table>: N passed, N failed`.
@@ -44,7 +49,11 @@ struct Table {
 
 impl Table {
     fn new(name: &'static str) -> Table {
-        Table { name, passed: 0, failures: Vec::new() }
+        Table {
+            name,
+            passed: 0,
+            failures: Vec::new(),
+        }
     }
 
     fn check(&mut self, row: impl std::fmt::Display, ok: bool, detail: impl FnOnce() -> String) {
@@ -56,17 +65,30 @@ impl Table {
     }
 
     fn finish(self) {
-        println!("{}: {} passed, {} failed", self.name, self.passed, self.failures.len());
+        println!(
+            "{}: {} passed, {} failed",
+            self.name,
+            self.passed,
+            self.failures.len()
+        );
         for f in &self.failures {
             println!("  FAIL {f}");
         }
-        assert!(self.failures.is_empty(), "{}: {} rows failed:\n{}", self.name, self.failures.len(), self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "{}: {} rows failed:\n{}",
+            self.name,
+            self.failures.len(),
+            self.failures.join("\n")
+        );
         assert!(self.passed > 0, "{}: no rows ran", self.name);
     }
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -105,12 +127,17 @@ fn error_kind(e: &PolicyError) -> &'static str {
 
 #[test]
 fn irc_policy_latest() {
-    let Some(doc) = load_json("irc-policy-latest.json") else { return };
+    let Some(doc) = load_json("irc-policy-latest.json") else {
+        return;
+    };
     let mut t = Table::new("irc-policy-latest.json");
     for case in doc["cases"].as_array().unwrap() {
         let name = s(case, "name");
         let tags = strs(&case["tags"]);
-        let unit_level = case["source"]["path"].as_str().unwrap().starts_with("internal/policy/");
+        let unit_level = case["source"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("internal/policy/");
         let want = match case["expected"].get("latest") {
             Some(l) => Ok(l.as_str().unwrap().to_owned()),
             None => Err(s(&case["expected"], "error").to_owned()),
@@ -128,7 +155,9 @@ fn irc_policy_latest() {
                 return Err(kind(PolicyError::NoTagsInDatabase));
             }
             let filter = match case.get("filterTags") {
-                Some(f) => TagFilter::new(Some(s(f, "pattern")), Some(s(f, "extract"))).map_err(kind)?,
+                Some(f) => {
+                    TagFilter::new(Some(s(f, "pattern")), Some(s(f, "extract"))).map_err(kind)?
+                }
                 None => TagFilter::none(),
             };
             select_latest(&store, &filter, &policer).map_err(kind)
@@ -143,50 +172,77 @@ fn irc_policy_latest() {
             orders.push(sorted);
         }
         let got: Vec<_> = orders.iter().map(|o| run(o)).collect();
-        t.check(name, got.iter().all(|g| *g == want), || format!("want {want:?}, got {got:?}"));
+        t.check(name, got.iter().all(|g| *g == want), || {
+            format!("want {want:?}, got {got:?}")
+        });
     }
     t.finish();
 }
 
 #[test]
 fn irc_policy_construct() {
-    let Some(doc) = load_json("irc-policy-construct.json") else { return };
+    let Some(doc) = load_json("irc-policy-construct.json") else {
+        return;
+    };
     let mut t = Table::new("irc-policy-construct.json");
     for case in doc["cases"].as_array().unwrap() {
         let value = &case["value"];
         let result = match s(case, "kind") {
-            "semver.range" => Policer::new(&PolicyChoice::SemVer { range: value.as_str().unwrap().into() }),
-            "alphabetical.order" => Policer::new(&PolicyChoice::Alphabetical { order: value.as_str().unwrap().into() }),
-            "numerical.order" => Policer::new(&PolicyChoice::Numerical { order: value.as_str().unwrap().into() }),
+            "semver.range" => Policer::new(&PolicyChoice::SemVer {
+                range: value.as_str().unwrap().into(),
+            }),
+            "alphabetical.order" => Policer::new(&PolicyChoice::Alphabetical {
+                order: value.as_str().unwrap().into(),
+            }),
+            "numerical.order" => Policer::new(&PolicyChoice::Numerical {
+                order: value.as_str().unwrap().into(),
+            }),
             "policy" => choice(value).and_then(|c| Policer::new(&c)),
             other => panic!("kind {other}"),
         };
         let valid = case["valid"].as_bool().unwrap();
-        let reason_ok = result.as_ref().err().is_none_or(|e| e.reason() == "InvalidPolicy");
-        t.check(format!("{} {value}", s(case, "kind")), result.is_ok() == valid && reason_ok, || format!("{result:?}"));
+        let reason_ok = result
+            .as_ref()
+            .err()
+            .is_none_or(|e| e.reason() == "InvalidPolicy");
+        t.check(
+            format!("{} {value}", s(case, "kind")),
+            result.is_ok() == valid && reason_ok,
+            || format!("{result:?}"),
+        );
     }
     t.finish();
 }
 
 #[test]
 fn irc_regex_filter() {
-    let Some(doc) = load_json("irc-regex-filter.json") else { return };
+    let Some(doc) = load_json("irc-regex-filter.json") else {
+        return;
+    };
     let mut t = Table::new("irc-regex-filter.json");
     for case in doc["cases"].as_array().unwrap() {
         let tags = strs(&case["tags"]);
         let filter = TagFilter::new(Some(s(case, "pattern")), Some(s(case, "extract"))).unwrap();
-        let mut got: Vec<String> = filter.apply(&tags).into_iter().map(|c| c.candidate.into_owned()).collect();
+        let mut got: Vec<String> = filter
+            .apply(&tags)
+            .into_iter()
+            .map(|c| c.candidate.into_owned())
+            .collect();
         got.sort();
         let mut want = strs(&case["expected"]);
         want.sort();
-        t.check(s(case, "name"), got == want, || format!("want {want:?}, got {got:?}"));
+        t.check(s(case, "name"), got == want, || {
+            format!("want {want:?}, got {got:?}")
+        });
     }
     t.finish();
 }
 
 #[test]
 fn irc_exclusion_list() {
-    let Some(doc) = load_json("irc-exclusion-list.json") else { return };
+    let Some(doc) = load_json("irc-exclusion-list.json") else {
+        return;
+    };
     let mut t = Table::new("irc-exclusion-list.json");
     for case in doc["cases"].as_array().unwrap() {
         let name = s(case, "name");
@@ -194,13 +250,20 @@ fn irc_exclusion_list() {
         let user = strs(&case["patterns"]);
         // The filterOutTags unit test passes patterns directly; controller tests go through
         // the spec default.
-        let patterns =
-            if case["source"]["test"] == "TestFilterOutTags" { user } else { scan::effective_exclusion_list(&user) };
+        let patterns = if case["source"]["test"] == "TestFilterOutTags" {
+            user
+        } else {
+            scan::effective_exclusion_list(&user)
+        };
         let result = scan::apply_exclusions(&tags, &patterns);
         let mut ok = true;
-        let mut why = String::new();
+        let why;
         if let Some(err) = case.get("expected_error") {
-            let msg = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+            let msg = result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             ok &= msg.starts_with(err.as_str().unwrap()) && msg.contains(&patterns[0]);
             why = format!("error {msg:?}");
         } else {
@@ -229,7 +292,9 @@ fn irc_exclusion_list() {
 
 #[test]
 fn irc_latest_tags() {
-    let Some(doc) = load_json("irc-latest-tags.json") else { return };
+    let Some(doc) = load_json("irc-latest-tags.json") else {
+        return;
+    };
     let mut t = Table::new("irc-latest-tags.json");
     for case in doc["cases"].as_array().unwrap() {
         let tags = strs(&case["tags"]);
@@ -248,7 +313,9 @@ fn irc_latest_tags() {
 
 #[test]
 fn irc_revision_checksum() {
-    let Some(doc) = load_json("irc-revision-checksum.json") else { return };
+    let Some(doc) = load_json("irc-revision-checksum.json") else {
+        return;
+    };
     let mut t = Table::new("irc-revision-checksum.json");
     for case in doc["cases"].as_array().unwrap() {
         let tags = strs(&case["tags"]);
@@ -257,14 +324,20 @@ fn irc_revision_checksum() {
             _ => scan::revision_sha256(&tags),
         };
         let want = s(case, "expected");
-        t.check(format!("{} {tags:?}", s(case, "backend")), got == want, || format!("want {want}, got {got}"));
+        t.check(
+            format!("{} {tags:?}", s(case, "backend")),
+            got == want,
+            || format!("want {want}, got {got}"),
+        );
     }
     t.finish();
 }
 
 #[test]
 fn irc_should_scan() {
-    let Some(doc) = load_json("irc-should-scan.json") else { return };
+    let Some(doc) = load_json("irc-should-scan.json") else {
+        return;
+    };
     let mut t = Table::new("irc-should-scan.json");
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let at = |v: &Value| -> SystemTime {
@@ -277,9 +350,15 @@ fn irc_should_scan() {
     for case in doc["cases"].as_array().unwrap() {
         let o = &case["overrides"];
         let get = |k: &str| o.get(k);
-        let image = get("spec.image").and_then(Value::as_str).unwrap_or("example.com/foo/bar");
-        let spec_ex = get("spec.exclusionList").map(strs).unwrap_or_else(|| vec!["aaa".into()]);
-        let obs_ex = get("status.observedExclusionList").map(strs).unwrap_or_else(|| vec!["aaa".into()]);
+        let image = get("spec.image")
+            .and_then(Value::as_str)
+            .unwrap_or("example.com/foo/bar");
+        let spec_ex = get("spec.exclusionList")
+            .map(strs)
+            .unwrap_or_else(|| vec!["aaa".into()]);
+        let obs_ex = get("status.observedExclusionList")
+            .map(strs)
+            .unwrap_or_else(|| vec!["aaa".into()]);
         let state = ScanState {
             interval: Duration::from_secs(60),
             // Canonicalising `spec.image` is the registry crate's job; these names are canonical.
@@ -292,9 +371,16 @@ fn irc_should_scan() {
             last_scan_time: get("status.lastScanResult.scanTime").map(at),
         };
         let db_tags = case.get("db_tags").map(strs);
-        let read_error = case.get("db_read_error").and_then(Value::as_bool).unwrap_or(false);
+        let read_error = case
+            .get("db_read_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let got = scan::should_scan(&state, now, || {
-            if read_error { Err("read failure") } else { Ok(db_tags.as_ref().map_or(0, Vec::len)) }
+            if read_error {
+                Err("read failure")
+            } else {
+                Ok(db_tags.as_ref().map_or(0, Vec::len))
+            }
         });
         let want = &case["want"];
         let ok = match &got {
@@ -313,22 +399,34 @@ fn irc_should_scan() {
 
 #[test]
 fn irc_digest_reflection() {
-    let Some(doc) = load_json("irc-digest-reflection.json") else { return };
+    let Some(doc) = load_json("irc-digest-reflection.json") else {
+        return;
+    };
     let mut t = Table::new("irc-digest-reflection.json");
-    let mut store: Vec<String> = ["v1.0.0", "v1.1.0", "v1.1.1", "v2.0.0"].map(String::from).to_vec();
+    let mut store: Vec<String> = ["v1.0.0", "v1.1.0", "v1.1.1", "v2.0.0"]
+        .map(String::from)
+        .to_vec();
     scan::sort_desc(&mut store);
     let repo = "<repo>";
     let interval = Some(Duration::from_secs(600));
     let opt_ref = |v: &Value| -> Option<ImageRef> {
-        v.as_object().map(|_| ImageRef::new(s(v, "name"), s(v, "tag")).with_digest(s(v, "digest")))
+        v.as_object()
+            .map(|_| ImageRef::new(s(v, "name"), s(v, "tag")).with_digest(s(v, "digest")))
     };
     for case in doc["cases"].as_array().unwrap() {
         let p1 = DigestReflection::parse(s(&case["pass1"], "digestReflectionPolicy")).unwrap();
         let p2 = DigestReflection::parse(s(&case["pass2"], "digestReflectionPolicy")).unwrap();
         let range2 = case["pass2"]["semver_range"].as_str().unwrap_or("v1.x");
         // One reconcile: elect, decide the digest (`pass` names the registry content), update refs.
-        let reconcile = |policy: DigestReflection, range: &str, pass: u8, latest: Option<&ImageRef>, prev: Option<&ImageRef>| {
-            let policer = Policer::new(&PolicyChoice::SemVer { range: range.into() }).unwrap();
+        let reconcile = |policy: DigestReflection,
+                         range: &str,
+                         pass: u8,
+                         latest: Option<&ImageRef>,
+                         prev: Option<&ImageRef>| {
+            let policer = Policer::new(&PolicyChoice::SemVer {
+                range: range.into(),
+            })
+            .unwrap();
             let tag = select_latest(&store, &TagFilter::none(), &policer).unwrap();
             let digest = match digest_action(policy, latest, repo, &tag) {
                 DigestAction::None => String::new(),
@@ -338,7 +436,13 @@ fn irc_digest_reflection() {
             update_refs(latest, prev, ImageRef::new(repo, tag).with_digest(digest))
         };
         let first = reconcile(p1, "v1.x", 1, None, None);
-        let second = reconcile(p2, range2, 2, Some(&first.latest), first.observed_previous.as_ref());
+        let second = reconcile(
+            p2,
+            range2,
+            2,
+            Some(&first.latest),
+            first.observed_previous.as_ref(),
+        );
         let w = &case["want"];
         let req = |v: &Value| v.as_str().map(duration);
         let ok = first.latest.digest == s(w, "pass1_digest")
@@ -346,7 +450,11 @@ fn irc_digest_reflection() {
             && second.latest.digest == s(w, "pass2_digest")
             && second.observed_previous == opt_ref(&w["pass2_observedPreviousRef"])
             && p1.requeue_after(interval) == req(&w["pass1_requeueAfter"])
-            && p2.requeue_after(if p2 == DigestReflection::Always { interval } else { None }) == req(&w["pass2_requeueAfter"]);
+            && p2.requeue_after(if p2 == DigestReflection::Always {
+                interval
+            } else {
+                None
+            }) == req(&w["pass2_requeueAfter"]);
         t.check(s(case, "name"), ok, || format!("{first:?} / {second:?}"));
     }
     t.finish();
@@ -354,11 +462,15 @@ fn irc_digest_reflection() {
 
 #[test]
 fn irc_ready_message() {
-    let Some(doc) = load_json("irc-ready-message.json") else { return };
+    let Some(doc) = load_json("irc-ready-message.json") else {
+        return;
+    };
     let mut t = Table::new("irc-ready-message.json");
     let r = |v: &Value| ImageRef::new(s(v, "name"), s(v, "tag")).with_digest(s(v, "digest"));
     for case in doc["cases"].as_array().unwrap() {
-        let prev = case["observedPreviousRef"].as_object().map(|_| r(&case["observedPreviousRef"]));
+        let prev = case["observedPreviousRef"]
+            .as_object()
+            .map(|_| r(&case["observedPreviousRef"]));
         let got = ready_message(&r(&case["latestRef"]), prev.as_ref());
         let want = s(case, "expected");
         t.check(s(case, "name"), got == want, || format!("got {got:?}"));
@@ -368,13 +480,19 @@ fn irc_ready_message() {
 
 fn label_map(v: &Value) -> BTreeMap<String, String> {
     v.as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[test]
 fn irc_acl() {
-    let Some(doc) = load_json("irc-acl.json") else { return };
+    let Some(doc) = load_json("irc-acl.json") else {
+        return;
+    };
     let mut t = Table::new("irc-acl.json");
     for case in doc["cases"].as_array().unwrap() {
         let access_from = case["accessFrom"].as_object().map(|a| AccessFrom {
@@ -397,20 +515,31 @@ fn irc_acl() {
             blocked,
         );
         let want = case["accessible"].as_bool().unwrap();
-        let reason_ok = got.as_ref().err().is_none_or(|e| e.reason() == "AccessDenied");
-        t.check(s(case, "name"), got.is_ok() == want && reason_ok, || format!("{got:?}"));
+        let reason_ok = got
+            .as_ref()
+            .err()
+            .is_none_or(|e| e.reason() == "AccessDenied");
+        t.check(s(case, "name"), got.is_ok() == want && reason_ok, || {
+            format!("{got:?}")
+        });
     }
     t.finish();
 }
 
 #[test]
 fn pkg_version_parse() {
-    let Some(doc) = load_json("pkg-version-parse.json") else { return };
+    let Some(doc) = load_json("pkg-version-parse.json") else {
+        return;
+    };
     let mut t = Table::new("pkg-version-parse.json");
     for case in doc["parse_cases"].as_array().unwrap() {
         let v = s(case, "version");
         let got = Version::parse_flux_tag(v);
-        t.check(format!("{v:?}"), got.is_ok() == case["valid"].as_bool().unwrap(), || format!("{got:?}"));
+        t.check(
+            format!("{v:?}"),
+            got.is_ok() == case["valid"].as_bool().unwrap(),
+            || format!("{got:?}"),
+        );
     }
     for case in doc["sort_cases"].as_array().unwrap() {
         let c = Constraints::parse(s(case, "constraint")).unwrap();
@@ -429,37 +558,48 @@ fn pkg_version_parse() {
 
 #[test]
 fn masterminds_constraints_check() {
-    let Some(rows) = load_tsv("masterminds-constraints-check.tsv") else { return };
+    let Some(rows) = load_tsv("masterminds-constraints-check.tsv") else {
+        return;
+    };
     let mut t = Table::new("masterminds-constraints-check.tsv");
     for r in rows {
         let got = Constraints::parse(&r[0]).map(|c| c.check(&Version::parse(&r[1]).unwrap()));
         let flux_tag = Version::parse_flux_tag(&r[1]).is_ok();
-        t.check(format!("{:?} {:?}", r[0], r[1]), got == Ok(r[2] == "true") && flux_tag == (r[3] == "true"), || {
-            format!("{got:?}, flux_tag {flux_tag}")
-        });
+        t.check(
+            format!("{:?} {:?}", r[0], r[1]),
+            got == Ok(r[2] == "true") && flux_tag == (r[3] == "true"),
+            || format!("{got:?}, flux_tag {flux_tag}"),
+        );
     }
     t.finish();
 }
 
 #[test]
 fn masterminds_single_constraint_check() {
-    let Some(rows) = load_tsv("masterminds-single-constraint-check.tsv") else { return };
+    let Some(rows) = load_tsv("masterminds-single-constraint-check.tsv") else {
+        return;
+    };
     let mut t = Table::new("masterminds-single-constraint-check.tsv");
     for r in rows {
-        let got = Constraint::parse(&r[0]).map(|c| c.check(&Version::parse(&r[1]).unwrap(), c.has_prerelease()));
+        let got = Constraint::parse(&r[0])
+            .map(|c| c.check(&Version::parse(&r[1]).unwrap(), c.has_prerelease()));
         let flux_tag = Version::parse_flux_tag(&r[1]).is_ok();
         // Empty-constraint rows are Masterminds-only: Flux's NewConstraint("") errors.
         let flux_ok = !r[0].is_empty() || Constraints::parse("").is_err();
-        t.check(format!("{:?} {:?}", r[0], r[1]), got == Ok(r[2] == "true") && flux_tag == (r[3] == "true") && flux_ok, || {
-            format!("{got:?}, flux_tag {flux_tag}")
-        });
+        t.check(
+            format!("{:?} {:?}", r[0], r[1]),
+            got == Ok(r[2] == "true") && flux_tag == (r[3] == "true") && flux_ok,
+            || format!("{got:?}, flux_tag {flux_tag}"),
+        );
     }
     t.finish();
 }
 
 #[test]
 fn masterminds_new_constraint() {
-    let Some(rows) = load_tsv("masterminds-new-constraint.tsv") else { return };
+    let Some(rows) = load_tsv("masterminds-new-constraint.tsv") else {
+        return;
+    };
     let mut t = Table::new("masterminds-new-constraint.tsv");
     for r in rows {
         let got = Constraints::parse(&r[0]);
@@ -477,25 +617,37 @@ fn masterminds_new_constraint() {
 
 #[test]
 fn masterminds_compare() {
-    let Some(rows) = load_tsv("masterminds-compare.tsv") else { return };
+    let Some(rows) = load_tsv("masterminds-compare.tsv") else {
+        return;
+    };
     let mut t = Table::new("masterminds-compare.tsv");
     for r in rows {
-        let got = Version::parse(&r[0]).unwrap().cmp(&Version::parse(&r[1]).unwrap()) as i8;
-        t.check(format!("{} {}", r[0], r[1]), got.to_string() == r[2], || format!("got {got}"));
+        let got = Version::parse(&r[0])
+            .unwrap()
+            .cmp(&Version::parse(&r[1]).unwrap()) as i8;
+        t.check(
+            format!("{} {}", r[0], r[1]),
+            got.to_string() == r[2],
+            || format!("got {got}"),
+        );
     }
     t.finish();
 }
 
 #[test]
 fn masterminds_new_version_loose() {
-    let Some(rows) = load_tsv("masterminds-new-version-loose.tsv") else { return };
+    let Some(rows) = load_tsv("masterminds-new-version-loose.tsv") else {
+        return;
+    };
     let mut t = Table::new("masterminds-new-version-loose.tsv");
     for r in rows {
         let loose = Version::parse(&r[0]);
         let flux = Version::parse_flux_tag(&r[0]);
-        t.check(format!("{:?}", r[0]), loose.is_err() == (r[1] == "true") && flux.is_ok() == (r[2] == "true"), || {
-            format!("{loose:?} / {flux:?}")
-        });
+        t.check(
+            format!("{:?}", r[0]),
+            loose.is_err() == (r[1] == "true") && flux.is_ok() == (r[2] == "true"),
+            || format!("{loose:?} / {flux:?}"),
+        );
     }
     t.finish();
 }
@@ -506,14 +658,25 @@ fn image_ref(v: &Value) -> ImageRef {
 
 #[test]
 fn iac_observed_policies() {
-    let Some(doc) = load_json("iac-observed-policies.json") else { return };
+    let Some(doc) = load_json("iac-observed-policies.json") else {
+        return;
+    };
     let mut t = Table::new("iac-observed-policies.json");
     let observed = |v: &Value| -> ObservedPolicies {
-        v.as_object().unwrap().iter().map(|(k, r)| (k.clone(), image_ref(r))).collect()
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, r)| (k.clone(), image_ref(r)))
+            .collect()
     };
     for case in doc["observed_policies_changed"].as_array().unwrap() {
-        let got = observed_policies_changed(&observed(&case["previous"]), &observed(&case["current"]));
-        t.check(s(case, "name"), got == case["changed"].as_bool().unwrap(), || format!("got {got}"));
+        let got =
+            observed_policies_changed(&observed(&case["previous"]), &observed(&case["current"]));
+        t.check(
+            s(case, "name"),
+            got == case["changed"].as_bool().unwrap(),
+            || format!("got {got}"),
+        );
     }
     for case in doc["get_policies"].as_array().unwrap() {
         let policies: Vec<(String, String, BTreeMap<String, String>, ImageRef)> = case["policies"]
@@ -522,17 +685,33 @@ fn iac_observed_policies() {
             .iter()
             .map(|p| {
                 let (name, tag) = s(p, "latestImage").split_once(':').unwrap();
-                (s(p, "name").into(), s(p, "namespace").into(), label_map(&p["labels"]), ImageRef::new(name, tag))
+                (
+                    s(p, "name").into(),
+                    s(p, "namespace").into(),
+                    label_map(&p["labels"]),
+                    ImageRef::new(name, tag),
+                )
             })
             .collect();
         let listing: Vec<PolicyListing<'_>> = policies
             .iter()
-            .map(|(n, ns, l, r)| PolicyListing { name: n, namespace: ns, labels: l, latest_ref: Some(r) })
+            .map(|(n, ns, l, r)| PolicyListing {
+                name: n,
+                namespace: ns,
+                labels: l,
+                latest_ref: Some(r),
+            })
             .collect();
-        let selector = case["selector"].as_object().map(|sel| label_map(&sel["matchLabels"]));
+        let selector = case["selector"]
+            .as_object()
+            .map(|sel| label_map(&sel["matchLabels"]));
         let got = select_policies(s(case, "listNamespace"), selector.as_ref(), &listing);
-        let ok = strs(&case["expect_contains"]).iter().all(|n| got.contains_key(n))
-            && strs(&case["expect_excludes"]).iter().all(|n| !got.contains_key(n));
+        let ok = strs(&case["expect_contains"])
+            .iter()
+            .all(|n| got.contains_key(n))
+            && strs(&case["expect_excludes"])
+                .iter()
+                .all(|n| !got.contains_key(n));
         t.check(s(case, "name"), ok, || format!("got {got:?}"));
     }
     t.finish();
@@ -540,7 +719,9 @@ fn iac_observed_policies() {
 
 #[test]
 fn iac_git_config() {
-    let Some(doc) = load_json("iac-git-config.json") else { return };
+    let Some(doc) = load_json("iac-git-config.json") else {
+        return;
+    };
     let mut t = Table::new("iac-git-config.json");
     let git_ref = |v: &Value| GitRef {
         branch: s(v, "branch").into(),
@@ -558,12 +739,21 @@ fn iac_git_config() {
         };
         let gr = &case["gitRepository"];
         let view = GitRepositoryView {
-            url: gr.get("url").and_then(Value::as_str).unwrap_or("https://example.com").into(),
-            reference: gr.get("ref").and_then(|r| r.as_object().map(|_| git_ref(r))),
+            url: gr
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or("https://example.com")
+                .into(),
+            reference: gr
+                .get("ref")
+                .and_then(|r| r.as_object().map(|_| git_ref(r))),
             timeout: gr.get("timeout").and_then(Value::as_str).map(duration),
         };
         let lookup = if gr.is_null() {
-            GitRepoLookup::NotFound { namespace: "default", name: "repo" }
+            GitRepoLookup::NotFound {
+                namespace: "default",
+                name: "repo",
+            }
         } else if let Some(e) = gr.get("get_error") {
             GitRepoLookup::Failed(e.as_str().unwrap())
         } else {
@@ -576,7 +766,10 @@ fn iac_git_config() {
             (Err(_), Some(Value::Bool(true)), _) => true,
             (Err(e), _, Some(m)) => e.to_string().contains(m.as_str().unwrap()),
             (Ok(c), None, None) => {
-                c.checkout_ref == w["checkoutRef"].as_object().map(|_| git_ref(&w["checkoutRef"]))
+                c.checkout_ref
+                    == w["checkoutRef"]
+                        .as_object()
+                        .map(|_| git_ref(&w["checkoutRef"]))
                     && c.push_branch == s(w, "pushBranch")
                     && c.switch_branch == w["switchBranch"].as_bool().unwrap()
                     && c.timeout == duration(s(w, "timeout"))

@@ -171,3 +171,81 @@ pub fn result_objects(files: &FileChanges) -> ObjectChanges {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch(o: &str, n: &str) -> Change {
+        Change {
+            old_value: o.into(),
+            new_value: n.into(),
+            setter: "ns:p".into(),
+        }
+    }
+
+    fn oid(name: &str) -> ObjectId {
+        ObjectId {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: name.into(),
+            namespace: String::new(),
+        }
+    }
+
+    #[test]
+    fn result_helpers() {
+        let mut files = FileChanges::new();
+        files.insert(
+            "b.yaml".into(),
+            BTreeMap::from([(oid("x"), vec![ch("1", "2"), ch("3", "4")])]),
+        );
+        files.insert(
+            "a.yaml".into(),
+            BTreeMap::from([
+                (oid("y"), vec![ch("5", "6")]),
+                (oid("x"), vec![ch("1", "2")]),
+            ]),
+        );
+        // Files by path, objects by id, then document order; duplicates once.
+        assert_eq!(
+            result_changes(&files),
+            [ch("1", "2"), ch("5", "6"), ch("3", "4")]
+        );
+        let objects = result_objects(&files);
+        assert_eq!(
+            objects[&oid("x")],
+            [ch("1", "2"), ch("1", "2"), ch("3", "4")]
+        );
+        assert_eq!(objects[&oid("y")], [ch("5", "6")]);
+    }
+
+    #[test]
+    fn setter_values() {
+        let mut img = ImageRef {
+            name: "reg/app".into(),
+            tag: "1.0".into(),
+            digest: None,
+        };
+        assert_eq!(setter_value(&img, SetterField::Full), "reg/app:1.0");
+        assert_eq!(setter_value(&img, SetterField::Digest), "");
+        img.digest = Some("sha256:ab".into());
+        assert_eq!(
+            setter_value(&img, SetterField::Full),
+            "reg/app:1.0@sha256:ab"
+        );
+        assert_eq!(setter_value(&img, SetterField::Name), "reg/app");
+        assert_eq!(setter_value(&img, SetterField::Tag), "1.0");
+        assert_eq!(setter_value(&img, SetterField::Digest), "sha256:ab");
+    }
+
+    #[test]
+    fn diff_format() {
+        let d = unified_diff("d/x.yaml", b"a: 1\nb: 2\n", b"a: 1\nb: 3\n");
+        assert_eq!(
+            d,
+            "--- a/d/x.yaml\n+++ b/d/x.yaml\n@@ -1,2 +1,2 @@\n a: 1\n-b: 2\n+b: 3\n"
+        );
+        assert_eq!(unified_diff("x", b"same", b"same"), "");
+    }
+}

@@ -133,6 +133,21 @@ fn hard_tree_byte_exact() {
     assert!(result.objects().len() >= 10);
     assert!(result.diff().contains("+          image: reg/app:v1.0.1"));
 
+    // Oracle: re-parsing the output, every site of a known policy now holds the policy's value.
+    let v = values();
+    for site in scan_markers(&work).unwrap() {
+        if let Some(image) = v.get(&site.policy) {
+            assert_eq!(
+                site.value,
+                ferry_setters::setter_value(image, site.field),
+                "{}:{} ({})",
+                site.file,
+                site.line,
+                site.setter
+            );
+        }
+    }
+
     // Idempotent: a second run changes nothing.
     let again = apply_tree(&work, &values(), WriteMode::Write).unwrap();
     assert!(again.is_empty(), "{:?}", again.files);

@@ -444,7 +444,3 @@ impl<'t> Exec<'t> {
 fn call(def: &FuncDef, argv: &[Value]) -> Result<Value, String> {
     (def.f)(argv)
 }
-
-/// Keeps `Rc` in scope for callers building values.
-#[allow(dead_code)]
-fn _rc_marker(_: Rc<str>) {}
