@@ -158,13 +158,12 @@ impl Policer {
                     let c = c.as_ref();
                     let v =
                         parse_go_float(c).map_err(|_| PolicyError::InvalidNumeric(c.to_owned()))?;
-                    let replace = match best {
-                        None => true,
-                        Some((_, pv)) => match order {
-                            Order::Asc => !(v < pv),
-                            Order::Desc => !(v > pv),
-                        },
+                    // Replace unless strictly worse; NaN compares as None and always replaces.
+                    let worse = match order {
+                        Order::Asc => Ordering::Less,
+                        Order::Desc => Ordering::Greater,
                     };
+                    let replace = best.is_none_or(|(_, pv)| v.partial_cmp(&pv) != Some(worse));
                     if replace {
                         best = Some((i, v));
                     }
