@@ -254,9 +254,12 @@ impl Serialize for GoDuration {
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        parse_flux_duration(&s)
-            .map(GoDuration)
-            .map_err(serde::de::Error::custom)
+        parse_flux_duration(&s).map(GoDuration).map_err(|e| match e {
+            DurationError::NotFluxPattern(_) => serde::de::Error::custom(e),
+            other => serde::de::Error::custom(format_args!(
+                "{other} (expected a Go duration such as 1m0s, 5m, 1h30m, 500ms)"
+            )),
+        })
     }
 }
 

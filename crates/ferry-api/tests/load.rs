@@ -346,7 +346,7 @@ spec:
     );
     assert_eq!(pol.spec.image_repository_ref.namespace, None);
     let repo = set.image_repository("apps", "web").unwrap();
-    assert_eq!(repo.source.line, 35);
+    assert_eq!(repo.source.line, 34);
     assert_eq!(repo.spec.exclusion_list, Some(vec![]));
     assert_eq!(repo.spec.exclusion_list(), vec!["^.*\\.sig$".to_string()]);
     assert_eq!(repo.spec.provider(), ferry_api::ImageProvider::Aws);
@@ -440,12 +440,12 @@ spec:
     assert_eq!(
         lines,
         vec![
-            "apps/auto.yaml:8: ImageUpdateAutomation develop/a: spec.sourceRef.name is required",
+            "apps/auto.yaml:7: ImageUpdateAutomation develop/a: spec.sourceRef.name is required",
             "apps/auto.yaml:6: ImageUpdateAutomation develop/a: spec.interval is required",
             "apps/auto.yaml:11: ImageUpdateAutomation develop/a: spec.git.commit.author.email is required",
             "apps/policy.yaml:7: ImagePolicy develop/backend: spec.imageRepositoryRef.name is required",
             "apps/policy.yaml:6: ImagePolicy develop/backend: spec.policy is required (one of semver, alphabetical, numerical)",
-            "apps/repo.yaml:8: ImageRepository flux-system/backend: spec.interval: invalid duration \"5 minutes\"",
+            "apps/repo.yaml:8: ImageRepository flux-system/backend: spec.interval: unknown unit \" minutes\" in duration \"5 minutes\" (expected a Go duration such as 1m0s, 5m, 1h30m, 500ms)",
             "apps/repo2.yaml:6: ImageRepository default/other: spec.insecure: invalid boolean",
         ],
         "{errs}"

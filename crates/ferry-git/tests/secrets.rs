@@ -57,22 +57,22 @@ fn credentials_never_leak() {
     let bad_pw = "Wr0ngPassw0rd-Zq9";
     let token = "tok3n-Sec-Xy7-abcdef";
     let passphrase = "ssh-Passphrase-Kk4";
-    let mut record = |label: &str, e: &dyn std::fmt::Debug, d: &dyn std::fmt::Display| {
+    fn record(report: &mut String, label: &str, e: &dyn std::fmt::Debug, d: &dyn std::fmt::Display) {
         report.push_str(&format!("{label}: {d}\n{label} debug: {e:?}\n"));
-    };
+    }
 
     // 1. Userinfo URL with a wrong password.
     let url = env.http(&repo).replacen("http://", &format!("http://{}:{bad_pw}@", env.user), 1);
     let err = cache.checkout(&remote(url.clone(), GitAuth::none()), "main").unwrap_err();
     assert!(err.is_auth(), "{err}");
-    record("userinfo", &err, &err);
+    record(&mut report, "userinfo", &err, &err);
     // 2. Wrong password in the Secret.
     let err = cache.checkout(&remote(env.https(&repo), GitAuth { ca_cert: Some(std::fs::read(&env.ca).unwrap()), ..GitAuth::basic(env.user.clone(), bad_pw) }), "main").unwrap_err();
     assert!(err.is_auth(), "{err}");
-    record("basic", &err, &err);
+    record(&mut report, "basic", &err, &err);
     // 3. Bearer token the server does not accept.
     let err = cache.checkout(&remote(env.http(&repo), GitAuth { bearer_token: Some(token.into()), ..GitAuth::default() }), "main").unwrap_err();
-    record("bearer", &err, &err);
+    record(&mut report, "bearer", &err, &err);
     // 4. Passphrase-protected ssh key with the wrong passphrase.
     let kdir = tempfile::tempdir().unwrap();
     let key = kdir.path().join("k");
@@ -85,7 +85,7 @@ fn credentials_never_leak() {
     };
     let err = cache.checkout(&remote(env.ssh(&repo), auth), "main").unwrap_err();
     assert!(err.is_auth(), "{err}");
-    record("ssh", &err, &err);
+    record(&mut report, "ssh", &err, &err);
     // 5. A failing push with userinfo in the URL (right password, hook declines), through
     //    update_and_push so the whole path logs.
     let hook = env.repo_path(&repo).join("hooks/pre-receive");
@@ -105,7 +105,7 @@ fn credentials_never_leak() {
         Ok::<_, std::io::Error>(Some(spec("y")))
     })
     .unwrap_err();
-    record("update", &err, &err);
+    record(&mut report, "update", &err, &err);
     // Debug of the inputs themselves.
     report.push_str(&format!("{r:?}\n{:?}\n", GitAuth { bearer_token: Some(token.into()), ..GitAuth::basic("u", bad_pw) }));
 

@@ -3,7 +3,6 @@
 //! previous result as the last argument, lazy `and`/`or`, scoped variables).
 
 use std::fmt::Display;
-use std::rc::Rc;
 
 use crate::funcs::{self, FuncDef, Ty};
 use crate::parse::{Arg, Branch, Cmd, Node, Pipe, Tree};
@@ -385,7 +384,7 @@ impl<'t> Exec<'t> {
             let ty = param_ty(args.len());
             argv.push(self.validate(cmd.pos, cmd, f, ty)?);
         }
-        call(def, &argv).map_err(|e| self.err_at(cmd.pos, cmd, format!("error calling {name}: {e}")))
+        call(&def, &argv).map_err(|e| self.err_at(cmd.pos, cmd, format!("error calling {name}: {e}")))
     }
 
     /// Go `validateType` for our parameter kinds.
