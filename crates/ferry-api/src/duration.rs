@@ -144,7 +144,11 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
                 f = y;
                 f_scale *= 10.0;
             }
-            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
             let frac_ns = (f as f64 * (scale as f64 / f_scale)) as u128;
             value = value.checked_add(frac_ns).ok_or_else(overflow)?;
         }
@@ -156,7 +160,8 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     if negative && total > 0 {
         return Err(DurationError::Negative(input.to_string()));
     }
-    let secs = u64::try_from(total / SEC).map_err(|_| DurationError::Overflow(input.to_string()))?;
+    let secs =
+        u64::try_from(total / SEC).map_err(|_| DurationError::Overflow(input.to_string()))?;
     // total % SEC < 1e9 always fits in u32.
     let nanos = u32::try_from(total % SEC).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
@@ -254,12 +259,14 @@ impl Serialize for GoDuration {
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        parse_flux_duration(&s).map(GoDuration).map_err(|e| match e {
-            DurationError::NotFluxPattern(_) => serde::de::Error::custom(e),
-            other => serde::de::Error::custom(format_args!(
-                "{other} (expected a Go duration such as 1m0s, 5m, 1h30m, 500ms)"
-            )),
-        })
+        parse_flux_duration(&s)
+            .map(GoDuration)
+            .map_err(|e| match e {
+                DurationError::NotFluxPattern(_) => serde::de::Error::custom(e),
+                other => serde::de::Error::custom(format_args!(
+                    "{other} (expected a Go duration such as 1m0s, 5m, 1h30m, 500ms)"
+                )),
+            })
     }
 }
 
@@ -316,8 +323,20 @@ mod tests {
     #[test]
     fn rejects_go_errors() {
         for input in [
-            "", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "1.5x",
-            "9223372036854775808ns", "9223372036854775.808us", "-5s", "5 m",
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "1.5x",
+            "9223372036854775808ns",
+            "9223372036854775.808us",
+            "-5s",
+            "5 m",
         ] {
             assert!(parse_go_duration(input).is_err(), "{input:?} should fail");
         }
@@ -354,7 +373,10 @@ mod tests {
             (Duration::from_secs(4 * 60 + 5), "4m5s"),
             (Duration::from_millis(4 * 60_000 + 5_001), "4m5.001s"),
             (Duration::from_secs(5 * 3600 + 6 * 60 + 7), "5h6m7s"),
-            (ns(5 * 3_600_000_000_000 + 6 * 60_000_000_000 + 7_000_000_001), "5h6m7.000000001s"),
+            (
+                ns(5 * 3_600_000_000_000 + 6 * 60_000_000_000 + 7_000_000_001),
+                "5h6m7.000000001s",
+            ),
             (Duration::from_secs(8 * 3600 + 1), "8h0m1s"),
             (Duration::from_secs(5400), "1h30m0s"),
             (ns(9_223_372_036_854_775_807), "2562047h47m16.854775807s"),
@@ -366,7 +388,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for s in ["1m0s", "1h30m0s", "500ms", "1.5s", "2562047h47m16.854775807s"] {
+        for s in [
+            "1m0s",
+            "1h30m0s",
+            "500ms",
+            "1.5s",
+            "2562047h47m16.854775807s",
+        ] {
             let d = parse_go_duration(s).unwrap();
             assert_eq!(format_go_duration(d), s);
         }

@@ -55,8 +55,7 @@ impl LineIndex {
         let mut events: Events<'_> = Parser::new_from_str(text).peekable();
         let mut path = Vec::new();
         let mut seen_doc = false;
-        loop {
-            let Some(next) = events.next() else { break };
+        while let Some(next) = events.next() {
             let (ev, _span) = next.map_err(|e| SyntaxError {
                 line: e.marker().line() + line_offset,
                 message: e.info().to_string(),

@@ -39,7 +39,9 @@ pub use duration::{
     DurationError, GoDuration, format_go_duration, parse_flux_duration, parse_go_duration,
 };
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
-pub use git::{GitProvider, GitRepository, GitRepositoryRef, GitRepositorySpec, SOURCE_API_VERSION};
+pub use git::{
+    GitProvider, GitRepository, GitRepositoryRef, GitRepositorySpec, SOURCE_API_VERSION,
+};
 pub use image::{
     AccessFrom, AlphabeticalPolicy, CommitSpec, CommitUser, CrossNamespaceSourceReference,
     DEFAULT_EXCLUSION_LIST, DigestReflectionPolicy, GitCheckoutSpec, GitSpec, IMAGE_API_VERSION,

@@ -93,9 +93,10 @@ fn collect_files(root: &Path, errors: &mut Vec<LoadError>) -> Vec<(String, PathB
         }
     };
     if meta.is_file() {
-        let name = root
-            .file_name()
-            .map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = root.file_name().map_or_else(
+            || root.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         out.push((name, root.to_path_buf()));
         return out;
     }
@@ -217,9 +218,8 @@ static STRONG_API: LazyLock<Option<Regex>> = LazyLock::new(|| {
 static STRONG_KIND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r#"(?m)^["']?kind["']?[ \t]*:[ \t]*["']?(ImageRepository|ImagePolicy|ImageUpdateAutomation|GitRepository|Pipeline|Namespace)\b"#).ok()
 });
-static META_FIELD: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r#"^[ \t]+(name|namespace)[ \t]*:[ \t]*["']?([^"'\s#]+)"#).ok()
-});
+static META_FIELD: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"^[ \t]+(name|namespace)[ \t]*:[ \t]*["']?([^"'\s#]+)"#).ok());
 
 /// Cheap text check: could this document hold a supported kind?
 fn is_candidate(text: &str) -> bool {
@@ -296,8 +296,7 @@ fn classify(api: &str, kind: &str) -> Result<Option<Target>, LoadErrorKind> {
         "ImageUpdateAutomation" => Some(Target::ImageUpdateAutomation),
         _ => None,
     };
-    if let Some(group_rest) = api.strip_prefix("image.toolkit.fluxcd.io/") {
-        let _ = group_rest;
+    if api.starts_with("image.toolkit.fluxcd.io/") {
         return match image_kind {
             Some(t) if api == IMAGE_API_VERSION => Ok(Some(t)),
             Some(_) => Err(unsupported(IMAGE_API_VERSION)),
@@ -479,16 +478,15 @@ impl Loader<'_> {
             Ok(None) => return,
             Err(k) => {
                 let line = raw_idx.line_near(&["apiVersion"], doc.first_line);
-                self.errors
-                    .push(LoadError::new(rel, line, Some(ident), k));
+                self.errors.push(LoadError::new(rel, line, Some(ident), k));
                 return;
             }
         };
 
         // Post-build substitution, unless the object opts out as with Flux.
-        let disabled = ["labels", "annotations"].iter().any(|m| {
-            raw_idx.scalar(&["metadata", m, SUBSTITUTE_KEY]) == Some("disabled")
-        });
+        let disabled = ["labels", "annotations"]
+            .iter()
+            .any(|m| raw_idx.scalar(&["metadata", m, SUBSTITUTE_KEY]) == Some("disabled"));
         let text = if disabled {
             doc.text.clone()
         } else {
@@ -515,7 +513,10 @@ impl Loader<'_> {
                         rel,
                         e.line,
                         Some(ident),
-                        LoadErrorKind::Syntax(format!("after variable substitution: {}", e.message)),
+                        LoadErrorKind::Syntax(format!(
+                            "after variable substitution: {}",
+                            e.message
+                        )),
                     ));
                     return;
                 }
@@ -705,7 +706,10 @@ impl DocCtx<'_> {
 
 fn validate_meta(meta: &ObjectMeta, p: &mut Problems<'_>) {
     if meta.name.is_empty() {
-        p.push(&["metadata", "name"], "metadata.name is required".to_string());
+        p.push(
+            &["metadata", "name"],
+            "metadata.name is required".to_string(),
+        );
     }
 }
 
@@ -733,10 +737,7 @@ fn validate_image_repository(spec: &ImageRepositorySpec, p: &mut Problems<'_>) {
             format!("spec.timeout {t} must use ms, s or m units (the CRD pattern has no h)"),
         );
     }
-    if let Some(sel) = &spec.access_from
-        && !p.idx.present(&["spec", "accessFrom", "namespaceSelectors"])
-    {
-        let _ = sel;
+    if spec.access_from.is_some() && !p.idx.present(&["spec", "accessFrom", "namespaceSelectors"]) {
         p.push(
             &["spec", "accessFrom"],
             "spec.accessFrom.namespaceSelectors is required".to_string(),
@@ -875,6 +876,9 @@ mod tests {
 
     #[test]
     fn renders_paths() {
-        assert_eq!(render_path(&["spec", "stages", "0", "name"]), "spec.stages[0].name");
+        assert_eq!(
+            render_path(&["spec", "stages", "0", "name"]),
+            "spec.stages[0].name"
+        );
     }
 }

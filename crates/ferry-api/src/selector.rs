@@ -199,7 +199,11 @@ mod tests {
                 req("app", "Exists", &[]),
             ],
         };
-        assert!(sel.matches(&labels(&[("env", "staging"), ("tier", "api"), ("app", "x")])));
+        assert!(sel.matches(&labels(&[
+            ("env", "staging"),
+            ("tier", "api"),
+            ("app", "x")
+        ])));
         assert!(!sel.matches(&labels(&[("env", "prod"), ("tier", "api"), ("app", "x")])));
         assert!(!sel.matches(&labels(&[("env", "staging"), ("tier", "db"), ("app", "x")])));
         assert!(!sel.matches(&labels(&[

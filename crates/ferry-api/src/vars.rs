@@ -6,6 +6,11 @@
 //! `${...}`. `$$` is an escape for a literal `$` (so `$${var}` yields `${var}`). Any other
 //! `${...}` form (`${#var}`, `${var^^}`, `${var/a/b}` …) is reported as a bad substitution.
 //!
+//! As in Flux, newlines inside variable values are dropped, and documents (or objects) labelled
+//! or annotated `kustomize.toolkit.fluxcd.io/substitute: disabled` are left untouched.
+//! Unlike Flux (which works on re-serialized YAML, where comments are gone), Ferry substitutes
+//! the source text, so it skips `#` comments to avoid reporting placeholders Flux never sees.
+//!
 //! Difference from Flux (deliberate): Flux replaces an undefined variable with an empty string
 //! unless strict substitution is enabled; Ferry always reports it, since a silently empty image
 //! name is never what was meant.
@@ -98,9 +103,8 @@ impl Vars {
     /// significant line decides (`NAME=` → dotenv). Errors name `file:line`.
     pub fn load_file(&mut self, path: &Path) -> Result<(), LoadErrors> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            LoadError::new(&file, 0, None, LoadErrorKind::Io(e.kind().to_string()))
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| LoadError::new(&file, 0, None, LoadErrorKind::Io(e.kind().to_string())))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| LoadError::new(&file, 0, None, LoadErrorKind::NotUtf8))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -159,7 +163,7 @@ impl Vars {
             let err = |msg: String| LoadError::new(file, line_no, None, LoadErrorKind::Vars(msg));
             let Some((k, v)) = line.split_once('=') else {
                 errors.push(err(
-                    "invalid line in vars file: expected KEY=VALUE".to_string(),
+                    "invalid line in vars file: expected KEY=VALUE".to_string()
                 ));
                 continue;
             };
@@ -470,7 +474,7 @@ fn expand_expr(
     let (op_len, use_if_empty) = match (bytes.get(i), bytes.get(i + 1)) {
         (Some(b'}'), _) => {
             match value {
-                Some(v) => out.push_str(v),
+                Some(v) => push_value(out, v),
                 None => {
                     errors.push(SubstError {
                         offset: base + start,
@@ -526,9 +530,15 @@ fn expand_expr(
         errors.extend(default_errors);
         out.push_str(&default_out);
     } else if let Some(v) = value {
-        out.push_str(v);
+        push_value(out, v);
     }
     close + 1
+}
+
+/// Appends a variable's value; like Flux, newlines in values are dropped (this also keeps
+/// file line numbers valid after substitution).
+fn push_value(out: &mut String, v: &str) {
+    out.extend(v.chars().filter(|c| *c != '\n'));
 }
 
 /// Index of the `}` closing a `${` whose body starts at `from` (nested `${` counted).
@@ -569,7 +579,11 @@ mod tests {
 
     #[test]
     fn basic_forms() {
-        let v = vars(&[("reg", "ghcr.io/acme"), ("empty", "")]);
+        let v = vars(&[
+            ("reg", "ghcr.io/acme"),
+            ("empty", ""),
+            ("multi", "line1\nline2\n"),
+        ]);
         let cases = [
             ("image: ${reg}/backend", "image: ghcr.io/acme/backend"),
             ("a: ${missing:=def}", "a: def"),
@@ -586,8 +600,12 @@ mod tests {
             ("a: $${reg}", "a: ${reg}"),
             ("a: $$x and $x and $", "a: $x and $x and $"),
             ("a: ^v[0-9]+$", "a: ^v[0-9]+$"),
-            ("a: x # ${not_substituted} in comment", "a: x # ${not_substituted} in comment"),
+            (
+                "a: x # ${not_substituted} in comment",
+                "a: x # ${not_substituted} in comment",
+            ),
             ("a: \"# ${reg}\"", "a: \"# ghcr.io/acme\""),
+            ("a: ${multi}", "a: line1line2"),
         ];
         for (input, want) in cases {
             assert_eq!(sub(input, &v).unwrap(), want, "{input}");
@@ -618,7 +636,9 @@ mod tests {
             errs[1].kind,
             LoadErrorKind::UnresolvedVariable { name: "two".into() }
         );
-        for bad in ["${#x}", "${x^^}", "${x/a/b}", "${x", "${1x}", "${}", "${x:=abc"] {
+        for bad in [
+            "${#x}", "${x^^}", "${x/a/b}", "${x", "${1x}", "${}", "${x:=abc",
+        ] {
             let errs = sub(bad, &v).unwrap_err();
             assert!(
                 matches!(errs[0].kind, LoadErrorKind::BadSubstitution { .. }),

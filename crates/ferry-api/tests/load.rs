@@ -4,9 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_api::{
-    DigestReflectionPolicy, LoadErrorKind, SortOrder, Source, Vars, load_dir,
-};
+use ferry_api::{DigestReflectionPolicy, LoadErrorKind, SortOrder, Source, Vars, load_dir};
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -161,7 +159,11 @@ fn seed_tree(root: &Path) {
     write(root, "flux/bootstrap/namespaces.yaml", NAMESPACES);
     for env in ["develop", "staging", "production"] {
         let b = format!("flux/apps/backend/{env}");
-        write(root, &format!("{b}/image-policy.yaml"), &policy("backend", env));
+        write(
+            root,
+            &format!("{b}/image-policy.yaml"),
+            &policy("backend", env),
+        );
         write(
             root,
             &format!("{b}/image-automation.yaml"),
@@ -169,7 +171,11 @@ fn seed_tree(root: &Path) {
         );
         write(root, &format!("{b}/deployment.yaml"), DEPLOYMENT);
         let f = format!("flux/apps/frontend/overlays/{env}");
-        write(root, &format!("{f}/image-policy.yaml"), &policy("frontend", env));
+        write(
+            root,
+            &format!("{f}/image-policy.yaml"),
+            &policy("frontend", env),
+        );
         write(
             root,
             &format!("{f}/image-automation.yaml"),
@@ -196,7 +202,10 @@ fn seed_layout_loads_with_var() {
     let repo = set.image_repository("flux-system", "backend").unwrap();
     assert_eq!(repo.spec.image, "ghcr.io/acme/backend");
     assert_eq!(repo.spec.interval.as_duration(), Duration::from_secs(60));
-    assert_eq!(repo.spec.secret_ref.as_ref().unwrap().name, "ghcr-credentials-docker");
+    assert_eq!(
+        repo.spec.secret_ref.as_ref().unwrap().name,
+        "ghcr-credentials-docker"
+    );
     assert_eq!(repo.spec.exclusion_list, None);
     assert_eq!(repo.spec.exclusion_list(), vec!["^.*\\.sig$".to_string()]);
     let sels = &repo.spec.access_from.as_ref().unwrap().namespace_selectors;
@@ -212,7 +221,10 @@ fn seed_layout_loads_with_var() {
 
     let pol = set.image_policy("staging", "backend").unwrap();
     assert_eq!(pol.spec.image_repository_ref.name, "backend");
-    assert_eq!(pol.spec.image_repository_ref.namespace_or("staging"), "flux-system");
+    assert_eq!(
+        pol.spec.image_repository_ref.namespace_or("staging"),
+        "flux-system"
+    );
     let ft = pol.spec.filter_tags.as_ref().unwrap();
     assert_eq!(
         ft.pattern.as_deref(),
@@ -220,9 +232,15 @@ fn seed_layout_loads_with_var() {
     );
     // `$ts` is not a `${...}` placeholder and survives substitution.
     assert_eq!(ft.extract.as_deref(), Some("$ts"));
-    assert_eq!(pol.spec.policy.numerical.as_ref().unwrap().order, SortOrder::Asc);
+    assert_eq!(
+        pol.spec.policy.numerical.as_ref().unwrap().order,
+        SortOrder::Asc
+    );
     assert!(pol.spec.policy.semver.is_none());
-    assert_eq!(pol.spec.digest_reflection_policy, DigestReflectionPolicy::Never);
+    assert_eq!(
+        pol.spec.digest_reflection_policy,
+        DigestReflectionPolicy::Never
+    );
     assert_eq!(set.policies_in("production").count(), 2);
 
     let labels = set.namespace_labels("staging").unwrap();
@@ -243,7 +261,10 @@ fn seed_layout_loads_with_var() {
         git.checkout.as_ref().unwrap().reference.branch.as_deref(),
         Some("main")
     );
-    assert_eq!(git.commit.author.email, "fluxcdbot@users.noreply.github.com");
+    assert_eq!(
+        git.commit.author.email,
+        "fluxcdbot@users.noreply.github.com"
+    );
     assert!(
         git.commit
             .message_template
@@ -259,7 +280,10 @@ fn seed_layout_loads_with_var() {
 
     let gr = set.git_repository("flux-system", "flux-system").unwrap();
     assert_eq!(gr.spec.url, "ssh://git@github.com/acme/gitops");
-    assert_eq!(gr.spec.reference.as_ref().unwrap().branch.as_deref(), Some("main"));
+    assert_eq!(
+        gr.spec.reference.as_ref().unwrap().branch.as_deref(),
+        Some("main")
+    );
     assert_eq!(gr.spec.effective_timeout(), Duration::from_secs(60));
 }
 
@@ -515,7 +539,8 @@ fn syntax_errors_only_matter_for_our_kinds() {
     assert_eq!(errs.len(), 1, "{errs}");
     let s = errs.to_string();
     assert!(
-        s.starts_with("apps/image-policy.yaml:") && s.contains(": ImagePolicy develop/backend: YAML syntax error: "),
+        s.starts_with("apps/image-policy.yaml:")
+            && s.contains(": ImagePolicy develop/backend: YAML syntax error: "),
         "{s}"
     );
     assert!(matches!(errs.0[0].kind, LoadErrorKind::Syntax(_)));
@@ -550,7 +575,13 @@ fn single_file_root() {
     write(dir.path(), "ns.yaml", NAMESPACES);
     let set = load_dir(&dir.path().join("ns.yaml"), &Vars::new()).unwrap();
     assert_eq!(set.namespaces.len(), 3);
-    assert_eq!(set.namespaces[1].source, Source { file: "ns.yaml".into(), line: 8 });
+    assert_eq!(
+        set.namespaces[1].source,
+        Source {
+            file: "ns.yaml".into(),
+            line: 8
+        }
+    );
     assert_eq!(set.namespaces[1].metadata.namespace, "");
 }
 
@@ -602,7 +633,10 @@ spec:
         Some("bump ${literal} and $${escaped}")
     );
     assert_eq!(a.spec.source_ref.kind, "GitRepository");
-    assert_eq!(a.spec.update.unwrap().strategy, ferry_api::UpdateStrategyName::Setters);
+    assert_eq!(
+        a.spec.update.unwrap().strategy,
+        ferry_api::UpdateStrategyName::Setters
+    );
 }
 
 #[test]
@@ -663,7 +697,10 @@ spec:
     assert_eq!(prod.alias.as_deref(), Some("production"));
     let gates = prod.gates.as_ref().unwrap();
     assert!(gates.approval);
-    assert_eq!(gates.soak.unwrap().as_duration(), Duration::from_secs(86_400));
+    assert_eq!(
+        gates.soak.unwrap().as_duration(),
+        Duration::from_secs(86_400)
+    );
     assert!(p.spec.stages[0].gates.is_none());
 
     write(
@@ -708,4 +745,83 @@ fn all_errors_are_collected_across_files() {
     assert_eq!(errs.len(), 3);
     let files: Vec<&str> = errs.iter().map(|e| e.file.as_str()).collect();
     assert_eq!(files, vec!["r0.yaml", "r1.yaml", "r2.yaml"]);
+}
+
+#[test]
+fn crlf_files_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{}---\n{}", NAMESPACES, policy("backend", "develop")).replace('\n', "\r\n");
+    write(dir.path(), "crlf.yaml", &text);
+    let set = load_dir(dir.path(), &Vars::new()).unwrap();
+    assert_eq!(set.namespaces.len(), 3);
+    let p = set.image_policy("develop", "backend").unwrap();
+    assert_eq!(p.source.line, 22);
+    assert!(
+        p.spec
+            .filter_tags
+            .as_ref()
+            .unwrap()
+            .pattern
+            .as_deref()
+            .unwrap()
+            .ends_with(")$")
+    );
+}
+
+#[test]
+fn truncated_documents_never_panic() {
+    // Every prefix of real documents: loading must return Ok or Err, never panic.
+    let sources = [
+        IMAGE_REPO.to_string(),
+        policy("backend", "develop"),
+        automation("backend", "develop", "./apps"),
+        NAMESPACES.to_string(),
+        GIT_REPO.to_string(),
+    ];
+    let v = vars(&[("image_registry", "ghcr.io/acme")]);
+    for src in &sources {
+        let mut cut = 0;
+        while cut <= src.len() {
+            let _ = ferry_api::load_str("t.yaml", &src[..cut], &v);
+            cut += 1;
+            while !src.is_char_boundary(cut.min(src.len())) {
+                cut += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn serialized_objects_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_tree(dir.path());
+    let set = load_dir(dir.path(), &vars(&[("image_registry", "ghcr.io/acme")])).unwrap();
+    let mut docs = Vec::new();
+    for o in &set.image_repositories {
+        docs.push(serde_saphyr::to_string(o).unwrap());
+    }
+    for o in &set.image_policies {
+        docs.push(serde_saphyr::to_string(o).unwrap());
+    }
+    for o in set.automations() {
+        docs.push(serde_saphyr::to_string(o).unwrap());
+    }
+    for o in &set.git_repositories {
+        docs.push(serde_saphyr::to_string(o).unwrap());
+    }
+    let joined = docs.join("---\n");
+    assert!(
+        joined.contains("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\n"),
+        "{joined}"
+    );
+    let back = ferry_api::load_str("out.yaml", &joined, &Vars::new()).unwrap();
+    assert_eq!(back.image_repositories.len(), 2);
+    for (a, b) in set.image_policies.iter().zip(&back.image_policies) {
+        assert_eq!(a.spec, b.spec);
+        assert_eq!(a.metadata, b.metadata);
+    }
+    for (a, b) in set.automations().iter().zip(back.automations()) {
+        assert_eq!(a.spec, b.spec);
+    }
+    assert_eq!(set.git_repositories[0].spec, back.git_repositories[0].spec);
 }

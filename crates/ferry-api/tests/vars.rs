@@ -44,7 +44,11 @@ fn bad_dotenv_lines_name_file_and_line() {
 fn yaml_and_json_files() {
     let dir = tempfile::tempdir().unwrap();
     let y = dir.path().join("vars.yaml");
-    fs::write(&y, "image_registry: ghcr.io/acme\nreplicas: 3\nversion: 1.10\nflag: true\n").unwrap();
+    fs::write(
+        &y,
+        "image_registry: ghcr.io/acme\nreplicas: 3\nversion: 1.10\nflag: true\n",
+    )
+    .unwrap();
     let j = dir.path().join("vars.json");
     fs::write(&j, "{\"cluster\": \"prod\"}").unwrap();
     let v = Vars::from_cli(&[], &[&y, &j]).unwrap();
@@ -88,7 +92,11 @@ fn bad_yaml_vars_files() {
 #[test]
 fn bad_var_args_do_not_echo_values_and_are_all_reported() {
     let errs = Vars::from_cli::<&std::path::Path>(
-        &["ok=1".to_string(), "no_equals".to_string(), "bad-name=x".to_string()],
+        &[
+            "ok=1".to_string(),
+            "no_equals".to_string(),
+            "bad-name=x".to_string(),
+        ],
         &[],
     )
     .unwrap_err();
@@ -105,7 +113,9 @@ fn bad_var_args_do_not_echo_values_and_are_all_reported() {
 #[test]
 fn missing_vars_file() {
     let dir = tempfile::tempdir().unwrap();
-    let errs = Vars::new().load_file(&dir.path().join("nope.env")).unwrap_err();
+    let errs = Vars::new()
+        .load_file(&dir.path().join("nope.env"))
+        .unwrap_err();
     assert!(matches!(errs.0[0].kind, LoadErrorKind::Io(_)));
 }
 
@@ -123,5 +133,8 @@ fn vars_file_feeds_load() {
     .unwrap();
     let v = Vars::from_cli::<&std::path::Path>(&[], &[&f]).unwrap();
     let set = load_dir(&tree, &v).unwrap();
-    assert_eq!(set.image_repositories[0].spec.image, "registry.local:5000/app");
+    assert_eq!(
+        set.image_repositories[0].spec.image,
+        "registry.local:5000/app"
+    );
 }

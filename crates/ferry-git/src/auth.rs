@@ -71,20 +71,14 @@ impl GitAuth {
     /// Builds credentials from a Flux GitRepository Secret's data (keys `username`,
     /// `password`, `bearerToken`, `identity`, `known_hosts`, `ca.crt`/`caFile`).
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Self {
-        let text = |k: &str| {
-            data.get(k)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
+        let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
         GitAuth {
             username: text("username"),
             password: text("password"),
             bearer_token: text("bearerToken"),
             ssh_identity: data.get("identity").cloned(),
             known_hosts: data.get("known_hosts").cloned(),
-            ca_cert: data
-                .get("ca.crt")
-                .or_else(|| data.get("caFile"))
-                .cloned(),
+            ca_cert: data.get("ca.crt").or_else(|| data.get("caFile")).cloned(),
         }
     }
 
@@ -152,10 +146,13 @@ impl Remote {
     }
 
     /// The URL without any userinfo (for http/https), which is also the cache key.
-    pub(crate) fn clean_url(&self) -> Result<(String, Option<(String, Option<String>)>), GitError> {
+    pub(crate) fn clean_url(&self) -> Result<(String, Option<UserInfo>), GitError> {
         split_userinfo(&self.url)
     }
 }
+
+/// `user` and optional `password` taken out of a URL.
+pub(crate) type UserInfo = (String, Option<String>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -185,7 +182,7 @@ pub(crate) fn transport_of(url: &str) -> Transport {
 
 /// For http(s) URLs, removes `user[:pass]@` and returns it; other URLs pass through unchanged
 /// (an ssh user name is not a secret, and ssh URLs carry no password).
-fn split_userinfo(url: &str) -> Result<(String, Option<(String, Option<String>)>), GitError> {
+fn split_userinfo(url: &str) -> Result<(String, Option<UserInfo>), GitError> {
     if url.starts_with('-') {
         return Err(GitError::invalid("url", "a URL must not start with '-'"));
     }
@@ -228,12 +225,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -324,19 +322,31 @@ impl Session {
                     None
                 };
                 if let Some(h) = header {
-                    session.config.push((format!("http.{scope}.extraHeader"), h));
+                    session
+                        .config
+                        .push((format!("http.{scope}.extraHeader"), h));
                 }
                 if let (Some(ca), Some(d)) = (&auth.ca_cert, &dir) {
                     let p = write_private(d.path(), "ca.crt", ca, 0o600)?;
                     session
                         .config
                         .push(("http.sslCAInfo".into(), path_str(&p)?));
-                    session.config.push(("http.sslVerify".into(), "true".into()));
+                    session
+                        .config
+                        .push(("http.sslVerify".into(), "true".into()));
                 }
             }
             Transport::Ssh => {
-                let d = dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
-                let kh = write_private(&d, "known_hosts", auth.known_hosts.as_deref().unwrap_or(b""), 0o600)?;
+                let d = dir
+                    .as_ref()
+                    .map(|d| d.path().to_path_buf())
+                    .unwrap_or_default();
+                let kh = write_private(
+                    &d,
+                    "known_hosts",
+                    auth.known_hosts.as_deref().unwrap_or(b""),
+                    0o600,
+                )?;
                 let mut cmd = format!(
                     "ssh -F /dev/null -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={}",
                     shell_quote(&path_str(&kh)?),
@@ -356,7 +366,9 @@ impl Session {
                         let script = format!("#!/bin/sh\ncat {}\n", shell_quote(&path_str(&pf)?));
                         let sp = write_private(&d, "askpass.sh", script.as_bytes(), 0o700)?;
                         session.env.push(("SSH_ASKPASS".into(), path_str(&sp)?));
-                        session.env.push(("SSH_ASKPASS_REQUIRE".into(), "force".into()));
+                        session
+                            .env
+                            .push(("SSH_ASKPASS_REQUIRE".into(), "force".into()));
                         session.env.push(("DISPLAY".into(), ":0".into()));
                     } else {
                         cmd.push_str(" -o BatchMode=yes");
@@ -385,7 +397,12 @@ pub(crate) fn shell_quote(s: &str) -> String {
 }
 
 /// Writes `data` to `dir/name` created with `mode` (never world-readable, not even briefly).
-pub(crate) fn write_private(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<PathBuf, GitError> {
+pub(crate) fn write_private(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<PathBuf, GitError> {
     let p = dir.join(name);
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -393,7 +410,8 @@ pub(crate) fn write_private(dir: &Path, name: &str, data: &[u8], mode: u32) -> R
         .mode(mode)
         .open(&p)
         .map_err(|e| GitError::io("create", &p, e))?;
-    f.write_all(data).map_err(|e| GitError::io("write", &p, e))?;
+    f.write_all(data)
+        .map_err(|e| GitError::io("write", &p, e))?;
     Ok(p)
 }
 
@@ -405,7 +423,10 @@ pub(crate) fn sweep_stale(scratch: &Path) {
     for entry in rd.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name.strip_prefix("cred-").or_else(|| name.strip_prefix("sign-")) else {
+        let Some(rest) = name
+            .strip_prefix("cred-")
+            .or_else(|| name.strip_prefix("sign-"))
+        else {
             continue;
         };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {

@@ -278,7 +278,9 @@ impl<'a> Git<'a> {
                     });
                 }
             },
-            None => rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("wait thread died"))),
+            None => rx
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("wait thread died"))),
         }
         .map_err(|source| GitError::Spawn {
             program: self.program.to_string(),

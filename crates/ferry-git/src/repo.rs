@@ -194,7 +194,8 @@ impl CloneCache {
             .write(true)
             .open(&lock_path)
             .map_err(|e| GitError::io("open", &lock_path, e))?;
-        lock.lock().map_err(|e| GitError::io("lock", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| GitError::io("lock", &lock_path, e))?;
         let session = Session::new(remote, &self.scratch())?;
         let mut co = Checkout {
             _lock: lock,
@@ -219,7 +220,12 @@ impl CloneCache {
         }
         touch(&co.entry.join("ready"))?;
         // Pack loose objects now and then, while we hold the lock (auto-gc is off).
-        let _ = co.git().args(["gc", "--auto", "--quiet"]).config("gc.auto", "6700").config("gc.autoDetach", "false").output();
+        let _ = co
+            .git()
+            .args(["gc", "--auto", "--quiet"])
+            .config("gc.auto", "6700")
+            .config("gc.autoDetach", "false")
+            .output();
         Ok(co)
     }
 }
@@ -287,7 +293,10 @@ pub(crate) fn check_branch(b: &str) -> Result<(), GitError> {
         || b == "@"
         || b.chars().any(|c| c.is_control() || " ~^:?*[\\".contains(c));
     if bad {
-        Err(GitError::invalid("branch", format!("'{b}' is not a valid branch name")))
+        Err(GitError::invalid(
+            "branch",
+            format!("'{b}' is not a valid branch name"),
+        ))
     } else {
         Ok(())
     }
@@ -332,7 +341,11 @@ impl Checkout {
     fn history(&self) -> History {
         match fs::read_to_string(self.entry.join("history")) {
             Ok(s) if s.trim() == "full" => History::Full,
-            Ok(s) => s.trim().parse().map(History::Depth).unwrap_or(History::Depth(1)),
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map(History::Depth)
+                .unwrap_or(History::Depth(1)),
             Err(_) => History::Depth(1),
         }
     }
@@ -351,14 +364,25 @@ impl Checkout {
         for p in ["sequencer", "rebase-merge", "rebase-apply"] {
             let _ = fs::remove_dir_all(self.repo.join(".git").join(p));
         }
-        for p in ["REVERT_HEAD", "CHERRY_PICK_HEAD", "MERGE_HEAD", "MERGE_MSG", "AUTO_MERGE"] {
+        for p in [
+            "REVERT_HEAD",
+            "CHERRY_PICK_HEAD",
+            "MERGE_HEAD",
+            "MERGE_MSG",
+            "AUTO_MERGE",
+        ] {
             let _ = fs::remove_file(self.repo.join(".git").join(p));
         }
         if crashed {
             tracing::info!(url = %self.session.display, "previous holder of the clone cache entry died; checking it");
             let fsck = self
                 .git()
-                .args(["fsck", "--connectivity-only", "--no-dangling", "--no-progress"])
+                .args([
+                    "fsck",
+                    "--connectivity-only",
+                    "--no-dangling",
+                    "--no-progress",
+                ])
                 .output()?;
             // An index torn by a kill is rebuilt from HEAD by the hard reset; a broken object
             // store is not repairable cheaply, so start over.
@@ -454,7 +478,11 @@ impl Checkout {
             .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
             .arg(format!("{rev}^{{commit}}"))
             .output()?;
-        Ok(if out.ok() { Some(out.stdout_trim()) } else { None })
+        Ok(if out.ok() {
+            Some(out.stdout_trim())
+        } else {
+            None
+        })
     }
 
     /// Fetches `branch`, points the local `branch` at the remote tip and makes the work tree
@@ -475,12 +503,20 @@ impl Checkout {
         check_branch(local)?;
         check_rev(start)?;
         self.git()
-            .args(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B"])
+            .args([
+                "checkout",
+                "--quiet",
+                "--force",
+                "--no-recurse-submodules",
+                "-B",
+            ])
             .arg(local)
             .arg(start)
             .arg("--")
             .run()?;
-        self.git().args(["reset", "--quiet", "--hard", "HEAD"]).run()?;
+        self.git()
+            .args(["reset", "--quiet", "--hard", "HEAD"])
+            .run()?;
         self.git().args(["clean", "-ffdxq"]).run()?;
         self.branch = local.to_string();
         Ok(())
@@ -510,7 +546,10 @@ impl Checkout {
         let branch = self.branch.clone();
         // Deepen the branch we are on; its remote-tracking ref may have moved, which is fine:
         // the work tree stays where it is.
-        let upstream = if self.resolve(&format!("refs/remotes/origin/{branch}"))?.is_some() {
+        let upstream = if self
+            .resolve(&format!("refs/remotes/origin/{branch}"))?
+            .is_some()
+        {
             branch
         } else {
             return Ok(());
@@ -520,14 +559,20 @@ impl Checkout {
             .arg(depth_arg)
             .arg("--")
             .arg(self.session.url.clone())
-            .arg(format!("+refs/heads/{upstream}:refs/remotes/origin/{upstream}"))
+            .arg(format!(
+                "+refs/heads/{upstream}:refs/remotes/origin/{upstream}"
+            ))
             .run()?;
         Ok(())
     }
 
     /// The commit checked out.
     pub fn head(&self) -> Result<String, GitError> {
-        Ok(self.git().args(["rev-parse", "--verify", "HEAD"]).run()?.stdout_trim())
+        Ok(self
+            .git()
+            .args(["rev-parse", "--verify", "HEAD"])
+            .run()?
+            .stdout_trim())
     }
 
     /// Stages every change (additions, edits, deletions) and commits it with `spec`; author and
@@ -536,14 +581,20 @@ impl Checkout {
         let a = &spec.author;
         for (what, v) in [("author name", &a.name), ("author email", &a.email)] {
             if v.chars().any(|c| c == '<' || c == '>' || c == '\n') {
-                return Err(GitError::invalid("signature", format!("{what} contains '<', '>' or a newline")));
+                return Err(GitError::invalid(
+                    "signature",
+                    format!("{what} contains '<', '>' or a newline"),
+                ));
             }
         }
         if a.email.trim().is_empty() {
             return Err(GitError::invalid("signature", "author email is required"));
         }
         self.git().args(["add", "--all", "--", "."]).run()?;
-        let staged = self.git().args(["diff", "--cached", "--quiet", "--exit-code"]).output()?;
+        let staged = self
+            .git()
+            .args(["diff", "--cached", "--quiet", "--exit-code"])
+            .output()?;
         match staged.code {
             0 => return Ok(None),
             1 => {}
@@ -556,7 +607,15 @@ impl Checkout {
         };
         let mut g = self
             .git()
-            .args(["commit", "--quiet", "--no-verify", "--cleanup=verbatim", "--allow-empty-message", "-F", "-"])
+            .args([
+                "commit",
+                "--quiet",
+                "--no-verify",
+                "--cleanup=verbatim",
+                "--allow-empty-message",
+                "-F",
+                "-",
+            ])
             .env("GIT_AUTHOR_NAME", a.name.clone())
             .env("GIT_AUTHOR_EMAIL", a.email.clone())
             .env("GIT_COMMITTER_NAME", a.name.clone())
@@ -591,25 +650,44 @@ impl Checkout {
     }
 
     /// Pushes `HEAD` to `refs/heads/<push_branch>` (never forced) with git push options.
-    pub fn push(&mut self, push_branch: &str, options: &BTreeMap<String, String>) -> Result<PushOutcome, GitError> {
+    pub fn push(
+        &mut self,
+        push_branch: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<PushOutcome, GitError> {
         check_branch(push_branch)?;
         let head = self.head()?;
         self.push_spec(&format!("HEAD:refs/heads/{push_branch}"), options, &head)
     }
 
     /// Pushes an extra refspec (Flux `git.push.refspec`), never forced: a leading `+` is refused.
-    pub fn push_refspec(&mut self, refspec: &str, options: &BTreeMap<String, String>) -> Result<PushOutcome, GitError> {
+    pub fn push_refspec(
+        &mut self,
+        refspec: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<PushOutcome, GitError> {
         if refspec.starts_with('+') {
-            return Err(GitError::invalid("refspec", format!("'{refspec}' asks for a forced push, which Ferry never does")));
+            return Err(GitError::invalid(
+                "refspec",
+                format!("'{refspec}' asks for a forced push, which Ferry never does"),
+            ));
         }
-        if refspec.is_empty() || refspec.starts_with('-') || refspec.chars().any(|c| c.is_control() || c == ' ') {
+        if refspec.is_empty()
+            || refspec.starts_with('-')
+            || refspec.chars().any(|c| c.is_control() || c == ' ')
+        {
             return Err(GitError::invalid("refspec", format!("'{refspec}'")));
         }
         let head = self.head()?;
         self.push_spec(refspec, options, &head)
     }
 
-    fn push_spec(&mut self, refspec: &str, options: &BTreeMap<String, String>, head: &str) -> Result<PushOutcome, GitError> {
+    fn push_spec(
+        &mut self,
+        refspec: &str,
+        options: &BTreeMap<String, String>,
+        head: &str,
+    ) -> Result<PushOutcome, GitError> {
         let mut g = self.net().args(["push", "--porcelain", "--no-verify"]);
         for (k, v) in options {
             if k.is_empty() || k.contains('\n') || v.contains('\n') {
@@ -621,14 +699,20 @@ impl Checkout {
                 format!("--push-option={k}={v}")
             });
         }
-        let out = g.arg("--").arg(self.session.url.clone()).arg(refspec).output()?;
+        let out = g
+            .arg("--")
+            .arg(self.session.url.clone())
+            .arg(refspec)
+            .output()?;
         let stdout = redact(&out.stdout_str(), &self.session.secrets);
         // Porcelain lines: <flag>\t<from>:<to>\t<summary>; '!' = rejected.
         let mut rejected = None;
         let mut seen = false;
         for line in stdout.lines() {
             let mut parts = line.splitn(3, '\t');
-            let (Some(flag), Some(_refs), Some(summary)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(flag), Some(_refs), Some(summary)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             seen = true;
@@ -657,7 +741,9 @@ impl Checkout {
             return Err(Git::failure("push", &self.session.display, &out));
         }
         tracing::info!(url = %self.session.display, refspec, sha = head, "pushed");
-        Ok(PushOutcome::Pushed { sha: head.to_string() })
+        Ok(PushOutcome::Pushed {
+            sha: head.to_string(),
+        })
     }
 
     /// Lists commits, newest first.
@@ -684,21 +770,40 @@ impl Checkout {
     /// Deepens a shallow clone when the commit's parent is missing.
     pub fn revert(&mut self, sha: &str) -> Result<RevertOutcome, GitError> {
         let Some(full) = self.resolve_deepening(sha)? else {
-            return Err(GitError::UnknownRevision { rev: sha.into(), url: self.session.display.clone() });
+            return Err(GitError::UnknownRevision {
+                rev: sha.into(),
+                url: self.session.display.clone(),
+            });
         };
         if self.resolve(&format!("{full}^1"))?.is_none() && self.is_shallow() {
             self.ensure_history(History::Full)?;
         }
-        let parents = self.git().args(["rev-list", "--parents", "-n1", "--end-of-options"]).arg(&full).run()?;
-        let nparents = parents.stdout_trim().split_whitespace().count().saturating_sub(1);
-        let subject = self.git().args(["log", "-1", "--format=%s", "--end-of-options"]).arg(&full).run()?.stdout_trim();
+        let parents = self
+            .git()
+            .args(["rev-list", "--parents", "-n1", "--end-of-options"])
+            .arg(&full)
+            .run()?;
+        let nparents = parents
+            .stdout_trim()
+            .split_whitespace()
+            .count()
+            .saturating_sub(1);
+        let subject = self
+            .git()
+            .args(["log", "-1", "--format=%s", "--end-of-options"])
+            .arg(&full)
+            .run()?
+            .stdout_trim();
         let mut g = self.git().args(["revert", "--no-commit", "--no-edit"]);
         if nparents > 1 {
             g = g.args(["-m", "1"]);
         }
         let out = g.arg("--end-of-options").arg(&full).output()?;
         if out.ok() {
-            let staged = self.git().args(["diff", "--cached", "--quiet", "--exit-code"]).output()?;
+            let staged = self
+                .git()
+                .args(["diff", "--cached", "--quiet", "--exit-code"])
+                .output()?;
             // Drop the sequencer state: the caller commits with its own message/trailers.
             let _ = fs::remove_file(self.repo.join(".git/REVERT_HEAD"));
             let _ = fs::remove_dir_all(self.repo.join(".git/sequencer"));
@@ -709,17 +814,25 @@ impl Checkout {
                 has_changes: staged.code == 1,
             });
         }
-        let conflicts = self.git().args(["diff", "--name-only", "-z", "--diff-filter=U"]).output()?;
+        let conflicts = self
+            .git()
+            .args(["diff", "--name-only", "-z", "--diff-filter=U"])
+            .output()?;
         let paths: Vec<String> = split_z(&conflicts.stdout);
         let _ = self.git().args(["revert", "--abort"]).output();
         let _ = fs::remove_file(self.repo.join(".git/REVERT_HEAD"));
         let _ = fs::remove_dir_all(self.repo.join(".git/sequencer"));
-        self.git().args(["reset", "--quiet", "--hard", "HEAD"]).run()?;
+        self.git()
+            .args(["reset", "--quiet", "--hard", "HEAD"])
+            .run()?;
         self.git().args(["clean", "-ffdxq"]).run()?;
         if paths.is_empty() {
             return Err(Git::failure("revert", "", &out));
         }
-        Ok(RevertOutcome::Conflict { reverted: full, paths })
+        Ok(RevertOutcome::Conflict {
+            reverted: full,
+            paths,
+        })
     }
 
     fn resolve_deepening(&mut self, rev: &str) -> Result<Option<String>, GitError> {
@@ -736,15 +849,26 @@ impl Checkout {
     /// The content of `path` at `rev`, or `None` if the path does not exist there.
     pub fn show_file(&mut self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         let Some(commit) = self.resolve_deepening(rev)? else {
-            return Err(GitError::UnknownRevision { rev: rev.into(), url: self.session.display.clone() });
+            return Err(GitError::UnknownRevision {
+                rev: rev.into(),
+                url: self.session.display.clone(),
+            });
         };
         let path = path.trim_start_matches("./");
         let obj = format!("{commit}:{path}");
-        let t = self.git().args(["cat-file", "-t", "--end-of-options"]).arg(&obj).output()?;
+        let t = self
+            .git()
+            .args(["cat-file", "-t", "--end-of-options"])
+            .arg(&obj)
+            .output()?;
         if !t.ok() || t.stdout_trim() != "blob" {
             return Ok(None);
         }
-        let out = self.git().args(["cat-file", "blob", "--end-of-options"]).arg(&obj).run()?;
+        let out = self
+            .git()
+            .args(["cat-file", "blob", "--end-of-options"])
+            .arg(&obj)
+            .run()?;
         Ok(Some(out.stdout))
     }
 
@@ -754,7 +878,14 @@ impl Checkout {
         let b = self.resolve_required(b)?;
         let out = self
             .git()
-            .args(["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", "--end-of-options"])
+            .args([
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                "--no-ext-diff",
+                "--end-of-options",
+            ])
             .arg(a)
             .arg(b)
             .arg("--")
@@ -768,7 +899,13 @@ impl Checkout {
         let b = self.resolve_required(b)?;
         let mut g = self
             .git()
-            .args(["diff", "--no-color", "--no-ext-diff", "--no-renames", "--end-of-options"])
+            .args([
+                "diff",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-renames",
+                "--end-of-options",
+            ])
             .arg(a)
             .arg(b)
             .arg("--");
@@ -780,7 +917,10 @@ impl Checkout {
 
     fn resolve_required(&mut self, rev: &str) -> Result<String, GitError> {
         self.resolve_deepening(rev)?
-            .ok_or_else(|| GitError::UnknownRevision { rev: rev.into(), url: self.session.display.clone() })
+            .ok_or_else(|| GitError::UnknownRevision {
+                rev: rev.into(),
+                url: self.session.display.clone(),
+            })
     }
 }
 
@@ -792,7 +932,11 @@ fn split_z(b: &[u8]) -> Vec<String> {
 }
 
 /// Appends trailers the way git does (`git interpret-trailers`), validating keys and values.
-fn format_message(co: &Checkout, message: &str, trailers: &[(String, String)]) -> Result<String, GitError> {
+fn format_message(
+    co: &Checkout,
+    message: &str,
+    trailers: &[(String, String)],
+) -> Result<String, GitError> {
     let mut msg = message.to_string();
     if trailers.is_empty() {
         return Ok(msg);
@@ -800,11 +944,21 @@ fn format_message(co: &Checkout, message: &str, trailers: &[(String, String)]) -
     if !msg.ends_with('\n') {
         msg.push('\n');
     }
-    let mut g = co.git().args(["interpret-trailers", "--if-exists", "add", "--if-missing", "add", "--no-divider"]);
+    let mut g = co.git().args([
+        "interpret-trailers",
+        "--if-exists",
+        "add",
+        "--if-missing",
+        "add",
+        "--no-divider",
+    ]);
     for (k, v) in trailers {
         let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !key_ok || v.contains('\n') {
-            return Err(GitError::invalid("trailer", format!("'{k}' must be letters, digits or '-', and values one line")));
+            return Err(GitError::invalid(
+                "trailer",
+                format!("'{k}' must be letters, digits or '-', and values one line"),
+            ));
         }
         g = g.arg("--trailer").arg(format!("{k}: {v}"));
     }
@@ -822,7 +976,7 @@ fn parse_log(stdout: &[u8]) -> Result<Vec<CommitInfo>, GitError> {
     if parts.len() == 1 && parts[0].trim().is_empty() {
         return Ok(Vec::new());
     }
-    if parts.len() % FIELDS != 0 {
+    if !parts.len().is_multiple_of(FIELDS) {
         return Err(GitError::Parse {
             subcommand: "log".into(),
             message: format!("{} fields is not a multiple of {FIELDS}", parts.len()),
@@ -872,4 +1026,3 @@ fn remove_stale_locks(git_dir: &Path) {
     }
     walk(git_dir, 0);
 }
-

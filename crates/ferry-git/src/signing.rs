@@ -89,13 +89,22 @@ impl Signer {
         }
     }
 
-    fn gpg(dir: tempfile::TempDir, armored: &[u8], passphrase: Option<&str>) -> Result<Signer, GitError> {
+    fn gpg(
+        dir: tempfile::TempDir,
+        armored: &[u8],
+        passphrase: Option<&str>,
+    ) -> Result<Signer, GitError> {
         let home = dir.path().join("gnupg");
         std::fs::create_dir(&home).map_err(|e| GitError::io("create", &home, e))?;
         set_mode(&home, 0o700)?;
         let home_s = path_str(&home)?;
         let secrets: Vec<String> = passphrase.map(|p| vec![p.to_string()]).unwrap_or_default();
-        let pass_file = write_private(dir.path(), "passphrase", passphrase.unwrap_or("").as_bytes(), 0o600)?;
+        let pass_file = write_private(
+            dir.path(),
+            "passphrase",
+            passphrase.unwrap_or("").as_bytes(),
+            0o600,
+        )?;
         let pass_s = path_str(&pass_file)?;
         let fail = |what: &str, out: &cmd::Output| GitError::Signing {
             format: "gpg",
@@ -103,7 +112,13 @@ impl Signer {
         };
         let imp = cmd::program("gpg", None)
             .env("GNUPGHOME", home_s.clone())
-            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase-file"])
+            .args([
+                "--batch",
+                "--no-tty",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-file",
+            ])
             .arg(pass_s.clone())
             .arg("--import")
             .stdin(armored.to_vec())

@@ -35,7 +35,9 @@ impl Backoff {
     /// The delay after failed attempt `n` (1-based): doubling, capped, with "equal jitter"
     /// (uniform in [d/2, d]) so competing writers spread out.
     pub fn delay(&self, n: u32) -> Duration {
-        let exp = self.initial.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16));
         let d = exp.min(self.max);
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         if ms < 2 {
@@ -172,14 +174,15 @@ where
         };
         match co.push(&target, &plan.push_options)? {
             PushOutcome::Pushed { .. } => {
-                if let Some(rs) = &plan.refspec {
-                    if let PushOutcome::Rejected { reason, .. } = co.push_refspec(rs, &plan.push_options)? {
-                        return Err(UpdateError::RefspecRejected {
-                            sha,
-                            refspec: rs.clone(),
-                            reason,
-                        });
-                    }
+                if let Some(rs) = &plan.refspec
+                    && let PushOutcome::Rejected { reason, .. } =
+                        co.push_refspec(rs, &plan.push_options)?
+                {
+                    return Err(UpdateError::RefspecRejected {
+                        sha,
+                        refspec: rs.clone(),
+                        reason,
+                    });
                 }
                 return Ok(UpdateOutcome::Pushed {
                     sha,

@@ -15,13 +15,27 @@ fn entry_of(cache: &CloneCache, r: &Remote) -> PathBuf {
     cache.entry_dir(r).unwrap()
 }
 
-fn assert_usable(env: &ferry_testbed::git::GitEnv, repo: &str, cache: &CloneCache, r: &Remote, tag: &str) {
+fn assert_usable(
+    env: &ferry_testbed::git::GitEnv,
+    repo: &str,
+    cache: &CloneCache,
+    r: &Remote,
+    tag: &str,
+) {
     let mut co = cache.checkout(r, "main").unwrap();
     assert_eq!(co.head().unwrap(), bare(env, repo, &["rev-parse", "main"]));
-    assert_eq!(env.git(co.workdir(), &["status", "--porcelain", "--ignored"]).unwrap(), "", "clean tree");
+    assert_eq!(
+        env.git(co.workdir(), &["status", "--porcelain", "--ignored"])
+            .unwrap(),
+        "",
+        "clean tree"
+    );
     std::fs::write(co.workdir().join("after.txt"), format!("{tag}\n")).unwrap();
     let sha = co.commit_all(&spec(tag)).unwrap().unwrap();
-    assert_eq!(co.push("main", &Default::default()).unwrap(), PushOutcome::Pushed { sha });
+    assert_eq!(
+        co.push("main", &Default::default()).unwrap(),
+        PushOutcome::Pushed { sha }
+    );
 }
 
 #[test]
@@ -40,7 +54,11 @@ fn stale_locks_half_clone_and_corruption_are_repaired() {
     let entry = entry_of(&cache, &r);
 
     // 1. A killed git left index.lock, HEAD.lock and a ref lock; the holder died (busy marker).
-    for l in [".git/index.lock", ".git/HEAD.lock", ".git/refs/heads/main.lock"] {
+    for l in [
+        ".git/index.lock",
+        ".git/HEAD.lock",
+        ".git/refs/heads/main.lock",
+    ] {
         std::fs::write(entry.join("repo").join(l), "").unwrap();
     }
     std::fs::write(entry.join("repo/junk.txt"), "dirty").unwrap();
@@ -66,7 +84,11 @@ fn stale_locks_half_clone_and_corruption_are_repaired() {
     assert_usable(&env, &repo, &cache, &r, "after corruption");
 
     // 4. A revert left half-way (sequencer state) is cleaned up.
-    std::fs::write(entry.join("repo/.git/REVERT_HEAD"), "0000000000000000000000000000000000000000\n").unwrap();
+    std::fs::write(
+        entry.join("repo/.git/REVERT_HEAD"),
+        "0000000000000000000000000000000000000000\n",
+    )
+    .unwrap();
     std::fs::write(entry.join("busy"), "").unwrap();
     assert_usable(&env, &repo, &cache, &r, "after sequencer state");
 }
@@ -75,13 +97,13 @@ fn stale_locks_half_clone_and_corruption_are_repaired() {
 fn processes_in(dir: &Path) -> Vec<String> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) {
-            if cwd.starts_with(dir) {
-                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                // Zombies are dead already (PID 1 reaps late here).
-                if !stat.contains(") Z ") {
-                    v.push(format!("{} {}", e.file_name().to_string_lossy(), stat));
-                }
+        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd"))
+            && cwd.starts_with(dir)
+        {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Zombies are dead already (PID 1 reaps late here).
+            if !stat.contains(") Z ") {
+                v.push(format!("{} {}", e.file_name().to_string_lossy(), stat));
             }
         }
     }
@@ -93,7 +115,11 @@ const CHILD_ENV: &str = "FERRY_GIT_CRASH_CHILD";
 /// The child role: loop fetch/commit/push/deepen forever, reporting progress, until killed.
 fn child_loop(spec_env: &str) -> ! {
     let mut parts = spec_env.split('|');
-    let (root, url, progress) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (root, url, progress) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let cache = CloneCache::new(root).unwrap();
     let r = remote(url.to_string(), GitAuth::none());
     for i in 0u64.. {
@@ -126,8 +152,16 @@ fn kill_9_mid_operation_then_cache_still_works() {
     for round in 0..6u64 {
         let _ = std::fs::remove_file(&progress);
         let mut child = Command::new(&exe)
-            .args(["kill_9_mid_operation_then_cache_still_works", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{}|{url}|{}", root.display(), progress.display()))
+            .args([
+                "kill_9_mid_operation_then_cache_still_works",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ENV,
+                format!("{}|{url}|{}", root.display(), progress.display()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -150,21 +184,37 @@ fn kill_9_mid_operation_then_cache_still_works() {
             if left.is_empty() {
                 break;
             }
-            assert!(Instant::now() < deadline, "orphaned git processes: {left:?}");
+            assert!(
+                Instant::now() < deadline,
+                "orphaned git processes: {left:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let cache = CloneCache::new(&root).unwrap();
         let r = remote(url.clone(), GitAuth::none());
         let entry = entry_of(&cache, &r);
-        let locks = Command::new("find").arg(entry.join("repo/.git")).args(["-name", "*.lock"]).output().unwrap();
+        let locks = Command::new("find")
+            .arg(entry.join("repo/.git"))
+            .args(["-name", "*.lock"])
+            .output()
+            .unwrap();
         let busy = entry.join("busy").exists();
         killed_busy += u32::from(busy);
-        eprintln!("round {round}: killed while busy={busy}, lock files: {:?}", String::from_utf8_lossy(&locks.stdout).trim());
+        eprintln!(
+            "round {round}: killed while busy={busy}, lock files: {:?}",
+            String::from_utf8_lossy(&locks.stdout).trim()
+        );
         assert_usable(&env, &repo, &cache, &r, &format!("round {round}"));
     }
-    assert!(killed_busy > 0, "no kill landed while the cache entry was held");
+    assert!(
+        killed_busy > 0,
+        "no kill landed while the cache entry was held"
+    );
     // Credential/signing scratch of dead processes is swept.
-    let scratch: Vec<_> = std::fs::read_dir(root.join(".tmp")).unwrap().flatten().collect();
+    let scratch: Vec<_> = std::fs::read_dir(root.join(".tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(scratch.is_empty(), "{scratch:?}");
     bare(&env, &repo, &["fsck", "--no-dangling"]);
 }

@@ -11,18 +11,36 @@ fn round_trip(env: &GitEnv, repo: &str, url: String, auth: GitAuth) {
     let cache = CloneCache::new(tmp.path()).unwrap();
     let r = remote(url.clone(), auth);
     let mut co = cache.checkout(&r, "main").unwrap();
-    assert_eq!(std::fs::read_to_string(co.workdir().join("README")).unwrap().trim_end(), format!("seed of {}", repo.trim_end_matches(".git")));
+    assert_eq!(
+        std::fs::read_to_string(co.workdir().join("README"))
+            .unwrap()
+            .trim_end(),
+        format!("seed of {}", repo.trim_end_matches(".git"))
+    );
     std::fs::write(co.workdir().join("hello.txt"), format!("via {url}\n")).unwrap();
-    let sha = co.commit_all(&spec("add hello")).unwrap().expect("a commit");
-    assert_eq!(co.push("main", &Default::default()).unwrap(), PushOutcome::Pushed { sha: sha.clone() });
+    let sha = co
+        .commit_all(&spec("add hello"))
+        .unwrap()
+        .expect("a commit");
+    assert_eq!(
+        co.push("main", &Default::default()).unwrap(),
+        PushOutcome::Pushed { sha: sha.clone() }
+    );
     // Nothing changed → no commit.
     assert_eq!(co.commit_all(&spec("noop")).unwrap(), None);
     drop(co);
     assert_eq!(bare(env, repo, &["rev-parse", "refs/heads/main"]), sha);
-    assert_eq!(bare(env, repo, &["show", "main:hello.txt"]), format!("via {url}"));
+    assert_eq!(
+        bare(env, repo, &["show", "main:hello.txt"]),
+        format!("via {url}")
+    );
     // Author and committer are both the signature.
     assert_eq!(
-        bare(env, repo, &["log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"]),
+        bare(
+            env,
+            repo,
+            &["log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"]
+        ),
         "Ferry Bot <ferry@example.invalid>|Ferry Bot <ferry@example.invalid>"
     );
     // A second checkout reuses the cache entry (fetch, not clone) and sees the pushed commit.
@@ -50,7 +68,11 @@ fn http_basic_auth() {
 fn http_userinfo_in_url() {
     let Some(env) = git_servers() else { return };
     let repo = env.new_repo("userinfo", true).unwrap();
-    let url = env.http(&repo).replacen("http://", &format!("http://{}:{}@", env.user, env.password), 1);
+    let url = env.http(&repo).replacen(
+        "http://",
+        &format!("http://{}:{}@", env.user, env.password),
+        1,
+    );
     round_trip(&env, &repo, url, GitAuth::none());
 }
 
@@ -67,7 +89,9 @@ fn https_without_ca_fails_verification() {
     let repo = env.new_repo("https-noca", true).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(tmp.path()).unwrap();
-    let err = cache.checkout(&remote(env.https(&repo), basic(&env)), "main").unwrap_err();
+    let err = cache
+        .checkout(&remote(env.https(&repo), basic(&env)), "main")
+        .unwrap_err();
     assert_eq!(err.kind(), FailureKind::HostVerification, "{err}");
 }
 
@@ -84,8 +108,13 @@ fn ssh_unknown_host_key_is_refused() {
     let repo = env.new_repo("ssh-kh", true).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(tmp.path()).unwrap();
-    let auth = GitAuth { known_hosts: None, ..ssh_auth(&env) };
-    let err = cache.checkout(&remote(env.ssh(&repo), auth), "main").unwrap_err();
+    let auth = GitAuth {
+        known_hosts: None,
+        ..ssh_auth(&env)
+    };
+    let err = cache
+        .checkout(&remote(env.ssh(&repo), auth), "main")
+        .unwrap_err();
     assert_eq!(err.kind(), FailureKind::HostVerification, "{err}");
 }
 
@@ -102,12 +131,60 @@ fn missing_branch_and_bad_password() {
     let repo = env.new_repo("missing", true).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(tmp.path()).unwrap();
-    let err = cache.checkout(&remote(env.http(&repo), basic(&env)), "nope").unwrap_err();
-    assert!(matches!(err, GitError::BranchNotFound { ref branch, .. } if branch == "nope"), "{err}");
     let err = cache
-        .checkout(&remote(env.http(&repo), GitAuth::basic(env.user.clone(), "wrong-password")), "main")
+        .checkout(&remote(env.http(&repo), basic(&env)), "nope")
+        .unwrap_err();
+    assert!(
+        matches!(err, GitError::BranchNotFound { ref branch, .. } if branch == "nope"),
+        "{err}"
+    );
+    let err = cache
+        .checkout(
+            &remote(
+                env.http(&repo),
+                GitAuth::basic(env.user.clone(), "wrong-password"),
+            ),
+            "main",
+        )
         .unwrap_err();
     assert!(err.is_auth(), "{err}");
-    let err = cache.checkout(&remote(env.http(&repo), basic(&env)), "-x").unwrap_err();
+    let err = cache
+        .checkout(&remote(env.http(&repo), basic(&env)), "-x")
+        .unwrap_err();
     assert!(matches!(err, GitError::InvalidInput { .. }), "{err}");
+}
+
+#[test]
+fn ssh_key_with_passphrase() {
+    let Some(env) = git_servers() else { return };
+    let repo = env.new_repo("ssh-pass", true).unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let k = keys.path().join("id");
+    run(std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "key-pass-1",
+            "-C",
+            "ferry-test",
+        ])
+        .arg("-f")
+        .arg(&k));
+    // Authorize the new key on the testbed's sshd (the file sits beside the client key).
+    let authorized = env.ssh_key.parent().unwrap().join("authorized_keys");
+    // Append (not read-modify-write): other test processes may do the same.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&authorized)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &std::fs::read(k.with_extension("pub")).unwrap()).unwrap();
+    let auth = GitAuth {
+        ssh_identity: Some(std::fs::read(&k).unwrap()),
+        password: Some("key-pass-1".into()),
+        known_hosts: Some(std::fs::read(&env.known_hosts).unwrap()),
+        ..GitAuth::default()
+    };
+    round_trip(&env, &repo, env.ssh(&repo), auth);
 }

@@ -16,7 +16,10 @@ use ferry_testbed::git::git_servers;
 fn fast_plan(branch: &str) -> UpdatePlan {
     UpdatePlan {
         max_attempts: 60,
-        backoff: Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(200) },
+        backoff: Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(200),
+        },
         ..UpdatePlan::new(branch)
     }
 }
@@ -24,7 +27,10 @@ fn fast_plan(branch: &str) -> UpdatePlan {
 /// Read-modify-write of counter.txt: correct only if computed on the current tip.
 fn bump(dir: &std::path::Path, who: &str) -> std::io::Result<Option<ferry_git::CommitSpec>> {
     let p = dir.join("counter.txt");
-    let n: u32 = std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let n: u32 = std::fs::read_to_string(&p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     std::fs::write(&p, format!("{}\n", n + 1))?;
     Ok(Some(spec(&format!("{who}: counter {}", n + 1))))
 }
@@ -52,11 +58,17 @@ fn rejected_push_recomputes_on_new_tip() {
         bump(dir, "bot")
     })
     .unwrap();
-    let UpdateOutcome::Pushed { sha, attempts, .. } = out else { panic!("{out:?}") };
+    let UpdateOutcome::Pushed { sha, attempts, .. } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(attempts, 2);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(bare(&env, &repo, &["rev-parse", "main"]), sha);
-    assert_eq!(bare(&env, &repo, &["rev-parse", "main^"]), human_sha, "our commit sits on the human's");
+    assert_eq!(
+        bare(&env, &repo, &["rev-parse", "main^"]),
+        human_sha,
+        "our commit sits on the human's"
+    );
     assert_eq!(bare(&env, &repo, &["show", "main:counter.txt"]), "1");
 }
 
@@ -73,9 +85,22 @@ fn nothing_to_do() {
         Ok::<_, std::io::Error>(Some(spec("same content")))
     })
     .unwrap();
-    assert_eq!(out, UpdateOutcome::NothingToDo { head: before.clone() });
-    let out = update_and_push(&cache, &r, &fast_plan("main"), |_| Ok::<_, std::io::Error>(None)).unwrap();
-    assert_eq!(out, UpdateOutcome::NothingToDo { head: before.clone() });
+    assert_eq!(
+        out,
+        UpdateOutcome::NothingToDo {
+            head: before.clone()
+        }
+    );
+    let out = update_and_push(&cache, &r, &fast_plan("main"), |_| {
+        Ok::<_, std::io::Error>(None)
+    })
+    .unwrap();
+    assert_eq!(
+        out,
+        UpdateOutcome::NothingToDo {
+            head: before.clone()
+        }
+    );
     assert_eq!(bare(&env, &repo, &["rev-parse", "main"]), before);
 }
 
@@ -93,22 +118,50 @@ fn push_branch_created_then_built_upon_and_refspec() {
     };
     let main = bare(&env, &repo, &["rev-parse", "main"]);
     let out = update_and_push(&cache, &r, &plan, |d| bump(d, "bot")).unwrap();
-    let UpdateOutcome::Pushed { sha, branch, .. } = out else { panic!() };
+    let UpdateOutcome::Pushed { sha, branch, .. } = out else {
+        panic!()
+    };
     assert_eq!(branch, "auto/update");
-    assert_eq!(bare(&env, &repo, &["rev-parse", "main"]), main, "main untouched");
-    assert_eq!(bare(&env, &repo, &["rev-parse", "auto/update^"]), main, "created from main");
-    assert_eq!(bare(&env, &repo, &["rev-parse", "mirror"]), sha, "refspec pushed");
+    assert_eq!(
+        bare(&env, &repo, &["rev-parse", "main"]),
+        main,
+        "main untouched"
+    );
+    assert_eq!(
+        bare(&env, &repo, &["rev-parse", "auto/update^"]),
+        main,
+        "created from main"
+    );
+    assert_eq!(
+        bare(&env, &repo, &["rev-parse", "mirror"]),
+        sha,
+        "refspec pushed"
+    );
     // Second run computes on top of the existing push branch (counter goes to 2).
-    let plan2 = UpdatePlan { refspec: None, ..plan.clone() };
+    let plan2 = UpdatePlan {
+        refspec: None,
+        ..plan.clone()
+    };
     let out = update_and_push(&cache, &r, &plan2, |d| bump(d, "bot")).unwrap();
-    let UpdateOutcome::Pushed { sha: sha2, .. } = out else { panic!() };
+    let UpdateOutcome::Pushed { sha: sha2, .. } = out else {
+        panic!()
+    };
     assert_eq!(bare(&env, &repo, &["rev-parse", "auto/update^"]), sha);
     assert_eq!(bare(&env, &repo, &["rev-parse", "auto/update"]), sha2);
     assert_eq!(bare(&env, &repo, &["show", "auto/update:counter.txt"]), "2");
     // A forced refspec is refused before anything is pushed.
-    let plan3 = UpdatePlan { refspec: Some("+HEAD:refs/heads/x".into()), ..plan };
+    let plan3 = UpdatePlan {
+        refspec: Some("+HEAD:refs/heads/x".into()),
+        ..plan
+    };
     let err = update_and_push(&cache, &r, &plan3, |d| bump(d, "bot")).unwrap_err();
-    assert!(matches!(err, UpdateError::Git(ferry_git::GitError::InvalidInput { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            UpdateError::Git(ferry_git::GitError::InvalidInput { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -125,14 +178,24 @@ fn push_options_reach_the_server_and_hook_rejection_is_final() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(tmp.path()).unwrap();
     let r = remote(env.http(&repo), basic(&env));
     let mut plan = fast_plan("main");
-    plan.push_options = BTreeMap::from([("merge_request.create".to_string(), String::new()), ("topic".to_string(), "x y".to_string())]);
+    plan.push_options = BTreeMap::from([
+        ("merge_request.create".to_string(), String::new()),
+        ("topic".to_string(), "x y".to_string()),
+    ]);
     update_and_push(&cache, &r, &plan, |d| bump(d, "bot")).unwrap();
-    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "merge_request.create\ntopic=x y\n");
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "merge_request.create\ntopic=x y\n"
+    );
     plan.push_options = BTreeMap::from([("deny".to_string(), String::new())]);
     let calls = AtomicU32::new(0);
     let err = update_and_push(&cache, &r, &plan, |d| {
@@ -140,8 +203,15 @@ fn push_options_reach_the_server_and_hook_rejection_is_final() {
         bump(d, "bot")
     })
     .unwrap_err();
-    assert!(matches!(err, UpdateError::Rejected { attempts: 1, .. }), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "a hook rejection is not retried");
+    assert!(
+        matches!(err, UpdateError::Rejected { attempts: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a hook rejection is not retried"
+    );
 }
 
 #[test]
@@ -162,7 +232,11 @@ fn concurrent_writers_and_human_lose_nothing() {
                 // nobody else either, but both race on the same remote branch.
                 let root = shared.join(format!("cache-{w}"));
                 let cache = CloneCache::new(root).unwrap();
-                let url = if w == 0 { env.http(repo) } else { env.file(repo) };
+                let url = if w == 0 {
+                    env.http(repo)
+                } else {
+                    env.file(repo)
+                };
                 let auth = if w == 0 { basic(env) } else { GitAuth::none() };
                 let r = remote(url, auth);
                 let mut total_attempts = 0;
@@ -172,7 +246,9 @@ fn concurrent_writers_and_human_lose_nothing() {
                         bump(d, &format!("w{w}"))
                     })
                     .unwrap();
-                    let UpdateOutcome::Pushed { attempts, .. } = out else { panic!("{out:?}") };
+                    let UpdateOutcome::Pushed { attempts, .. } = out else {
+                        panic!("{out:?}")
+                    };
                     total_attempts += attempts;
                 }
                 total_attempts
@@ -190,16 +266,29 @@ fn concurrent_writers_and_human_lose_nothing() {
         human_thread.join().unwrap()
     });
     // No lost update: the read-modify-write counter saw every writer commit.
-    assert_eq!(bare(&env, &repo, &["show", "main:counter.txt"]), (2 * ROUNDS).to_string());
+    assert_eq!(
+        bare(&env, &repo, &["show", "main:counter.txt"]),
+        (2 * ROUNDS).to_string()
+    );
     // Every human commit is in main's history.
     for sha in &human_shas {
         bare(&env, &repo, &["merge-base", "--is-ancestor", sha, "main"]);
     }
     let tree = bare(&env, &repo, &["ls-tree", "--name-only", "main"]);
     for i in 0..ROUNDS {
-        assert!(tree.lines().any(|l| l == format!("human-{i}.txt")), "human-{i}.txt lost");
+        assert!(
+            tree.lines().any(|l| l == format!("human-{i}.txt")),
+            "human-{i}.txt lost"
+        );
     }
-    assert_eq!(bare(&env, &repo, &["rev-list", "--count", "--author=Ferry Bot", "main"]), (2 * ROUNDS).to_string());
+    assert_eq!(
+        bare(
+            &env,
+            &repo,
+            &["rev-list", "--count", "--author=Ferry Bot", "main"]
+        ),
+        (2 * ROUNDS).to_string()
+    );
 }
 
 #[test]
@@ -215,7 +304,8 @@ fn same_cache_from_two_threads_serializes() {
             let r = &r;
             s.spawn(move || {
                 for _ in 0..5 {
-                    update_and_push(cache, r, &fast_plan("main"), |d| bump(d, &format!("t{w}"))).unwrap();
+                    update_and_push(cache, r, &fast_plan("main"), |d| bump(d, &format!("t{w}")))
+                        .unwrap();
                 }
             });
         }

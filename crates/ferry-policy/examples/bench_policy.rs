@@ -61,6 +61,10 @@ fn main() {
         }
         best = best.min(ms);
     }
-    println!("tags: {}, latest: {latest}", tags.len());
+    let start = Instant::now();
+    let kept = filter.apply(&tags).len();
+    let filter_ms = start.elapsed().as_secs_f64() * 1000.0;
+    println!("tags: {}, candidates: {kept}, latest: {latest}", tags.len());
+    println!("filter alone: {filter_ms:.2} ms");
     println!("filter + numerical selection: first run {first:.2} ms, best of 5 {best:.2} ms");
 }

@@ -130,6 +130,11 @@ impl Inner {
             return self.regex.is_match(tag).then_some(Cow::Borrowed(tag));
         }
         self.regex.captures_read(locs, tag)?;
+        // The common `$name` template borrows the group instead of allocating.
+        if let [Piece::Group(g)] = self.template.as_slice() {
+            let slice = g.and_then(|i| locs.get(i)).map_or("", |(a, b)| &tag[a..b]);
+            return Some(Cow::Borrowed(slice));
+        }
         let mut out = String::new();
         for piece in &self.template {
             match piece {

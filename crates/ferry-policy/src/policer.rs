@@ -173,3 +173,74 @@ impl Policer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latest(choice: PolicyChoice, tags: &[&str]) -> Result<String, PolicyError> {
+        Policer::new(&choice)?.latest(tags)
+    }
+
+    #[test]
+    fn semver_first_of_equal_versions_wins() {
+        let c = || PolicyChoice::SemVer {
+            range: ">=1.0.0".into(),
+        };
+        assert_eq!(latest(c(), &["v1.2.4", "1.2.4"]).unwrap(), "v1.2.4");
+        assert_eq!(latest(c(), &["1.2.4", "v1.2.4"]).unwrap(), "1.2.4");
+        assert_eq!(latest(c(), &["1.2.4+b", "1.2.4+a"]).unwrap(), "1.2.4+b");
+        assert_eq!(latest(c(), &["latest", "1.2"]), Err(PolicyError::NoMatch));
+    }
+
+    #[test]
+    fn numerical_ties_go_to_last_and_nan_replaces() {
+        let asc = || PolicyChoice::Numerical { order: "".into() };
+        assert_eq!(latest(asc(), &["1.0", "1", "0x1p0"]).unwrap(), "0x1p0");
+        assert_eq!(latest(asc(), &["5", "NaN", "1"]).unwrap(), "1");
+        assert_eq!(latest(asc(), &["5", "1_0"]).unwrap(), "1_0");
+        let e = latest(asc(), &["1", "1a"]).unwrap_err();
+        assert_eq!(e.to_string(), "failed to parse invalid numeric value '1a'");
+        assert_eq!(e.reason(), "Failure");
+        let desc = PolicyChoice::Numerical {
+            order: "desc".into(),
+        };
+        assert_eq!(latest(desc, &["-1", "-1.0", "3"]).unwrap(), "-1.0");
+    }
+
+    #[test]
+    fn orders_and_messages() {
+        assert_eq!(Order::parse("desc"), Ok(Order::Desc));
+        assert_eq!(Order::parse("Asc"), Ok(Order::Asc));
+        let e = Order::parse("up").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid policy: invalid order argument provided: 'UP', must be one of: ASC, DESC"
+        );
+        let e = Policer::new(&PolicyChoice::SemVer {
+            range: "*-*".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid policy: semver parse error: improper constraint: *-*"
+        );
+        assert_eq!(
+            PolicyChoice::from_spec(None, None, None),
+            Err(PolicyError::NoPolicyChoice)
+        );
+        let alpha = PolicyChoice::Alphabetical {
+            order: "desc".into(),
+        };
+        assert_eq!(latest(alpha, &["b", "", "a"]).unwrap(), "");
+        let empty: [&str; 0] = [];
+        assert_eq!(
+            Policer::new(&PolicyChoice::Alphabetical {
+                order: String::new()
+            })
+            .unwrap()
+            .latest(&empty),
+            Err(PolicyError::EmptyList)
+        );
+    }
+}

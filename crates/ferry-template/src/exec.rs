@@ -58,7 +58,10 @@ impl<'t> Exec<'t> {
             Some(i) => pos - (i + 1),
             None => pos,
         };
-        format!("template: {}:{}:{}: executing {:?} at <{}>: {}", self.parse_name, line, col, self.cur_name, ctx, msg)
+        format!(
+            "template: {}:{}:{}: executing {:?} at <{}>: {}",
+            self.parse_name, line, col, self.cur_name, ctx, msg
+        )
     }
 
     fn walk(&mut self, dot: &Value, list: &[Node]) -> R<Flow> {
@@ -78,7 +81,7 @@ impl<'t> Exec<'t> {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     match v {
-                        Value::NoValue => self.out.push_str("<no value>"),
+                        Value::Invalid => self.out.push_str("<no value>"),
                         other => fmt_v(&other, false, &mut self.out),
                     }
                 }
@@ -88,7 +91,11 @@ impl<'t> Exec<'t> {
                 let mark = self.vars.len();
                 let val = self.eval_pipeline(dot, &b.pipe)?;
                 let flow = if val.is_true() {
-                    if is_with { self.walk(&val, &b.list)? } else { self.walk(dot, &b.list)? }
+                    if is_with {
+                        self.walk(&val, &b.list)?
+                    } else {
+                        self.walk(dot, &b.list)?
+                    }
                 } else if let Some(el) = &b.else_list {
                     self.walk(dot, el)?
                 } else {
@@ -105,16 +112,25 @@ impl<'t> Exec<'t> {
             }
             Node::Template { pos, name, pipe } => {
                 let Some(body) = self.tree.defines.get(name).cloned() else {
-                    return Err(self.err_at(*pos, &format!("{{{{template {name:?}}}}}"), format!("template {name:?} not defined")));
+                    return Err(self.err_at(
+                        *pos,
+                        &format!("{{{{template {name:?}}}}}"),
+                        format!("template {name:?} not defined"),
+                    ));
                 };
                 if self.depth >= MAX_EXEC_DEPTH {
-                    return Err(self.err_at(*pos, &format!("{{{{template {name:?}}}}}"), format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})")));
+                    return Err(self.err_at(
+                        *pos,
+                        &format!("{{{{template {name:?}}}}}"),
+                        format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})"),
+                    ));
                 }
                 let new_dot = match pipe {
                     Some(p) => self.eval_pipeline(dot, p)?,
-                    None => Value::NoValue,
+                    None => Value::Invalid,
                 };
-                let saved_vars = std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
+                let saved_vars =
+                    std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
                 let saved_name = std::mem::replace(&mut self.cur_name, name.clone());
                 self.depth += 1;
                 let r = self.walk(&new_dot, &body);
@@ -123,8 +139,8 @@ impl<'t> Exec<'t> {
                 self.vars = saved_vars;
                 r?;
             }
-            Node::Break(_) => return Ok(Flow::Break),
-            Node::Continue(_) => return Ok(Flow::Continue),
+            Node::Break => return Ok(Flow::Break),
+            Node::Continue => return Ok(Flow::Continue),
         }
         Ok(Flow::Normal)
     }
@@ -133,14 +149,23 @@ impl<'t> Exec<'t> {
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let mark = self.vars.len();
         let items: Vec<(Value, Value)> = match &val {
-            Value::List(l) => l.items.iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v.clone())).collect(),
+            Value::List(l) => l
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                .collect(),
             Value::Map(m) => m.entries.clone(),
             Value::Int(n) => (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
-            Value::NoValue | Value::Nil => Vec::new(),
+            Value::Invalid | Value::Nil => Vec::new(),
             other => {
                 let mut s = String::new();
                 fmt_v(other, false, &mut s);
-                return Err(self.err_at(b.pos, &format!("{{{{range {}}}}}", b.pipe), format!("range can't iterate over {s}")));
+                return Err(self.err_at(
+                    b.pos,
+                    &format!("{{{{range {}}}}}", b.pipe),
+                    format!("range can't iterate over {s}"),
+                ));
             }
         };
         if items.is_empty() {
@@ -201,9 +226,13 @@ impl<'t> Exec<'t> {
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
             // Go re-wraps empty-interface results: a nil interface becomes "no value".
-            value = Some(if let Value::Nil = v { Value::NoValue } else { v });
+            value = Some(if let Value::Nil = v {
+                Value::Invalid
+            } else {
+                v
+            });
         }
-        let value = value.unwrap_or(Value::NoValue);
+        let value = value.unwrap_or(Value::Invalid);
         for name in &pipe.decl {
             if pipe.is_assign {
                 self.set_var(pipe.pos, name, value.clone())?;
@@ -217,7 +246,11 @@ impl<'t> Exec<'t> {
     fn not_a_function(&self, cmd: &Cmd, final_: &Option<Value>) -> R<()> {
         if cmd.args.len() > 1 || final_.is_some() {
             let first = &cmd.args[0];
-            return Err(self.err_at(first.pos(), first, format!("can't give argument to non-function {first}")));
+            return Err(self.err_at(
+                first.pos(),
+                first,
+                format!("can't give argument to non-function {first}"),
+            ));
         }
         Ok(())
     }
@@ -225,10 +258,16 @@ impl<'t> Exec<'t> {
     fn eval_command(&mut self, dot: &Value, cmd: &Cmd, final_: Option<Value>) -> R<Value> {
         let first = &cmd.args[0];
         match first {
-            Arg::Field { pos, idents } => self.eval_field_chain(dot, dot.clone(), *pos, first, idents, cmd, final_),
+            Arg::Field { pos, idents } => {
+                self.eval_field_chain(dot, dot.clone(), *pos, first, idents, cmd, final_)
+            }
             Arg::Chain { pos, node, fields } => {
                 if matches!(**node, Arg::Nil(_)) {
-                    return Err(self.err_at(*pos, first, format!("indirection through explicit nil in {first}")));
+                    return Err(self.err_at(
+                        *pos,
+                        first,
+                        format!("indirection through explicit nil in {first}"),
+                    ));
                 }
                 let recv = self.eval_arg_any(dot, node)?;
                 self.eval_field_chain(dot, recv, *pos, first, fields, cmd, final_)
@@ -254,7 +293,7 @@ impl<'t> Exec<'t> {
                     Arg::Nil(pos) => Err(self.err_at(*pos, first, "nil is not a command")),
                     Arg::Number { val, .. } => Ok(val.clone()),
                     Arg::Str { val, .. } => Ok(Value::str(val.as_str())),
-                    _ => Ok(Value::NoValue),
+                    _ => Ok(Value::Invalid),
                 }
             }
         }
@@ -265,19 +304,35 @@ impl<'t> Exec<'t> {
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
-            Arg::Field { pos, idents } => self.eval_field_chain_noargs(dot, dot.clone(), *pos, arg, idents),
+            Arg::Field { pos, idents } => {
+                self.eval_field_chain_noargs(dot, dot.clone(), *pos, arg, idents)
+            }
             Arg::Variable { pos, name, idents } => {
                 let v = self.var_value(*pos, name)?;
-                if idents.is_empty() { Ok(v) } else { self.eval_field_chain_noargs(dot, v, *pos, arg, idents) }
+                if idents.is_empty() {
+                    Ok(v)
+                } else {
+                    self.eval_field_chain_noargs(dot, v, *pos, arg, idents)
+                }
             }
             Arg::Pipe(p) => self.eval_pipeline(dot, p),
             Arg::Ident { pos, name } => {
-                let cmd = Cmd { pos: *pos, args: vec![Arg::Ident { pos: *pos, name: name.clone() }] };
+                let cmd = Cmd {
+                    pos: *pos,
+                    args: vec![Arg::Ident {
+                        pos: *pos,
+                        name: name.clone(),
+                    }],
+                };
                 self.eval_function(dot, *pos, name, &cmd, None)
             }
             Arg::Chain { pos, node, fields } => {
                 if matches!(**node, Arg::Nil(_)) {
-                    return Err(self.err_at(*pos, arg, format!("indirection through explicit nil in {arg}")));
+                    return Err(self.err_at(
+                        *pos,
+                        arg,
+                        format!("indirection through explicit nil in {arg}"),
+                    ));
                 }
                 let recv = self.eval_arg_any(dot, node)?;
                 self.eval_field_chain_noargs(dot, recv, *pos, arg, fields)
@@ -288,7 +343,14 @@ impl<'t> Exec<'t> {
         }
     }
 
-    fn eval_field_chain_noargs(&mut self, dot: &Value, recv: Value, pos: usize, node: &Arg, idents: &[String]) -> R<Value> {
+    fn eval_field_chain_noargs(
+        &mut self,
+        dot: &Value,
+        recv: Value,
+        pos: usize,
+        node: &Arg,
+        idents: &[String],
+    ) -> R<Value> {
         let mut recv = recv;
         for ident in idents {
             recv = self.eval_field(dot, ident, pos, node, None, None, recv)?;
@@ -297,7 +359,16 @@ impl<'t> Exec<'t> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn eval_field_chain(&mut self, dot: &Value, recv: Value, pos: usize, node: &Arg, idents: &[String], cmd: &Cmd, final_: Option<Value>) -> R<Value> {
+    fn eval_field_chain(
+        &mut self,
+        dot: &Value,
+        recv: Value,
+        pos: usize,
+        node: &Arg,
+        idents: &[String],
+        cmd: &Cmd,
+        final_: Option<Value>,
+    ) -> R<Value> {
         let mut recv = recv;
         let n = idents.len();
         for ident in &idents[..n - 1] {
@@ -308,12 +379,25 @@ impl<'t> Exec<'t> {
 
     /// Go `evalField`: methods first, then struct fields, then string-keyed map entries.
     #[allow(clippy::too_many_arguments)]
-    fn eval_field(&mut self, _dot: &Value, name: &str, pos: usize, node: &Arg, cmd: Option<&Cmd>, final_: Option<Value>, recv: Value) -> R<Value> {
+    fn eval_field(
+        &mut self,
+        _dot: &Value,
+        name: &str,
+        pos: usize,
+        node: &Arg,
+        cmd: Option<&Cmd>,
+        final_: Option<Value>,
+        recv: Value,
+    ) -> R<Value> {
         let extra_args = cmd.map_or(0, |c| c.args.len().saturating_sub(1));
         let has_args = extra_args > 0 || final_.is_some();
         match &recv {
-            Value::NoValue => Ok(Value::NoValue),
-            Value::Nil => Err(self.err_at(pos, node, format!("nil pointer evaluating interface {{}}.{name}"))),
+            Value::Invalid => Ok(Value::Invalid),
+            Value::Nil => Err(self.err_at(
+                pos,
+                node,
+                format!("nil pointer evaluating interface {{}}.{name}"),
+            )),
             Value::Struct(s) => {
                 if let Some(v) = Value::struct_method(s, name) {
                     let got = extra_args + usize::from(final_.is_some());
@@ -322,29 +406,59 @@ impl<'t> Exec<'t> {
                             Some(c) => c,
                             None => node,
                         };
-                        return Err(self.err_at(pos, ctx, format!("wrong number of args for {name}: want 0 got {got}")));
+                        return Err(self.err_at(
+                            pos,
+                            ctx,
+                            format!("wrong number of args for {name}: want 0 got {got}"),
+                        ));
                     }
                     return Ok(v);
                 }
                 if let Some(v) = Value::struct_field(s, name) {
                     if has_args {
-                        return Err(self.err_at(pos, node, format!("{name} has arguments but cannot be invoked as function")));
+                        return Err(self.err_at(
+                            pos,
+                            node,
+                            format!("{name} has arguments but cannot be invoked as function"),
+                        ));
                     }
                     return Ok(v);
                 }
-                Err(self.err_at(pos, node, format!("can't evaluate field {name} in type {}", s.type_name)))
+                Err(self.err_at(
+                    pos,
+                    node,
+                    format!("can't evaluate field {name} in type {}", s.type_name),
+                ))
             }
             Value::Map(m) if m.type_name.starts_with("map[string]") => {
                 if has_args {
-                    return Err(self.err_at(pos, node, format!("{name} is not a method but has arguments")));
+                    return Err(self.err_at(
+                        pos,
+                        node,
+                        format!("{name} is not a method but has arguments"),
+                    ));
                 }
-                Ok(m.entries.iter().find(|(k, _)| k.as_str() == Some(name)).map_or(Value::NoValue, |(_, v)| v.clone()))
+                Ok(m.entries
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some(name))
+                    .map_or(Value::Invalid, |(_, v)| v.clone()))
             }
-            other => Err(self.err_at(pos, node, format!("can't evaluate field {name} in type {}", other.type_name()))),
+            other => Err(self.err_at(
+                pos,
+                node,
+                format!("can't evaluate field {name} in type {}", other.type_name()),
+            )),
         }
     }
 
-    fn eval_function(&mut self, dot: &Value, pos: usize, name: &str, cmd: &Cmd, final_: Option<Value>) -> R<Value> {
+    fn eval_function(
+        &mut self,
+        dot: &Value,
+        pos: usize,
+        name: &str,
+        cmd: &Cmd,
+        final_: Option<Value>,
+    ) -> R<Value> {
         let Some(def) = funcs::lookup(name) else {
             return Err(self.err_at(pos, &name, format!("{name:?} is not a defined function")));
         };
@@ -353,18 +467,36 @@ impl<'t> Exec<'t> {
         let fixed = def.params.len() - usize::from(def.variadic);
         if def.variadic {
             if num_in < fixed {
-                return Err(self.err_at(cmd.pos, cmd, format!("wrong number of args for {name}: want at least {fixed} got {}", args.len())));
+                return Err(self.err_at(
+                    cmd.pos,
+                    cmd,
+                    format!(
+                        "wrong number of args for {name}: want at least {fixed} got {}",
+                        args.len()
+                    ),
+                ));
             }
         } else if num_in != def.params.len() {
-            return Err(self.err_at(cmd.pos, cmd, format!("wrong number of args for {name}: want {} got {num_in}", def.params.len())));
+            return Err(self.err_at(
+                cmd.pos,
+                cmd,
+                format!(
+                    "wrong number of args for {name}: want {} got {num_in}",
+                    def.params.len()
+                ),
+            ));
         }
         let param_ty = |i: usize| -> Ty {
-            if i < fixed { def.params[i] } else { def.params[def.params.len() - 1] }
+            if i < fixed {
+                def.params[i]
+            } else {
+                def.params[def.params.len() - 1]
+            }
         };
         // `and` / `or` short-circuit (Go 1.18+).
         if name == "and" || name == "or" {
             let want = name == "or";
-            let mut v = Value::NoValue;
+            let mut v = Value::Invalid;
             for a in args {
                 v = self.eval_arg(dot, Ty::Refl, a)?;
                 if v.is_true() == want {
@@ -384,24 +516,36 @@ impl<'t> Exec<'t> {
             let ty = param_ty(args.len());
             argv.push(self.validate(cmd.pos, cmd, f, ty)?);
         }
-        call(&def, &argv).map_err(|e| self.err_at(cmd.pos, cmd, format!("error calling {name}: {e}")))
+        call(&def, &argv)
+            .map_err(|e| self.err_at(cmd.pos, cmd, format!("error calling {name}: {e}")))
     }
 
     /// Go `validateType` for our parameter kinds.
     fn validate(&self, pos: usize, ctx: &dyn Display, v: Value, ty: Ty) -> R<Value> {
         match (ty, v) {
             (Ty::Refl, v) => Ok(v),
-            (Ty::Any, Value::NoValue) => Ok(Value::Nil),
+            (Ty::Any, Value::Invalid) => Ok(Value::Nil),
             (Ty::Any, v) => Ok(v),
-            (ty, Value::NoValue) => Err(self.err_at(pos, ctx, format!("invalid value; expected {}", ty.go_name()))),
+            (ty, Value::Invalid) => Err(self.err_at(
+                pos,
+                ctx,
+                format!("invalid value; expected {}", ty.go_name()),
+            )),
             (Ty::Str, v @ Value::Str(_)) => Ok(v),
             (Ty::Int, v @ Value::Int(_)) => Ok(v),
             (Ty::Bool, v @ Value::Bool(_)) => Ok(v),
-            (Ty::Float, v @ Value::Float(_)) => Ok(v),
             (Ty::Dict, v @ Value::Map(_)) if v.type_name() == "map[string]interface {}" => Ok(v),
             (ty, v) => {
-                let got = if let Value::Nil = v { "interface {}".to_string() } else { v.type_name() };
-                Err(self.err_at(pos, ctx, format!("wrong type for value; expected {}; got {got}", ty.go_name())))
+                let got = if let Value::Nil = v {
+                    "interface {}".to_string()
+                } else {
+                    v.type_name()
+                };
+                Err(self.err_at(
+                    pos,
+                    ctx,
+                    format!("wrong type for value; expected {}; got {got}", ty.go_name()),
+                ))
             }
         }
     }
@@ -410,31 +554,52 @@ impl<'t> Exec<'t> {
     fn eval_arg(&mut self, dot: &Value, ty: Ty, arg: &Arg) -> R<Value> {
         let pos = arg.pos();
         match arg {
-            Arg::Dot(_) | Arg::Field { .. } | Arg::Variable { .. } | Arg::Pipe(_) | Arg::Ident { .. } | Arg::Chain { .. } => {
+            Arg::Dot(_)
+            | Arg::Field { .. }
+            | Arg::Variable { .. }
+            | Arg::Pipe(_)
+            | Arg::Ident { .. }
+            | Arg::Chain { .. } => {
                 let v = self.eval_arg_any(dot, arg)?;
-                let v = if let (Arg::Pipe(_) | Arg::Ident { .. }, Value::Nil) = (arg, &v) { Value::NoValue } else { v };
+                let v = if let (Arg::Pipe(_) | Arg::Ident { .. }, Value::Nil) = (arg, &v) {
+                    Value::Invalid
+                } else {
+                    v
+                };
                 self.validate(pos, arg, v, ty)
             }
             Arg::Nil(_) => match ty {
                 Ty::Any => Ok(Value::Nil),
-                Ty::Refl => Ok(Value::NoValue),
+                Ty::Refl => Ok(Value::Invalid),
                 _ => Err(self.err_at(pos, arg, format!("cannot assign nil to {}", ty.go_name()))),
             },
             Arg::Bool(_, b) => match ty {
                 Ty::Bool | Ty::Any | Ty::Refl => Ok(Value::Bool(*b)),
-                _ => Err(self.err_at(pos, arg, format!("expected {}; found {arg}", ty.literal_name()))),
+                _ => Err(self.err_at(
+                    pos,
+                    arg,
+                    format!("expected {}; found {arg}", ty.literal_name()),
+                )),
             },
             Arg::Str { val, .. } => match ty {
                 Ty::Str | Ty::Any | Ty::Refl => Ok(Value::str(val.as_str())),
-                _ => Err(self.err_at(pos, arg, format!("expected {}; found {arg}", ty.literal_name()))),
+                _ => Err(self.err_at(
+                    pos,
+                    arg,
+                    format!("expected {}; found {arg}", ty.literal_name()),
+                )),
             },
             Arg::Number { val, .. } => match (ty, val) {
                 (Ty::Any | Ty::Refl, v) => Ok(v.clone()),
                 (Ty::Int, Value::Int(i)) => Ok(Value::Int(*i)),
-                (Ty::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(Value::Int(*f as i64)),
-                (Ty::Float, Value::Int(i)) => Ok(Value::Float(*i as f64)),
-                (Ty::Float, Value::Float(f)) => Ok(Value::Float(*f)),
-                _ => Err(self.err_at(pos, arg, format!("expected {}; found {arg}", ty.literal_name()))),
+                (Ty::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => {
+                    Ok(Value::Int(*f as i64))
+                }
+                _ => Err(self.err_at(
+                    pos,
+                    arg,
+                    format!("expected {}; found {arg}", ty.literal_name()),
+                )),
             },
         }
     }

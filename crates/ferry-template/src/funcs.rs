@@ -20,7 +20,6 @@ pub(crate) enum Ty {
     Str,
     Int,
     Bool,
-    Float,
     /// `map[string]interface{}` (sprig dict functions).
     Dict,
 }
@@ -33,7 +32,6 @@ impl Ty {
             Ty::Str => "string",
             Ty::Int => "int",
             Ty::Bool => "bool",
-            Ty::Float => "float64",
             Ty::Dict => "map[string]interface {}",
         }
     }
@@ -41,7 +39,6 @@ impl Ty {
     pub(crate) fn literal_name(self) -> &'static str {
         match self {
             Ty::Int => "integer",
-            Ty::Float => "float",
             other => other.go_name(),
         }
     }
@@ -56,27 +53,133 @@ pub(crate) struct FuncDef {
 
 use Ty::{Any, Bool, Dict, Int, Refl, Str};
 
-type Entry = (&'static str, &'static [Ty], bool, fn(&[Value]) -> Result<Value, String>);
+type Entry = (
+    &'static str,
+    &'static [Ty],
+    bool,
+    fn(&[Value]) -> Result<Value, String>,
+);
 
 /// Every function name the engine knows, Go builtins first, then sprig.
 pub const SUPPORTED_FUNCTIONS: &[&str] = &[
     // Go text/template builtins
-    "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "html", "js", "urlquery", "eq", "ne", "lt", "le",
-    "gt", "ge", "call", // sprig: strings
-    "lower", "upper", "title", "untitle", "trim", "trimAll", "trimall", "trimPrefix", "trimSuffix", "replace", "contains",
-    "hasPrefix", "hasSuffix", "repeat", "substr", "trunc", "abbrev", "initials", "nospace", "indent", "nindent", "quote",
-    "squote", "cat", "plural", "toString", "toStrings", "join", "split", "splitList", "splitn", "sortAlpha",
+    "and",
+    "or",
+    "not",
+    "len",
+    "index",
+    "slice",
+    "print",
+    "printf",
+    "println",
+    "html",
+    "js",
+    "urlquery",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "call", // sprig: strings
+    "lower",
+    "upper",
+    "title",
+    "untitle",
+    "trim",
+    "trimAll",
+    "trimall",
+    "trimPrefix",
+    "trimSuffix",
+    "replace",
+    "contains",
+    "hasPrefix",
+    "hasSuffix",
+    "repeat",
+    "substr",
+    "trunc",
+    "abbrev",
+    "initials",
+    "nospace",
+    "indent",
+    "nindent",
+    "quote",
+    "squote",
+    "cat",
+    "plural",
+    "toString",
+    "toStrings",
+    "join",
+    "split",
+    "splitList",
+    "splitn",
+    "sortAlpha",
     // sprig: encoding / hashing
-    "b64enc", "b64dec", "sha1sum", "sha256sum", "sha512sum", "adler32sum", "toJson", "toPrettyJson", "toRawJson",
+    "b64enc",
+    "b64dec",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "adler32sum",
+    "toJson",
+    "toPrettyJson",
+    "toRawJson",
     // sprig: defaults / flow
-    "default", "empty", "coalesce", "ternary", "fail", // sprig: lists
-    "list", "first", "last", "rest", "initial", "reverse", "uniq", "has", "without", "append", "push", "prepend", "concat",
-    "compact", "until", // sprig: dicts
-    "dict", "get", "hasKey", "keys", "values", "pluck", "pick", "omit", // sprig: math / conversion
-    "add", "add1", "sub", "mul", "div", "mod", "max", "min", "int", "int64", "float64", "atoi", "floor", "ceil",
+    "default",
+    "empty",
+    "coalesce",
+    "ternary",
+    "fail", // sprig: lists
+    "list",
+    "first",
+    "last",
+    "rest",
+    "initial",
+    "reverse",
+    "uniq",
+    "has",
+    "without",
+    "append",
+    "push",
+    "prepend",
+    "concat",
+    "compact",
+    "until", // sprig: dicts
+    "dict",
+    "get",
+    "hasKey",
+    "keys",
+    "values",
+    "pluck",
+    "pick",
+    "omit", // sprig: math / conversion
+    "add",
+    "add1",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "max",
+    "min",
+    "int",
+    "int64",
+    "float64",
+    "atoi",
+    "floor",
+    "ceil",
     // sprig: types / regex
-    "typeOf", "kindOf", "typeIs", "kindIs", "deepEqual", "regexMatch", "regexFind", "regexFindAll", "regexReplaceAll",
-    "regexReplaceAllLiteral", "regexSplit", "regexQuoteMeta",
+    "typeOf",
+    "kindOf",
+    "typeIs",
+    "kindIs",
+    "deepEqual",
+    "regexMatch",
+    "regexFind",
+    "regexFindAll",
+    "regexReplaceAll",
+    "regexReplaceAllLiteral",
+    "regexSplit",
+    "regexQuoteMeta",
 ];
 
 const TABLE: &[Entry] = &[
@@ -87,87 +190,257 @@ const TABLE: &[Entry] = &[
     ("index", &[Refl, Refl], true, f_index),
     ("slice", &[Refl, Refl], true, f_slice),
     ("print", &[Any], true, |a| Ok(Value::str(sprint(a)))),
-    ("printf", &[Str, Any], true, |a| Ok(Value::str(sprintf(s0(&a[0]), &a[1..])))),
+    ("printf", &[Str, Any], true, |a| {
+        Ok(Value::str(sprintf(s0(&a[0]), &a[1..])))
+    }),
     ("println", &[Any], true, |a| Ok(Value::str(sprintln(a)))),
-    ("html", &[Any], true, |a| Ok(Value::str(html_escape(&eval_args(a))))),
-    ("js", &[Any], true, |a| Ok(Value::str(js_escape(&eval_args(a))))),
-    ("urlquery", &[Any], true, |a| Ok(Value::str(url_query_escape(&eval_args(a))))),
-    ("eq", &[Refl, Refl], true, |a| eq(&a[0], &a[1..]).map(Value::Bool)),
-    ("ne", &[Refl, Refl], false, |a| eq(&a[0], &a[1..]).map(|b| Value::Bool(!b))),
-    ("lt", &[Refl, Refl], false, |a| lt(&a[0], &a[1]).map(Value::Bool)),
-    ("le", &[Refl, Refl], false, |a| Ok(Value::Bool(lt(&a[0], &a[1])? || eq(&a[0], &a[1..])?))),
-    ("gt", &[Refl, Refl], false, |a| Ok(Value::Bool(!(lt(&a[0], &a[1])? || eq(&a[0], &a[1..])?)))),
-    ("ge", &[Refl, Refl], false, |a| lt(&a[0], &a[1]).map(|b| Value::Bool(!b))),
-    ("call", &[Refl, Refl], true, |a| Err(format!("non-function {} of type {}", sprint1(&a[0]), a[0].type_name()))),
+    ("html", &[Any], true, |a| {
+        Ok(Value::str(html_escape(&eval_args(a))))
+    }),
+    ("js", &[Any], true, |a| {
+        Ok(Value::str(js_escape(&eval_args(a))))
+    }),
+    ("urlquery", &[Any], true, |a| {
+        Ok(Value::str(url_query_escape(&eval_args(a))))
+    }),
+    ("eq", &[Refl, Refl], true, |a| {
+        eq(&a[0], &a[1..]).map(Value::Bool)
+    }),
+    ("ne", &[Refl, Refl], false, |a| {
+        eq(&a[0], &a[1..]).map(|b| Value::Bool(!b))
+    }),
+    ("lt", &[Refl, Refl], false, |a| {
+        lt(&a[0], &a[1]).map(Value::Bool)
+    }),
+    ("le", &[Refl, Refl], false, |a| {
+        Ok(Value::Bool(lt(&a[0], &a[1])? || eq(&a[0], &a[1..])?))
+    }),
+    ("gt", &[Refl, Refl], false, |a| {
+        Ok(Value::Bool(!(lt(&a[0], &a[1])? || eq(&a[0], &a[1..])?)))
+    }),
+    ("ge", &[Refl, Refl], false, |a| {
+        lt(&a[0], &a[1]).map(|b| Value::Bool(!b))
+    }),
+    ("call", &[Refl, Refl], true, |a| {
+        Err(format!(
+            "non-function {} of type {}",
+            sprint1(&a[0]),
+            a[0].type_name()
+        ))
+    }),
     // --- sprig strings
-    ("lower", &[Str], false, |a| Ok(Value::str(s0(&a[0]).to_lowercase()))),
-    ("upper", &[Str], false, |a| Ok(Value::str(s0(&a[0]).to_uppercase()))),
+    ("lower", &[Str], false, |a| {
+        Ok(Value::str(s0(&a[0]).to_lowercase()))
+    }),
+    ("upper", &[Str], false, |a| {
+        Ok(Value::str(s0(&a[0]).to_uppercase()))
+    }),
     ("title", &[Str], false, |a| Ok(Value::str(title(s0(&a[0]))))),
-    ("untitle", &[Str], false, |a| Ok(Value::str(untitle(s0(&a[0]))))),
+    ("untitle", &[Str], false, |a| {
+        Ok(Value::str(untitle(s0(&a[0]))))
+    }),
     ("trim", &[Str], false, |a| Ok(Value::str(s0(&a[0]).trim()))),
-    ("trimAll", &[Str, Str], false, |a| Ok(Value::str(s0(&a[1]).trim_matches(|c| s0(&a[0]).contains(c))))),
-    ("trimall", &[Str, Str], false, |a| Ok(Value::str(s0(&a[1]).trim_matches(|c| s0(&a[0]).contains(c))))),
-    ("trimPrefix", &[Str, Str], false, |a| Ok(Value::str(s0(&a[1]).strip_prefix(s0(&a[0])).unwrap_or(s0(&a[1]))))),
-    ("trimSuffix", &[Str, Str], false, |a| Ok(Value::str(s0(&a[1]).strip_suffix(s0(&a[0])).unwrap_or(s0(&a[1]))))),
-    ("replace", &[Str, Str, Str], false, |a| Ok(Value::str(go_replace(s0(&a[2]), s0(&a[0]), s0(&a[1]))))),
-    ("contains", &[Str, Str], false, |a| Ok(Value::Bool(s0(&a[1]).contains(s0(&a[0]))))),
-    ("hasPrefix", &[Str, Str], false, |a| Ok(Value::Bool(s0(&a[1]).starts_with(s0(&a[0]))))),
-    ("hasSuffix", &[Str, Str], false, |a| Ok(Value::Bool(s0(&a[1]).ends_with(s0(&a[0]))))),
+    ("trimAll", &[Str, Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[1]).trim_matches(|c| s0(&a[0]).contains(c)),
+        ))
+    }),
+    ("trimall", &[Str, Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[1]).trim_matches(|c| s0(&a[0]).contains(c)),
+        ))
+    }),
+    ("trimPrefix", &[Str, Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[1]).strip_prefix(s0(&a[0])).unwrap_or(s0(&a[1])),
+        ))
+    }),
+    ("trimSuffix", &[Str, Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[1]).strip_suffix(s0(&a[0])).unwrap_or(s0(&a[1])),
+        ))
+    }),
+    ("replace", &[Str, Str, Str], false, |a| {
+        Ok(Value::str(go_replace(s0(&a[2]), s0(&a[0]), s0(&a[1]))))
+    }),
+    ("contains", &[Str, Str], false, |a| {
+        Ok(Value::Bool(s0(&a[1]).contains(s0(&a[0]))))
+    }),
+    ("hasPrefix", &[Str, Str], false, |a| {
+        Ok(Value::Bool(s0(&a[1]).starts_with(s0(&a[0]))))
+    }),
+    ("hasSuffix", &[Str, Str], false, |a| {
+        Ok(Value::Bool(s0(&a[1]).ends_with(s0(&a[0]))))
+    }),
     ("repeat", &[Int, Str], false, f_repeat),
     ("substr", &[Int, Int, Str], false, f_substr),
     ("trunc", &[Int, Str], false, f_trunc),
     ("abbrev", &[Int, Str], false, f_abbrev),
-    ("initials", &[Str], false, |a| Ok(Value::str(s0(&a[0]).split_whitespace().filter_map(|w| w.chars().next()).collect::<String>()))),
-    ("nospace", &[Str], false, |a| Ok(Value::str(s0(&a[0]).chars().filter(|c| !c.is_whitespace()).collect::<String>()))),
-    ("indent", &[Int, Str], false, |a| Ok(Value::str(indent(i0(&a[0]), s0(&a[1]))))),
-    ("nindent", &[Int, Str], false, |a| Ok(Value::str(format!("\n{}", indent(i0(&a[0]), s0(&a[1])))))),
+    ("initials", &[Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[0])
+                .split_whitespace()
+                .filter_map(|w| w.chars().next())
+                .collect::<String>(),
+        ))
+    }),
+    ("nospace", &[Str], false, |a| {
+        Ok(Value::str(
+            s0(&a[0])
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>(),
+        ))
+    }),
+    ("indent", &[Int, Str], false, |a| {
+        Ok(Value::str(indent(i0(&a[0]), s0(&a[1]))))
+    }),
+    ("nindent", &[Int, Str], false, |a| {
+        Ok(Value::str(format!("\n{}", indent(i0(&a[0]), s0(&a[1])))))
+    }),
     ("quote", &[Any], true, |a| {
-        Ok(Value::str(a.iter().filter(|v| !v.is_missing()).map(|v| go_quote(&strval(v))).collect::<Vec<_>>().join(" ")))
+        Ok(Value::str(
+            a.iter()
+                .filter(|v| !v.is_missing())
+                .map(|v| go_quote(&strval(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
     }),
     ("squote", &[Any], true, |a| {
-        Ok(Value::str(a.iter().filter(|v| !v.is_missing()).map(|v| format!("'{}'", strval(v))).collect::<Vec<_>>().join(" ")))
+        Ok(Value::str(
+            a.iter()
+                .filter(|v| !v.is_missing())
+                .map(|v| format!("'{}'", strval(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
     }),
-    ("cat", &[Any], true, |a| Ok(Value::str(a.iter().filter(|v| !v.is_missing()).map(sprint1).collect::<Vec<_>>().join(" ")))),
-    ("plural", &[Str, Str, Int], false, |a| Ok(if i0(&a[2]) == 1 { a[0].clone() } else { a[1].clone() })),
+    ("cat", &[Any], true, |a| {
+        Ok(Value::str(
+            a.iter()
+                .filter(|v| !v.is_missing())
+                .map(sprint1)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+    }),
+    ("plural", &[Str, Str, Int], false, |a| {
+        Ok(if i0(&a[2]) == 1 {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
+    }),
     ("toString", &[Any], false, |a| Ok(Value::str(strval(&a[0])))),
-    ("toStrings", &[Any], false, |a| Ok(str_list(strslice(&a[0])))),
-    ("join", &[Str, Any], false, |a| Ok(Value::str(strslice(&a[1]).join(s0(&a[0]))))),
-    ("split", &[Str, Str], false, |a| Ok(split_map(s0(&a[1]), s0(&a[0]), -1))),
-    ("splitn", &[Str, Int, Str], false, |a| Ok(split_map(s0(&a[2]), s0(&a[0]), i0(&a[1])))),
-    ("splitList", &[Str, Str], false, |a| Ok(str_list(go_split(s0(&a[1]), s0(&a[0]), -1)))),
+    ("toStrings", &[Any], false, |a| {
+        Ok(str_list(strslice(&a[0])))
+    }),
+    ("join", &[Str, Any], false, |a| {
+        Ok(Value::str(strslice(&a[1]).join(s0(&a[0]))))
+    }),
+    ("split", &[Str, Str], false, |a| {
+        Ok(split_map(s0(&a[1]), s0(&a[0]), -1))
+    }),
+    ("splitn", &[Str, Int, Str], false, |a| {
+        Ok(split_map(s0(&a[2]), s0(&a[0]), i0(&a[1])))
+    }),
+    ("splitList", &[Str, Str], false, |a| {
+        Ok(str_list(go_split(s0(&a[1]), s0(&a[0]), -1)))
+    }),
     ("sortAlpha", &[Any], false, |a| {
         let mut v = strslice(&a[0]);
         v.sort();
         Ok(str_list(v))
     }),
     // --- encoding / hashing
-    ("b64enc", &[Str], false, |a| Ok(Value::str(base64::engine::general_purpose::STANDARD.encode(s0(&a[0]))))),
-    ("b64dec", &[Str], false, |a| {
-        Ok(Value::str(match base64::engine::general_purpose::STANDARD.decode(s0(&a[0])) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => e.to_string(),
-        }))
+    ("b64enc", &[Str], false, |a| {
+        Ok(Value::str(
+            base64::engine::general_purpose::STANDARD.encode(s0(&a[0])),
+        ))
     }),
-    ("sha1sum", &[Str], false, |a| Ok(Value::str(sha1_hex(s0(&a[0]).as_bytes())))),
-    ("sha256sum", &[Str], false, |a| Ok(Value::str(hex::encode(sha2::Sha256::digest(s0(&a[0]).as_bytes()))))),
-    ("sha512sum", &[Str], false, |a| Ok(Value::str(hex::encode(sha2::Sha512::digest(s0(&a[0]).as_bytes()))))),
-    ("adler32sum", &[Str], false, |a| Ok(Value::str(adler32(s0(&a[0]).as_bytes()).to_string()))),
-    ("toJson", &[Any], false, |a| Ok(Value::str(json(&a[0], true, false)))),
-    ("toPrettyJson", &[Any], false, |a| Ok(Value::str(json(&a[0], true, true)))),
-    ("toRawJson", &[Any], false, |a| Ok(Value::str(json(&a[0], false, false)))),
+    ("b64dec", &[Str], false, |a| {
+        Ok(Value::str(
+            match base64::engine::general_purpose::STANDARD.decode(s0(&a[0])) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => e.to_string(),
+            },
+        ))
+    }),
+    ("sha1sum", &[Str], false, |a| {
+        Ok(Value::str(sha1_hex(s0(&a[0]).as_bytes())))
+    }),
+    ("sha256sum", &[Str], false, |a| {
+        Ok(Value::str(hex::encode(sha2::Sha256::digest(
+            s0(&a[0]).as_bytes(),
+        ))))
+    }),
+    ("sha512sum", &[Str], false, |a| {
+        Ok(Value::str(hex::encode(sha2::Sha512::digest(
+            s0(&a[0]).as_bytes(),
+        ))))
+    }),
+    ("adler32sum", &[Str], false, |a| {
+        Ok(Value::str(adler32(s0(&a[0]).as_bytes()).to_string()))
+    }),
+    ("toJson", &[Any], false, |a| {
+        Ok(Value::str(json(&a[0], true, false)))
+    }),
+    ("toPrettyJson", &[Any], false, |a| {
+        Ok(Value::str(json(&a[0], true, true)))
+    }),
+    ("toRawJson", &[Any], false, |a| {
+        Ok(Value::str(json(&a[0], false, false)))
+    }),
     // --- defaults / flow
-    ("default", &[Any, Any], true, |a| Ok(if a.len() < 2 || empty(&a[1]) { a[0].clone() } else { a[1].clone() })),
+    ("default", &[Any, Any], true, |a| {
+        Ok(if a.len() < 2 || empty(&a[1]) {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
+    }),
     ("empty", &[Any], false, |a| Ok(Value::Bool(empty(&a[0])))),
-    ("coalesce", &[Any], true, |a| Ok(a.iter().find(|v| !empty(v)).cloned().unwrap_or(Value::Nil))),
-    ("ternary", &[Any, Any, Bool], false, |a| Ok(if a[2].is_true() { a[0].clone() } else { a[1].clone() })),
+    ("coalesce", &[Any], true, |a| {
+        Ok(a.iter().find(|v| !empty(v)).cloned().unwrap_or(Value::Nil))
+    }),
+    ("ternary", &[Any, Any, Bool], false, |a| {
+        Ok(if a[2].is_true() {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
+    }),
     ("fail", &[Str], false, |a| Err(s0(&a[0]).to_string())),
     // --- lists
-    ("list", &[Any], true, |a| Ok(Value::list("[]interface {}", a.to_vec()))),
-    ("first", &[Any], false, |a| list_op(&a[0], "first", |v| v.first().cloned().unwrap_or(Value::Nil))),
-    ("last", &[Any], false, |a| list_op(&a[0], "last", |v| v.last().cloned().unwrap_or(Value::Nil))),
-    ("rest", &[Any], false, |a| list_op(&a[0], "rest", |v| any_list(v.get(1..).map(<[Value]>::to_vec)))),
-    ("initial", &[Any], false, |a| list_op(&a[0], "initial", |v| any_list(v.get(..v.len().saturating_sub(1)).filter(|_| !v.is_empty()).map(<[Value]>::to_vec)))),
-    ("reverse", &[Any], false, |a| list_op(&a[0], "reverse", |v| any_list(Some(v.iter().rev().cloned().collect())))),
+    ("list", &[Any], true, |a| {
+        Ok(Value::list("[]interface {}", a.to_vec()))
+    }),
+    ("first", &[Any], false, |a| {
+        list_op(&a[0], "first", |v| v.first().cloned().unwrap_or(Value::Nil))
+    }),
+    ("last", &[Any], false, |a| {
+        list_op(&a[0], "last", |v| v.last().cloned().unwrap_or(Value::Nil))
+    }),
+    ("rest", &[Any], false, |a| {
+        list_op(&a[0], "rest", |v| {
+            any_list(v.get(1..).map(<[Value]>::to_vec))
+        })
+    }),
+    ("initial", &[Any], false, |a| {
+        list_op(&a[0], "initial", |v| {
+            any_list(
+                v.get(..v.len().saturating_sub(1))
+                    .filter(|_| !v.is_empty())
+                    .map(<[Value]>::to_vec),
+            )
+        })
+    }),
+    ("reverse", &[Any], false, |a| {
+        list_op(&a[0], "reverse", |v| {
+            any_list(Some(v.iter().rev().cloned().collect()))
+        })
+    }),
     ("uniq", &[Any], false, |a| {
         list_op(&a[0], "uniq", |v| {
             let mut out: Vec<Value> = Vec::new();
@@ -179,23 +452,42 @@ const TABLE: &[Entry] = &[
             any_list(Some(out))
         })
     }),
-    ("compact", &[Any], false, |a| list_op(&a[0], "compact", |v| any_list(Some(v.iter().filter(|x| !empty(x)).cloned().collect())))),
+    ("compact", &[Any], false, |a| {
+        list_op(&a[0], "compact", |v| {
+            any_list(Some(v.iter().filter(|x| !empty(x)).cloned().collect()))
+        })
+    }),
     ("has", &[Any, Any], false, |a| {
         let needle = a[0].clone();
         match &a[1] {
             Value::Nil => Ok(Value::Bool(false)),
-            h => list_op(h, "has", |v| Value::Bool(v.iter().any(|x| deep_equal(x, &needle)))),
+            h => list_op(h, "has", |v| {
+                Value::Bool(v.iter().any(|x| deep_equal(x, &needle)))
+            }),
         }
     }),
     ("without", &[Any, Any], true, |a| {
         let omit = a[1..].to_vec();
-        list_op(&a[0], "without", |v| any_list(Some(v.iter().filter(|x| !omit.iter().any(|o| deep_equal(x, o))).cloned().collect())))
+        list_op(&a[0], "without", |v| {
+            any_list(Some(
+                v.iter()
+                    .filter(|x| !omit.iter().any(|o| deep_equal(x, o)))
+                    .cloned()
+                    .collect(),
+            ))
+        })
     }),
     ("append", &[Any, Any], false, f_append),
     ("push", &[Any, Any], false, f_append),
     ("prepend", &[Any, Any], false, |a| {
         let item = a[1].clone();
-        list_op(&a[0], "prepend", |v| any_list(Some(std::iter::once(item.clone()).chain(v.iter().cloned()).collect())))
+        list_op(&a[0], "prepend", |v| {
+            any_list(Some(
+                std::iter::once(item.clone())
+                    .chain(v.iter().cloned())
+                    .collect(),
+            ))
+        })
     }),
     ("concat", &[Any], true, |a| {
         let mut out = Vec::new();
@@ -209,7 +501,11 @@ const TABLE: &[Entry] = &[
     }),
     ("until", &[Int], false, |a| {
         let n = i0(&a[0]);
-        let v: Vec<Value> = if n >= 0 { (0..n).map(Value::Int).collect() } else { (n + 1..=0).rev().map(Value::Int).collect() };
+        let v: Vec<Value> = if n >= 0 {
+            (0..n).map(Value::Int).collect()
+        } else {
+            (n + 1..=0).rev().map(Value::Int).collect()
+        };
         Ok(Value::list("[]int", v))
     }),
     // --- dicts
@@ -222,8 +518,12 @@ const TABLE: &[Entry] = &[
         }
         Ok(Value::map("map[string]interface {}", Value::Nil, entries))
     }),
-    ("get", &[Dict, Str], false, |a| Ok(dict_get(&a[0], s0(&a[1])).unwrap_or_else(|| Value::str("")))),
-    ("hasKey", &[Dict, Str], false, |a| Ok(Value::Bool(dict_get(&a[0], s0(&a[1])).is_some()))),
+    ("get", &[Dict, Str], false, |a| {
+        Ok(dict_get(&a[0], s0(&a[1])).unwrap_or_else(|| Value::str("")))
+    }),
+    ("hasKey", &[Dict, Str], false, |a| {
+        Ok(Value::Bool(dict_get(&a[0], s0(&a[1])).is_some()))
+    }),
     ("keys", &[Dict], true, |a| {
         let mut keys = Vec::new();
         for d in a {
@@ -236,10 +536,21 @@ const TABLE: &[Entry] = &[
         Ok(str_list(keys))
     }),
     ("values", &[Dict], false, |a| match &a[0] {
-        Value::Map(m) => Ok(Value::list("[]interface {}", m.entries.iter().map(|(_, v)| v.clone()).collect())),
+        Value::Map(m) => Ok(Value::list(
+            "[]interface {}",
+            m.entries.iter().map(|(_, v)| v.clone()).collect(),
+        )),
         _ => Ok(Value::list("[]interface {}", Vec::new())),
     }),
-    ("pluck", &[Str, Dict], true, |a| Ok(Value::list("[]interface {}", a[1..].iter().filter_map(|d| dict_get(d, s0(&a[0]))).collect()))),
+    ("pluck", &[Str, Dict], true, |a| {
+        Ok(Value::list(
+            "[]interface {}",
+            a[1..]
+                .iter()
+                .filter_map(|d| dict_get(d, s0(&a[0])))
+                .collect(),
+        ))
+    }),
     ("pick", &[Dict, Str], true, |a| {
         let names: Vec<&str> = a[1..].iter().map(s0).collect();
         Ok(dict_filter(&a[0], |k| names.contains(&k)))
@@ -249,10 +560,22 @@ const TABLE: &[Entry] = &[
         Ok(dict_filter(&a[0], |k| !names.contains(&k)))
     }),
     // --- math / conversion (sprig uses int64 and cast.ToInt64 / ToFloat64)
-    ("add", &[Any], true, |a| Ok(Value::Int(a.iter().map(to_i64).fold(0i64, i64::wrapping_add)))),
-    ("add1", &[Any], false, |a| Ok(Value::Int(to_i64(&a[0]).wrapping_add(1)))),
-    ("sub", &[Any, Any], false, |a| Ok(Value::Int(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))),
-    ("mul", &[Any, Any], true, |a| Ok(Value::Int(a.iter().map(to_i64).fold(1i64, i64::wrapping_mul)))),
+    ("add", &[Any], true, |a| {
+        Ok(Value::Int(
+            a.iter().map(to_i64).fold(0i64, i64::wrapping_add),
+        ))
+    }),
+    ("add1", &[Any], false, |a| {
+        Ok(Value::Int(to_i64(&a[0]).wrapping_add(1)))
+    }),
+    ("sub", &[Any, Any], false, |a| {
+        Ok(Value::Int(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))
+    }),
+    ("mul", &[Any, Any], true, |a| {
+        Ok(Value::Int(
+            a.iter().map(to_i64).fold(1i64, i64::wrapping_mul),
+        ))
+    }),
     ("div", &[Any, Any], false, |a| {
         let d = to_i64(&a[1]);
         if d == 0 {
@@ -267,22 +590,48 @@ const TABLE: &[Entry] = &[
         }
         Ok(Value::Int(to_i64(&a[0]).wrapping_rem(d)))
     }),
-    ("max", &[Any, Any], true, |a| Ok(Value::Int(a.iter().map(to_i64).max().unwrap_or(0)))),
-    ("min", &[Any, Any], true, |a| Ok(Value::Int(a.iter().map(to_i64).min().unwrap_or(0)))),
+    ("max", &[Any, Any], true, |a| {
+        Ok(Value::Int(a.iter().map(to_i64).max().unwrap_or(0)))
+    }),
+    ("min", &[Any, Any], true, |a| {
+        Ok(Value::Int(a.iter().map(to_i64).min().unwrap_or(0)))
+    }),
     ("int", &[Any], false, |a| Ok(Value::Int(to_i64(&a[0])))),
     ("int64", &[Any], false, |a| Ok(Value::Int(to_i64(&a[0])))),
-    ("float64", &[Any], false, |a| Ok(Value::Float(to_f64(&a[0])))),
-    ("atoi", &[Str], false, |a| Ok(Value::Int(s0(&a[0]).parse::<i64>().unwrap_or(0)))),
-    ("floor", &[Any], false, |a| Ok(Value::Float(to_f64(&a[0]).floor()))),
-    ("ceil", &[Any], false, |a| Ok(Value::Float(to_f64(&a[0]).ceil()))),
+    ("float64", &[Any], false, |a| {
+        Ok(Value::Float(to_f64(&a[0])))
+    }),
+    ("atoi", &[Str], false, |a| {
+        Ok(Value::Int(s0(&a[0]).parse::<i64>().unwrap_or(0)))
+    }),
+    ("floor", &[Any], false, |a| {
+        Ok(Value::Float(to_f64(&a[0]).floor()))
+    }),
+    ("ceil", &[Any], false, |a| {
+        Ok(Value::Float(to_f64(&a[0]).ceil()))
+    }),
     // --- types
-    ("typeOf", &[Any], false, |a| Ok(Value::str(a[0].type_name()))),
-    ("kindOf", &[Any], false, |a| Ok(Value::str(a[0].kind_name()))),
-    ("typeIs", &[Str, Any], false, |a| Ok(Value::Bool(a[1].type_name() == s0(&a[0])))),
-    ("kindIs", &[Str, Any], false, |a| Ok(Value::Bool(a[1].kind_name() == s0(&a[0])))),
-    ("deepEqual", &[Any, Any], false, |a| Ok(Value::Bool(deep_equal(&a[0], &a[1])))),
+    ("typeOf", &[Any], false, |a| {
+        Ok(Value::str(a[0].type_name()))
+    }),
+    ("kindOf", &[Any], false, |a| {
+        Ok(Value::str(a[0].kind_name()))
+    }),
+    ("typeIs", &[Str, Any], false, |a| {
+        Ok(Value::Bool(a[1].type_name() == s0(&a[0])))
+    }),
+    ("kindIs", &[Str, Any], false, |a| {
+        Ok(Value::Bool(a[1].kind_name() == s0(&a[0])))
+    }),
+    ("deepEqual", &[Any, Any], false, |a| {
+        Ok(Value::Bool(deep_equal(&a[0], &a[1])))
+    }),
     // --- regex (Go RE2 syntax; Rust `regex` accepts the same syntax for these uses)
-    ("regexMatch", &[Str, Str], false, |a| Ok(Value::Bool(regex::Regex::new(s0(&a[0])).is_ok_and(|r| r.is_match(s0(&a[1])))))),
+    ("regexMatch", &[Str, Str], false, |a| {
+        Ok(Value::Bool(
+            regex::Regex::new(s0(&a[0])).is_ok_and(|r| r.is_match(s0(&a[1]))),
+        ))
+    }),
     ("regexFind", &[Str, Str], false, |a| {
         let r = re(&a[0])?;
         Ok(Value::str(r.find(s0(&a[1])).map_or("", |m| m.as_str())))
@@ -291,7 +640,11 @@ const TABLE: &[Entry] = &[
         let r = re(&a[0])?;
         let n = i0(&a[2]);
         let it = r.find_iter(s0(&a[1])).map(|m| m.as_str().to_string());
-        let v: Vec<String> = if n < 0 { it.collect() } else { it.take(n as usize).collect() };
+        let v: Vec<String> = if n < 0 {
+            it.collect()
+        } else {
+            it.take(n as usize).collect()
+        };
         Ok(str_list(v))
     }),
     ("regexReplaceAll", &[Str, Str, Str], false, |a| {
@@ -300,7 +653,10 @@ const TABLE: &[Entry] = &[
     }),
     ("regexReplaceAllLiteral", &[Str, Str, Str], false, |a| {
         let r = re(&a[0])?;
-        Ok(Value::str(r.replace_all(s0(&a[1]), regex::NoExpand(s0(&a[2]))).into_owned()))
+        Ok(Value::str(
+            r.replace_all(s0(&a[1]), regex::NoExpand(s0(&a[2])))
+                .into_owned(),
+        ))
     }),
     ("regexSplit", &[Str, Str, Int], false, |a| {
         let r = re(&a[0])?;
@@ -310,16 +666,24 @@ const TABLE: &[Entry] = &[
         } else if n == 0 {
             Vec::new()
         } else {
-            r.splitn(s0(&a[1]), n as usize).map(str::to_string).collect()
+            r.splitn(s0(&a[1]), n as usize)
+                .map(str::to_string)
+                .collect()
         };
         Ok(str_list(v))
     }),
-    ("regexQuoteMeta", &[Str], false, |a| Ok(Value::str(regex::escape(s0(&a[0]))))),
+    ("regexQuoteMeta", &[Str], false, |a| {
+        Ok(Value::str(regex::escape(s0(&a[0]))))
+    }),
 ];
 
 /// Looks a function up by name.
 pub(crate) fn lookup(name: &str) -> Option<FuncDef> {
-    TABLE.iter().find(|e| e.0 == name).map(|e| FuncDef { params: e.1, variadic: e.2, f: e.3 })
+    TABLE.iter().find(|e| e.0 == name).map(|e| FuncDef {
+        params: e.1,
+        variadic: e.2,
+        f: e.3,
+    })
 }
 
 pub(crate) fn is_defined(name: &str) -> bool {
@@ -352,8 +716,13 @@ fn strval(v: &Value) -> String {
 /// sprig `strslice`.
 fn strslice(v: &Value) -> Vec<String> {
     match v {
-        Value::List(l) => l.items.iter().filter(|x| !x.is_missing()).map(strval).collect(),
-        Value::Nil | Value::NoValue => Vec::new(),
+        Value::List(l) => l
+            .items
+            .iter()
+            .filter(|x| !x.is_missing())
+            .map(strval)
+            .collect(),
+        Value::Nil | Value::Invalid => Vec::new(),
         other => vec![strval(other)],
     }
 }
@@ -375,13 +744,20 @@ fn list_op(v: &Value, name: &str, f: impl FnOnce(&[Value]) -> Value) -> Result<V
 
 fn f_append(a: &[Value]) -> Result<Value, String> {
     let item = a[1].clone();
-    list_op(&a[0], "append", |v| any_list(Some(v.iter().cloned().chain(std::iter::once(item.clone())).collect())))
+    list_op(&a[0], "append", |v| {
+        any_list(Some(
+            v.iter()
+                .cloned()
+                .chain(std::iter::once(item.clone()))
+                .collect(),
+        ))
+    })
 }
 
 /// sprig `empty`.
 fn empty(v: &Value) -> bool {
     match v {
-        Value::NoValue | Value::Nil => true,
+        Value::Invalid | Value::Nil => true,
         Value::Bool(b) => !b,
         Value::Int(i) => *i == 0,
         Value::Float(f) => *f == 0.0,
@@ -434,14 +810,23 @@ fn to_f64(v: &Value) -> f64 {
 
 fn dict_get(d: &Value, key: &str) -> Option<Value> {
     match d {
-        Value::Map(m) => m.entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v.clone()),
+        Value::Map(m) => m
+            .entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v.clone()),
         _ => None,
     }
 }
 
 fn dict_filter(d: &Value, keep: impl Fn(&str) -> bool) -> Value {
     let entries = match d {
-        Value::Map(m) => m.entries.iter().filter(|(k, _)| keep(k.as_str().unwrap_or(""))).cloned().collect(),
+        Value::Map(m) => m
+            .entries
+            .iter()
+            .filter(|(k, _)| keep(k.as_str().unwrap_or("")))
+            .cloned()
+            .collect(),
         _ => Vec::new(),
     };
     Value::map("map[string]interface {}", Value::Nil, entries)
@@ -524,7 +909,7 @@ fn f_len(a: &[Value]) -> Result<Value, String> {
         Value::Str(s) => Ok(Value::Int(s.len() as i64)),
         Value::List(l) => Ok(Value::Int(l.items.len() as i64)),
         Value::Map(m) => Ok(Value::Int(m.entries.len() as i64)),
-        Value::NoValue | Value::Nil => Err("len of nil pointer".into()),
+        Value::Invalid | Value::Nil => Err("len of nil pointer".into()),
         other => Err(format!("len of type {}", other.type_name())),
     }
 }
@@ -532,8 +917,13 @@ fn f_len(a: &[Value]) -> Result<Value, String> {
 fn index_arg(idx: &Value, len: usize) -> Result<usize, String> {
     let x = match idx {
         Value::Int(i) => *i,
-        Value::NoValue | Value::Nil => return Err("cannot index slice/array with nil".into()),
-        other => return Err(format!("cannot index slice/array with type {}", other.type_name())),
+        Value::Invalid | Value::Nil => return Err("cannot index slice/array with nil".into()),
+        other => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                other.type_name()
+            ));
+        }
     };
     if x < 0 || x as usize >= len {
         return Err(format!("index out of range: {x}"));
@@ -553,14 +943,21 @@ fn f_index(a: &[Value]) -> Result<Value, String> {
             Value::Map(m) => {
                 let string_keys = m.type_name.starts_with("map[string]");
                 if string_keys && !matches!(idx, Value::Str(_)) {
-                    return Err(format!("value has type {}; should be string", idx.type_name()));
+                    return Err(format!(
+                        "value has type {}; should be string",
+                        idx.type_name()
+                    ));
                 }
-                match m.entries.iter().find(|(k, _)| cmp_keys(k, idx).is_eq() && deep_equal(k, idx)) {
+                match m
+                    .entries
+                    .iter()
+                    .find(|(k, _)| cmp_keys(k, idx).is_eq() && deep_equal(k, idx))
+                {
                     Some((_, v)) => v.clone(),
                     None => m.zero.clone(),
                 }
             }
-            Value::Nil | Value::NoValue => return Err("index of nil pointer".into()),
+            Value::Nil | Value::Invalid => return Err("index of nil pointer".into()),
             other => return Err(format!("can't index item of type {}", other.type_name())),
         };
     }
@@ -587,7 +984,12 @@ fn f_slice(a: &[Value]) -> Result<Value, String> {
     for (i, v) in a[1..].iter().enumerate() {
         let x = match v {
             Value::Int(x) => *x,
-            other => return Err(format!("cannot index slice/array with type {}", other.type_name())),
+            other => {
+                return Err(format!(
+                    "cannot index slice/array with type {}",
+                    other.type_name()
+                ));
+            }
         };
         if x < 0 || x as usize > len {
             return Err(format!("index out of range: {x}"));
@@ -598,7 +1000,9 @@ fn f_slice(a: &[Value]) -> Result<Value, String> {
         return Err(format!("invalid slice index: {} > {}", idx[0], idx[1]));
     }
     match item {
-        Value::Str(s) => Ok(Value::str(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned())),
+        Value::Str(s) => Ok(Value::str(
+            String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned(),
+        )),
         Value::List(l) => Ok(Value::list(&l.type_name, l.items[idx[0]..idx[1]].to_vec())),
         _ => Err("can't slice".into()),
     }
@@ -647,9 +1051,25 @@ fn eq(a: &Value, rest: &[Value]) -> Result<bool, String> {
                         a.is_missing() && b.is_missing()
                     } else {
                         match (a, b) {
-                            (Value::Struct(x), Value::Struct(y)) if x.type_name == y.type_name => deep_equal(a, b),
-                            (Value::List(_) | Value::Map(_), _) => return Err(format!("non-comparable type {}: {}", sprint1(a), a.type_name())),
-                            _ => return Err(format!("non-comparable types {}: {}, {}: {}", sprint1(a), a.type_name(), b.type_name(), sprint1(b))),
+                            (Value::Struct(x), Value::Struct(y)) if x.type_name == y.type_name => {
+                                deep_equal(a, b)
+                            }
+                            (Value::List(_) | Value::Map(_), _) => {
+                                return Err(format!(
+                                    "non-comparable type {}: {}",
+                                    sprint1(a),
+                                    a.type_name()
+                                ));
+                            }
+                            _ => {
+                                return Err(format!(
+                                    "non-comparable types {}: {}, {}: {}",
+                                    sprint1(a),
+                                    a.type_name(),
+                                    b.type_name(),
+                                    sprint1(b)
+                                ));
+                            }
                         }
                     }
                 }
@@ -678,7 +1098,11 @@ fn lt(a: &Value, b: &Value) -> Result<bool, String> {
 
 /// Go `evalArgs` for html/js/urlquery: a single string is used as-is.
 fn eval_args(a: &[Value]) -> String {
-    if let [Value::Str(s)] = a { s.to_string() } else { sprint(a) }
+    if let [Value::Str(s)] = a {
+        s.to_string()
+    } else {
+        sprint(a)
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -721,7 +1145,9 @@ fn url_query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => {
                 let _ = write!(out, "%{b:02X}");
@@ -741,7 +1167,7 @@ fn title(s: &str) -> String {
         } else {
             out.push(c);
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_' || (!c.is_ascii() && !c.is_whitespace()));
+        prev_sep = (c.is_whitespace() || c.is_ascii()) && c != '_' && !c.is_alphanumeric();
     }
     out
 }
@@ -788,11 +1214,19 @@ fn go_split(s: &str, sep: &str, n: i64) -> Vec<String> {
         }
         return v;
     }
-    if n < 0 { s.split(sep).map(str::to_string).collect() } else { s.splitn(n as usize, sep).map(str::to_string).collect() }
+    if n < 0 {
+        s.split(sep).map(str::to_string).collect()
+    } else {
+        s.splitn(n as usize, sep).map(str::to_string).collect()
+    }
 }
 
 fn split_map(s: &str, sep: &str, n: i64) -> Value {
-    let entries = go_split(s, sep, n).into_iter().enumerate().map(|(i, p)| (Value::str(format!("_{i}")), Value::str(p))).collect();
+    let entries = go_split(s, sep, n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (Value::str(format!("_{i}")), Value::str(p)))
+        .collect();
     Value::map("map[string]string", Value::str(""), entries)
 }
 
@@ -824,7 +1258,9 @@ fn f_substr(a: &[Value]) -> Result<Value, String> {
         (start, end)
     };
     if from > to || to > len || from < 0 || to < 0 {
-        return Err(format!("runtime error: slice bounds out of range [{from}:{to}]"));
+        return Err(format!(
+            "runtime error: slice bounds out of range [{from}:{to}]"
+        ));
     }
     Ok(Value::str(byte_slice(s, from as usize, to as usize)))
 }
@@ -846,7 +1282,10 @@ fn f_abbrev(a: &[Value]) -> Result<Value, String> {
     if w < 4 || s.len() as i64 <= w {
         return Ok(Value::str(s));
     }
-    Ok(Value::str(format!("{}...", byte_slice(s, 0, (w - 3) as usize))))
+    Ok(Value::str(format!(
+        "{}...",
+        byte_slice(s, 0, (w - 3) as usize)
+    )))
 }
 
 fn indent(n: i64, s: &str) -> String {
@@ -894,7 +1333,12 @@ fn sha1_hex(data: &[u8]) -> String {
                 40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
                 _ => (b ^ c ^ d, 0xCA62C1D6),
             };
-            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
             e = d;
             d = c;
             c = b.rotate_left(30);
@@ -920,7 +1364,11 @@ mod tests {
             assert!(is_defined(name), "{name} listed but not implemented");
         }
         for e in TABLE {
-            assert!(SUPPORTED_FUNCTIONS.contains(&e.0), "{} implemented but not listed", e.0);
+            assert!(
+                SUPPORTED_FUNCTIONS.contains(&e.0),
+                "{} implemented but not listed",
+                e.0
+            );
         }
     }
 

@@ -48,8 +48,18 @@ pub struct ChangeResult {
 
 impl ChangeResult {
     /// Records changes for `file`/`object` (appended in the order given).
-    pub fn add_change(&mut self, file: &str, object: ObjectId, changes: impl IntoIterator<Item = Change>) {
-        self.file_changes.entry(file.to_string()).or_default().entry(object).or_default().extend(changes);
+    pub fn add_change(
+        &mut self,
+        file: &str,
+        object: ObjectId,
+        changes: impl IntoIterator<Item = Change>,
+    ) {
+        self.file_changes
+            .entry(file.to_string())
+            .or_default()
+            .entry(object)
+            .or_default()
+            .extend(changes);
     }
 
     /// `.Changed.Changes`: every distinct change once, files by path, objects by id, then
@@ -76,14 +86,18 @@ impl ChangeResult {
         let mut out: BTreeMap<ObjectId, Vec<Change>> = BTreeMap::new();
         for objects in self.file_changes.values() {
             for (id, changes) in objects {
-                out.entry(id.clone()).or_default().extend(changes.iter().cloned());
+                out.entry(id.clone())
+                    .or_default()
+                    .extend(changes.iter().cloned());
             }
         }
         out
     }
 
     pub fn is_empty(&self) -> bool {
-        self.file_changes.values().all(|o| o.values().all(Vec::is_empty))
+        self.file_changes
+            .values()
+            .all(|o| o.values().all(Vec::is_empty))
     }
 }
 
@@ -115,11 +129,16 @@ pub enum TemplateError {
 }
 
 fn removed_field_message(field: &str) -> String {
-    const SEE: &str = "See: https://fluxcd.io/flux/components/image/imageupdateautomations/#message-template";
+    const SEE: &str =
+        "See: https://fluxcd.io/flux/components/image/imageupdateautomations/#message-template";
     match field {
-        ".Updated" => format!("template uses removed '.Updated' field. Please use '.Changed' instead. {SEE}"),
+        ".Updated" => {
+            format!("template uses removed '.Updated' field. Please use '.Changed' instead. {SEE}")
+        }
         ".Changed.ImageResult" => {
-            format!("template uses removed '.Changed.ImageResult' field. Please use '.Changed.FileChanges' or '.Changed.Objects' instead. {SEE}")
+            format!(
+                "template uses removed '.Changed.ImageResult' field. Please use '.Changed.FileChanges' or '.Changed.Objects' instead. {SEE}"
+            )
         }
         other => format!("template uses removed '{other}' field. {SEE}"),
     }
@@ -128,7 +147,11 @@ fn removed_field_message(field: &str) -> String {
 /// Renders `template` over `data` like Flux's `templateMsg`: an empty template means
 /// [`DEFAULT_COMMIT_MESSAGE`].
 pub fn render_commit_message(template: &str, data: &TemplateData) -> Result<String, TemplateError> {
-    let template = if template.is_empty() { DEFAULT_COMMIT_MESSAGE } else { template };
+    let template = if template.is_empty() {
+        DEFAULT_COMMIT_MESSAGE
+    } else {
+        template
+    };
     let tree = parse::parse(template, &funcs::is_defined).map_err(|e| {
         let line = 1 + template[..e.pos.min(template.len())].matches('\n').count();
         TemplateError::Parse(format!("template: {TEMPLATE_NAME}:{line}: {}", e.msg))
@@ -153,12 +176,21 @@ pub fn render_commit_message(template: &str, data: &TemplateData) -> Result<Stri
 /// The event text after a push (Flux `PushResult.Summary`):
 /// `pushed commit '<sha[:7]>' to branch '<b>'[ and refspecs '<r1>', '<r2>'][\n<message>]`.
 /// `sha` may also be a `<ref>@sha1:<hex>` revision; only the hash is used.
-pub fn push_summary(sha: &str, branch: &str, refspecs: &[String], message: &str) -> Result<String, TemplateError> {
+pub fn push_summary(
+    sha: &str,
+    branch: &str,
+    refspecs: &[String],
+    message: &str,
+) -> Result<String, TemplateError> {
     if sha.is_empty() {
         return Err(TemplateError::EmptyRevision);
     }
     let hash = extract_hash(sha);
-    let short: String = if hash.len() > 7 { hash.chars().take(7).collect() } else { hash.to_string() };
+    let short: String = if hash.len() > 7 {
+        hash.chars().take(7).collect()
+    } else {
+        hash.to_string()
+    };
     let mut s = format!("pushed commit '{short}' to branch '{branch}'");
     if !refspecs.is_empty() {
         s.push_str(&format!(" and refspecs '{}'", refspecs.join("', '")));
@@ -186,68 +218,140 @@ fn s(v: &str) -> Value {
 }
 
 fn strukt(type_name: &'static str, fields: Vec<Field>) -> Value {
-    Value::Struct(Rc::new(StructVal { type_name, fields, methods: Vec::new(), stringer: None }))
+    Value::Struct(Rc::new(StructVal {
+        type_name,
+        fields,
+        methods: Vec::new(),
+        stringer: None,
+    }))
 }
 
 fn json_field(name: &'static str, json: &'static str, value: Value) -> Field {
-    Field { name, value, embedded: false, json: Some(json), omitempty: true }
+    Field {
+        name,
+        value,
+        embedded: false,
+        json: Some(json),
+        omitempty: true,
+    }
 }
 
 fn embedded(name: &'static str, value: Value) -> Field {
-    Field { name, value, embedded: true, json: Some(""), omitempty: false }
+    Field {
+        name,
+        value,
+        embedded: true,
+        json: Some(""),
+        omitempty: false,
+    }
 }
 
 /// `update.ObjectIdentifier{ yaml.ResourceIdentifier{ TypeMeta{APIVersion, Kind}, NameMeta{Name, Namespace} } }`.
 fn object_id_value(id: &ObjectId) -> Value {
     let type_meta = strukt(
         "yaml.TypeMeta",
-        vec![json_field("APIVersion", "apiVersion", s(&id.api_version)), json_field("Kind", "kind", s(&id.kind))],
+        vec![
+            json_field("APIVersion", "apiVersion", s(&id.api_version)),
+            json_field("Kind", "kind", s(&id.kind)),
+        ],
     );
-    let name_meta =
-        strukt("yaml.NameMeta", vec![json_field("Name", "name", s(&id.name)), json_field("Namespace", "namespace", s(&id.namespace))]);
-    let rid = strukt("yaml.ResourceIdentifier", vec![embedded("TypeMeta", type_meta), embedded("NameMeta", name_meta)]);
-    strukt("update.ObjectIdentifier", vec![Field { name: "ResourceIdentifier", value: rid, embedded: true, json: None, omitempty: false }])
+    let name_meta = strukt(
+        "yaml.NameMeta",
+        vec![
+            json_field("Name", "name", s(&id.name)),
+            json_field("Namespace", "namespace", s(&id.namespace)),
+        ],
+    );
+    let rid = strukt(
+        "yaml.ResourceIdentifier",
+        vec![
+            embedded("TypeMeta", type_meta),
+            embedded("NameMeta", name_meta),
+        ],
+    );
+    strukt(
+        "update.ObjectIdentifier",
+        vec![Field {
+            name: "ResourceIdentifier",
+            value: rid,
+            embedded: true,
+            json: None,
+            omitempty: false,
+        }],
+    )
 }
 
 fn change_value(c: &Change) -> Value {
     strukt(
         "update.Change",
-        vec![Field::plain("OldValue", s(&c.old_value)), Field::plain("NewValue", s(&c.new_value)), Field::plain("Setter", s(&c.setter))],
+        vec![
+            Field::plain("OldValue", s(&c.old_value)),
+            Field::plain("NewValue", s(&c.new_value)),
+            Field::plain("Setter", s(&c.setter)),
+        ],
     )
 }
 
 fn changes_value(changes: &[Change]) -> Value {
-    Value::list("[]update.Change", changes.iter().map(change_value).collect())
+    Value::list(
+        "[]update.Change",
+        changes.iter().map(change_value).collect(),
+    )
 }
 
 fn object_changes_value(objects: &BTreeMap<ObjectId, Vec<Change>>) -> Value {
-    let entries = objects.iter().map(|(id, ch)| (object_id_value(id), changes_value(ch))).collect();
-    Value::map("update.ObjectChanges", Value::list("[]update.Change", Vec::new()), entries)
+    let entries = objects
+        .iter()
+        .map(|(id, ch)| (object_id_value(id), changes_value(ch)))
+        .collect();
+    Value::map(
+        "update.ObjectChanges",
+        Value::list("[]update.Change", Vec::new()),
+        entries,
+    )
 }
 
 fn data_value(data: &TemplateData) -> Value {
     let ns_name = format!("{}/{}", data.automation.namespace, data.automation.name);
     let automation = Value::Struct(Rc::new(StructVal {
         type_name: "types.NamespacedName",
-        fields: vec![Field::plain("Namespace", s(&data.automation.namespace)), Field::plain("Name", s(&data.automation.name))],
+        fields: vec![
+            Field::plain("Namespace", s(&data.automation.namespace)),
+            Field::plain("Name", s(&data.automation.name)),
+        ],
         methods: vec![("String", s(&ns_name))],
         stringer: Some(ns_name.as_str().into()),
     }));
     let file_changes = Value::map(
         "map[string]update.ObjectChanges",
         Value::map("update.ObjectChanges", Value::Nil, Vec::new()),
-        data.changed.file_changes.iter().map(|(f, o)| (s(f), object_changes_value(o))).collect(),
+        data.changed
+            .file_changes
+            .iter()
+            .map(|(f, o)| (s(f), object_changes_value(o)))
+            .collect(),
     );
     let changed = Value::Struct(Rc::new(StructVal {
         type_name: "update.Result",
         fields: vec![Field::plain("FileChanges", file_changes)],
-        methods: vec![("Changes", changes_value(&data.changed.changes())), ("Objects", object_changes_value(&data.changed.objects()))],
+        methods: vec![
+            ("Changes", changes_value(&data.changed.changes())),
+            ("Objects", object_changes_value(&data.changed.objects())),
+        ],
         stringer: None,
     }));
-    let values = Value::map("map[string]string", s(""), data.values.iter().map(|(k, v)| (s(k), s(v))).collect());
+    let values = Value::map(
+        "map[string]string",
+        s(""),
+        data.values.iter().map(|(k, v)| (s(k), s(v))).collect(),
+    );
     strukt(
         "source.TemplateData",
-        vec![Field::plain("AutomationObject", automation), Field::plain("Changed", changed), Field::plain("Values", values)],
+        vec![
+            Field::plain("AutomationObject", automation),
+            Field::plain("Changed", changed),
+            Field::plain("Values", values),
+        ],
     )
 }
 

@@ -40,7 +40,12 @@ struct Token {
     pos: usize,
 }
 
-const KEYWORDS: [&str; 10] = ["block", "break", "continue", "define", "else", "end", "if", "range", "template", "with"];
+/// Maximum nesting of parentheses and control structures.
+const MAX_NESTING: usize = 100;
+
+const KEYWORDS: [&str; 10] = [
+    "block", "break", "continue", "define", "else", "end", "if", "range", "template", "with",
+];
 
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
@@ -52,7 +57,11 @@ fn is_alnum(c: char) -> bool {
 
 /// Go `%#U` of a character.
 fn sharp_u(c: char) -> String {
-    if c.is_control() { format!("U+{:04X}", c as u32) } else { format!("U+{:04X} '{c}'", c as u32) }
+    if c.is_control() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("U+{:04X} '{c}'", c as u32)
+    }
 }
 
 struct Lexer<'a> {
@@ -71,7 +80,10 @@ pub(crate) struct SyntaxError {
 }
 
 fn serr<T>(pos: usize, msg: impl Into<String>) -> Result<T, SyntaxError> {
-    Err(SyntaxError { pos, msg: msg.into() })
+    Err(SyntaxError {
+        pos,
+        msg: msg.into(),
+    })
 }
 
 impl<'a> Lexer<'a> {
@@ -275,7 +287,12 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.push(Tok::OtherChar(c), start);
                 }
-                c => return serr(start, format!("unrecognized character in action: {}", sharp_u(c))),
+                c => {
+                    return serr(
+                        start,
+                        format!("unrecognized character in action: {}", sharp_u(c)),
+                    );
+                }
             }
         }
     }
@@ -297,11 +314,8 @@ impl<'a> Lexer<'a> {
         let mut end = None;
         while let Some((i, c)) = it.next() {
             match c {
-                '\\' => {
-                    if it.next().is_none() {
-                        break;
-                    }
-                }
+                '\\' if it.next().is_none() => break,
+                '\\' => {}
                 '\n' => break,
                 '"' => {
                     end = Some(i);
@@ -326,11 +340,8 @@ impl<'a> Lexer<'a> {
         let mut end = None;
         while let Some((i, c)) = it.next() {
             match c {
-                '\\' => {
-                    if it.next().is_none() {
-                        break;
-                    }
-                }
+                '\\' if it.next().is_none() => break,
+                '\\' => {}
                 '\n' => break,
                 '\'' => {
                     end = Some(i);
@@ -344,7 +355,11 @@ impl<'a> Lexer<'a> {
         };
         let raw = r[..=end].to_string();
         let body = &r[1..end];
-        let s = if body == "\"" { "\"".to_string() } else { unquote(body).map_err(|m| SyntaxError { pos: start, msg: m })? };
+        let s = if body == "\"" {
+            "\"".to_string()
+        } else {
+            unquote(body).map_err(|m| SyntaxError { pos: start, msg: m })?
+        };
         let mut chars = s.chars();
         let (Some(c), None) = (chars.next(), chars.next()) else {
             return serr(start, format!("malformed character constant: {raw}"));
@@ -408,7 +423,10 @@ impl<'a> Lexer<'a> {
             while j < self.src.len() && self.src[j..].starts_with(is_alnum) {
                 j += self.src[j..].chars().next().map_or(1, char::len_utf8);
             }
-            return serr(start, format!("bad number syntax: {:?}", &self.src[start..j]));
+            return serr(
+                start,
+                format!("bad number syntax: {:?}", &self.src[start..j]),
+            );
         }
         self.push(Tok::Number(text.to_string()), start);
         Ok(())
@@ -424,7 +442,9 @@ fn unquote(body: &str) -> Result<String, String> {
             out.push(c);
             continue;
         }
-        let Some(e) = it.next() else { return Err("invalid syntax".into()) };
+        let Some(e) = it.next() else {
+            return Err("invalid syntax".into());
+        };
         match e {
             'a' => out.push('\x07'),
             'b' => out.push('\x08'),
@@ -474,7 +494,11 @@ fn parse_number(text: &str) -> Option<Value> {
     }
     let lower = body.to_ascii_lowercase();
     let int = if let Some(h) = lower.strip_prefix("0x") {
-        if h.contains('.') || h.contains('p') { None } else { Some(i64::from_str_radix(h, 16).ok()) }
+        if h.contains('.') || h.contains('p') {
+            None
+        } else {
+            Some(i64::from_str_radix(h, 16).ok())
+        }
     } else if let Some(o) = lower.strip_prefix("0o") {
         Some(i64::from_str_radix(o, 8).ok())
     } else if let Some(bn) = lower.strip_prefix("0b") {
@@ -492,7 +516,11 @@ fn parse_number(text: &str) -> Option<Value> {
         Some(Some(v)) => Some(Value::Int(if neg { -v } else { v })),
         Some(None) => None,
         None => {
-            let f: f64 = if lower.starts_with("0x") { return None } else { lower.parse().ok()? };
+            let f: f64 = if lower.starts_with("0x") {
+                return None;
+            } else {
+                lower.parse().ok()?
+            };
             let f = if neg { -f } else { f };
             // Go treats an integral float constant as usable where an int is expected;
             // for printing it stays a float64.
@@ -510,9 +538,13 @@ pub(crate) enum Node {
     If(Branch),
     With(Branch),
     Range(Branch),
-    Template { pos: usize, name: String, pipe: Option<Pipe> },
-    Break(usize),
-    Continue(usize),
+    Template {
+        pos: usize,
+        name: String,
+        pipe: Option<Pipe>,
+    },
+    Break,
+    Continue,
 }
 
 #[derive(Debug)]
@@ -539,15 +571,37 @@ pub(crate) struct Cmd {
 
 #[derive(Debug)]
 pub(crate) enum Arg {
-    Field { pos: usize, idents: Vec<String> },
-    Variable { pos: usize, name: String, idents: Vec<String> },
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Variable {
+        pos: usize,
+        name: String,
+        idents: Vec<String>,
+    },
     Dot(usize),
     Nil(usize),
     Bool(usize, bool),
-    Number { pos: usize, text: String, val: Value },
-    Str { pos: usize, raw: String, val: String },
-    Ident { pos: usize, name: String },
-    Chain { pos: usize, node: Box<Arg>, fields: Vec<String> },
+    Number {
+        pos: usize,
+        text: String,
+        val: Value,
+    },
+    Str {
+        pos: usize,
+        raw: String,
+        val: String,
+    },
+    Ident {
+        pos: usize,
+        name: String,
+    },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<String>,
+    },
     Pipe(Box<Pipe>),
 }
 
@@ -652,6 +706,9 @@ struct Parser<'f> {
     i: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Nesting of pipelines and control structures; bounded so a hostile template cannot
+    /// overflow the stack (Go bounds expression depth the same way).
+    depth: usize,
     defines: HashMap<String, Rc<Vec<Node>>>,
     is_func: &'f dyn Fn(&str) -> bool,
 }
@@ -665,8 +722,22 @@ enum ListEnd {
 /// Parses `src`. `is_func` tells which identifiers name functions (checked at parse time,
 /// like Go: an unknown function is a parse error).
 pub(crate) fn parse(src: &str, is_func: &dyn Fn(&str) -> bool) -> Result<Tree, SyntaxError> {
-    let toks = Lexer { src, pos: 0, toks: Vec::new(), trim_next: false }.run()?;
-    let mut p = Parser { toks, i: 0, vars: vec!["$".into()], range_depth: 0, defines: HashMap::new(), is_func };
+    let toks = Lexer {
+        src,
+        pos: 0,
+        toks: Vec::new(),
+        trim_next: false,
+    }
+    .run()?;
+    let mut p = Parser {
+        toks,
+        i: 0,
+        vars: vec!["$".into()],
+        range_depth: 0,
+        depth: 0,
+        defines: HashMap::new(),
+        is_func,
+    };
     let mut root = Vec::new();
     loop {
         // Top level: `define` is only allowed here.
@@ -682,7 +753,10 @@ pub(crate) fn parse(src: &str, is_func: &dyn Fn(&str) -> bool) -> Result<Tree, S
             ListEnd::Else(pos) => return serr(pos, "unexpected {{else}}"),
         }
     }
-    Ok(Tree { root: Rc::new(root), defines: p.defines })
+    Ok(Tree {
+        root: Rc::new(root),
+        defines: p.defines,
+    })
 }
 
 fn tok_desc(t: &Tok) -> String {
@@ -760,7 +834,10 @@ impl Parser<'_> {
     }
 
     fn unexpected<T>(&self, t: &Token, context: &str) -> Result<T, SyntaxError> {
-        serr(t.pos, format!("unexpected {} in {}", tok_desc(&t.tok), context))
+        serr(
+            t.pos,
+            format!("unexpected {} in {}", tok_desc(&t.tok), context),
+        )
     }
 
     fn expect_right_delim(&mut self, context: &str) -> Result<(), SyntaxError> {
@@ -835,7 +912,11 @@ impl Parser<'_> {
                 if n.tok != Tok::RightDelim {
                     return self.unexpected(&n, &format!("{{{{{word}}}}}"));
                 }
-                Ok(if is_break { Node::Break(t.pos) } else { Node::Continue(t.pos) })
+                Ok(if is_break {
+                    Node::Break
+                } else {
+                    Node::Continue
+                })
             }
             Tok::Keyword("define") => self.unexpected(&t, "command"),
             Tok::Keyword("if") => Ok(Node::If(self.control("if", t.pos)?)),
@@ -883,10 +964,29 @@ impl Parser<'_> {
             ListEnd::Eof => return serr(self.cur_pos(), "unexpected EOF"),
         }
         self.defines.insert(name.clone(), Rc::new(list));
-        Ok(Node::Template { pos, name, pipe: Some(pipe) })
+        Ok(Node::Template {
+            pos,
+            name,
+            pipe: Some(pipe),
+        })
+    }
+
+    fn enter(&mut self, pos: usize) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return serr(pos, "max expression depth exceeded");
+        }
+        Ok(())
     }
 
     fn control(&mut self, context: &'static str, pos: usize) -> Result<Branch, SyntaxError> {
+        self.enter(pos)?;
+        let r = self.control_inner(context, pos);
+        self.depth -= 1;
+        r
+    }
+
+    fn control_inner(&mut self, context: &'static str, pos: usize) -> Result<Branch, SyntaxError> {
         let vars_len = self.vars.len();
         let pipe = self.pipeline(context, pos, true)?;
         if pipe.decl.is_empty() && pipe.cmds.is_empty() {
@@ -910,10 +1010,16 @@ impl Parser<'_> {
                 // `{{else if ...}}` / `{{else with ...}}` chain into a nested control with a
                 // single shared `{{end}}`.
                 let nested = self.peek_nonspace();
-                if (context == "if" && nested == Tok::Keyword("if")) || (context == "with" && nested == Tok::Keyword("with")) {
+                if (context == "if" && nested == Tok::Keyword("if"))
+                    || (context == "with" && nested == Tok::Keyword("with"))
+                {
                     let kw = self.next_nonspace();
                     let inner = self.control(context, kw.pos)?;
-                    Some(vec![if context == "if" { Node::If(inner) } else { Node::With(inner) }])
+                    Some(vec![if context == "if" {
+                        Node::If(inner)
+                    } else {
+                        Node::With(inner)
+                    }])
                 } else {
                     let t = self.next_nonspace();
                     if t.tok != Tok::RightDelim {
@@ -931,11 +1037,28 @@ impl Parser<'_> {
             }
         };
         self.vars.truncate(vars_len);
-        Ok(Branch { pos, pipe, list, else_list })
+        Ok(Branch {
+            pos,
+            pipe,
+            list,
+            else_list,
+        })
     }
 
     /// Parses a pipeline up to `}}` (or `)` when `!top`), including declarations.
     fn pipeline(&mut self, context: &str, pos: usize, top: bool) -> Result<Pipe, SyntaxError> {
+        self.enter(pos)?;
+        let r = self.pipeline_inner(context, pos, top);
+        self.depth -= 1;
+        r
+    }
+
+    fn pipeline_inner(
+        &mut self,
+        context: &str,
+        pos: usize,
+        top: bool,
+    ) -> Result<Pipe, SyntaxError> {
         let mut decl = Vec::new();
         let mut is_assign = false;
         // Declarations: `$x :=`, `$x =`, and in range `$i, $e :=`.
@@ -954,7 +1077,13 @@ impl Parser<'_> {
                 Tok::Comma if context == "range" => {
                     let v2 = self.next_nonspace();
                     let Tok::Variable(name2) = &v2.tok else {
-                        return serr(v2.pos, format!("range can only initialize variables; found {}", tok_desc(&v2.tok)));
+                        return serr(
+                            v2.pos,
+                            format!(
+                                "range can only initialize variables; found {}",
+                                tok_desc(&v2.tok)
+                            ),
+                        );
                     };
                     let n2 = self.next_nonspace();
                     match n2.tok {
@@ -997,16 +1126,13 @@ impl Parser<'_> {
             }
             // After a command: either `|` (continue) or the end token.
             let n = self.peek_nonspace();
-            match n {
-                Tok::Pipe => {
-                    self.next_nonspace();
-                    let after = self.peek_nonspace();
-                    if after == Tok::RightDelim || after == Tok::RParen {
-                        let t = self.next_nonspace();
-                        return self.unexpected(&t, context);
-                    }
+            if n == Tok::Pipe {
+                self.next_nonspace();
+                let after = self.peek_nonspace();
+                if after == Tok::RightDelim || after == Tok::RParen {
+                    let t = self.next_nonspace();
+                    return self.unexpected(&t, context);
                 }
-                _ => {}
             }
         }
         if cmds.is_empty() && (!decl.is_empty() || !top || context != "command") {
@@ -1017,12 +1143,27 @@ impl Parser<'_> {
         }
         // Go: later pipeline stages must be executable.
         for (i, c) in cmds.iter().enumerate().skip(1) {
-            if matches!(c.args[0], Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number { .. } | Arg::Str { .. }) {
-                return serr(c.pos, format!("non executable command in pipeline stage {}", i + 1));
+            if matches!(
+                c.args[0],
+                Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number { .. } | Arg::Str { .. }
+            ) {
+                return serr(
+                    c.pos,
+                    format!("non executable command in pipeline stage {}", i + 1),
+                );
             }
         }
-        let pos = if let Some(c) = cmds.first() { if decl.is_empty() { c.pos } else { pos } } else { pos };
-        Ok(Pipe { pos, is_assign, decl, cmds })
+        let pos = if let Some(c) = cmds.first() {
+            if decl.is_empty() { c.pos } else { pos }
+        } else {
+            pos
+        };
+        Ok(Pipe {
+            pos,
+            is_assign,
+            decl,
+            cmds,
+        })
     }
 
     fn command(&mut self, top: bool) -> Result<Cmd, SyntaxError> {
@@ -1050,7 +1191,10 @@ impl Parser<'_> {
         if args.is_empty() {
             return serr(self.cur_pos(), "empty command");
         }
-        Ok(Cmd { pos: pos.unwrap_or(0), args })
+        Ok(Cmd {
+            pos: pos.unwrap_or(0),
+            args,
+        })
     }
 
     fn skip_spaces(&mut self) {
@@ -1074,14 +1218,25 @@ impl Parser<'_> {
                 idents.extend(fields);
                 Arg::Field { pos, idents }
             }
-            Arg::Variable { pos, name, mut idents } => {
+            Arg::Variable {
+                pos,
+                name,
+                mut idents,
+            } => {
                 idents.extend(fields);
                 Arg::Variable { pos, name, idents }
             }
             Arg::Bool(..) | Arg::Str { .. } | Arg::Number { .. } | Arg::Nil(_) | Arg::Dot(_) => {
-                return serr(term.pos(), format!("unexpected . after term {:?}", term.to_string()));
+                return serr(
+                    term.pos(),
+                    format!("unexpected . after term {:?}", term.to_string()),
+                );
             }
-            other => Arg::Chain { pos: other.pos(), node: Box::new(other), fields },
+            other => Arg::Chain {
+                pos: other.pos(),
+                node: Box::new(other),
+                fields,
+            },
         })
     }
 
@@ -1100,20 +1255,42 @@ impl Parser<'_> {
                 if !self.vars.contains(&name) {
                     return serr(t.pos, format!("undefined variable {name:?}"));
                 }
-                Arg::Variable { pos: t.pos, name, idents: Vec::new() }
+                Arg::Variable {
+                    pos: t.pos,
+                    name,
+                    idents: Vec::new(),
+                }
             }
-            Tok::Field(f) => Arg::Field { pos: t.pos, idents: vec![f[1..].to_string()] },
+            Tok::Field(f) => Arg::Field {
+                pos: t.pos,
+                idents: vec![f[1..].to_string()],
+            },
             Tok::Bool(b) => Arg::Bool(t.pos, b),
-            Tok::Char { raw, val } => Arg::Number { pos: t.pos, text: raw, val: Value::Int(val) },
+            Tok::Char { raw, val } => Arg::Number {
+                pos: t.pos,
+                text: raw,
+                val: Value::Int(val),
+            },
             Tok::Number(text) => {
-                let val = parse_number(&text).ok_or_else(|| SyntaxError { pos: t.pos, msg: format!("illegal number syntax: {text:?}") })?;
-                Arg::Number { pos: t.pos, text, val }
+                let val = parse_number(&text).ok_or_else(|| SyntaxError {
+                    pos: t.pos,
+                    msg: format!("illegal number syntax: {text:?}"),
+                })?;
+                Arg::Number {
+                    pos: t.pos,
+                    text,
+                    val,
+                }
             }
             Tok::LParen => {
                 let pipe = self.pipeline("parenthesized pipeline", t.pos, false)?;
                 Arg::Pipe(Box::new(pipe))
             }
-            Tok::Str { raw, val } => Arg::Str { pos: t.pos, raw, val },
+            Tok::Str { raw, val } => Arg::Str {
+                pos: t.pos,
+                raw,
+                val,
+            },
             Tok::Eof => return serr(t.pos, "unexpected EOF"),
             _ => return self.unexpected(&t, "operand"),
         })

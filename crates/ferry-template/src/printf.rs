@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::value::{Value, format_float_e, format_float_f, format_float_g, fmt_v};
+use crate::value::{Value, fmt_v, format_float_e, format_float_f, format_float_g};
 
 #[derive(Default, Clone, Copy)]
 struct Spec {
@@ -134,7 +134,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i > 0 {
                 out.push_str(", ");
             }
-            if let Value::Nil | Value::NoValue = a {
+            if let Value::Nil | Value::Invalid = a {
                 out.push_str("<nil>");
             } else {
                 let _ = write!(out, "{}=", a.type_name());
@@ -159,7 +159,11 @@ fn pad(out: &mut String, s: &str, spec: Spec, numeric: bool) {
         out.extend(std::iter::repeat_n(' ', fill));
     } else if spec.zero && numeric {
         // zero padding goes after the sign
-        let (sign, rest) = if s.starts_with(['-', '+', ' ']) { s.split_at(1) } else { ("", s) };
+        let (sign, rest) = if s.starts_with(['-', '+', ' ']) {
+            s.split_at(1)
+        } else {
+            ("", s)
+        };
         out.push_str(sign);
         out.extend(std::iter::repeat_n('0', fill));
         out.push_str(rest);
@@ -172,7 +176,7 @@ fn pad(out: &mut String, s: &str, spec: Spec, numeric: bool) {
 fn bad_verb(out: &mut String, arg: &Value, verb: char) {
     let _ = write!(out, "%!{verb}(");
     match arg {
-        Value::Nil | Value::NoValue => out.push_str("<nil>"),
+        Value::Nil | Value::Invalid => out.push_str("<nil>"),
         _ => {
             let _ = write!(out, "{}=", arg.type_name());
             fmt_v(arg, false, out);
@@ -199,7 +203,7 @@ fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usiz
         return;
     }
     match arg {
-        Value::Nil | Value::NoValue => {
+        Value::Nil | Value::Invalid => {
             if verb == 'v' {
                 pad(out, "<nil>", spec, false);
             } else {
@@ -229,7 +233,10 @@ fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usiz
         }
         Value::Str(s) => format_str(out, s, verb, spec, arg),
         Value::List(l) => {
-            if depth == 0 && matches!(verb, 's' | 'q' | 'x' | 'X') && l.type_name.as_ref() == "[]uint8" {
+            if depth == 0
+                && matches!(verb, 's' | 'q' | 'x' | 'X')
+                && l.type_name.as_ref() == "[]uint8"
+            {
                 // not produced by this engine; keep generic path
             }
             out.push('[');
@@ -254,11 +261,11 @@ fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usiz
             out.push(']');
         }
         Value::Struct(s) => {
-            if let Some(text) = &s.stringer {
-                if matches!(verb, 'v' | 's' | 'x' | 'X' | 'q') {
-                    format_str(out, text, verb, spec, arg);
-                    return;
-                }
+            if let Some(text) = &s.stringer
+                && matches!(verb, 'v' | 's' | 'x' | 'X' | 'q')
+            {
+                format_str(out, text, verb, spec, arg);
+                return;
             }
             out.push('{');
             for (i, f) in s.fields.iter().enumerate() {
@@ -319,7 +326,15 @@ fn format_int(out: &mut String, i: i64, verb: char, spec: Spec, arg: &Value) {
         _ => "",
     };
     let s = format!("{}{}{}", sign_prefix(neg, spec), prefix, digits);
-    pad(out, &s, Spec { zero: spec.zero && spec.prec.is_none(), ..spec }, true);
+    pad(
+        out,
+        &s,
+        Spec {
+            zero: spec.zero && spec.prec.is_none(),
+            ..spec
+        },
+        true,
+    );
 }
 
 fn format_str(out: &mut String, s: &str, verb: char, spec: Spec, arg: &Value) {
@@ -349,7 +364,9 @@ fn format_str(out: &mut String, s: &str, verb: char, spec: Spec, arg: &Value) {
 }
 
 fn is_go_print(c: char) -> bool {
-    !(c.is_control() || matches!(c, '\u{00AD}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}') || (c.is_whitespace() && c != ' '))
+    !(c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}')
+        || (c.is_whitespace() && c != ' '))
 }
 
 fn escape_char(out: &mut String, c: char, quote: char) {
@@ -408,15 +425,24 @@ mod tests {
         assert_eq!(sprintf("%q", &[s("a\"b\n")]), "\"a\\\"b\\n\"");
         assert_eq!(sprintf("%x", &[s("hi")]), "6869");
         assert_eq!(sprintf("%x", &[Value::Int(255)]), "ff");
-        assert_eq!(sprintf("%05d|%-4s|%4s", &[Value::Int(42), s("ab"), s("cd")]), "00042|ab  |  cd");
+        assert_eq!(
+            sprintf("%05d|%-4s|%4s", &[Value::Int(42), s("ab"), s("cd")]),
+            "00042|ab  |  cd"
+        );
         assert_eq!(sprintf("%d", &[s("x")]), "%!d(string=x)");
         assert_eq!(sprintf("%s %s", &[s("x")]), "x %!s(MISSING)");
         assert_eq!(sprintf("%s", &[s("x"), Value::Int(1)]), "x%!(EXTRA int=1)");
         assert_eq!(sprintf("%v", &[Value::Nil]), "<nil>");
         assert_eq!(sprintf("%s", &[Value::Nil]), "%!s(<nil>)");
-        assert_eq!(sprintf("%.2f %v", &[Value::Float(3.14159), Value::Float(2.5)]), "3.14 2.5");
+        assert_eq!(
+            sprintf("%.2f %v", &[Value::Float(1.23456), Value::Float(2.5)]),
+            "1.23 2.5"
+        );
         assert_eq!(sprintf("%.3s", &[s("abcdef")]), "abc");
         assert_eq!(sprintf("100%%", &[]), "100%");
-        assert_eq!(sprint(&[s("a"), Value::Int(1), Value::Int(2), s("b")]), "a1 2b");
+        assert_eq!(
+            sprint(&[s("a"), Value::Int(1), Value::Int(2), s("b")]),
+            "a1 2b"
+        );
     }
 }

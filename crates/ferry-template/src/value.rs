@@ -5,11 +5,11 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-/// A template value. `NoValue` is Go's invalid `reflect.Value` (a missing map key), which
+/// A template value. `Invalid` is Go's invalid `reflect.Value` (a missing map key), which
 /// prints as `<no value>`; `Nil` is a nil `interface{}` (prints `<nil>`).
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
-    NoValue,
+    Invalid,
     Nil,
     Bool(bool),
     Int(i64),
@@ -61,7 +61,13 @@ pub(crate) struct Field {
 
 impl Field {
     pub(crate) fn plain(name: &'static str, value: Value) -> Field {
-        Field { name, value, embedded: false, json: None, omitempty: false }
+        Field {
+            name,
+            value,
+            embedded: false,
+            json: None,
+            omitempty: false,
+        }
     }
 }
 
@@ -71,7 +77,10 @@ impl Value {
     }
 
     pub(crate) fn list(type_name: &str, items: Vec<Value>) -> Value {
-        Value::List(Rc::new(ListVal { type_name: type_name.into(), items }))
+        Value::List(Rc::new(ListVal {
+            type_name: type_name.into(),
+            items,
+        }))
     }
 
     /// Builds a map; entries are sorted and de-duplicated by key (last wins).
@@ -84,13 +93,17 @@ impl Value {
                 _ => out.push((k, v)),
             }
         }
-        Value::Map(Rc::new(MapVal { type_name: type_name.into(), zero, entries: out }))
+        Value::Map(Rc::new(MapVal {
+            type_name: type_name.into(),
+            zero,
+            entries: out,
+        }))
     }
 
     /// Go `%T`-style type name.
     pub(crate) fn type_name(&self) -> String {
         match self {
-            Value::NoValue | Value::Nil => "<nil>".into(),
+            Value::Invalid | Value::Nil => "<nil>".into(),
             Value::Bool(_) => "bool".into(),
             Value::Int(_) => "int".into(),
             Value::Float(_) => "float64".into(),
@@ -104,7 +117,7 @@ impl Value {
     /// Go `reflect.Kind` name (sprig `kindOf`).
     pub(crate) fn kind_name(&self) -> &'static str {
         match self {
-            Value::NoValue | Value::Nil => "invalid",
+            Value::Invalid | Value::Nil => "invalid",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
             Value::Float(_) => "float64",
@@ -118,7 +131,7 @@ impl Value {
     /// Go `text/template` truth (`if`, `with`, `and`, `or`, `not`).
     pub(crate) fn is_true(&self) -> bool {
         match self {
-            Value::NoValue | Value::Nil => false,
+            Value::Invalid | Value::Nil => false,
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
@@ -131,7 +144,7 @@ impl Value {
 
     /// A nil interface is "invalid" for comparisons and missing-value checks.
     pub(crate) fn is_missing(&self) -> bool {
-        matches!(self, Value::NoValue | Value::Nil)
+        matches!(self, Value::Invalid | Value::Nil)
     }
 
     pub(crate) fn as_str(&self) -> Option<&str> {
@@ -155,10 +168,8 @@ impl Value {
             }
             for st in &level {
                 for f in &st.fields {
-                    if f.embedded {
-                        if let Value::Struct(inner) = &f.value {
-                            next.push(inner.as_ref());
-                        }
+                    if let (true, Value::Struct(inner)) = (f.embedded, &f.value) {
+                        next.push(inner.as_ref());
                     }
                 }
             }
@@ -173,12 +184,10 @@ impl Value {
             return Some(v.clone());
         }
         for f in &s.fields {
-            if f.embedded {
-                if let Value::Struct(inner) = &f.value {
-                    if let Some(v) = Value::struct_method(inner, name) {
-                        return Some(v);
-                    }
-                }
+            if let (true, Value::Struct(inner)) = (f.embedded, &f.value)
+                && let Some(v) = Value::struct_method(inner, name)
+            {
+                return Some(v);
             }
         }
         None
@@ -190,7 +199,7 @@ impl Value {
 pub(crate) fn cmp_keys(a: &Value, b: &Value) -> Ordering {
     fn rank(v: &Value) -> u8 {
         match v {
-            Value::NoValue | Value::Nil => 0,
+            Value::Invalid | Value::Nil => 0,
             Value::Bool(_) => 1,
             Value::Int(_) => 2,
             Value::Float(_) => 3,
@@ -221,7 +230,7 @@ pub(crate) fn cmp_keys(a: &Value, b: &Value) -> Ordering {
 /// `reflect.DeepEqual`-like equality (used by sprig `uniq`, `has`, `without`, `deepEqual`).
 pub(crate) fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::NoValue | Value::Nil, Value::NoValue | Value::Nil) => true,
+        (Value::Invalid | Value::Nil, Value::Invalid | Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
@@ -229,7 +238,10 @@ pub(crate) fn deep_equal(a: &Value, b: &Value) -> bool {
         (Value::List(x), Value::List(y)) => {
             x.type_name == y.type_name
                 && x.items.len() == y.items.len()
-                && x.items.iter().zip(y.items.iter()).all(|(p, q)| deep_equal(p, q))
+                && x.items
+                    .iter()
+                    .zip(y.items.iter())
+                    .all(|(p, q)| deep_equal(p, q))
         }
         (Value::Map(x), Value::Map(y)) => {
             x.type_name == y.type_name
@@ -242,7 +254,10 @@ pub(crate) fn deep_equal(a: &Value, b: &Value) -> bool {
         (Value::Struct(x), Value::Struct(y)) => {
             x.type_name == y.type_name
                 && x.fields.len() == y.fields.len()
-                && x.fields.iter().zip(y.fields.iter()).all(|(p, q)| deep_equal(&p.value, &q.value))
+                && x.fields
+                    .iter()
+                    .zip(y.fields.iter())
+                    .all(|(p, q)| deep_equal(&p.value, &q.value))
         }
         _ => false,
     }
@@ -251,7 +266,7 @@ pub(crate) fn deep_equal(a: &Value, b: &Value) -> bool {
 /// Go `fmt` `%v` (and `%+v` with `plus`) rendering.
 pub(crate) fn fmt_v(v: &Value, plus: bool, out: &mut String) {
     match v {
-        Value::NoValue => out.push_str("<invalid reflect.Value>"),
+        Value::Invalid => out.push_str("<invalid reflect.Value>"),
         Value::Nil => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
@@ -316,7 +331,11 @@ pub(crate) fn format_float_g(f: f64, prec: Option<usize>, upper: bool) -> String
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     // Decimal digits and exponent (d.ddd × 10^exp).
     let (neg, digits, exp) = decimal_digits(f, prec.map(|p| p.max(1)));
@@ -324,7 +343,11 @@ pub(crate) fn format_float_g(f: f64, prec: Option<usize>, upper: bool) -> String
         None => 6,
         Some(p) => {
             let p = p.max(1);
-            if p > digits.len() && digits.len() as i32 >= exp + 1 { digits.len() } else { p }
+            if p > digits.len() && digits.len() as i32 > exp {
+                digits.len()
+            } else {
+                p
+            }
         }
     };
     let mut s = String::new();
@@ -416,14 +439,17 @@ pub(crate) fn format_float_f(f: f64, prec: usize) -> String {
 /// Go `encoding/json` marshalling (sprig `toJson`). Errors like Go for unsupported keys.
 pub(crate) fn to_json(v: &Value, escape_html: bool, out: &mut String) -> Result<(), String> {
     match v {
-        Value::NoValue | Value::Nil => out.push_str("null"),
+        Value::Invalid | Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => {
             if !f.is_finite() {
-                return Err(format!("json: unsupported value: {}", format_float_g(*f, None, false)));
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    format_float_g(*f, None, false)
+                ));
             }
             // Go uses %f-like output for "normal" magnitudes and exponent form otherwise.
             let a = f.abs();
@@ -501,14 +527,20 @@ pub(crate) fn to_json(v: &Value, escape_html: bool, out: &mut String) -> Result<
     Ok(())
 }
 
-fn json_struct_fields(s: &StructVal, escape_html: bool, out: &mut String, first: &mut bool) -> Result<(), String> {
+fn json_struct_fields(
+    s: &StructVal,
+    escape_html: bool,
+    out: &mut String,
+    first: &mut bool,
+) -> Result<(), String> {
     for f in &s.fields {
         let name = f.json.unwrap_or(f.name);
-        if f.embedded && name.is_empty() || f.embedded && f.json.is_none() {
-            if let Value::Struct(inner) = &f.value {
-                json_struct_fields(inner, escape_html, out, first)?;
-                continue;
-            }
+        // Anonymous struct fields without a JSON name are inlined, as encoding/json does.
+        if let (true, true, Value::Struct(inner)) =
+            (f.embedded, name.is_empty() || f.json.is_none(), &f.value)
+        {
+            json_struct_fields(inner, escape_html, out, first)?;
+            continue;
         }
         if f.omitempty && !f.value.is_true() {
             continue;
@@ -562,6 +594,6 @@ mod tests {
         assert_eq!(format_float_g(3.0, None, false), "3");
         assert_eq!(format_float_g(-2.25, None, false), "-2.25");
         assert_eq!(format_float_e(1234.5678, 6, false), "1.234568e+03");
-        assert_eq!(format_float_f(3.14159, 2), "3.14");
+        assert_eq!(format_float_f(1.23456, 2), "1.23");
     }
 }

@@ -148,7 +148,10 @@ impl GitEnv {
         }
         let out = cmd.output().context("running gitserver.sh repo")?;
         if !out.status.success() {
-            bail!("gitserver.sh repo {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "gitserver.sh repo {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(format!("{name}.git"))
     }

@@ -10,7 +10,7 @@ use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, RunRep
 use ferry_setters::{ImageRef, PolicyValues, WriteMode};
 use ferry_store::Store;
 
-use crate::cli::{GetArgs, GetWhat, OutputFormat, ReconcileArgs, ScanArgs, SettersApplyArgs, SettersCommand, SourceArgs};
+use crate::cli::{GetArgs, GetWhat, ReconcileArgs, ScanArgs, SettersApplyArgs, SettersCommand, SourceArgs};
 use crate::{CliError, Status, cache_path, output};
 
 struct Prepared {
@@ -156,7 +156,7 @@ fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
         .with_context(|| format!("applying setters under {}", args.dir.display()))
         .map_err(CliError::failed)?;
     for w in &tree.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}:{}: {}", w.file, w.line, w.message);
     }
     output::print_setter_changes(&tree, args.output, args.dry_run, &args.dir);
     Ok(Status::Ok)

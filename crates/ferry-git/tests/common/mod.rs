@@ -62,7 +62,8 @@ pub struct Human {
 impl Human {
     pub fn clone(env: &GitEnv, repo: &str) -> Human {
         let dir = tempfile::tempdir().unwrap();
-        env.git(dir.path(), &["clone", "-q", &env.file(repo), "."]).unwrap();
+        env.git(dir.path(), &["clone", "-q", &env.file(repo), "."])
+            .unwrap();
         Human { dir }
     }
 
@@ -73,15 +74,18 @@ impl Human {
     /// Commits `content` to `file` and pushes to main, rebasing on conflicts like a human would.
     pub fn commit_push(&self, env: &GitEnv, file: &str, content: &str) -> String {
         let d = self.dir.path();
-        env.git(d, &["pull", "-q", "--rebase", "origin", "main"]).unwrap();
+        env.git(d, &["pull", "-q", "--rebase", "origin", "main"])
+            .unwrap();
         std::fs::write(d.join(file), content).unwrap();
         env.git(d, &["add", "-A"]).unwrap();
-        env.git(d, &["commit", "-q", "-m", &format!("human: {file}")]).unwrap();
+        env.git(d, &["commit", "-q", "-m", &format!("human: {file}")])
+            .unwrap();
         for _ in 0..50 {
             if env.git(d, &["push", "-q", "origin", "HEAD:main"]).is_ok() {
                 return env.git(d, &["rev-parse", "HEAD"]).unwrap();
             }
-            env.git(d, &["pull", "-q", "--rebase", "origin", "main"]).unwrap();
+            env.git(d, &["pull", "-q", "--rebase", "origin", "main"])
+                .unwrap();
         }
         panic!("human could not push");
     }
