@@ -467,6 +467,29 @@ mod tests {
     }
 
     #[test]
+    fn from_flux_secret_keys() {
+        let data = BTreeMap::from([
+            ("username".to_string(), b"bob".to_vec()),
+            ("password".to_string(), b"pw".to_vec()),
+            ("bearerToken".to_string(), b"tok".to_vec()),
+            ("identity".to_string(), b"KEY".to_vec()),
+            ("known_hosts".to_string(), b"h ssh-ed25519 AAA".to_vec()),
+            ("caFile".to_string(), b"OLD".to_vec()),
+            ("ca.crt".to_string(), b"NEW".to_vec()),
+        ]);
+        let a = GitAuth::from_secret_data(&data);
+        assert_eq!(a.username.as_deref(), Some("bob"));
+        assert_eq!(a.password.as_deref(), Some("pw"));
+        assert_eq!(a.bearer_token.as_deref(), Some("tok"));
+        assert_eq!(a.ssh_identity.as_deref(), Some(&b"KEY"[..]));
+        assert_eq!(
+            a.ca_cert.as_deref(),
+            Some(&b"NEW"[..]),
+            "ca.crt wins over caFile"
+        );
+    }
+
+    #[test]
     fn transports() {
         assert_eq!(transport_of("git@github.com:a/b.git"), Transport::Ssh);
         assert_eq!(transport_of("/tmp/x"), Transport::File);

@@ -188,3 +188,29 @@ fn ssh_key_with_passphrase() {
     };
     round_trip(&env, &repo, env.ssh(&repo), auth);
 }
+
+#[test]
+fn hung_server_times_out_and_child_is_killed() {
+    // A loopback "server" that accepts and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(tmp.path()).unwrap();
+    let r = ferry_git::Remote::new(
+        format!("http://u:pw-123456@127.0.0.1:{port}/r.git"),
+        GitAuth::none(),
+    )
+    .with_timeout(std::time::Duration::from_millis(1500));
+    let start = std::time::Instant::now();
+    let err = cache.checkout(&r, "main").unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+    assert!(err.is_transient());
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert!(!err.to_string().contains("pw-123456"), "{err}");
+}

@@ -312,3 +312,33 @@ fn same_cache_from_two_threads_serializes() {
     });
     assert_eq!(bare(&env, &repo, &["show", "main:counter.txt"]), "10");
 }
+
+#[test]
+fn through_the_backend_trait_object() {
+    let Some(env) = git_servers() else { return };
+    let repo = env.new_repo("dyn", true).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let backend: Box<dyn ferry_git::GitBackend> = Box::new(CloneCache::new(tmp.path()).unwrap());
+    let r = remote(env.https(&repo), https_auth(&env));
+    let before = backend.ls_remote(&r, "main").unwrap().unwrap();
+    let out = backend
+        .update_and_push(&r, &fast_plan("main"), &mut |d| Ok(bump(d, "dyn")?))
+        .unwrap();
+    let UpdateOutcome::Pushed { sha, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(backend.ls_remote(&r, "main").unwrap(), Some(sha.clone()));
+    assert_ne!(before, sha);
+    let co = backend.checkout(&r, "main").unwrap();
+    assert_eq!(co.head().unwrap(), sha);
+    // A callback error comes back as Apply, nothing pushed.
+    drop(co);
+    let err = backend
+        .update_and_push(&r, &fast_plan("main"), &mut |_| Err("boom".into()))
+        .unwrap_err();
+    assert!(
+        matches!(err, UpdateError::Apply(ref e) if e.to_string() == "boom"),
+        "{err}"
+    );
+    assert_eq!(backend.ls_remote(&r, "main").unwrap(), Some(sha));
+}
