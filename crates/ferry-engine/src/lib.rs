@@ -9,6 +9,8 @@
 
 mod automation;
 mod policy;
+pub mod promote;
+pub mod rollback;
 mod scan;
 pub mod secrets;
 mod source;

@@ -72,11 +72,18 @@ impl Drop for Signer {
 
 impl Signer {
     pub fn new(key: &SigningKey, scratch: &Path) -> Result<Signer, GitError> {
-        std::fs::create_dir_all(scratch).map_err(|e| GitError::io("create", scratch, e))?;
+        // gpg-agent's socket lives in GNUPGHOME and Unix socket paths are limited to ~108
+        // bytes: fall back to the system temp dir when the cache root is deep.
+        let base = if scratch.as_os_str().len() > 60 {
+            std::env::temp_dir()
+        } else {
+            scratch.to_path_buf()
+        };
+        std::fs::create_dir_all(&base).map_err(|e| GitError::io("create", &base, e))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("sign-{}-", std::process::id()))
-            .tempdir_in(scratch)
-            .map_err(|e| GitError::io("create a signing directory in", scratch, e))?;
+            .tempdir_in(&base)
+            .map_err(|e| GitError::io("create a signing directory in", &base, e))?;
         match key {
             SigningKey::Gpg {
                 armored,

@@ -82,6 +82,28 @@ pub enum Command {
     /// Work with setter markers offline.
     #[command(subcommand)]
     Setters(SettersCommand),
+    /// Scaffold the seed's GitOps layout (Flux objects, setter-marked manifests).
+    Init(crate::init::InitArgs),
+    /// Add env, immutable and commit tags to a pushed image, server-side (no rebuild).
+    Publish(crate::cmd_promote::PublishArgs),
+    /// Promote an app's tested image to the next environment by digest.
+    Promote(crate::cmd_promote::PromoteArgs),
+    /// Record a manual approval for a promotion, in Git.
+    Approve(crate::cmd_promote::ApproveArgs),
+    /// Print an app's current and next version.
+    Version(crate::cmd_promote::VersionArgs),
+    /// Roll an environment back and hold it there (automation will not undo it).
+    Rollback(crate::cmd_rollback::RollbackArgs),
+    /// Hold an environment's app at its current version.
+    Hold(crate::cmd_rollback::HoldArgs),
+    /// Lift a hold.
+    Unhold(crate::cmd_rollback::UnholdArgs),
+    /// The timeline of an app in an environment, read from Git.
+    History(crate::cmd_rollback::HistoryArgs),
+    /// Apps × environments: the tag in Git, its digest, holds, what is promotable.
+    Status(crate::cmd_rollback::StatusArgs),
+    /// Run as a daemon: intervals, registry/git webhooks, metrics, health.
+    Serve(crate::cmd_serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]

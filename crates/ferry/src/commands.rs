@@ -180,3 +180,11 @@ mod tests {
         assert!(parse_set("ns:p=reg/app:1@sha256:short").is_err());
     }
 }
+
+pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
+    let written = crate::init::run(&args).map_err(CliError::bad_input)?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(Status::Ok)
+}

@@ -170,9 +170,11 @@ struct Plan<'a> {
 /// separators) to stdout and returns them.
 ///
 /// Nothing is written if any target exists and `--force` is not set. Errors are
-/// [`InitError`]s wrapped in `anyhow` (downcast to map `Invalid`/`Conflict` to "bad input").
+/// [`InitError`]s wrapped in `anyhow`: downcast to map `Invalid`/`Conflict`/`NotAFile` to "bad
+/// input" (nothing was written in those cases).
 pub fn run(args: &InitArgs) -> anyhow::Result<Vec<PathBuf>> {
-    let written = write(args)?;
+    let files = render(args)?;
+    let written = write_files(&args.dir, files, args.force)?;
     let mut out = std::io::stdout().lock();
     for p in &written {
         // A closed stdout (e.g. `| head`) must not turn a completed scaffold into a failure.
@@ -183,20 +185,16 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// [`run`] without printing: checks every target, then writes the files.
-pub fn write(args: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
-    let files = render_files(args)?;
-    check_targets(&args.dir, &files, args.force)?;
-    if !args.dir.is_dir() {
-        fs::create_dir_all(&args.dir).map_err(|source| InitError::Io {
-            path: args.dir.clone(),
-            action: "create directory",
-            source,
-        })?;
-    }
+/// Checks every target, then writes the files under `dir` (created if missing).
+fn write_files(
+    dir: &Path,
+    files: Vec<(PathBuf, String)>,
+    force: bool,
+) -> Result<Vec<PathBuf>, InitError> {
+    check_targets(dir, &files, force)?;
     let mut written = Vec::with_capacity(files.len());
     for (rel, content) in files {
-        let path = args.dir.join(&rel);
+        let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| InitError::Io {
                 path: parent.to_path_buf(),
@@ -649,7 +647,7 @@ fn render_bootstrap(plan: &Plan<'_>, files: &mut Files) {
         "gotk-sync.yaml".to_string(),
         "../infrastructure/image-automation".to_string(),
     ];
-    resources.extend(app_dirs(plan).into_iter().map(|d| format!("../../../{d}")));
+    resources.extend(app_dirs(plan).into_iter().map(|d| format!("../../{}", d.trim_start_matches("flux/"))));
     files.add(
         "flux/bootstrap/flux-system/kustomization.yaml",
         kustomization(None, &resources, ""),
@@ -1316,6 +1314,7 @@ mod tests {
         let _ = fs::remove_dir_all(&tmp);
         let mut a = args(&["backend", "frontend"]);
         a.dir = tmp.join("new/dir");
+        let write = |a: &InitArgs| write_files(&a.dir, render_files(a).unwrap(), a.force);
         let written = write(&a).unwrap();
         assert_eq!(written.len(), EXPECTED.len());
         let dep = a.dir.join("flux/apps/backend/develop/deployment.yaml");

@@ -2,7 +2,11 @@
 //! Business logic lives in the library crates (see docs/architecture.md).
 
 mod cli;
+mod cmd_promote;
+mod cmd_rollback;
+mod cmd_serve;
 mod commands;
+mod init;
 mod output;
 
 use std::path::PathBuf;
@@ -99,6 +103,17 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Get(args) => commands::get(&state, args),
         Command::Reconcile(args) => commands::reconcile(&state, args).await,
         Command::Setters(cmd) => commands::setters(cmd),
+        Command::Init(args) => commands::init(args),
+        Command::Publish(args) => cmd_promote::publish(&state, args).await,
+        Command::Promote(args) => cmd_promote::promote(&state, args).await,
+        Command::Approve(args) => cmd_promote::approve(&state, args).await,
+        Command::Version(args) => cmd_promote::version(&state, args).await,
+        Command::Rollback(args) => cmd_rollback::rollback(&state, args).await,
+        Command::Hold(args) => cmd_rollback::hold(&state, args).await,
+        Command::Unhold(args) => cmd_rollback::unhold(&state, args).await,
+        Command::History(args) => cmd_rollback::history(&state, args).await,
+        Command::Status(args) => cmd_rollback::status(&state, args).await,
+        Command::Serve(args) => cmd_serve::serve(&state, args).await,
     }
 }
 

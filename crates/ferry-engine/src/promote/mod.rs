@@ -1,0 +1,1 @@
+//! Promotion without rebuild: publish, promote by digest, gates, release records, versions.
