@@ -64,6 +64,120 @@ impl Spec for PipelineSpec {
     const API_VERSION: &'static str = FERRY_API_VERSION;
 }
 
+impl PipelineSpec {
+    /// Problems that make the Pipeline unusable for promotion, beyond the required fields the
+    /// loader checks: unknown or missing tag-template placeholders, aliases that are not valid
+    /// OCI tags or are shared by two stages, a soak or approval gate on the first stage (nothing
+    /// is promoted into it). Empty when the Pipeline is valid.
+    pub fn promotion_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut aliases: Vec<(&str, usize)> = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            if let Some(t) = &stage.tag_template
+                && let Err(e) = check_tag_template(t)
+            {
+                out.push(format!("spec.stages[{i}].tagTemplate: {e}"));
+            }
+            let alias = stage.alias.as_deref().unwrap_or(&stage.name);
+            if !is_valid_tag(alias) {
+                out.push(format!("spec.stages[{i}].alias {alias:?} is not a valid image tag"));
+            }
+            if let Some((_, first)) = aliases.iter().find(|(a, _)| *a == alias) {
+                out.push(format!(
+                    "spec.stages[{i}] alias {alias:?} is also the alias of spec.stages[{first}]"
+                ));
+            }
+            aliases.push((alias, i));
+            if i == 0
+                && let Some(g) = &stage.gates
+                && (g.approval || g.soak.is_some())
+            {
+                out.push(format!(
+                    "spec.stages[0].gates: the first stage has no promotion into it, so gates there never apply"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Placeholders a tag template may use.
+const PLACEHOLDERS: [&str; 4] = ["env", "version", "sha7", "ts"];
+
+fn check_tag_template(t: &str) -> Result<(), String> {
+    let mut seen = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("{t:?}: '{{' without '}}'"))?;
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "{t:?}: unknown placeholder {{{name}}} (known: {{env}}, {{version}}, {{sha7}}, {{ts}})"
+            ));
+        }
+        seen.push(name.to_string());
+        rest = &rest[open + close + 1..];
+    }
+    for required in ["version", "sha7"] {
+        if !seen.iter().any(|s| s == required) {
+            return Err(format!("{t:?} must contain {{{required}}}"));
+        }
+    }
+    if t.contains("}{") {
+        return Err(format!("{t:?}: placeholders must be separated by literal text"));
+    }
+    Ok(())
+}
+
+/// OCI tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod promotion_tests {
+    use super::*;
+
+    fn stage(name: &str, template: Option<&str>, alias: Option<&str>) -> Stage {
+        Stage {
+            name: name.into(),
+            namespace: name.into(),
+            policy: "app".into(),
+            tag_template: template.map(String::from),
+            alias: alias.map(String::from),
+            gates: None,
+        }
+    }
+
+    #[test]
+    fn promotion_problems_are_reported() {
+        let ok = PipelineSpec {
+            image_repository_ref: NamespacedObjectReference::default(),
+            stages: vec![stage("staging", None, None), stage("production", Some("prod-v{version}-{sha7}-{ts}"), Some("prod"))],
+        };
+        assert!(ok.promotion_problems().is_empty());
+        let bad = PipelineSpec {
+            image_repository_ref: NamespacedObjectReference::default(),
+            stages: vec![
+                stage("staging", Some("{env}-{ts}"), Some("same")),
+                stage("production", Some("{env}-{version}-{sha7}-{bogus}"), Some("same")),
+                stage("qa", None, Some("-bad")),
+            ],
+        };
+        let p = bad.promotion_problems();
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].contains("must contain {version}"));
+        assert!(p[1].contains("unknown placeholder {bogus}"));
+        assert!(p[2].contains("also the alias"));
+        assert!(p[3].contains("not a valid image tag"));
+    }
+}
+
 /// A core `v1` Namespace (only its labels matter to Ferry).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {

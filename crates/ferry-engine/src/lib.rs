@@ -30,7 +30,8 @@ pub use source::{ObjectSource, load_objects};
 /// [`ObjectOutcome`] with `ready == false`).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{0}")]
+    // Transparent: `{0}` plus `#[from]` made anyhow print the message twice (`msg: msg`).
+    #[error(transparent)]
     Load(#[from] ferry_api::LoadErrors),
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),

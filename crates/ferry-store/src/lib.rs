@@ -107,6 +107,28 @@ pub struct ImageRefRecord {
 pub struct PolicyRecord {
     pub latest_ref: Option<ImageRefRecord>,
     pub observed_previous_ref: Option<ImageRefRecord>,
+    /// The hold on this policy recorded in the GitOps repo (`.ferry/holds.yaml`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldRecord>,
+    /// Tags denied for this policy in the GitOps repo; the election skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_tags: Vec<String>,
+}
+
+/// A hold as read from Git: the policy stays at `tag` until someone lifts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    pub tag: String,
+    /// The commit that recorded the hold (from its `Ferry-Hold` trailer), when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub at: String,
 }
 
 /// ImageUpdateAutomation status.

@@ -223,7 +223,9 @@ fn start(name: &str, auth: Auth, tls: bool) -> Result<RegistryEnv, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let lock = dir.join(format!("{name}.lock"));
     let mut cmd = Command::new("flock");
-    cmd.arg(&lock)
+    // -o: the servers the script leaves running must not inherit (and so hold) the lock.
+    cmd.arg("-o")
+        .arg(&lock)
         .arg("bash")
         .arg(script("registry.sh"))
         .args(["start", "--auth", auth.flag(), "--name", name])

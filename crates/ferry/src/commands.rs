@@ -162,6 +162,14 @@ fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
+pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
+    let written = crate::init::run(&args).map_err(CliError::bad_input)?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(Status::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_set;
@@ -179,12 +187,4 @@ mod tests {
         assert!(parse_set("nsp=reg/app:1").is_err());
         assert!(parse_set("ns:p=reg/app:1@sha256:short").is_err());
     }
-}
-
-pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
-    let written = crate::init::run(&args).map_err(CliError::bad_input)?;
-    for path in written {
-        println!("{}", path.display());
-    }
-    Ok(Status::Ok)
 }

@@ -2,8 +2,9 @@
 //! production) as Flux `image.toolkit.fluxcd.io/v1` objects plus plain kustomize files.
 //!
 //! Owns only file generation: it renders every file in memory ([`render`]), checks that none
-//! exists (unless `--force`), then writes them ([`run`]). It must not depend on the other
-//! workspace crates (the scaffold is plain text) and must not touch files it does not generate.
+//! exists (unless `--force`), then writes them ([`run`], which returns the paths for the caller
+//! to print). It must not depend on the other workspace crates (the scaffold is plain text) and
+//! must not touch files it does not generate.
 //!
 //! Layout (per environment `develop`, `staging`, `production`):
 //! * `flux/bootstrap/flux-system/`: root kustomization + `gotk-sync.yaml` (Flux Kustomization
@@ -21,7 +22,6 @@
 
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 /// Scaffold a Flux image-automation GitOps layout (develop → staging → production).
@@ -103,7 +103,11 @@ impl fmt::Display for InitError {
             InitError::Invalid(msg) => f.write_str(msg),
             InitError::Conflict { paths, total } => {
                 let list: Vec<String> = paths.iter().map(|p| slash_path(p)).collect();
-                write!(f, "refusing to overwrite existing files: {}", list.join(", "))?;
+                write!(
+                    f,
+                    "refusing to overwrite existing files: {}",
+                    list.join(", ")
+                )?;
                 if *total > paths.len() {
                     write!(f, " (and {} more)", total - paths.len())?;
                 }
@@ -166,8 +170,8 @@ struct Plan<'a> {
     author_email: &'a str,
 }
 
-/// Scaffolds the layout into `args.dir`, prints the relative paths written (one per line, `/`
-/// separators) to stdout and returns them.
+/// Scaffolds the layout into `args.dir` and returns the relative paths written, in a fixed
+/// order. The caller prints them (stdout); a note goes to stderr when `--git-url` is missing.
 ///
 /// Nothing is written if any target exists and `--force` is not set. Errors are
 /// [`InitError`]s wrapped in `anyhow`: downcast to map `Invalid`/`Conflict`/`NotAFile` to "bad
@@ -175,12 +179,11 @@ struct Plan<'a> {
 pub fn run(args: &InitArgs) -> anyhow::Result<Vec<PathBuf>> {
     let files = render(args)?;
     let written = write_files(&args.dir, files, args.force)?;
-    let mut out = std::io::stdout().lock();
-    for p in &written {
-        // A closed stdout (e.g. `| head`) must not turn a completed scaffold into a failure.
-        if writeln!(out, "{}", slash_path(p)).is_err() {
-            break;
-        }
+    if args.git_url.is_none() {
+        eprintln!(
+            "note: --git-url was not given; edit spec.url ({PLACEHOLDER_GIT_URL}) in \
+             flux/bootstrap/infrastructure/image-automation/git-repository.yaml"
+        );
     }
     Ok(written)
 }
@@ -301,7 +304,8 @@ fn validate(args: &InitArgs) -> Result<Plan<'_>, InitError> {
         ("--git-secret", &args.git_secret),
     ] {
         if let Some(v) = value {
-            check_dns_subdomain(v).map_err(|why| invalid(format!("invalid {flag} {v:?}: {why}")))?;
+            check_dns_subdomain(v)
+                .map_err(|why| invalid(format!("invalid {flag} {v:?}: {why}")))?;
         }
     }
     let git_url = match &args.git_url {
@@ -647,7 +651,11 @@ fn render_bootstrap(plan: &Plan<'_>, files: &mut Files) {
         "gotk-sync.yaml".to_string(),
         "../infrastructure/image-automation".to_string(),
     ];
-    resources.extend(app_dirs(plan).into_iter().map(|d| format!("../../{}", d.trim_start_matches("flux/"))));
+    resources.extend(
+        app_dirs(plan)
+            .into_iter()
+            .map(|d| format!("../../{}", d.trim_start_matches("flux/"))),
+    );
     files.add(
         "flux/bootstrap/flux-system/kustomization.yaml",
         kustomization(None, &resources, ""),
@@ -847,8 +855,12 @@ fn deployment(app: &str, namespace: Option<&str>, image_line: &str) -> String {
 fn render_env_dirs_app(plan: &Plan<'_>, app: &str, files: &mut Files) {
     for env in &ENVS {
         let dir = format!("flux/apps/{app}/{}", env.name);
-        let resources = ["deployment.yaml", "image-policy.yaml", "image-automation.yaml"]
-            .map(String::from);
+        let resources = [
+            "deployment.yaml",
+            "image-policy.yaml",
+            "image-automation.yaml",
+        ]
+        .map(String::from);
         files.add(
             &format!("{dir}/kustomization.yaml"),
             kustomization(None, &resources, ""),
@@ -916,8 +928,8 @@ fn render_overlay_app(plan: &Plan<'_>, app: &str, files: &mut Files) {
             ns = env.name,
             tag = initial_tag(env),
         );
-        let resources = ["../../base", "image-policy.yaml", "image-automation.yaml"]
-            .map(String::from);
+        let resources =
+            ["../../base", "image-policy.yaml", "image-automation.yaml"].map(String::from);
         files.add(
             &format!("{dir}/kustomization.yaml"),
             kustomization(Some(env.name), &resources, &images),
@@ -1086,8 +1098,7 @@ mod tests {
     #[test]
     fn image_repositories_follow_the_seed() {
         let files = rendered(&args(&["backend", "frontend"]));
-        let repo =
-            &files["flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml"];
+        let repo = &files["flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml"];
         let expected = "apiVersion: image.toolkit.fluxcd.io/v1\n\
             kind: ImageRepository\n\
             metadata:\n  name: backend\n  namespace: flux-system\n\
@@ -1115,9 +1126,10 @@ mod tests {
         a.registry_secret = Some("ghcr-credentials-docker".into());
         a.git_secret = Some("flux-system".into());
         let files = rendered(&a);
-        let repo =
-            &files["flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml"];
-        assert!(repo.contains("  interval: 1m0s\n  secretRef:\n    name: ghcr-credentials-docker\n  accessFrom:\n"));
+        let repo = &files["flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml"];
+        assert!(repo.contains(
+            "  interval: 1m0s\n  secretRef:\n    name: ghcr-credentials-docker\n  accessFrom:\n"
+        ));
         let git = &files["flux/bootstrap/infrastructure/image-automation/git-repository.yaml"];
         assert!(git.ends_with("  secretRef:\n    name: flux-system\n"));
     }
@@ -1167,7 +1179,10 @@ mod tests {
             }
         }
         // Every app directory is reachable from the sync root.
-        for d in ["flux/apps/backend/production", "flux/apps/worker/overlays/staging"] {
+        for d in [
+            "flux/apps/backend/production",
+            "flux/apps/worker/overlays/staging",
+        ] {
             assert!(referenced_dirs.contains(d), "{d}");
         }
     }
@@ -1203,11 +1218,7 @@ mod tests {
                         .unwrap_or("")
                         .to_string()
                 };
-                let id = (
-                    field("kind: "),
-                    field("  namespace: "),
-                    field("  name: "),
-                );
+                let id = (field("kind: "), field("  namespace: "), field("  name: "));
                 // Base objects are namespaced by each overlay; they are not duplicates.
                 if path.contains("/base/") {
                     continue;
@@ -1253,7 +1264,10 @@ mod tests {
             render(&with(ok)).unwrap_or_else(|e| panic!("{ok}: {e:#}"));
         }
         let cases = [
-            ("https://ghcr.io/org", "must not include a URL scheme; remove 'https://'"),
+            (
+                "https://ghcr.io/org",
+                "must not include a URL scheme; remove 'https://'",
+            ),
             ("ghcr.io/org:v1", "must not include a tag; remove ':v1'"),
             ("ghcr.io/org@sha256:abc", "digest"),
             ("ghcr.io/org/", "must not end with '/'"),
@@ -1265,7 +1279,10 @@ mod tests {
         ];
         for (bad, want) in cases {
             let e = err(&with(bad));
-            assert!(e.contains("invalid --registry") && e.contains(want), "{bad}: {e}");
+            assert!(
+                e.contains("invalid --registry") && e.contains(want),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -1274,7 +1291,10 @@ mod tests {
         let mut a = args(&["backend"]);
         a.git_url = Some("https://user:s3cret@git.example.com/org/fleet.git".into());
         let e = err(&a);
-        assert!(e.contains("embeds a password") && !e.contains("s3cret"), "{e}");
+        assert!(
+            e.contains("embeds a password") && !e.contains("s3cret"),
+            "{e}"
+        );
         // A user name alone (ssh) is fine.
         a.git_url = Some("ssh://git@github.com/org/fleet.git".into());
         render(&a).unwrap();
@@ -1320,9 +1340,14 @@ mod tests {
         let dep = a.dir.join("flux/apps/backend/develop/deployment.yaml");
         fs::write(&dep, "edited\n").unwrap();
         let e = write(&a).unwrap_err();
-        assert!(matches!(&e, InitError::Conflict { total, paths } if *total == EXPECTED.len() && paths.len() == MAX_LISTED_CONFLICTS));
+        assert!(
+            matches!(&e, InitError::Conflict { total, paths } if *total == EXPECTED.len() && paths.len() == MAX_LISTED_CONFLICTS)
+        );
         let msg = e.to_string();
-        assert!(msg.contains("--force") && msg.contains("(and 26 more)"), "{msg}");
+        assert!(
+            msg.contains("--force") && msg.contains("(and 26 more)"),
+            "{msg}"
+        );
         assert_eq!(fs::read_to_string(&dep).unwrap(), "edited\n");
         a.force = true;
         write(&a).unwrap();

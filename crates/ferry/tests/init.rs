@@ -3,7 +3,7 @@
 //! the markers, and (when `kubectl` is installed) that every kustomization builds.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const ENVS: [&str; 3] = ["develop", "staging", "production"];
@@ -110,9 +110,15 @@ fn init_writes_and_lists_the_layout() {
     let files = snapshot(&dir);
     let mut expected_sorted: Vec<&str> = EXPECTED.to_vec();
     expected_sorted.sort_unstable();
-    assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), expected_sorted);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        expected_sorted
+    );
     for (path, content) in &files {
-        assert!(content.ends_with('\n') && !content.ends_with("\n\n"), "{path}");
+        assert!(
+            content.ends_with('\n') && !content.ends_with("\n\n"),
+            "{path}"
+        );
         assert!(!content.contains('\t'), "{path}");
     }
 
@@ -125,27 +131,34 @@ fn init_writes_and_lists_the_layout() {
 #[test]
 fn init_writes_markers_in_every_environment() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = init(tmp.path(), &["--registry-secret", "ghcr-credentials-docker"]);
+    let out = init(
+        tmp.path(),
+        &["--registry-secret", "ghcr-credentials-docker"],
+    );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let files = snapshot(tmp.path());
 
     for app in ["backend", "frontend"] {
-        let repo = &files[&format!(
-            "flux/bootstrap/infrastructure/image-automation/{app}-image-repo.yaml"
-        )];
-        assert!(repo.contains(&format!("  image: ${{image_registry}}/{app}\n")), "{repo}");
+        let repo = &files
+            [&format!("flux/bootstrap/infrastructure/image-automation/{app}-image-repo.yaml")];
+        assert!(
+            repo.contains(&format!("  image: ${{image_registry}}/{app}\n")),
+            "{repo}"
+        );
         assert!(repo.contains("  secretRef:\n    name: ghcr-credentials-docker\n"));
         for label in ["development", "staging", "production"] {
             assert!(repo.contains(&format!("environment: {label}\n")));
         }
     }
     let sync = &files["flux/bootstrap/flux-system/gotk-sync.yaml"];
-    assert!(sync.contains(&format!("image_registry: {REGISTRY}\n")), "{sync}");
+    assert!(
+        sync.contains(&format!("image_registry: {REGISTRY}\n")),
+        "{sync}"
+    );
 
     for env in ENVS {
-        let regex = format!(
-            "pattern: '^{env}-v[0-9]+\\.[0-9]+\\.[0-9]+-[a-f0-9]+-(?P<ts>[0-9]+)$'"
-        );
+        let regex =
+            format!("pattern: '^{env}-v[0-9]+\\.[0-9]+\\.[0-9]+-[a-f0-9]+-(?P<ts>[0-9]+)$'");
         // Backend: marker on the Deployment image line.
         let dep = &files[&format!("flux/apps/backend/{env}/deployment.yaml")];
         let marker = format!(
@@ -153,22 +166,37 @@ fn init_writes_markers_in_every_environment() {
         );
         assert!(dep.contains(&marker), "{env}: {dep}");
         let pol = &files[&format!("flux/apps/backend/{env}/image-policy.yaml")];
-        assert!(pol.contains(&regex) && pol.contains(&format!("namespace: {env}\n")), "{pol}");
+        assert!(
+            pol.contains(&regex) && pol.contains(&format!("namespace: {env}\n")),
+            "{pol}"
+        );
         let auto = &files[&format!("flux/apps/backend/{env}/image-automation.yaml")];
-        assert!(auto.contains(&format!("path: ./flux/apps/backend/{env}\n")), "{auto}");
+        assert!(
+            auto.contains(&format!("path: ./flux/apps/backend/{env}\n")),
+            "{auto}"
+        );
         assert!(auto.contains(&format!("  namespace: {env}\n")));
 
         // Frontend: markers on the overlay's kustomize images entry.
         let k = &files[&format!("flux/apps/frontend/overlays/{env}/kustomization.yaml")];
-        assert!(k.contains(&format!(
-            "newName: {REGISTRY}/frontend # {{\"$imagepolicy\": \"{env}:frontend:name\"}}\n"
-        )), "{k}");
-        assert!(k.contains(&format!(
-            "newTag: {env}-v0.0.0-0000000-0 # {{\"$imagepolicy\": \"{env}:frontend:tag\"}}\n"
-        )), "{k}");
+        assert!(
+            k.contains(&format!(
+                "newName: {REGISTRY}/frontend # {{\"$imagepolicy\": \"{env}:frontend:name\"}}\n"
+            )),
+            "{k}"
+        );
+        assert!(
+            k.contains(&format!(
+                "newTag: {env}-v0.0.0-0000000-0 # {{\"$imagepolicy\": \"{env}:frontend:tag\"}}\n"
+            )),
+            "{k}"
+        );
         assert!(k.contains(&format!("namespace: {env}\n")));
         let pol = &files[&format!("flux/apps/frontend/overlays/{env}/image-policy.yaml")];
-        assert!(pol.contains(&regex) && pol.contains(&format!("namespace: {env}\n")), "{pol}");
+        assert!(
+            pol.contains(&regex) && pol.contains(&format!("namespace: {env}\n")),
+            "{pol}"
+        );
         let auto = &files[&format!("flux/apps/frontend/overlays/{env}/image-automation.yaml")];
         assert!(auto.contains(&format!("path: ./flux/apps/frontend/overlays/{env}\n")));
     }
@@ -186,9 +214,16 @@ fn init_refuses_to_overwrite_without_force() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--force"), "{stderr}");
-    assert!(stderr.contains("flux/bootstrap/flux-system/kustomization.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("flux/bootstrap/flux-system/kustomization.yaml"),
+        "{stderr}"
+    );
     assert!(text(&out.stdout).is_empty());
-    assert_eq!(snapshot(tmp.path()), before, "a refused init modified files");
+    assert_eq!(
+        snapshot(tmp.path()),
+        before,
+        "a refused init modified files"
+    );
 
     // One pre-existing file is enough to block the whole scaffold.
     let partial = tmp.path().join("partial");
@@ -198,7 +233,11 @@ fn init_refuses_to_overwrite_without_force() {
     let out = init(&partial, &[]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("flux/apps/frontend/base/service.yaml"));
-    assert_eq!(snapshot(&partial).len(), 1, "files were written despite the conflict");
+    assert_eq!(
+        snapshot(&partial).len(),
+        1,
+        "files were written despite the conflict"
+    );
     assert_eq!(std::fs::read_to_string(&lone).unwrap(), "mine\n");
 }
 
@@ -216,7 +255,12 @@ fn init_force_overwrites_generated_files_only() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), EXPECTED.len());
     let mut after = snapshot(tmp.path());
-    assert_eq!(after.remove("flux/apps/backend/staging/notes.yaml").as_deref(), Some("keep: me\n"));
+    assert_eq!(
+        after
+            .remove("flux/apps/backend/staging/notes.yaml")
+            .as_deref(),
+        Some("keep: me\n")
+    );
     assert_eq!(after, pristine);
 }
 
@@ -227,14 +271,40 @@ fn init_rejects_bad_input_and_writes_nothing() {
     let d = dir.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["init", d, "--app", "Backend"], "invalid --app"),
-        (&["init", d, "--app", "api", "--app", "api"], "more than once"),
-        (&["init", d, "--app", "api", "--registry", "https://ghcr.io/org"], "URL scheme"),
-        (&["init", d, "--app", "api", "--registry", "ghcr.io/org:v1"], "tag"),
         (
-            &["init", d, "--app", "api", "--git-url", "https://u:hunter2@git.example/x.git"],
+            &["init", d, "--app", "api", "--app", "api"],
+            "more than once",
+        ),
+        (
+            &[
+                "init",
+                d,
+                "--app",
+                "api",
+                "--registry",
+                "https://ghcr.io/org",
+            ],
+            "URL scheme",
+        ),
+        (
+            &["init", d, "--app", "api", "--registry", "ghcr.io/org:v1"],
+            "tag",
+        ),
+        (
+            &[
+                "init",
+                d,
+                "--app",
+                "api",
+                "--git-url",
+                "https://u:hunter2@git.example/x.git",
+            ],
             "password",
         ),
-        (&["init", d, "--app", "api", "--branch", "a..b"], "invalid --branch"),
+        (
+            &["init", d, "--app", "api", "--branch", "a..b"],
+            "invalid --branch",
+        ),
     ];
     for (args, want) in cases {
         let out = ferry(args);
@@ -259,7 +329,14 @@ fn scaffold_markers_are_applied_by_ferry_setters() {
 
     let backend = tmp.path().join("flux/apps/backend/staging");
     let set = format!("staging:backend={REGISTRY}/backend:{tag}");
-    let out = ferry(&["setters", "apply", "--dir", backend.to_str().unwrap(), "--set", &set]);
+    let out = ferry(&[
+        "setters",
+        "apply",
+        "--dir",
+        backend.to_str().unwrap(),
+        "--set",
+        &set,
+    ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let dep = std::fs::read_to_string(backend.join("deployment.yaml")).unwrap();
     assert!(
@@ -271,11 +348,20 @@ fn scaffold_markers_are_applied_by_ferry_setters() {
 
     let frontend = tmp.path().join("flux/apps/frontend/overlays/staging");
     let set = format!("staging:frontend={REGISTRY}/frontend:{tag}");
-    let out = ferry(&["setters", "apply", "--dir", frontend.to_str().unwrap(), "--set", &set]);
+    let out = ferry(&[
+        "setters",
+        "apply",
+        "--dir",
+        frontend.to_str().unwrap(),
+        "--set",
+        &set,
+    ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let k = std::fs::read_to_string(frontend.join("kustomization.yaml")).unwrap();
     assert!(
-        k.contains(&format!("newTag: {tag} # {{\"$imagepolicy\": \"staging:frontend:tag\"}}\n")),
+        k.contains(&format!(
+            "newTag: {tag} # {{\"$imagepolicy\": \"staging:frontend:tag\"}}\n"
+        )),
         "{k}"
     );
     // Other environments are untouched.
@@ -306,7 +392,11 @@ fn scaffold_builds_with_kubectl_kustomize() {
             .arg(tmp.path().join(rel))
             .output()
             .unwrap();
-        assert!(out.status.success(), "kubectl kustomize {rel}: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl kustomize {rel}: {}",
+            text(&out.stderr)
+        );
         text(&out.stdout)
     };
     let mut dirs: Vec<String> = EXPECTED
@@ -324,7 +414,9 @@ fn scaffold_builds_with_kubectl_kustomize() {
     for env in ENVS {
         let out = build(&format!("flux/apps/frontend/overlays/{env}"));
         assert!(
-            out.contains(&format!("image: {REGISTRY}/frontend:{env}-v0.0.0-0000000-0\n")),
+            out.contains(&format!(
+                "image: {REGISTRY}/frontend:{env}-v0.0.0-0000000-0\n"
+            )),
             "{out}"
         );
         assert!(out.contains(&format!("namespace: {env}\n")));
@@ -335,5 +427,8 @@ fn scaffold_builds_with_kubectl_kustomize() {
     let all = build("flux/bootstrap/flux-system");
     let kinds = all.lines().filter(|l| l.starts_with("kind: ")).count();
     assert_eq!(kinds, 28, "{all}");
-    assert_eq!(all.lines().filter(|l| *l == "kind: GitRepository").count(), 1);
+    assert_eq!(
+        all.lines().filter(|l| *l == "kind: GitRepository").count(),
+        1
+    );
 }

@@ -1,0 +1,378 @@
+//! The GitOps repository side of promotion: which repository and branch, what an environment runs
+//! (its setter markers), when that arrived (the soak clock), approvals, release records and the
+//! version file. Everything here is blocking (git CLI).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferry_api::{ImagePolicy, ObjectSet};
+use ferry_git::{Checkout, CloneCache, GitAuth, History, LogQuery, Remote, Signature};
+use ferry_setters::{MarkerSite, SetterField};
+
+use super::PromoteError;
+use super::config::Version;
+use crate::Engine;
+
+/// `--repo URL --ref BRANCH`: the GitOps repository when no ImageUpdateAutomation names one.
+#[derive(Debug, Clone)]
+pub struct GitFallback {
+    pub url: String,
+    pub branch: String,
+}
+
+/// Where promotion reads and writes Git.
+#[derive(Debug, Clone)]
+pub(crate) struct GitTarget {
+    pub remote: Remote,
+    /// Branch read (what the cluster syncs) and checked out for writing.
+    pub branch: String,
+    /// Branch pushed to (the automation's `git.push.branch`).
+    pub push_branch: String,
+    pub author: Signature,
+    /// Human description of where this came from.
+    pub origin: String,
+}
+
+const DEFAULT_AUTHOR_NAME: &str = "Ferry";
+const DEFAULT_AUTHOR_EMAIL: &str = "ferry@localhost";
+
+/// The write-back repository of the ImageUpdateAutomation that covers `policy` (same namespace,
+/// selector matches), else `--repo`.
+pub(crate) fn git_target(
+    engine: &Engine,
+    objects: &ObjectSet,
+    policy: Option<&ImagePolicy>,
+    fallback: Option<&GitFallback>,
+) -> Result<GitTarget, PromoteError> {
+    let auto = policy.and_then(|p| {
+        objects.automations().iter().find(|a| {
+            a.namespace() == p.namespace()
+                && a.spec
+                    .policy_selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&p.metadata.labels))
+        })
+    });
+    let Some(auto) = auto else {
+        let Some(fb) = fallback else {
+            return Err(PromoteError::Invalid(format!(
+                "no ImageUpdateAutomation covers {} and no --repo was given: cannot tell which Git repository holds the releases",
+                policy
+                    .map(|p| format!("ImagePolicy {}/{}", p.namespace(), p.name()))
+                    .unwrap_or_else(|| "this app".to_string())
+            )));
+        };
+        return Ok(GitTarget {
+            remote: Remote::new(fb.url.clone(), GitAuth::none()),
+            branch: fb.branch.clone(),
+            push_branch: fb.branch.clone(),
+            author: Signature {
+                name: DEFAULT_AUTHOR_NAME.into(),
+                email: DEFAULT_AUTHOR_EMAIL.into(),
+            },
+            origin: format!("--repo {}", ferry_git::redact_url_userinfo(&fb.url)),
+        });
+    };
+    let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
+    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace()).to_string();
+    let src_name = auto.spec.source_ref.name.clone();
+    let repo = objects.git_repository(&src_ns, &src_name).ok_or_else(|| {
+        PromoteError::Invalid(format!("{id}: GitRepository {src_ns}/{src_name} not found in the source"))
+    })?;
+    let auth = match &repo.spec.secret_ref {
+        Some(s) => {
+            let dir = engine
+                .config()
+                .secrets
+                .secret_dir(&src_ns, &s.name, &id)
+                .map_err(|e| PromoteError::Invalid(e.to_string()))?;
+            GitAuth::from_secret_data(&read_secret(&dir)?)
+        }
+        None => GitAuth::none(),
+    };
+    let git = auto.spec.git.as_ref();
+    let branch = git
+        .and_then(|g| g.checkout.as_ref())
+        .and_then(|c| c.reference.branch.clone())
+        .or_else(|| repo.spec.reference.as_ref().and_then(|r| r.branch.clone()))
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "master".to_string());
+    let push_branch = git
+        .and_then(|g| g.push.as_ref())
+        .and_then(|p| p.branch.clone())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| branch.clone());
+    let author = git.map(|g| &g.commit.author);
+    Ok(GitTarget {
+        remote: Remote::new(repo.spec.url.clone(), auth).with_timeout(repo.spec.effective_timeout()),
+        branch,
+        push_branch,
+        author: Signature {
+            name: author
+                .and_then(|a| a.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| DEFAULT_AUTHOR_NAME.into()),
+            email: author
+                .map(|a| a.email.clone())
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.into()),
+        },
+        origin: format!("GitRepository {src_ns}/{src_name} (write-back of {id})"),
+    })
+}
+
+fn read_secret(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, PromoteError> {
+    let mut data = BTreeMap::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| PromoteError::Invalid(format!("cannot read Secret {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| PromoteError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+            data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
+        }
+    }
+    Ok(data)
+}
+
+pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
+    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
+    Ok(cache.checkout(&target.remote, &target.branch)?)
+}
+
+/// What an environment's Git state points to for one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Deployed {
+    pub tag: String,
+    /// Set when a marker holds a digest (`:digest` setter or `name:tag@digest`).
+    pub digest: Option<String>,
+    /// `file:line` of every marker of the policy.
+    pub sites: Vec<String>,
+    pub files: Vec<String>,
+}
+
+/// Reads the markers of `policy_key` (`ns:name`) in the work tree.
+pub(crate) fn deployed(workdir: &Path, policy_key: &str) -> Result<Option<Deployed>, PromoteError> {
+    let sites = ferry_setters::scan_markers(workdir)
+        .map_err(|e| PromoteError::Failed(format!("reading setter markers in the GitOps repository: {e}")))?;
+    let sites: Vec<&MarkerSite> = sites.iter().filter(|s| s.policy == policy_key).collect();
+    if sites.is_empty() {
+        return Ok(None);
+    }
+    let mut tags: Vec<(String, String)> = Vec::new();
+    let mut digests: Vec<String> = Vec::new();
+    for s in &sites {
+        let at = format!("{}:{}", s.file, s.line);
+        match s.field {
+            SetterField::Tag => tags.push((s.value.clone(), at)),
+            SetterField::Digest if !s.value.is_empty() => digests.push(s.value.clone()),
+            SetterField::Full => {
+                let (rest, digest) = match s.value.split_once('@') {
+                    Some((r, d)) => (r, Some(d.to_string())),
+                    None => (s.value.as_str(), None),
+                };
+                if let Some(d) = digest {
+                    digests.push(d);
+                }
+                if let Some((_, tag)) = rest.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                    tags.push((tag.to_string(), at));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut distinct: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        let list: Vec<String> = tags.iter().map(|(t, at)| format!("{t} at {at}")).collect();
+        return Err(PromoteError::Refused(format!(
+            "the markers of policy {policy_key} disagree: {}; make them point at one tag first",
+            list.join(", ")
+        )));
+    }
+    digests.sort_unstable();
+    digests.dedup();
+    if digests.len() > 1 {
+        return Err(PromoteError::Refused(format!(
+            "the digest markers of policy {policy_key} disagree: {}",
+            digests.join(", ")
+        )));
+    }
+    let Some(tag) = distinct.first() else {
+        return Ok(None);
+    };
+    let mut files: Vec<String> = sites.iter().map(|s| s.file.clone()).collect();
+    files.sort();
+    files.dedup();
+    Ok(Some(Deployed {
+        tag: tag.to_string(),
+        digest: digests.into_iter().next(),
+        sites: sites.iter().map(|s| format!("{}:{}", s.file, s.line)).collect(),
+        files,
+    }))
+}
+
+/// The commit that put `tag` into the marker files (the oldest commit of the newest unbroken run
+/// of commits whose files hold the tag): the start of the soak clock.
+pub(crate) fn deploy_commit(co: &mut Checkout, deployed: &Deployed) -> Result<Option<(String, i64)>, PromoteError> {
+    co.ensure_history(History::Full)?;
+    let commits = co.log(&LogQuery {
+        rev_range: None,
+        paths: deployed.files.clone(),
+        max: Some(1000),
+    })?;
+    let mut found = None;
+    for c in commits {
+        let mut holds = false;
+        for f in &deployed.files {
+            if let Some(bytes) = co.show_file(&c.sha, f)?
+                && contains(&bytes, deployed.tag.as_bytes())
+            {
+                holds = true;
+                break;
+            }
+        }
+        if !holds {
+            break;
+        }
+        found = Some((c.sha.clone(), c.committer_time));
+    }
+    Ok(found)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    // A tag followed by more tag characters is another tag (`v1` vs `v10`).
+    let tagchar = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
+    hay.windows(needle.len()).enumerate().any(|(i, w)| {
+        w == needle && hay.get(i + needle.len()).is_none_or(|b| !tagchar(*b)) && (i == 0 || !tagchar(hay[i - 1]))
+    })
+}
+
+/// `releases/<app>/VERSION`: the next version to build.
+pub(crate) fn version_path(app: &str) -> String {
+    format!("releases/{app}/VERSION")
+}
+
+/// `releases/<app>/<env>/<target-tag>.yaml`: one release record per promotion.
+pub(crate) fn record_path(app: &str, env: &str, target_tag: &str) -> String {
+    format!("releases/{app}/{env}/{target_tag}.yaml")
+}
+
+/// `releases/<app>/approvals/<env>/<tag>.yaml`.
+pub(crate) fn approval_path(app: &str, env: &str, tag: &str) -> String {
+    format!("releases/{app}/approvals/{env}/{tag}.yaml")
+}
+
+pub(crate) fn read_text(workdir: &Path, rel: &str) -> Result<Option<String>, PromoteError> {
+    let path = workdir.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PromoteError::Failed(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+pub(crate) fn write_text(workdir: &Path, rel: &str, text: &str) -> Result<(), std::io::Error> {
+    let path = workdir.join(rel);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
+}
+
+/// Top-level `key: value` pairs of a file Ferry wrote (records, approvals).
+pub(crate) fn top_level_fields(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '-', '#']))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+        .collect()
+}
+
+fn unquote(v: &str) -> String {
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .map(|s| s.replace("\\\"", "\"").replace("\\\\", "\\"))
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// A YAML double-quoted scalar (values may hold `:` or start with digits).
+pub(crate) fn quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// One release record, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordSummary {
+    pub path: String,
+    pub version: Version,
+    pub source_sha: String,
+    pub digest: String,
+    pub promoted_at: String,
+}
+
+/// The release records of an app in one environment, oldest version first.
+pub(crate) fn records(workdir: &Path, app: &str, env: &str) -> Result<Vec<RecordSummary>, PromoteError> {
+    let dir: PathBuf = workdir.join("releases").join(app).join(env);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PromoteError::Failed(format!("cannot read {}: {e}", dir.display()))),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") {
+            continue;
+        }
+        let rel = format!("releases/{app}/{env}/{name}");
+        let Some(text) = read_text(workdir, &rel)? else { continue };
+        let f = top_level_fields(&text);
+        let Some(version) = f.get("version").and_then(|v| Version::parse(v)) else {
+            continue;
+        };
+        out.push(RecordSummary {
+            path: rel,
+            version,
+            source_sha: f.get("sourceSha").cloned().unwrap_or_default(),
+            digest: f.get("digest").cloned().unwrap_or_default(),
+            promoted_at: f.get("promotedAt").cloned().unwrap_or_default(),
+        });
+    }
+    out.sort_by(|a, b| (a.version, &a.promoted_at, &a.path).cmp(&(b.version, &b.promoted_at, &b.path)));
+    Ok(out)
+}
+
+/// The next version in `releases/<app>/VERSION`, if the file exists and is valid.
+pub(crate) fn next_version_file(workdir: &Path, app: &str) -> Result<Option<Version>, PromoteError> {
+    let rel = version_path(app);
+    match read_text(workdir, &rel)? {
+        None => Ok(None),
+        Some(t) => Version::parse(t.trim()).map(Some).ok_or_else(|| {
+            PromoteError::Failed(format!("{rel}: {:?} is not a MAJOR.MINOR.PATCH version", t.trim()))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_containment_respects_boundaries() {
+        assert!(contains(b"image: r/app:v1 # x", b"v1"));
+        assert!(!contains(b"image: r/app:v10 # x", b"v1"));
+        assert!(!contains(b"image: r/app:xv1", b"v1"));
+    }
+
+    #[test]
+    fn fields_round_trip_quotes() {
+        let text = format!("version: {}\nsourceTag: {}\ngates:\n  x: y\n", quote("1.2.3"), quote("a\"b"));
+        let f = top_level_fields(&text);
+        assert_eq!(f["version"], "1.2.3");
+        assert_eq!(f["sourceTag"], "a\"b");
+        assert!(!f.contains_key("x"));
+    }
+}

@@ -1,0 +1,263 @@
+//! Webhook authentication and payload parsing for `ferry serve` (pure functions, no I/O).
+//!
+//! Two ways to authenticate, either is enough:
+//! - `Authorization: Bearer <secret>`: what distribution sends from the `headers:` of a
+//!   notification endpoint;
+//! - `X-Ferry-Signature: sha256=<hex>` (or GitHub's `X-Hub-Signature-256`): HMAC-SHA256 of the
+//!   raw body with the secret as key.
+//!
+//! Two registry payloads: distribution's notification envelope (`{"events": [...]}`), and
+//! Ferry's generic `{"repository": "HOST/PATH", "tag": "...", "digest": "..."}`.
+
+use axum::http::HeaderMap;
+use ferry_registry::ImageName;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Largest accepted webhook body; larger ones get 413 and trigger nothing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The shared webhook secret. Never printed.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// Reads a secret file; surrounding whitespace (a trailing newline) is not part of it.
+    pub fn from_file_contents(bytes: &[u8]) -> Option<Secret> {
+        let text = String::from_utf8_lossy(bytes);
+        let trimmed = text.trim();
+        (!trimmed.is_empty()).then(|| Secret(trimmed.as_bytes().to_vec()))
+    }
+
+    pub fn signature_hex(&self, body: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
+            // HMAC takes keys of any length; this branch is unreachable.
+            <Hmac<Sha256> as Mac>::new_from_slice(b"").unwrap_or_else(|_| unreachable!())
+        });
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Invalid,
+}
+
+/// Constant-time equality, so a timing side channel does not reveal the secret.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the request against the secret; `None` secret (`--allow-unsigned-webhooks`) accepts
+/// everything.
+pub fn authenticate(secret: Option<&Secret>, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+    let Some(secret) = secret else { return Ok(()) };
+    let signature = ["x-ferry-signature", "x-hub-signature-256"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok());
+    if let Some(sig) = signature {
+        let hex_sig = sig.trim().strip_prefix("sha256=").unwrap_or("");
+        let expected = secret.signature_hex(body);
+        return if ct_eq(hex_sig.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(AuthFailure::Invalid)
+        };
+    }
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("Bearer "));
+    match bearer {
+        Some(token) if ct_eq(token.trim().as_bytes(), &secret.0) => Ok(()),
+        Some(_) => Err(AuthFailure::Invalid),
+        None => Err(AuthFailure::Missing),
+    }
+}
+
+/// A repository that was pushed to: registry host (when known) and repository path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PushedRepo {
+    pub host: Option<String>,
+    pub path: String,
+}
+
+/// What a registry webhook body asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RegistryEvents {
+    pub pushed: Vec<PushedRepo>,
+    /// Events that trigger nothing (pulls, deletes, blob uploads).
+    pub ignored: u64,
+}
+
+/// Manifest media types: a push of one of these (or any push with a tag) is a new image.
+fn is_manifest(media_type: &str) -> bool {
+    media_type.contains("manifest") || media_type.contains("image.index")
+}
+
+/// Parses a registry webhook body. Errors are one line, for a 400 response.
+pub fn parse_registry(body: &[u8]) -> Result<RegistryEvents, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let obj = value.as_object().ok_or("body must be a JSON object")?;
+    let mut out = RegistryEvents::default();
+    if let Some(events) = obj.get("events") {
+        let events = events.as_array().ok_or("\"events\" must be an array")?;
+        for (i, event) in events.iter().enumerate() {
+            let event = event
+                .as_object()
+                .ok_or_else(|| format!("events[{i}] must be an object"))?;
+            let action = event
+                .get("action")
+                .and_then(|a| a.as_str())
+                .ok_or_else(|| format!("events[{i}].action must be a string"))?;
+            let target = event
+                .get("target")
+                .and_then(|t| t.as_object())
+                .ok_or_else(|| format!("events[{i}].target must be an object"))?;
+            let repository = target
+                .get("repository")
+                .and_then(|r| r.as_str())
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| format!("events[{i}].target.repository must be a non-empty string"))?;
+            let tag = target.get("tag").and_then(|t| t.as_str()).unwrap_or("");
+            let media_type = target.get("mediaType").and_then(|t| t.as_str()).unwrap_or("");
+            if action != "push" || (tag.is_empty() && !is_manifest(media_type)) {
+                out.ignored += 1;
+                continue;
+            }
+            let host = event
+                .get("request")
+                .and_then(|r| r.get("host"))
+                .and_then(|h| h.as_str())
+                .filter(|h| !h.is_empty())
+                .map(str::to_string);
+            let name = match &host {
+                Some(h) => ImageName::from_parts(h, repository),
+                None => ImageName::parse(repository),
+            }
+            .map_err(|e| format!("events[{i}].target.repository {repository:?}: {e}"))?;
+            out.pushed.push(PushedRepo {
+                host: host.map(|_| name.registry().to_string()),
+                path: name.repository().to_string(),
+            });
+        }
+        return Ok(out);
+    }
+    if let Some(repository) = obj.get("repository") {
+        let repository = repository
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .ok_or("\"repository\" must be a non-empty string")?;
+        for key in ["tag", "digest"] {
+            if obj.get(key).is_some_and(|v| !v.is_string()) {
+                return Err(format!("\"{key}\" must be a string"));
+            }
+        }
+        let name = ImageName::parse(repository).map_err(|e| format!("repository {repository:?}: {e}"))?;
+        out.pushed.push(PushedRepo {
+            host: Some(name.registry().to_string()),
+            path: name.repository().to_string(),
+        });
+        return Ok(out);
+    }
+    Err("expected a distribution notification envelope ({\"events\": [...]}) or {\"repository\": \"HOST/PATH\"}".into())
+}
+
+/// A git webhook body: empty, or any JSON (GitHub, Gitea, GitLab push payloads all are).
+pub fn parse_git(body: &[u8]) -> Result<(), String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .map(|_| ())
+        .map_err(|e| format!("body is not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hmac_matches_a_known_vector() {
+        // RFC 4231 test case 2.
+        let s = Secret(b"Jefe".to_vec());
+        assert_eq!(
+            s.signature_hex(b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn authentication_accepts_bearer_or_signature_only() {
+        let s = Secret::from_file_contents(b"s3cret\n").unwrap();
+        let body = br#"{"repository":"r/a"}"#;
+        let sig = format!("sha256={}", s.signature_hex(body));
+        assert_eq!(authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), body), Ok(()));
+        assert_eq!(authenticate(Some(&s), &headers(&[("x-hub-signature-256", &sig)]), body), Ok(()));
+        assert_eq!(
+            authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), b"other"),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(authenticate(Some(&s), &headers(&[("x-ferry-signature", "sha256=00")]), body), Err(AuthFailure::Invalid));
+        assert_eq!(authenticate(Some(&s), &headers(&[("authorization", "Bearer s3cret")]), body), Ok(()));
+        assert_eq!(authenticate(Some(&s), &headers(&[("authorization", "Bearer nope")]), body), Err(AuthFailure::Invalid));
+        assert_eq!(authenticate(Some(&s), &headers(&[]), body), Err(AuthFailure::Missing));
+        assert_eq!(authenticate(None, &headers(&[]), body), Ok(()));
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn distribution_envelopes_are_parsed() {
+        let body = br#"{"events":[
+          {"action":"push","target":{"mediaType":"application/octet-stream","repository":"org/app","digest":"sha256:00"},"request":{"host":"127.0.0.1:5000"}},
+          {"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"org/app","tag":"v1"},"request":{"host":"127.0.0.1:5000"}},
+          {"action":"pull","target":{"repository":"org/app","tag":"v1"}}
+        ]}"#;
+        let ev = parse_registry(body).unwrap();
+        assert_eq!(ev.ignored, 2);
+        assert_eq!(
+            ev.pushed,
+            vec![PushedRepo {
+                host: Some("127.0.0.1:5000".into()),
+                path: "org/app".into()
+            }]
+        );
+        let generic = parse_registry(br#"{"repository":"127.0.0.1:5000/org/app","tag":"v2"}"#).unwrap();
+        assert_eq!(generic.pushed[0].path, "org/app");
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            br#"{"events":{}}"#,
+            br#"{"events":[{"action":"push"}]}"#,
+            br#"{"events":[{"action":"push","target":{"repository":""}}]}"#,
+            br#"{"repository":42}"#,
+            br#"{"repository":"UPPER/Case"}"#,
+            br#"{"repository":"r/a","tag":1}"#,
+        ] {
+            assert!(parse_registry(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse_git(b"").is_ok());
+        assert!(parse_git(br#"{"ref":"refs/heads/main"}"#).is_ok());
+        assert!(parse_git(b"{oops").is_err());
+    }
+}
