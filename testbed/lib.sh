@@ -41,7 +41,14 @@ tb_alive() {
 tb_spawn() {
   local log=$1
   shift
-  setsid "$@" >>"$log" 2>&1 </dev/null &
+  (
+    # Close inherited descriptors (e.g. a caller's flock) so the server does not hold them.
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid "$@" >>"$log" 2>&1 </dev/null
+  ) &
   echo $!
 }
 

@@ -187,21 +187,21 @@ fn stalled(reason: &'static str, message: String) -> Failure {
     Failure { reason, message }
 }
 
-/// Where and how an automation writes.
-struct Target {
-    remote: Remote,
-    checkout_branch: String,
-    push_branch: String,
+/// Where and how an automation writes (also used by rollback and holds).
+pub(crate) struct Target {
+    pub(crate) remote: Remote,
+    pub(crate) checkout_branch: String,
+    pub(crate) push_branch: String,
     push_options: BTreeMap<String, String>,
     refspec: Option<String>,
-    update_path: PathBuf,
-    author: Signature,
-    signing: Option<SigningKey>,
+    pub(crate) update_path: PathBuf,
+    pub(crate) author: Signature,
+    pub(crate) signing: Option<SigningKey>,
     template: Option<String>,
     template_values: BTreeMap<String, String>,
 }
 
-fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAutomation) -> Result<Target, Failure> {
+pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAutomation) -> Result<Target, Failure> {
     let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
     let Some(git) = &auto.spec.git else {
         return Err(stalled(
@@ -348,7 +348,10 @@ fn run_one(
             .checkout(&target.remote, &target.checkout_branch)
             .map_err(|e| stalled("GitOperationFailed", format!("failed to checkout source: {e}")))?;
         let root = checkout.workdir().join(&target.update_path);
-        let tree = ferry_setters::apply_tree(&root, values, WriteMode::DryRun)
+        let holds = crate::rollback::HoldsFile::read(checkout.workdir())
+            .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
+        let values = crate::rollback::apply_holds(values, &holds);
+        let tree = ferry_setters::apply_tree(&root, &values, WriteMode::DryRun)
             .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
         if tree.files.is_empty() {
             return Ok(None);
@@ -376,8 +379,12 @@ fn run_one(
         &cache,
         &target.remote,
         &plan,
-        |workdir: &Path| -> Result<Option<CommitSpec>, ferry_setters::SetterError> {
-            let tree = ferry_setters::apply_tree(&workdir.join(&target.update_path), values, WriteMode::Write)?;
+        |workdir: &Path| -> Result<Option<CommitSpec>, ApplyError> {
+            // Holds are read from the very tip being committed on, so a hold pushed meanwhile
+            // wins: held policies get their held value, denied tags are never written.
+            let holds = crate::rollback::HoldsFile::read(workdir)?;
+            let values = crate::rollback::apply_holds(values, &holds);
+            let tree = ferry_setters::apply_tree(&workdir.join(&target.update_path), &values, WriteMode::Write)?;
             if tree.files.is_empty() {
                 last_tree = None;
                 return Ok(None);
@@ -424,8 +431,18 @@ fn run_one(
             attempts,
         })),
         Ok(UpdateOutcome::NothingToDo { .. }) => Ok(None),
+        Err(ferry_git::UpdateError::Apply(e)) => Err(stalled("UpdateFailed", format!("failed to apply policies: {e}"))),
         Err(e) => Err(stalled("GitOperationFailed", format!("failed to update source: {e}"))),
     }
+}
+
+/// Why computing an automation's change failed.
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    Setters(#[from] ferry_setters::SetterError),
+    #[error(transparent)]
+    Holds(#[from] crate::rollback::HoldsError),
 }
 
 fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {

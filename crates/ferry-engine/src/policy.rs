@@ -15,25 +15,30 @@ pub(crate) async fn evaluate_all(
     objects: &ObjectSet,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut outcomes = Vec::new();
+    // Holds and denied tags from the GitOps repos, read once per run (docs/rollback.md).
+    let holds = crate::rollback::gather_holds(engine, objects).await;
     for policy in &objects.image_policies {
         let previous = engine
             .store()
             .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;
         let prev_policy = previous.as_ref().and_then(|p| p.policy.clone()).unwrap_or_default();
+        let policy_holds = holds.for_policy(policy.namespace(), policy.name(), &prev_policy);
         let result = if policy.spec.suspend {
             Err(Failure {
                 reason: "Suspended",
                 message: "reconciliation is suspended".into(),
             })
         } else {
-            evaluate(engine, objects, policy, &prev_policy).await
+            evaluate(engine, objects, policy, &prev_policy, &policy_holds.denied).await
         };
         let suspended = policy.spec.suspend;
-        let (ready, reason, message, status) = match result {
+        let (ready, reason, message, mut status) = match result {
             Ok((status, message)) => (true, "Succeeded".to_string(), message, status),
             // A failing policy keeps its last latestRef, as Flux does: automations still use it.
             Err(f) => (false, f.reason.to_string(), f.message, prev_policy),
         };
+        status.hold = policy_holds.hold;
+        status.denied_tags = policy_holds.denied;
         let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
         let ready_cond = if suspended {
             previous.as_ref().and_then(|p| p.ready.clone())
@@ -114,6 +119,7 @@ async fn evaluate(
     objects: &ObjectSet,
     policy: &ImagePolicy,
     previous: &PolicyRecord,
+    denied: &[String],
 ) -> Result<(PolicyRecord, String), Failure> {
     let repo_ns = policy.spec.image_repository_ref.namespace_or(policy.namespace()).to_string();
     let repo_name = policy.spec.image_repository_ref.name.clone();
@@ -151,12 +157,22 @@ async fn evaluate(
             reason: "Failure",
             message: e.to_string(),
         })?;
-    let tags = stored.and_then(|r| r.scan).map(|s| s.tags).unwrap_or_default();
+    let mut tags = stored.and_then(|r| r.scan).map(|s| s.tags).unwrap_or_default();
     if tags.is_empty() {
         return Err(Failure {
             reason: "DependencyNotReady",
             message: format!("no tags in database for ImageRepository {repo_ns}/{repo_name}"),
         });
+    }
+    // Denied tags (`.ferry/holds.yaml`) are never elected: the newest allowed tag wins.
+    if !denied.is_empty() {
+        tags.retain(|t| !denied.contains(t));
+        if tags.is_empty() {
+            return Err(Failure {
+                reason: "DependencyNotReady",
+                message: format!("every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"),
+            });
+        }
     }
     let tag = select_latest(&tags, &filter, &policer).map_err(|e| Failure {
         reason: e.reason(),
@@ -181,6 +197,7 @@ async fn evaluate(
     let status = PolicyRecord {
         latest_ref: Some(from_policy_ref(&update.latest)),
         observed_previous_ref: update.observed_previous.as_ref().map(from_policy_ref),
+        ..PolicyRecord::default()
     };
     Ok((status, message))
 }

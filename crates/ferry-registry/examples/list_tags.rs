@@ -40,7 +40,10 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
-    if let (Ok(u), Ok(p)) = (std::env::var("REGISTRY_USERNAME"), std::env::var("REGISTRY_PASSWORD")) {
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("REGISTRY_USERNAME"),
+        std::env::var("REGISTRY_PASSWORD"),
+    ) {
         access.credentials = Some(Credentials::new(u, p));
     }
     let client = RegistryClient::default();

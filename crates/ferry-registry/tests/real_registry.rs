@@ -59,7 +59,10 @@ async fn no_auth_http_tags_digests_and_retag() {
     assert_eq!(skopeo_digest(&env, &repo, "promoted"), index);
 
     let missing = client.head_manifest(&a, "nope").await.unwrap_err();
-    assert!(matches!(missing, RegistryError::NotFound { .. }), "{missing}");
+    assert!(
+        matches!(missing, RegistryError::NotFound { .. }),
+        "{missing}"
+    );
     let unknown_repo = access(&env, &unique_repo("absent"));
     let err = client.list_tags(&unknown_repo).await.unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
@@ -120,7 +123,8 @@ async fn mount_and_copy_across_repositories() {
 
 #[tokio::test]
 async fn streamed_upload_between_registries() {
-    let (Some(plain), Some(tls)) = (registry(Auth::None, false), registry(Auth::Basic, true)) else {
+    let (Some(plain), Some(tls)) = (registry(Auth::None, false), registry(Auth::Basic, true))
+    else {
         return;
     };
     let src_repo = unique_repo("xsrc");
@@ -164,7 +168,10 @@ async fn basic_auth_over_tls_with_private_ca() {
     let bad_password = "definitely-wrong-pw-1234";
     wrong.credentials = Some(Credentials::new(env.user.clone().unwrap(), bad_password));
     let err = fast_client().list_tags(&wrong).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
     let text = format!("{err} {err:?}");
     assert!(!text.contains(bad_password), "{text}");
     assert!(!text.contains(env.password.as_deref().unwrap()), "{text}");
@@ -196,21 +203,22 @@ async fn token_auth_requests_the_right_scopes() {
     let a = access(&env, &repo);
     // Only this client's requests: ocipush asked for tokens too.
     let mark = env.token_requests().len();
-    let scopes_for = |env: &ferry_testbed::registry::RegistryEnv, needle: &str| -> Vec<Vec<String>> {
-        env.token_requests()[mark..]
-            .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                v["scopes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.as_str().unwrap().to_string())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|s| s.iter().any(|x| x.contains(needle)))
-            .collect()
-    };
+    let scopes_for =
+        |env: &ferry_testbed::registry::RegistryEnv, needle: &str| -> Vec<Vec<String>> {
+            env.token_requests()[mark..]
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .map(|v| {
+                    v["scopes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|s| s.iter().any(|x| x.contains(needle)))
+                .collect()
+        };
 
     let tags = client.list_tags(&a).await.unwrap();
     assert_eq!(tags, vec!["v1".to_string()]);
@@ -249,7 +257,9 @@ async fn token_auth_requests_the_right_scopes() {
     ];
     want.sort();
     assert!(
-        scopes_for(&env, &format!("{other}:")).iter().any(|s| sorted(s.clone()) == want),
+        scopes_for(&env, &format!("{other}:"))
+            .iter()
+            .any(|s| sorted(s.clone()) == want),
         "mount token scopes: {:?}",
         scopes_for(&env, &format!("{other}:"))
     );

@@ -221,10 +221,10 @@ fn run(cmd: &mut Command) -> Output {
 fn start(name: &str, auth: Auth, tls: bool) -> Result<RegistryEnv, String> {
     let dir = testbed_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lock = dir.join(format!("{name}.lock"));
+    let lock = dir.join(format!("{name}.start-lock"));
     let mut cmd = Command::new("flock");
     // -o: the servers the script leaves running must not inherit (and so hold) the lock.
-    cmd.arg("-o")
+    cmd.args(["-o", "-w", "120"])
         .arg(&lock)
         .arg("bash")
         .arg(script("registry.sh"))
@@ -249,18 +249,15 @@ fn start(name: &str, auth: Auth, tls: bool) -> Result<RegistryEnv, String> {
     RegistryEnv::from_vars(parse_env_file(&text), auth, tls)
 }
 
+type Started = HashMap<(Auth, bool), Result<RegistryEnv, String>>;
+
 /// A registry of the given kind, started once per process. Outside CI a failure to start prints
 /// `SKIP: ...` and returns `None`; with `CI=true` it panics.
 pub fn registry(auth: Auth, tls: bool) -> Option<RegistryEnv> {
-    static STARTED: OnceLock<Mutex<HashMap<(Auth, bool), Result<RegistryEnv, String>>>> =
-        OnceLock::new();
+    static STARTED: OnceLock<Mutex<Started>> = OnceLock::new();
     let map = STARTED.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    let name = format!(
-        "ferry-{}-{}",
-        auth.flag(),
-        if tls { "tls" } else { "http" }
-    );
+    let name = format!("ferry-{}-{}", auth.flag(), if tls { "tls" } else { "http" });
     let result = map
         .entry((auth, tls))
         .or_insert_with(|| start(&name, auth, tls))

@@ -1,39 +1,462 @@
 //! `ferry publish`, `ferry promote`, `ferry approve`, `ferry version` (promotion without rebuild).
+//! The logic is in `ferry_engine::promote`; this file parses flags and prints reports.
 
-use std::path::Path;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use ferry_api::{ObjectSet, Vars};
+use ferry_engine::promote::{
+    self, ApproveRequest, Bump, GitFallback, PromoteError, PromoteReport, PromoteRequest, PublishRequest,
+    TagOutcome, TagWrite,
+};
+use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, SecretsDir};
+use ferry_store::Store;
 
-use crate::{CliError, Status};
+use crate::cli::{OutputFormat, SourceArgs};
+use crate::{CliError, Status, cache_path, output};
 
 /// Add the environment tags to an image already in the registry (server-side, no rebuild).
 #[derive(Debug, clap::Args)]
-pub struct PublishArgs {}
+pub struct PublishArgs {
+    /// The pushed image: IMAGE[:TAG|@DIGEST].
+    #[arg(value_name = "IMAGE[:TAG|@DIGEST]")]
+    pub image: String,
+    /// Environment: adds the alias ENV and the immutable ENV-vX.Y.Z-<sha7>-<ts>.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Version X.Y.Z. Default: the app's next version (see `ferry version`).
+    #[arg(long, value_name = "X.Y.Z")]
+    pub version: Option<String>,
+    /// Source commit of the build (7 to 64 hex digits); also added as the tag <sha7>.
+    #[arg(long, value_name = "SHA")]
+    pub sha: String,
+    /// Unix time of the build for the immutable tag. Default: now.
+    #[arg(long, value_name = "UNIX")]
+    pub timestamp: Option<u64>,
+    /// App name. Default: the last path segment of the image repository.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Allow plain HTTP (when no ImageRepository in the source describes the image).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Extra CA certificate (PEM) for the registry (when no ImageRepository describes it).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Print every registry request; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Which part of the next version a release bumps.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BumpArg {
+    Patch,
+    Minor,
+    Major,
+}
 
 /// Promote an app's tested image to the next environment by digest.
 #[derive(Debug, clap::Args)]
-pub struct PromoteArgs {}
+pub struct PromoteArgs {
+    /// The app (Pipeline name, or the ImagePolicy name in each environment namespace).
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// Target environment (stage).
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Source environment. Default: the stage before --to.
+    #[arg(long, value_name = "ENV")]
+    pub from: Option<String>,
+    /// Source tag. Default: the newest tag of the source stage's ImagePolicy.
+    #[arg(long, value_name = "SOURCE_TAG")]
+    pub tag: Option<String>,
+    /// Print every registry request and the Git change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Promote even if the source environment's Git state points at another digest (recorded).
+    #[arg(long)]
+    pub force: bool,
+    /// Which part of the next version to bump after a release to the last stage.
+    #[arg(long, value_enum, default_value_t = BumpArg::Patch)]
+    pub bump: BumpArg,
+    /// Who promotes (recorded). Default: $USER.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Unix time for the new immutable tag. Default: now (a resumed promotion keeps its own).
+    #[arg(long, value_name = "UNIX")]
+    pub timestamp: Option<u64>,
+    /// Do not run the target environment's automation afterwards.
+    #[arg(long)]
+    pub no_reconcile: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// Record a manual approval in Git.
 #[derive(Debug, clap::Args)]
-pub struct ApproveArgs {}
+pub struct ApproveArgs {
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// The environment the approval is for (the promotion target).
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The source tag approved for promotion.
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// Who approves (recorded).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// Print an app's current and next version.
 #[derive(Debug, clap::Args)]
-pub struct VersionArgs {}
-
-pub async fn publish(_state: &Path, _args: PublishArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry publish is not implemented yet")))
+pub struct VersionArgs {
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// Print only the next version (for build scripts).
+    #[arg(long)]
+    pub next: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
-pub async fn promote(_state: &Path, _args: PromoteArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry promote is not implemented yet")))
+struct Prepared {
+    engine: Engine,
+    objects: ObjectSet,
+    fallback: Option<GitFallback>,
 }
 
-pub async fn approve(_state: &Path, _args: ApproveArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry approve is not implemented yet")))
+/// Like the other commands, except that with neither --dir nor --repo `publish` runs without
+/// objects (its image needs none).
+fn prepare(state: &Path, source: &SourceArgs, objects_required: bool) -> Result<Prepared, CliError> {
+    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
+    let config = EngineConfig {
+        secrets: SecretsDir::new(source.secrets_dir.clone()),
+        cache_dir: cache_path(source.cache_dir.clone()),
+    };
+    let object_source = match (&source.dir, &source.repo) {
+        (_, Some(url)) => Some(ObjectSource::Repo {
+            url: url.clone(),
+            branch: source.git_ref.clone(),
+            path: source.path.clone(),
+        }),
+        (Some(dir), None) => Some(ObjectSource::Dir(dir.clone())),
+        (None, None) if objects_required => Some(ObjectSource::Dir(".".into())),
+        (None, None) => None,
+    };
+    let objects = match &object_source {
+        Some(s) => ferry_engine::load_objects(&config, s, &vars)?,
+        None => ObjectSet::default(),
+    };
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::failed(anyhow!("cannot create {}: {e}", dir.display())))?;
+    }
+    let store = Store::open(state).map_err(CliError::failed)?;
+    Ok(Prepared {
+        engine: Engine::new(config, store),
+        objects,
+        fallback: source.repo.as_ref().map(|url| GitFallback {
+            url: url.clone(),
+            branch: source.git_ref.clone(),
+        }),
+    })
 }
 
-pub async fn version(_state: &Path, _args: VersionArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry version is not implemented yet")))
+fn cli_error(e: PromoteError) -> CliError {
+    if e.is_bad_input() {
+        CliError::bad_input(e)
+    } else {
+        CliError::failed(e)
+    }
+}
+
+fn outcome_word(o: TagOutcome) -> &'static str {
+    match o {
+        TagOutcome::Written => "written",
+        TagOutcome::AlreadyPresent => "already present",
+        TagOutcome::WouldWrite => "would write",
+    }
+}
+
+fn print_tags(tags: &[TagWrite]) {
+    for t in tags {
+        println!(
+            "  {:<50} {}{}",
+            t.tag,
+            outcome_word(t.outcome),
+            if t.immutable { " (immutable)" } else { "" }
+        );
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<(), CliError> {
+    let text = match format {
+        OutputFormat::Yaml => serde_saphyr::to_string(value).map_err(|e| CliError::failed(anyhow!("{e}")))?,
+        _ => serde_json::to_string_pretty(value).map_err(|e| CliError::failed(anyhow!("{e}")))? + "\n",
+    };
+    print!("{text}");
+    Ok(())
+}
+
+pub async fn publish(state: &Path, args: PublishArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source, false)?;
+    let ca_pem = match &args.ca_file {
+        Some(f) => Some(
+            std::fs::read(f).map_err(|e| CliError::bad_input(anyhow!("--ca-file {}: {e}", f.display())))?,
+        ),
+        None => None,
+    };
+    let req = PublishRequest {
+        image: args.image.clone(),
+        env: args.env.clone(),
+        version: args.version.clone(),
+        sha: args.sha.clone(),
+        timestamp: args.timestamp,
+        app: args.app.clone(),
+        insecure: args.insecure,
+        ca_pem,
+        dry_run: args.dry_run,
+    };
+    let report = promote::publish(&p.engine, &p.objects, p.fallback.as_ref(), &req)
+        .await
+        .map_err(cli_error)?;
+    if args.output != OutputFormat::Table {
+        print_json(&report, args.output)?;
+        return Ok(Status::Ok);
+    }
+    if args.dry_run {
+        println!("dry run: registry requests");
+        for r in &report.requests {
+            println!("  {r}");
+        }
+    }
+    println!(
+        "{} {}@{} (version {}, {}):",
+        if args.dry_run { "would publish" } else { "published" },
+        report.image,
+        report.digest,
+        report.version,
+        report.media_type
+    );
+    print_tags(&report.tags);
+    println!("registry requests: {}", report.request_count);
+    Ok(Status::Ok)
+}
+
+fn promote_request(args: &PromoteArgs, dry_run: bool) -> PromoteRequest {
+    PromoteRequest {
+        app: args.app.clone(),
+        to: args.to.clone(),
+        from: args.from.clone(),
+        tag: args.tag.clone(),
+        dry_run,
+        force: args.force,
+        bump: match args.bump {
+            BumpArg::Patch => Bump::Patch,
+            BumpArg::Minor => Bump::Minor,
+            BumpArg::Major => Bump::Major,
+        },
+        by: args
+            .by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_string()),
+        timestamp: args.timestamp,
+    }
+}
+
+fn print_promotion(r: &PromoteReport, dry_run: bool) {
+    if dry_run {
+        println!("dry run: nothing was written");
+        println!("registry requests:");
+        for line in &r.requests {
+            println!("  {line}");
+        }
+    }
+    println!(
+        "{} {} {} from {} to {}: {}@{}",
+        if dry_run { "would promote" } else { "promoted" },
+        r.app,
+        r.version,
+        r.from,
+        r.to,
+        r.source_tag,
+        r.digest
+    );
+    for g in &r.gates {
+        println!("  gate {:<16} {}  {}", g.gate, if g.passed { "passed" } else { "FORCED" }, g.detail);
+    }
+    println!("tags in {}:", r.target_image);
+    print_tags(&r.tags);
+    if let Some(diff) = &r.git_changes {
+        println!("Git change in {}:", r.git_repository);
+        print!("{diff}");
+    } else {
+        match &r.commit {
+            Some(sha) => println!("release record {} committed as {} in {}", r.record_path, &sha[..sha.len().min(12)], r.git_repository),
+            None => println!("release record {} already in {}", r.record_path, r.git_repository),
+        }
+    }
+    if let Some(n) = &r.next_version {
+        println!("next version: {n}");
+    }
+    if r.resumed {
+        println!("(resumed an earlier run of this promotion)");
+    }
+    println!(
+        "registry: {} requests in {} ms",
+        r.request_count, r.registry_millis
+    );
+    if let Some(immutable) = r.tags.iter().find(|t| t.immutable) {
+        println!(
+            "{} {} run: {}:{}@{}",
+            r.to,
+            if dry_run { "would" } else { "will" },
+            r.target_image,
+            immutable.tag,
+            r.digest
+        );
+    }
+}
+
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES")
+}
+
+pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source, true)?;
+    let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
+    if interactive {
+        let preview = promote::promote(&p.engine, &p.objects, p.fallback.as_ref(), &promote_request(&args, true))
+            .await
+            .map_err(cli_error)?;
+        print_promotion(&preview, true);
+        if !confirm("Proceed?") {
+            return Err(CliError::failed(anyhow!("not confirmed; nothing was written")));
+        }
+    }
+    let report = promote::promote(&p.engine, &p.objects, p.fallback.as_ref(), &promote_request(&args, args.dry_run))
+        .await
+        .map_err(cli_error)?;
+    if args.output != OutputFormat::Table {
+        print_json(&report, args.output)?;
+    } else {
+        print_promotion(&report, args.dry_run);
+    }
+    if !args.dry_run && !args.no_reconcile {
+        reconcile_target(&p.engine, &p.objects, &report).await;
+    }
+    Ok(Status::Ok)
+}
+
+/// Runs the target environment's automations now, so Git points at the new tag at once.
+/// A failure here is a warning: the promotion itself is complete and the daemon catches up.
+async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &PromoteReport) {
+    let Some(stage) = ferry_engine::promote::AppPipeline::resolve(objects, &report.app)
+        .ok()
+        .and_then(|p| p.stages.into_iter().find(|s| s.name == report.to))
+    else {
+        return;
+    };
+    let ns = stage.namespace.as_str();
+    let policies: Vec<_> = objects.image_policies.iter().filter(|p| p.namespace() == ns).cloned().collect();
+    let subset = ObjectSet {
+        image_repositories: objects
+            .image_repositories
+            .iter()
+            .filter(|r| {
+                policies.iter().any(|p| {
+                    p.spec.image_repository_ref.name == r.name()
+                        && p.spec.image_repository_ref.namespace_or(p.namespace()) == r.namespace()
+                })
+            })
+            .cloned()
+            .collect(),
+        image_policies: policies,
+        image_update_automations: objects
+            .image_update_automations
+            .iter()
+            .filter(|a| a.namespace() == ns)
+            .cloned()
+            .collect(),
+        git_repositories: objects.git_repositories.clone(),
+        namespaces: objects.namespaces.clone(),
+        pipelines: Vec::new(),
+    };
+    if subset.image_update_automations.is_empty() {
+        return;
+    }
+    match engine.reconcile(&subset, &AutomationOptions::default()).await {
+        Ok(run) => {
+            output::print_pushes(&run, false);
+            for o in run.outcomes.iter().filter(|o| o.failed()) {
+                eprintln!("warning: {} {}/{}: {}", o.kind.as_str(), o.namespace, o.name, o.message);
+            }
+        }
+        Err(e) => eprintln!("warning: running the {} automation failed: {e}", report.to),
+    }
+}
+
+pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source, true)?;
+    let req = ApproveRequest {
+        app: args.app.clone(),
+        env: args.env.clone(),
+        tag: args.tag.clone(),
+        by: args.by.clone(),
+    };
+    let r = promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req).map_err(cli_error)?;
+    match &r.commit {
+        Some(sha) => println!(
+            "approved {} {} for {} by {}: {} committed as {}",
+            args.app,
+            args.tag,
+            args.env,
+            args.by,
+            r.path,
+            &sha[..sha.len().min(12)]
+        ),
+        None => println!("{} {} was already approved for {} ({})", args.app, args.tag, args.env, r.path),
+    }
+    Ok(Status::Ok)
+}
+
+pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source, true)?;
+    let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app).map_err(cli_error)?;
+    if args.next {
+        println!("{}", r.next);
+    } else if args.output != OutputFormat::Table {
+        print_json(&r, args.output)?;
+    } else {
+        println!("app:     {}", r.app);
+        println!("current: {}", r.current.as_deref().unwrap_or("none (never released)"));
+        println!("next:    {}", r.next);
+    }
+    Ok(Status::Ok)
 }

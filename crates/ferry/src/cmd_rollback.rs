@@ -1,47 +1,399 @@
 //! `ferry rollback`, `ferry hold`, `ferry unhold`, `ferry history`, `ferry status`.
+//!
+//! Thin: parse, load the objects, call the engine (`ferry_engine::rollback`), print.
 
 use std::path::Path;
 
 use anyhow::anyhow;
+use ferry_api::Vars;
+use ferry_engine::rollback::{
+    HistoryRow, HoldReport, HoldRequest, RepoFallback, RollbackError, RollbackReport,
+    RollbackRequest, StatusReport, UnholdRequest,
+};
+use ferry_engine::{Engine, EngineConfig, ObjectSource, SecretsDir};
+use ferry_store::Store;
 
-use crate::{CliError, Status};
+use crate::cli::{OutputFormat, SourceArgs};
+use crate::{CliError, Status, cache_path};
 
 /// Roll an environment back to the version before the current one, and hold it there.
 #[derive(Debug, clap::Args)]
-pub struct RollbackArgs {}
+pub struct RollbackArgs {
+    /// Environment (the namespace of the ImagePolicy, or a Pipeline stage).
+    pub env: String,
+    /// App (the ImagePolicy name, or a Pipeline name).
+    pub app: String,
+    /// Roll back to this tag (one ENV ran before, unless --force).
+    #[arg(long, value_name = "TAG", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Go back N earlier versions (denied tags are skipped).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: Option<u32>,
+    /// Why (recorded in the commit and the hold).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    /// Who (recorded in the commit and the hold). Default: $FERRY_BY, else $USER.
+    #[arg(long, value_name = "NAME", env = "FERRY_BY")]
+    pub by: Option<String>,
+    /// Print the commit that would be pushed; push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --to: allow a tag ENV never ran.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// Hold an environment's app at its current version (automation will not move it).
 #[derive(Debug, clap::Args)]
-pub struct HoldArgs {}
+pub struct HoldArgs {
+    pub env: String,
+    pub app: String,
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    #[arg(long, value_name = "NAME", env = "FERRY_BY")]
+    pub by: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// Lift a hold.
 #[derive(Debug, clap::Args)]
-pub struct UnholdArgs {}
+pub struct UnholdArgs {
+    pub env: String,
+    pub app: String,
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    #[arg(long, value_name = "NAME", env = "FERRY_BY")]
+    pub by: Option<String>,
+    /// Also lift the denial of TAG (repeatable). Denied tags otherwise stay denied.
+    #[arg(long, value_name = "TAG")]
+    pub allow: Vec<String>,
+    /// Also lift every denial of this app in this environment.
+    #[arg(long)]
+    pub allow_all: bool,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// The timeline of an app in an environment, from Git.
 #[derive(Debug, clap::Args)]
-pub struct HistoryArgs {}
+pub struct HistoryArgs {
+    pub env: String,
+    pub app: String,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
 
 /// Apps × environments: what runs where, holds, what is promotable.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {}
-
-pub async fn rollback(_state: &Path, _args: RollbackArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry rollback is not implemented yet")))
+pub struct StatusArgs {
+    /// Only this app.
+    pub app: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
-pub async fn hold(_state: &Path, _args: HoldArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry hold is not implemented yet")))
+fn rollback_error(e: RollbackError) -> CliError {
+    if e.is_invalid() {
+        CliError::bad_input(e)
+    } else {
+        CliError::failed(e)
+    }
 }
 
-pub async fn unhold(_state: &Path, _args: UnholdArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry unhold is not implemented yet")))
+struct Prepared {
+    engine: Engine,
+    objects: ferry_api::ObjectSet,
+    fallback: Option<RepoFallback>,
 }
 
-pub async fn history(_state: &Path, _args: HistoryArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry history is not implemented yet")))
+fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
+    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
+    let config = EngineConfig {
+        secrets: SecretsDir::new(source.secrets_dir.clone()),
+        cache_dir: cache_path(source.cache_dir.clone()),
+    };
+    let (object_source, fallback) = match (&source.dir, &source.repo) {
+        (_, Some(url)) => (
+            ObjectSource::Repo {
+                url: url.clone(),
+                branch: source.git_ref.clone(),
+                path: source.path.clone(),
+            },
+            Some(RepoFallback {
+                url: url.clone(),
+                branch: source.git_ref.clone(),
+                path: None,
+            }),
+        ),
+        (Some(dir), None) => (ObjectSource::Dir(dir.clone()), None),
+        (None, None) => (ObjectSource::Dir(".".into()), None),
+    };
+    let objects = ferry_engine::load_objects(&config, &object_source, &vars)?;
+    let store = Store::open(state).map_err(CliError::failed)?;
+    Ok(Prepared {
+        engine: Engine::new(config, store),
+        objects,
+        fallback,
+    })
 }
 
-pub async fn status(_state: &Path, _args: StatusArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry status is not implemented yet")))
+fn who(by: Option<String>) -> String {
+    by.filter(|b| !b.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+fn print_structured<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(value).map_err(CliError::failed)?)
+        }
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(CliError::failed)?),
+        OutputFormat::Table => {}
+    }
+    Ok(())
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let all = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).chain(rows.iter().cloned());
+    for row in all {
+        let last = row.len().saturating_sub(1);
+        for (i, c) in row.iter().enumerate() {
+            out.push_str(c);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count()) + 2));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let req = RollbackRequest {
+        env: args.env,
+        app: args.app,
+        to: args.to,
+        steps: args.steps,
+        reason: args.reason,
+        by: who(args.by),
+        dry_run: args.dry_run,
+        force: args.force,
+        repo: p.fallback.clone(),
+        max_attempts: 8,
+    };
+    let report: RollbackReport = p.engine.rollback(&p.objects, &req).await.map_err(rollback_error)?;
+    if args.output != OutputFormat::Table {
+        print_structured(&report, args.output)?;
+        return Ok(Status::Ok);
+    }
+    match &report.commit {
+        Some(sha) => println!(
+            "rolled back {} from {} to {}: pushed {sha} to {}",
+            report.policy,
+            report.from.tag_str(),
+            report.to.tag_str(),
+            report.branch
+        ),
+        None => println!(
+            "dry run: would roll back {} from {} to {} on {}",
+            report.policy,
+            report.from.tag_str(),
+            report.to.tag_str(),
+            report.branch
+        ),
+    }
+    println!("  reverts {}", report.reverts);
+    match &report.method_reason {
+        Some(why) => println!("  method: setters ({why})"),
+        None => println!("  method: git revert"),
+    }
+    println!("  held at {}; denied {}", report.to.tag_str(), report.denied_tag);
+    for c in &report.changes {
+        println!("  {}: {} -> {}", c.setter, c.old, c.new);
+    }
+    if let Some(diff) = &report.diff {
+        print!("{diff}");
+    }
+    Ok(Status::Ok)
+}
+
+fn print_hold(report: &HoldReport, format: OutputFormat) -> Result<(), CliError> {
+    if format != OutputFormat::Table {
+        return print_structured(report, format);
+    }
+    match &report.commit {
+        Some(sha) => println!("{}: pushed {sha} to {}", report.message, report.branch),
+        None => println!("{}: nothing to change", report.message),
+    }
+    Ok(())
+}
+
+pub async fn hold(state: &Path, args: HoldArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let req = HoldRequest {
+        env: args.env,
+        app: args.app,
+        reason: args.reason,
+        by: who(args.by),
+        repo: p.fallback.clone(),
+    };
+    let report = p.engine.hold(&p.objects, &req).await.map_err(rollback_error)?;
+    print_hold(&report, args.output)?;
+    Ok(Status::Ok)
+}
+
+pub async fn unhold(state: &Path, args: UnholdArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let req = UnholdRequest {
+        env: args.env,
+        app: args.app,
+        reason: args.reason,
+        by: who(args.by),
+        allow: args.allow,
+        allow_all: args.allow_all,
+        repo: p.fallback.clone(),
+    };
+    let report = p.engine.unhold(&p.objects, &req).await.map_err(rollback_error)?;
+    print_hold(&report, args.output)?;
+    Ok(Status::Ok)
+}
+
+pub async fn history(state: &Path, args: HistoryArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let rows: Vec<HistoryRow> = p
+        .engine
+        .history(&p.objects, &args.env, &args.app, p.fallback.as_ref())
+        .await
+        .map_err(rollback_error)?;
+    if args.output != OutputFormat::Table {
+        print_structured(&rows, args.output)?;
+        return Ok(Status::Ok);
+    }
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let old = if r.old_tag.is_empty() { "-" } else { r.old_tag.as_str() };
+            let new = if r.new_tag.is_empty() { "-" } else { r.new_tag.as_str() };
+            let commit = match &r.merged_from {
+                Some(m) => format!("{} (merge of {})", short(&r.commit), short(m)),
+                None => short(&r.commit).to_string(),
+            };
+            vec![
+                r.time.clone(),
+                format!("{old} → {new}"),
+                r.digest.clone().unwrap_or_else(|| "-".into()),
+                commit,
+                r.author.clone(),
+                r.kind.as_str().to_string(),
+                r.reason.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["TIME", "CHANGE", "DIGEST", "COMMIT", "AUTHOR", "KIND", "REASON"], &body)
+    );
+    Ok(Status::Ok)
+}
+
+pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let report: StatusReport = p
+        .engine
+        .status(&p.objects, args.app.as_deref())
+        .await
+        .map_err(rollback_error)?;
+    if args.output != OutputFormat::Table {
+        print_structured(&report, args.output)?;
+    } else {
+        let mut header = vec!["APP"];
+        header.extend(report.envs.iter().map(String::as_str));
+        header.push("PROMOTABLE");
+        let body: Vec<Vec<String>> = report
+            .apps
+            .iter()
+            .map(|a| {
+                let mut row = vec![a.app.clone()];
+                for env in &report.envs {
+                    let cell = a.envs.iter().find(|c| &c.env == env);
+                    row.push(match cell {
+                        None => "".into(),
+                        Some(c) if c.error.is_some() => "error".into(),
+                        Some(c) => {
+                            let mut s = c.tag.clone().unwrap_or_else(|| "-".into());
+                            if let Some(d) = &c.digest {
+                                let hex = d.trim_start_matches("sha256:");
+                                s.push_str(&format!(" @{}", &hex[..hex.len().min(12)]));
+                            }
+                            if c.held {
+                                s.push_str(" [held]");
+                            }
+                            s
+                        }
+                    });
+                }
+                let promotable: Vec<String> = a
+                    .envs
+                    .iter()
+                    .filter_map(|c| c.promotable_to.as_ref().map(|to| format!("{}→{to}", c.env)))
+                    .collect();
+                row.push(if promotable.is_empty() { "-".into() } else { promotable.join(", ") });
+                row
+            })
+            .collect();
+        print!("{}", table(&header, &body));
+        for a in &report.apps {
+            for c in &a.envs {
+                if let Some(e) = &c.error {
+                    eprintln!("{} {}: {e}", a.app, c.env);
+                }
+                if let Some(h) = &c.hold {
+                    println!(
+                        "{} {}: held at {} since {} by {}{}",
+                        a.app,
+                        c.env,
+                        h.tag,
+                        h.since.as_deref().map(short).unwrap_or("?"),
+                        h.by,
+                        if h.reason.is_empty() { String::new() } else { format!(": {}", h.reason) }
+                    );
+                }
+            }
+        }
+    }
+    let failed = report.apps.iter().any(|a| a.envs.iter().any(|c| c.error.is_some()));
+    if failed {
+        return Err(CliError::failed(anyhow!("some environments could not be read")));
+    }
+    Ok(Status::Ok)
 }

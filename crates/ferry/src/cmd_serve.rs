@@ -1,15 +1,292 @@
-//! `ferry serve`: the daemon (intervals, registry and git webhooks, metrics, health).
+//! `ferry serve`: the daemon. Reconciles every object on its own interval, reacts to registry
+//! and git webhooks, serves `/metrics`, `/healthz` and `/readyz`, and stops cleanly on SIGTERM.
+//! See docs/daemon.md. The decisions stay in ferry-engine; this module only schedules them.
 
-use std::path::Path;
+#[path = "serve/hooks.rs"]
+mod hooks;
+#[path = "serve/metrics.rs"]
+mod metrics;
+#[path = "serve/scheduler.rs"]
+mod scheduler;
 
-use anyhow::anyhow;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use crate::{CliError, Status};
+use anyhow::{Context, anyhow};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_api::Vars;
+use ferry_engine::{Engine, EngineConfig, ObjectSource, SecretsDir};
+use ferry_store::{InstanceLock, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::cli::SourceArgs;
+use crate::{CliError, Status, cache_path};
+use hooks::{AuthFailure, MAX_BODY_BYTES, Secret};
+use metrics::Metrics;
+use scheduler::{Scheduler, Trigger};
 
 /// Run continuously: reconcile on each object's interval and on webhooks.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Address for the webhooks, /metrics, /healthz and /readyz (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9797")]
+    pub listen: SocketAddr,
+    /// File holding the shared webhook secret (Bearer token or HMAC-SHA256 key).
+    #[arg(long, value_name = "FILE", env = "FERRY_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Accept webhooks without authentication when no secret is configured.
+    #[arg(long)]
+    pub allow_unsigned_webhooks: bool,
+    /// How often the objects are re-read from Git (or the directory), besides POST /hooks/git.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub source_interval: Duration,
+    /// How long to wait after a webhook for more events of the same burst.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+}
 
-pub async fn serve(_state: &Path, _args: ServeArgs) -> Result<Status, CliError> {
-    Err(CliError::failed(anyhow!("ferry serve is not implemented yet")))
+/// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+struct App {
+    metrics: Arc<Metrics>,
+    trigger: Arc<Trigger>,
+    secret: Option<Secret>,
+    ready: Arc<AtomicBool>,
+    engine: Arc<Engine>,
+}
+
+pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
+    let secret = match &args.webhook_secret_file {
+        Some(file) => {
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("--webhook-secret-file {}", file.display()))
+                .map_err(CliError::bad_input)?;
+            Some(Secret::from_file_contents(&bytes).ok_or_else(|| {
+                CliError::bad_input(anyhow!("--webhook-secret-file {}: the file is empty", file.display()))
+            })?)
+        }
+        None if args.allow_unsigned_webhooks => None,
+        None => {
+            return Err(CliError::bad_input(anyhow!(
+                "webhooks need a shared secret: pass --webhook-secret-file FILE (or --allow-unsigned-webhooks to accept anyone's)"
+            )));
+        }
+    };
+    let source = &args.source;
+    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
+    let config = EngineConfig {
+        secrets: SecretsDir::new(source.secrets_dir.clone()),
+        cache_dir: cache_path(source.cache_dir.clone()),
+    };
+    let object_source = match (&source.dir, &source.repo) {
+        (_, Some(url)) => ObjectSource::Repo {
+            url: url.clone(),
+            branch: source.git_ref.clone(),
+            path: source.path.clone(),
+        },
+        (Some(dir), None) => ObjectSource::Dir(dir.clone()),
+        (None, None) => ObjectSource::Dir(".".into()),
+    };
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .map_err(CliError::failed)?;
+    }
+    // Held until this function returns: one daemon per state store.
+    let _lock = InstanceLock::acquire(state).map_err(|e| match e {
+        StoreError::Locked { path, lock } => CliError::failed(anyhow!(
+            "another `ferry serve` is running on state {} (it holds {}); stop it or pass another --state",
+            path.display(),
+            lock.display()
+        )),
+        other => CliError::failed(other),
+    })?;
+    let store = Store::open(state).map_err(CliError::failed)?;
+    let engine = Arc::new(Engine::new(config, store));
+    let metrics = Arc::new(Metrics::new());
+    let trigger = Arc::new(Trigger::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("--listen {}", args.listen))
+        .map_err(CliError::failed)?;
+    let local = listener.local_addr().map_err(CliError::failed)?;
+    // A plain line (not a log record), so scripts can find the port when --listen used port 0.
+    eprintln!("ferry serve: listening on http://{local}");
+
+    let app = Arc::new(App {
+        metrics: metrics.clone(),
+        trigger: trigger.clone(),
+        secret,
+        ready: ready.clone(),
+        engine: engine.clone(),
+    });
+    let router = Router::new()
+        .route("/hooks/registry", post(registry_hook))
+        .route("/hooks/git", post(git_hook))
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(app);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(wait_for_signal(stop_tx));
+    let scheduler = Scheduler::new(
+        engine,
+        object_source,
+        vars,
+        metrics,
+        trigger,
+        ready,
+        args.source_interval,
+        args.debounce,
+    );
+    let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
+    let mut server_stop = stop_rx.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    });
+    let served = server.await;
+    // The server only returns after a signal (or on an accept error): make sure the scheduler
+    // stops too, after the pass in flight.
+    if !*stop_rx.borrow() {
+        signals.abort();
+    }
+    let sched_result = sched_task.await;
+    served.context("HTTP server").map_err(CliError::failed)?;
+    sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
+    eprintln!("ferry serve: stopped");
+    Ok(Status::Ok)
+}
+
+async fn wait_for_signal(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("ferry serve: stopping (finishing the reconcile in flight)");
+    let _ = stop.send(true);
+}
+
+/// Reads the body up to the limit; a larger one is refused before it is buffered whole.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, StatusCode> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+fn reject(app: &App, hook: &str, status: StatusCode, message: &str) -> Response {
+    let result = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        _ => "malformed",
+    };
+    app.metrics.webhook_request(hook, result);
+    tracing::warn!(hook, status = status.as_u16(), "webhook rejected: {message}");
+    (status, format!("{message}\n")).into_response()
+}
+
+/// Body limit, then authentication, then parsing: nothing is triggered unless all pass.
+async fn checked_body(app: &App, hook: &str, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Response> {
+    let bytes = match read_body(headers, body).await {
+        Ok(b) => b,
+        Err(status) => {
+            return Err(reject(
+                app,
+                hook,
+                status,
+                &format!("body larger than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+    };
+    match hooks::authenticate(app.secret.as_ref(), headers, &bytes) {
+        Ok(()) => Ok(bytes),
+        Err(AuthFailure::Missing) => Err(reject(
+            app,
+            hook,
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer or X-Ferry-Signature header",
+        )),
+        Err(AuthFailure::Invalid) => Err(reject(app, hook, StatusCode::UNAUTHORIZED, "bad token or signature")),
+    }
+}
+
+async fn registry_hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match checked_body(&app, "registry", &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let events = match hooks::parse_registry(&bytes) {
+        Ok(e) => e,
+        Err(msg) => return reject(&app, "registry", StatusCode::BAD_REQUEST, &msg),
+    };
+    app.metrics.webhook_request("registry", "accepted");
+    app.metrics.webhook_events("registry", "triggered", events.pushed.len() as u64);
+    app.metrics.webhook_events("registry", "ignored", events.ignored);
+    let triggered = events.pushed.len();
+    tracing::info!(triggered, ignored = events.ignored, "registry webhook");
+    app.trigger.push(events.pushed);
+    (
+        StatusCode::ACCEPTED,
+        format!("{{\"triggered\":{triggered},\"ignored\":{}}}\n", events.ignored),
+    )
+        .into_response()
+}
+
+async fn git_hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match checked_body(&app, "git", &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(msg) = hooks::parse_git(&bytes) {
+        return reject(&app, "git", StatusCode::BAD_REQUEST, &msg);
+    }
+    app.metrics.webhook_request("git", "accepted");
+    app.metrics.webhook_events("git", "triggered", 1);
+    tracing::info!("git webhook: fetching");
+    app.trigger.git();
+    (StatusCode::ACCEPTED, "{\"triggered\":1}\n").into_response()
+}
+
+async fn metrics_handler(State(app): State<Arc<App>>) -> Response {
+    let body = app.metrics.render(&app.engine.registry().stats());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response()
+    }
 }

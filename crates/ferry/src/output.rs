@@ -70,6 +70,11 @@ struct ObjectView<'a> {
     observed_previous_ref: Option<&'a ferry_store::ImageRefRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     automation: Option<&'a ferry_store::AutomationRecord>,
+    /// The hold recorded in Git (`.ferry/holds.yaml`), with the commit that set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold: Option<&'a ferry_store::HoldRecord>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    denied_tags: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -99,6 +104,8 @@ fn view(rec: &ObjectRecord) -> ObjectView<'_> {
         latest_ref: rec.policy.as_ref().and_then(|p| p.latest_ref.as_ref()),
         observed_previous_ref: rec.policy.as_ref().and_then(|p| p.observed_previous_ref.as_ref()),
         automation: rec.automation.as_ref(),
+        hold: rec.policy.as_ref().and_then(|p| p.hold.as_ref()),
+        denied_tags: rec.policy.as_ref().map(|p| p.denied_tags.as_slice()).unwrap_or_default(),
     }
 }
 
@@ -170,7 +177,7 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
     header.push("NAME");
     match kind {
         Kind::ImageRepository => header.extend(["LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE"]),
-        Kind::ImagePolicy => header.extend(["LATEST IMAGE", "READY", "MESSAGE"]),
+        Kind::ImagePolicy => header.extend(["LATEST IMAGE", "HOLD", "READY", "MESSAGE"]),
         Kind::ImageUpdateAutomation => {
             header.extend(["LAST RUN", "LAST PUSH COMMIT", "LAST PUSH", "SUSPENDED", "READY", "MESSAGE"])
         }
@@ -201,6 +208,7 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
                             })
                             .unwrap_or_default(),
                     );
+                    row.push(hold_cell(r.policy.as_ref()));
                 }
                 Kind::ImageUpdateAutomation => {
                     let a = r.automation.as_ref();
@@ -216,6 +224,24 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
         })
         .collect();
     render_table(&header, &rows, no_header)
+}
+
+/// `TAG since SHA7 by WHO: REASON`, or `-` when not held.
+fn hold_cell(policy: Option<&ferry_store::PolicyRecord>) -> String {
+    let Some(h) = policy.and_then(|p| p.hold.as_ref()) else {
+        return "-".into();
+    };
+    let mut s = h.tag.clone();
+    if let Some(since) = &h.since {
+        s.push_str(&format!(" since {}", &since[..since.len().min(7)]));
+    }
+    if !h.by.is_empty() {
+        s.push_str(&format!(" by {}", h.by));
+    }
+    if !h.reason.is_empty() {
+        s.push_str(&format!(": {}", h.reason));
+    }
+    s
 }
 
 /// One line per failed object on stderr, a count on stdout.

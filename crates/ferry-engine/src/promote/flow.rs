@@ -1,0 +1,996 @@
+//! The four operations: publish, promote, approve, version.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use ferry_api::{ImagePolicy, ImageRepository, ObjectSet};
+use ferry_git::{Backoff, CloneCache, CommitSpec, UpdateError, UpdateOutcome, UpdatePlan};
+use ferry_policy::TagFilter;
+use ferry_registry::{Credentials, ImageName, RegistryError, RepoAccess, TlsMaterial};
+
+use super::PromoteError;
+use super::config::{AppPipeline, Bump, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version};
+use super::gitops::{
+    self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, quote, read_text, record_path,
+    top_level_fields, version_path, write_text,
+};
+use super::retag::{RequestLog, TagPlan, TagWrite, write_tags};
+use crate::Engine;
+
+/// `ferry publish`.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// `IMAGE[:TAG|@DIGEST]` already in the registry.
+    pub image: String,
+    pub env: String,
+    /// Default: the app's next version.
+    pub version: Option<String>,
+    /// The source commit (at least 7 hex digits).
+    pub sha: String,
+    /// Unix seconds; default now.
+    pub timestamp: Option<u64>,
+    /// Default: the last path segment of the repository.
+    pub app: Option<String>,
+    /// Plain HTTP allowed when no ImageRepository describes the image.
+    pub insecure: bool,
+    /// Extra CA (PEM) when no ImageRepository describes the image.
+    pub ca_pem: Option<Vec<u8>>,
+    pub dry_run: bool,
+}
+
+/// What `publish` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublishReport {
+    pub app: String,
+    pub image: String,
+    pub digest: String,
+    pub media_type: String,
+    pub version: String,
+    pub tags: Vec<TagWrite>,
+    /// Every registry request, in order (writes marked `(would)` in a dry run).
+    pub requests: Vec<String>,
+    /// HTTP requests actually sent (pings and token requests included).
+    pub request_count: u64,
+}
+
+/// `ferry promote`.
+#[derive(Debug, Clone)]
+pub struct PromoteRequest {
+    pub app: String,
+    pub to: String,
+    pub from: Option<String>,
+    /// Default: the newest tag of the source stage's ImagePolicy.
+    pub tag: Option<String>,
+    pub dry_run: bool,
+    /// Promote even when the source stage's Git state points elsewhere (recorded).
+    pub force: bool,
+    pub bump: Bump,
+    pub by: String,
+    /// The `{ts}` of the new immutable tag; default now (a resumed promotion reuses its own).
+    pub timestamp: Option<u64>,
+}
+
+/// One gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GateResult {
+    pub gate: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What `promote` did (or, in a dry run, would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PromoteReport {
+    pub app: String,
+    pub from: String,
+    pub to: String,
+    pub source_image: String,
+    pub target_image: String,
+    pub source_tag: String,
+    pub digest: String,
+    pub media_type: String,
+    pub version: String,
+    pub tags: Vec<TagWrite>,
+    pub forced: bool,
+    pub gates: Vec<GateResult>,
+    pub record_path: String,
+    /// The release commit; `None` when Git already held the record, or in a dry run.
+    pub commit: Option<String>,
+    pub next_version: Option<String>,
+    /// Unified diff of the Git change (dry run only).
+    pub git_changes: Option<String>,
+    pub git_repository: String,
+    pub requests: Vec<String>,
+    pub request_count: u64,
+    /// Wall time of the registry part (resolve, checks, writes, confirm).
+    pub registry_millis: u64,
+    /// True when an earlier (interrupted or completed) run of this promotion was resumed.
+    pub resumed: bool,
+}
+
+/// `ferry approve`.
+#[derive(Debug, Clone)]
+pub struct ApproveRequest {
+    pub app: String,
+    pub env: String,
+    pub tag: String,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApproveReport {
+    pub path: String,
+    pub commit: Option<String>,
+    pub already: bool,
+}
+
+/// `ferry version`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionReport {
+    pub app: String,
+    /// Highest version released to the last stage.
+    pub current: Option<String>,
+    pub next: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Splits `IMAGE[:TAG|@DIGEST]`.
+fn split_reference(image: &str) -> Result<(ImageName, String), PromoteError> {
+    let (base, reference) = if let Some((b, d)) = image.split_once('@') {
+        (b.to_string(), d.to_string())
+    } else {
+        match image.rsplit_once(':') {
+            Some((b, t)) if !t.contains('/') => (b.to_string(), t.to_string()),
+            _ => (image.to_string(), "latest".to_string()),
+        }
+    };
+    let name = ImageName::parse(&base).map_err(|e| PromoteError::Invalid(format!("image {image:?}: {e}")))?;
+    Ok((name, reference))
+}
+
+fn access_for(engine: &Engine, repo: &ImageRepository) -> Result<RepoAccess, PromoteError> {
+    crate::scan::repo_access(engine, repo).map_err(|f| {
+        PromoteError::Invalid(format!("ImageRepository {}/{}: {}", repo.namespace(), repo.name(), f.message))
+    })
+}
+
+/// The ImageRepository of a stage: its policy's `imageRepositoryRef`.
+fn stage_repository<'a>(objects: &'a ObjectSet, policy: &ImagePolicy) -> Result<&'a ImageRepository, PromoteError> {
+    let r = &policy.spec.image_repository_ref;
+    let ns = r.namespace_or(policy.namespace());
+    objects.image_repository(ns, &r.name).ok_or_else(|| {
+        PromoteError::Invalid(format!(
+            "ImagePolicy {}/{} refers to ImageRepository {ns}/{}, which is not in the source",
+            policy.namespace(),
+            policy.name(),
+            r.name
+        ))
+    })
+}
+
+/// The newest tag a policy elects, listed live from the registry.
+async fn newest_tag(
+    engine: &Engine,
+    access: &RepoAccess,
+    repo: &ImageRepository,
+    policy: &ImagePolicy,
+    log: &mut RequestLog,
+) -> Result<String, PromoteError> {
+    log.read("GET", access, "tags/list");
+    let listed = engine.registry().list_tags(access).await?;
+    let exclusions =
+        ferry_policy::scan::effective_exclusion_list(repo.spec.exclusion_list.as_deref().unwrap_or(&[]));
+    let mut tags = ferry_policy::scan::apply_exclusions(&listed, &exclusions)
+        .map_err(|e| PromoteError::Invalid(format!("ImageRepository {}/{}: {e}", repo.namespace(), repo.name())))?;
+    ferry_policy::scan::sort_desc(&mut tags);
+    let policer = crate::policy::policer_for(policy).map_err(|f| PromoteError::Invalid(f.message))?;
+    let filter = match &policy.spec.filter_tags {
+        Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
+        None => Ok(TagFilter::none()),
+    }
+    .map_err(|e| PromoteError::Invalid(format!("ImagePolicy {}/{}: {e}", policy.namespace(), policy.name())))?;
+    ferry_policy::select_latest(&tags, &filter, &policer).map_err(|e| {
+        PromoteError::Refused(format!(
+            "ImagePolicy {}/{} elects no tag in {}: {e}",
+            policy.namespace(),
+            policy.name(),
+            access.image
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// version
+
+fn version_of(workdir: &Path, pipe: &AppPipeline) -> Result<VersionReport, PromoteError> {
+    let last = pipe.stages.last().map(|s| s.name.clone()).unwrap_or_default();
+    let records = gitops::records(workdir, &pipe.app, &last)?;
+    let current = records.iter().map(|r| r.version).max();
+    let next = match gitops::next_version_file(workdir, &pipe.app)? {
+        Some(v) => v,
+        None => current.map(|c| c.bump(Bump::Patch)).unwrap_or(Version {
+            major: 0,
+            minor: 0,
+            patch: 1,
+        }),
+    };
+    Ok(VersionReport {
+        app: pipe.app.clone(),
+        current: current.map(|v| v.to_string()),
+        next: next.to_string(),
+    })
+}
+
+/// The Git target where an app's releases live: the write-back repository of its last stage.
+fn release_target(
+    engine: &Engine,
+    objects: &ObjectSet,
+    pipe: &AppPipeline,
+    fallback: Option<&GitFallback>,
+) -> Result<GitTarget, PromoteError> {
+    let policy = pipe.stages.last().and_then(|s| objects.image_policy(&s.namespace, &s.policy));
+    gitops::git_target(engine, objects, policy, fallback)
+}
+
+/// `ferry version APP`: the highest version released to the last stage, and the next one.
+pub fn version(
+    engine: &Engine,
+    objects: &ObjectSet,
+    fallback: Option<&GitFallback>,
+    app: &str,
+) -> Result<VersionReport, PromoteError> {
+    let pipe = AppPipeline::resolve(objects, app)?;
+    let target = release_target(engine, objects, &pipe, fallback)?;
+    blocking(|| {
+        let co = gitops::checkout(engine, &target)?;
+        version_of(co.workdir(), &pipe)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// publish
+
+/// `ferry publish`: adds `ENV`, the immutable `ENV-vX.Y.Z-<sha7>-<ts>` and `<sha7>` to an image
+/// already in the registry, server-side, with the exact manifest bytes.
+pub async fn publish(
+    engine: &Engine,
+    objects: &ObjectSet,
+    fallback: Option<&GitFallback>,
+    req: &PublishRequest,
+) -> Result<PublishReport, PromoteError> {
+    let (name, reference) = split_reference(&req.image)?;
+    let sha = req.sha.trim().to_ascii_lowercase();
+    if sha.len() < 7 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(PromoteError::Invalid(format!("--sha {:?}: expected at least 7 hex digits", req.sha)));
+    }
+    let sha7 = &sha[..7];
+    let app = match &req.app {
+        Some(a) => a.clone(),
+        None => name.repository().rsplit('/').next().unwrap_or_default().to_string(),
+    };
+    let pipe = AppPipeline::resolve(objects, &app)?;
+    let template = match pipe.stage(&req.env) {
+        Ok(s) => s.template.clone(),
+        Err(_) => TagTemplate::parse(DEFAULT_TAG_TEMPLATE).map_err(PromoteError::Invalid)?,
+    };
+    let version = match &req.version {
+        Some(v) => Version::parse(v)
+            .ok_or_else(|| PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH")))?,
+        None => {
+            let report = version(engine, objects, fallback, &app).map_err(|e| match e {
+                PromoteError::Invalid(m) => PromoteError::Invalid(format!(
+                    "{m}; pass --version, or --repo/--dir so the app's next version can be read"
+                )),
+                other => other,
+            })?;
+            Version::parse(&report.next).unwrap_or_default()
+        }
+    };
+    let access = match objects
+        .image_repositories
+        .iter()
+        .find(|r| ImageName::parse(&r.spec.image).is_ok_and(|n| n.canonical() == name.canonical()))
+    {
+        Some(repo) => access_for(engine, repo)?,
+        None => {
+            let creds: Option<Credentials> = ferry_registry::load_local_docker_config()
+                .map_err(|e| PromoteError::Invalid(format!("docker config: {e}")))?
+                .credentials_for(name.registry())
+                .cloned();
+            let mut a = RepoAccess::new(name.clone());
+            a.insecure = req.insecure;
+            a.credentials = creds;
+            if let Some(ca) = &req.ca_pem {
+                a.tls = TlsMaterial::with_ca(ca.clone());
+            }
+            a
+        }
+    };
+    let ts = req.timestamp.unwrap_or_else(now_secs);
+    let immutable = template.render(&req.env, &version, sha7, ts);
+    let client = engine.registry();
+    let before = client.stats().total;
+    let mut log = RequestLog::default();
+    log.read("GET", &access, &format!("manifests/{reference}"));
+    let manifest = client.get_manifest(&access, &reference).await?;
+    let plan = TagPlan {
+        immutable: vec![immutable],
+        mutable: vec![req.env.clone(), sha7.to_string()],
+    };
+    let tags = write_tags(client, &access, &manifest, &access, &plan, req.dry_run, &mut log).await?;
+    Ok(PublishReport {
+        app,
+        image: access.image.to_string(),
+        digest: manifest.digest,
+        media_type: manifest.media_type,
+        version: version.to_string(),
+        tags,
+        requests: log.lines,
+        request_count: client.stats().total - before,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// approve
+
+/// `ferry approve`: records an approval for promoting `tag` into `env`, as one Git commit.
+pub fn approve(
+    engine: &Engine,
+    objects: &ObjectSet,
+    fallback: Option<&GitFallback>,
+    req: &ApproveRequest,
+) -> Result<ApproveReport, PromoteError> {
+    let pipe = AppPipeline::resolve(objects, &req.app)?;
+    let stage = pipe.stage(&req.env)?;
+    check_tag(&req.tag)?;
+    let by = check_name(&req.by)?;
+    let policy = objects.image_policy(&stage.namespace, &stage.policy);
+    let target = gitops::git_target(engine, objects, policy, fallback)?;
+    let rel = approval_path(&req.app, &req.env, &req.tag);
+    let at = rfc3339(i64::try_from(now_secs()).unwrap_or(0));
+    let content = format!(
+        "# Approval recorded by `ferry approve` (docs/promotion.md).\napp: {}\nenvironment: {}\ntag: {}\napprovedBy: {}\napprovedAt: {}\n",
+        quote(&req.app),
+        quote(&req.env),
+        quote(&req.tag),
+        quote(&by),
+        quote(&at)
+    );
+    let spec = CommitSpec {
+        message: format!("Approve {} {} for {}", req.app, req.tag, req.env),
+        trailers: vec![
+            ("Ferry-Kind".into(), "approval".into()),
+            ("Ferry-App".into(), req.app.clone()),
+            ("Ferry-Env".into(), req.env.clone()),
+            ("Ferry-Tag".into(), req.tag.clone()),
+            ("Ferry-Approved-By".into(), by.clone()),
+        ],
+        author: target.author.clone(),
+        signing: None,
+    };
+    let outcome = blocking(|| {
+        push(engine, &target, |workdir| {
+            if workdir.join(&rel).exists() {
+                return Ok(None);
+            }
+            write_text(workdir, &rel, &content)?;
+            Ok(Some(spec.clone()))
+        })
+    })?;
+    Ok(match outcome {
+        UpdateOutcome::Pushed { sha, .. } => ApproveReport {
+            path: rel,
+            commit: Some(sha),
+            already: false,
+        },
+        UpdateOutcome::NothingToDo { .. } => ApproveReport {
+            path: rel,
+            commit: None,
+            already: true,
+        },
+    })
+}
+
+fn check_tag(tag: &str) -> Result<(), PromoteError> {
+    let mut chars = tag.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PromoteError::Invalid(format!("{tag:?} is not a valid image tag")))
+    }
+}
+
+fn check_name(by: &str) -> Result<String, PromoteError> {
+    let by = by.trim();
+    if by.is_empty() || by.len() > 200 || by.chars().any(|c| c.is_control()) {
+        return Err(PromoteError::Invalid(format!("--by {by:?}: expected a non-empty name on one line")));
+    }
+    Ok(by.to_string())
+}
+
+/// `update_and_push` on the target's branch, recomputing on a moved tip.
+fn push(
+    engine: &Engine,
+    target: &GitTarget,
+    f: impl FnMut(&Path) -> Result<Option<CommitSpec>, std::io::Error>,
+) -> Result<UpdateOutcome, PromoteError> {
+    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
+    let plan = UpdatePlan {
+        checkout_branch: target.branch.clone(),
+        push_branch: Some(target.push_branch.clone()),
+        push_options: Default::default(),
+        refspec: None,
+        max_attempts: 8,
+        backoff: Backoff::default(),
+    };
+    ferry_git::update_and_push(&cache, &target.remote, &plan, f).map_err(|e| match e {
+        UpdateError::Git(g) => PromoteError::Git(g),
+        UpdateError::Apply(io) => PromoteError::Failed(format!("writing the release files: {io}")),
+        other => PromoteError::Failed(format!("{} ({}): {other}", target.remote.display_url(), target.push_branch)),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// promote
+
+/// A promotion in progress, kept next to the state database so a re-run after a crash reuses
+/// the same immutable tag (no duplicate tags) until the release commit is pushed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    digest: String,
+    traced_tag: String,
+    ts: u64,
+}
+
+fn journal_path(engine: &Engine, app: &str, env: &str) -> PathBuf {
+    let store = engine.store();
+    let dir = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
+    dir.join("promotions").join(format!("{app}.{env}.json"))
+}
+
+fn load_journal(path: &Path) -> Option<Journal> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn save_journal(path: &Path, j: &Journal) -> Result<(), PromoteError> {
+    let err = |e: std::io::Error| PromoteError::Failed(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let bytes = serde_json::to_vec(j).map_err(|e| PromoteError::Failed(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(err)
+}
+
+/// What Git says about the source and target stages.
+struct Views {
+    deployed: Option<Deployed>,
+    deploy_commit: Option<(String, i64)>,
+    /// Records of the target stage.
+    records: Vec<(RecordSummary, Option<String>)>,
+    approvals: Vec<(String, String, String)>,
+}
+
+fn read_views(
+    engine: &Engine,
+    source: &GitTarget,
+    target: &GitTarget,
+    src_key: &str,
+    app: &str,
+    to: &str,
+    want_soak: bool,
+) -> Result<Views, PromoteError> {
+    let same = source.remote.url == target.remote.url && source.branch == target.branch;
+    let (deployed, deploy_commit) = {
+        let mut co = gitops::checkout(engine, source)?;
+        let deployed = gitops::deployed(co.workdir(), src_key)?;
+        let commit = match (&deployed, want_soak) {
+            (Some(d), true) => gitops::deploy_commit(&mut co, d)?,
+            _ => None,
+        };
+        if same {
+            let (records, approvals) = target_files(co.workdir(), app, to)?;
+            return Ok(Views {
+                deployed,
+                deploy_commit: commit,
+                records,
+                approvals,
+            });
+        }
+        (deployed, commit)
+    };
+    let co = gitops::checkout(engine, target)?;
+    let (records, approvals) = target_files(co.workdir(), app, to)?;
+    Ok(Views {
+        deployed,
+        deploy_commit,
+        records,
+        approvals,
+    })
+}
+
+type TargetFiles = (Vec<(RecordSummary, Option<String>)>, Vec<(String, String, String)>);
+
+fn target_files(workdir: &Path, app: &str, to: &str) -> Result<TargetFiles, PromoteError> {
+    let mut records = Vec::new();
+    for r in gitops::records(workdir, app, to)? {
+        let text = read_text(workdir, &r.path)?.unwrap_or_default();
+        let immutable = top_level_fields(&text).get("immutableTag").cloned();
+        records.push((r, immutable));
+    }
+    let mut approvals = Vec::new();
+    let dir = workdir.join("releases").join(app).join("approvals").join(to);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(tag) = name.strip_suffix(".yaml") else { continue };
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let f = top_level_fields(&text);
+            approvals.push((
+                tag.to_string(),
+                f.get("approvedBy").cloned().unwrap_or_default(),
+                f.get("approvedAt").cloned().unwrap_or_default(),
+            ));
+        }
+    }
+    Ok((records, approvals))
+}
+
+/// Everything the release commit is computed from (deterministic for one promotion).
+struct ReleaseInput {
+    app: String,
+    from: String,
+    to: String,
+    is_last: bool,
+    bump: Bump,
+    version: Version,
+    sha7: String,
+    source_image: String,
+    target_image: String,
+    digest: String,
+    media_type: String,
+    source_tag: String,
+    traced_tag: String,
+    immutable_tag: String,
+    tags: Vec<String>,
+    ts: u64,
+    by: String,
+    forced: bool,
+    gate_lines: String,
+    approved_by: Option<String>,
+}
+
+/// The files of the release commit, computed on a work tree: `(path, old, new)`.
+fn release_files(workdir: &Path, r: &ReleaseInput) -> Result<Vec<(String, Option<String>, String)>, PromoteError> {
+    let rel = record_path(&r.app, &r.to, &r.immutable_tag);
+    let previous = gitops::records(workdir, &r.app, &r.to)?
+        .into_iter()
+        .filter(|p| p.path != rel && p.digest != r.digest)
+        .next_back();
+    let (prev_version, range) = match &previous {
+        Some(p) if !p.source_sha.is_empty() => (p.version.to_string(), format!("{}..{}", p.source_sha, r.sha7)),
+        Some(p) => (p.version.to_string(), r.sha7.clone()),
+        None => ("none".to_string(), r.sha7.clone()),
+    };
+    let tag_list: String = r.tags.iter().map(|t| format!("  - {}\n", quote(t))).collect();
+    let record = format!(
+        "# Release record written by `ferry promote` (docs/promotion.md). One file per promotion.\n\
+         app: {app}\nversion: {version}\nenvironment: {to}\nfrom: {from}\n\
+         sourceImage: {simg}\nimage: {timg}\ndigest: {digest}\nmediaType: {mt}\n\
+         sourceTag: {stag}\ntracedTag: {ttag}\nimmutableTag: {itag}\ntargetTags:\n{tag_list}\
+         sourceSha: {sha}\npreviousRelease: {prev}\nsourceShaRange: {range}\n\
+         promotedAt: {at}\npromotedBy: {by}\nforced: {forced}\ngates:\n{gates}",
+        app = quote(&r.app),
+        version = quote(&r.version.to_string()),
+        to = quote(&r.to),
+        from = quote(&r.from),
+        simg = quote(&r.source_image),
+        timg = quote(&r.target_image),
+        digest = quote(&r.digest),
+        mt = quote(&r.media_type),
+        stag = quote(&r.source_tag),
+        ttag = quote(&r.traced_tag),
+        itag = quote(&r.immutable_tag),
+        sha = quote(&r.sha7),
+        prev = quote(&prev_version),
+        range = quote(&range),
+        at = quote(&rfc3339(i64::try_from(r.ts).unwrap_or(0))),
+        by = quote(&r.by),
+        forced = r.forced,
+        gates = r.gate_lines,
+    );
+    let mut out = vec![(rel.clone(), read_text(workdir, &rel)?, record)];
+    if r.is_last {
+        let vrel = version_path(&r.app);
+        let old = read_text(workdir, &vrel)?;
+        let current = old.as_deref().and_then(|t| Version::parse(t.trim()));
+        let next = current.unwrap_or_default().max(r.version.bump(r.bump));
+        out.push((vrel, old, format!("{next}\n")));
+    }
+    Ok(out)
+}
+
+fn next_version_in(files: &[(String, Option<String>, String)]) -> Option<String> {
+    files
+        .iter()
+        .find(|(p, _, _)| p.ends_with("/VERSION"))
+        .map(|(_, _, n)| n.trim().to_string())
+}
+
+fn release_commit(r: &ReleaseInput, next: Option<&str>, target: &GitTarget) -> CommitSpec {
+    let mut trailers: Vec<(String, String)> = vec![
+        ("Ferry-Kind".into(), "promotion".into()),
+        ("Ferry-App".into(), r.app.clone()),
+        ("Ferry-Env".into(), r.to.clone()),
+        ("Ferry-From-Env".into(), r.from.clone()),
+        ("Ferry-Version".into(), r.version.to_string()),
+        ("Ferry-Digest".into(), r.digest.clone()),
+        ("Ferry-Source-Tag".into(), r.source_tag.clone()),
+    ];
+    trailers.extend(r.tags.iter().map(|t| ("Ferry-Target-Tag".to_string(), t.clone())));
+    trailers.push(("Ferry-Promoted-By".into(), r.by.clone()));
+    if let Some(a) = &r.approved_by {
+        trailers.push(("Ferry-Approved-By".into(), a.clone()));
+    }
+    if r.forced {
+        trailers.push(("Ferry-Forced".into(), "true".into()));
+    }
+    if let Some(n) = next {
+        trailers.push(("Ferry-Next-Version".into(), n.to_string()));
+    }
+    CommitSpec {
+        message: format!(
+            "Release {} {} to {}\n\nPromote {}@{} from {} to {} as {} (no rebuild: same digest).",
+            r.app,
+            r.version,
+            r.to,
+            r.source_tag,
+            r.digest,
+            r.from,
+            r.to,
+            r.tags.join(", ")
+        ),
+        trailers,
+        author: target.author.clone(),
+        signing: None,
+    }
+}
+
+fn human(d: Duration) -> String {
+    ferry_api::format_go_duration(Duration::from_secs(d.as_secs()))
+}
+
+/// `ferry promote`: the steps are described in docs/promotion.md.
+pub async fn promote(
+    engine: &Engine,
+    objects: &ObjectSet,
+    fallback: Option<&GitFallback>,
+    req: &PromoteRequest,
+) -> Result<PromoteReport, PromoteError> {
+    let pipe = AppPipeline::resolve(objects, &req.app)?;
+    let to: StageConfig = pipe.stage(&req.to)?.clone();
+    let from: StageConfig = match &req.from {
+        Some(f) => pipe.stage(f)?.clone(),
+        None => pipe.previous(&req.to)?.clone(),
+    };
+    if from.name == to.name {
+        return Err(PromoteError::Invalid(format!("--from and --to are both {:?}", to.name)));
+    }
+    let by = check_name(&req.by)?;
+    if let Some(t) = &req.tag {
+        check_tag(t)?;
+    }
+    let src_policy = pipe.policy(objects, &from)?;
+    let dst_policy = pipe.policy(objects, &to)?;
+    let src_repo = stage_repository(objects, src_policy)?;
+    let dst_repo = stage_repository(objects, dst_policy)?;
+    let src = access_for(engine, src_repo)?;
+    let dst = access_for(engine, dst_repo)?;
+    let source_git = gitops::git_target(engine, objects, Some(src_policy), fallback)?;
+    let target_git = gitops::git_target(engine, objects, Some(dst_policy), fallback)?;
+    let client = engine.registry();
+    let before = client.stats().total;
+    let mut log = RequestLog::default();
+    let started = Instant::now();
+
+    // 1. The source tag and its digest.
+    let source_tag = match &req.tag {
+        Some(t) => t.clone(),
+        None => newest_tag(engine, &src, src_repo, src_policy, &mut log).await?,
+    };
+    log.read("GET", &src, &format!("manifests/{source_tag}"));
+    let manifest = match client.get_manifest(&src, &source_tag).await {
+        Err(RegistryError::NotFound { .. }) => {
+            return Err(PromoteError::Refused(format!("{}:{source_tag} does not exist", src.image)));
+        }
+        other => other?,
+    };
+    let mut registry_time = started.elapsed();
+
+    // 2. What Git says.
+    let src_key = format!("{}:{}", from.namespace, from.policy);
+    let want_soak = to.soak.is_some();
+    let views = blocking(|| read_views(engine, &source_git, &target_git, &src_key, &pipe.app, &to.name, want_soak))?;
+    let mut gates = Vec::new();
+
+    // 3. Gate: the source stage runs this digest.
+    let resumed_tag = views
+        .records
+        .iter()
+        .rev()
+        .find(|(r, _)| r.digest == manifest.digest)
+        .and_then(|(_, t)| t.clone());
+    let t0 = Instant::now();
+    let (source_ok, git_line) = match &views.deployed {
+        None => (false, format!("no setter marker for ImagePolicy {}/{} in {}", from.namespace, from.policy, source_git.origin)),
+        Some(d) => {
+            let git_digest = match &d.digest {
+                Some(g) => g.clone(),
+                None if d.tag == source_tag => manifest.digest.clone(),
+                None => {
+                    log.read("HEAD", &src, &format!("manifests/{}", d.tag));
+                    match client.head_manifest(&src, &d.tag).await {
+                        Ok(h) => h.digest,
+                        Err(RegistryError::NotFound { .. }) => "(tag not in the registry)".to_string(),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            (
+                git_digest == manifest.digest,
+                format!("Git points {} at {} ({git_digest}) [{}]", from.name, d.tag, d.sites.join(", ")),
+            )
+        }
+    };
+    registry_time += t0.elapsed();
+    if !source_ok && !req.force {
+        return Err(PromoteError::Refused(format!(
+            "{source_tag} ({}) is not what {} runs: {git_line}. Let {} deploy it first, or pass --force (recorded)",
+            manifest.digest, from.name, from.name
+        )));
+    }
+    gates.push(GateResult {
+        gate: "source-deployed".into(),
+        passed: source_ok,
+        detail: if source_ok { git_line.clone() } else { format!("FORCED: {git_line}") },
+    });
+    let forced = !source_ok;
+
+    // 4. Version and commit, from the tag (or the immutable tag Git holds, for an alias).
+    let deployed_tag = views.deployed.as_ref().map(|d| d.tag.clone());
+    let (traced_tag, fields) = match from.template.parse_tag(&from.name, &source_tag) {
+        Some(f) => (source_tag.clone(), f),
+        None => match deployed_tag.as_ref().filter(|_| source_ok).and_then(|t| Some((t.clone(), from.template.parse_tag(&from.name, t)?))) {
+            Some(x) => x,
+            None => {
+                return Err(PromoteError::Invalid(format!(
+                    "cannot read the version and commit from tag {source_tag:?} (stage {} template expects e.g. {}); pass --tag with an immutable tag",
+                    from.name,
+                    from.template.render(&from.name, &Version::default(), "a1b2c3d", 1738860000)
+                )));
+            }
+        },
+    };
+
+    // 5. Pipeline gates.
+    let mut gate_lines = format!(
+        "  sourceDeployed:\n    passed: {source_ok}\n    detail: {}\n",
+        quote(&gates[0].detail)
+    );
+    let now = now_secs();
+    if let Some(soak) = to.soak {
+        let Some((sha, at)) = views.deploy_commit.clone().filter(|_| source_ok) else {
+            return Err(PromoteError::Refused(format!(
+                "{} requires a soak of {} in {}, but no commit putting {traced_tag} into {} was found",
+                to.name,
+                human(soak),
+                from.name,
+                from.name
+            )));
+        };
+        let elapsed = Duration::from_secs(now.saturating_sub(u64::try_from(at).unwrap_or(0)));
+        if elapsed < soak {
+            return Err(PromoteError::Refused(format!(
+                "soak not elapsed: {traced_tag} has been in {} since commit {} at {} ({} ago); {} requires {} (ready at {})",
+                from.name,
+                &sha[..sha.len().min(12)],
+                rfc3339(at),
+                human(elapsed),
+                to.name,
+                human(soak),
+                rfc3339(at + i64::try_from(soak.as_secs()).unwrap_or(0))
+            )));
+        }
+        gates.push(GateResult {
+            gate: "soak".into(),
+            passed: true,
+            detail: format!("in {} since {} (commit {sha}); required {}", from.name, rfc3339(at), human(soak)),
+        });
+        let _ = std::fmt::Write::write_fmt(
+            &mut gate_lines,
+            format_args!(
+                "  soak:\n    required: {}\n    since: {}\n    commit: {}\n",
+                quote(&human(soak)),
+                quote(&rfc3339(at)),
+                quote(&sha)
+            ),
+        );
+    }
+    let mut approved_by = None;
+    if to.approval {
+        let found = views
+            .approvals
+            .iter()
+            .find(|(t, _, _)| *t == traced_tag || *t == source_tag);
+        let Some((tag, who, at)) = found else {
+            return Err(PromoteError::Refused(format!(
+                "{} requires an approval and {traced_tag} has none: run `ferry approve {} --env {} --tag {traced_tag} --by NAME`",
+                to.name, pipe.app, to.name
+            )));
+        };
+        gates.push(GateResult {
+            gate: "approval".into(),
+            passed: true,
+            detail: format!("approved by {who} at {at} (tag {tag})"),
+        });
+        let _ = std::fmt::Write::write_fmt(
+            &mut gate_lines,
+            format_args!("  approval:\n    by: {}\n    at: {}\n    tag: {}\n", quote(who), quote(at), quote(tag)),
+        );
+        approved_by = Some(who.clone());
+    }
+
+    // 6. Target tags: a finished or interrupted run of this promotion keeps its tag.
+    let jpath = journal_path(engine, &pipe.app, &to.name);
+    let journal = load_journal(&jpath).filter(|j| j.digest == manifest.digest && j.traced_tag == traced_tag);
+    let (immutable, ts, resumed) = match (&resumed_tag, &journal) {
+        (Some(tag), _) => {
+            let ts = to.template.parse_tag(&to.name, tag).map(|f| f.ts).unwrap_or(now);
+            (tag.clone(), ts, true)
+        }
+        (None, Some(j)) => (to.template.render(&to.name, &fields.version, &fields.sha7, j.ts), j.ts, true),
+        (None, None) => {
+            let ts = req.timestamp.unwrap_or(now);
+            (to.template.render(&to.name, &fields.version, &fields.sha7, ts), ts, false)
+        }
+    };
+    if !req.dry_run && journal.is_none() && resumed_tag.is_none() {
+        save_journal(
+            &jpath,
+            &Journal {
+                digest: manifest.digest.clone(),
+                traced_tag: traced_tag.clone(),
+                ts,
+            },
+        )?;
+    }
+
+    // 7. Retag (immutable first), confirm.
+    let plan = TagPlan {
+        immutable: vec![immutable.clone()],
+        mutable: vec![to.alias.clone()],
+    };
+    let t1 = Instant::now();
+    let tags = write_tags(client, &src, &manifest, &dst, &plan, req.dry_run, &mut log).await?;
+    registry_time += t1.elapsed();
+    let request_count = client.stats().total - before;
+
+    // 8. The release commit.
+    let input = ReleaseInput {
+        app: pipe.app.clone(),
+        from: from.name.clone(),
+        to: to.name.clone(),
+        is_last: pipe.is_last(&to.name),
+        bump: req.bump,
+        version: fields.version,
+        sha7: fields.sha7.clone(),
+        source_image: src.image.to_string(),
+        target_image: dst.image.to_string(),
+        digest: manifest.digest.clone(),
+        media_type: manifest.media_type.clone(),
+        source_tag: source_tag.clone(),
+        traced_tag: traced_tag.clone(),
+        immutable_tag: immutable.clone(),
+        tags: vec![immutable.clone(), to.alias.clone()],
+        ts,
+        by,
+        forced,
+        gate_lines,
+        approved_by,
+    };
+    let record = record_path(&pipe.app, &to.name, &immutable);
+    let (commit, next_version, git_changes) = if req.dry_run {
+        let (diff, next) = blocking(|| -> Result<(String, Option<String>), PromoteError> {
+            let co = gitops::checkout(engine, &target_git)?;
+            let files = release_files(co.workdir(), &input)?;
+            let next = next_version_in(&files);
+            let mut diff = String::new();
+            for (path, old, new) in &files {
+                if old.as_deref() != Some(new.as_str()) {
+                    diff.push_str(&ferry_setters::unified_diff(
+                        path,
+                        old.as_deref().unwrap_or_default().as_bytes(),
+                        new.as_bytes(),
+                    ));
+                }
+            }
+            let spec = release_commit(&input, next.as_deref(), &target_git);
+            diff.push_str(&format!("\ncommit message:\n{}\n\n", spec.message));
+            for (k, v) in &spec.trailers {
+                diff.push_str(&format!("{k}: {v}\n"));
+            }
+            Ok((diff, next))
+        })?;
+        (None, next, Some(diff))
+    } else {
+        let mut next_seen = None;
+        let outcome = blocking(|| {
+            push(engine, &target_git, |workdir| {
+                let files = release_files(workdir, &input).map_err(|e| std::io::Error::other(e.to_string()))?;
+                let next = next_version_in(&files);
+                let mut changed = false;
+                for (path, old, new) in &files {
+                    if old.as_deref() != Some(new.as_str()) {
+                        write_text(workdir, path, new)?;
+                        changed = true;
+                    }
+                }
+                next_seen = next.clone();
+                if !changed {
+                    return Ok(None);
+                }
+                Ok(Some(release_commit(&input, next.as_deref(), &target_git)))
+            })
+        })?;
+        let _ = std::fs::remove_file(&jpath);
+        let commit = match outcome {
+            UpdateOutcome::Pushed { sha, .. } => Some(sha),
+            UpdateOutcome::NothingToDo { .. } => None,
+        };
+        (commit, next_seen, None)
+    };
+
+    Ok(PromoteReport {
+        app: pipe.app.clone(),
+        from: from.name.clone(),
+        to: to.name.clone(),
+        source_image: src.image.to_string(),
+        target_image: dst.image.to_string(),
+        source_tag,
+        digest: manifest.digest,
+        media_type: manifest.media_type,
+        version: fields.version.to_string(),
+        tags,
+        forced,
+        gates,
+        record_path: record,
+        commit,
+        next_version,
+        git_changes,
+        git_repository: target_git.origin.clone(),
+        requests: log.lines,
+        request_count,
+        registry_millis: u64::try_from(registry_time.as_millis()).unwrap_or(u64::MAX),
+        resumed,
+    })
+}

@@ -1,0 +1,753 @@
+//! `rollback`, `hold`, `unhold` and `history`.
+
+use std::path::{Path, PathBuf};
+
+use ferry_api::ObjectSet;
+use ferry_git::{Checkout, CloneCache, CommitSpec, PushOutcome, RevertOutcome, UpdatePlan};
+use ferry_setters::{PolicyValues, WriteMode};
+
+use super::holds::{Denied, Hold, HoldsFile};
+use super::markers::{MarkerState, values_in_bytes};
+use super::target::{AppTarget, marker_files, resolve};
+use super::timeline::{self, HistoryRow, Timeline};
+use super::{RollbackError, trailer};
+use crate::trailers::{CHANGE, ChangeTrailer, KIND};
+use crate::{Engine, now_rfc3339};
+
+/// Test-only hook: a shell command run right before each push of a rollback, hold or unhold
+/// (with `FERRY_TEST_ATTEMPT` set to the attempt number). Tests use it to push a concurrent
+/// human commit at the worst moment. Not for production use.
+pub const TEST_BEFORE_PUSH_ENV: &str = "FERRY_TEST_BEFORE_PUSH";
+
+/// Where the GitOps repository is when no automation names it (`--repo`, `--ref`, `--path`).
+#[derive(Debug, Clone)]
+pub struct RepoFallback {
+    pub url: String,
+    pub branch: String,
+    pub path: Option<PathBuf>,
+}
+
+/// `ferry rollback ENV APP`.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackRequest {
+    pub env: String,
+    pub app: String,
+    /// Roll back to this tag (one ENV ran before, unless `force`).
+    pub to: Option<String>,
+    /// Go back this many earlier versions (default 1).
+    pub steps: Option<u32>,
+    pub reason: String,
+    pub by: String,
+    pub dry_run: bool,
+    pub force: bool,
+    pub repo: Option<RepoFallback>,
+    /// Push attempts before giving up on a branch that keeps moving.
+    pub max_attempts: u32,
+}
+
+/// How the previous value was restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackMethod {
+    /// `git revert` of the commit that brought the current value.
+    Revert,
+    /// The previous value written through the setters (the revert conflicted, the commit did
+    /// more than change this policy's markers, or the target is not the previous value).
+    Setters,
+}
+
+/// What a rollback did (or, in a dry run, would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RollbackReport {
+    /// `namespace/name` of the ImagePolicy.
+    pub policy: String,
+    pub branch: String,
+    /// The pushed commit; `None` in a dry run.
+    pub commit: Option<String>,
+    /// The commit that brought the value being rolled back.
+    pub reverts: String,
+    pub method: RollbackMethod,
+    /// Why the setters were used instead of `git revert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method_reason: Option<String>,
+    pub from: MarkerState,
+    pub to: MarkerState,
+    pub denied_tag: String,
+    pub changes: Vec<ChangeTrailer>,
+    pub attempts: u32,
+    /// Unified diff of the commit (dry run only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// `ferry hold ENV APP`.
+#[derive(Debug, Clone, Default)]
+pub struct HoldRequest {
+    pub env: String,
+    pub app: String,
+    pub reason: String,
+    pub by: String,
+    pub repo: Option<RepoFallback>,
+}
+
+/// `ferry unhold ENV APP`.
+#[derive(Debug, Clone, Default)]
+pub struct UnholdRequest {
+    pub env: String,
+    pub app: String,
+    pub reason: String,
+    pub by: String,
+    /// Also lift the denial of these tags.
+    pub allow: Vec<String>,
+    /// Also lift every denial of the policy.
+    pub allow_all: bool,
+    pub repo: Option<RepoFallback>,
+}
+
+/// What hold/unhold did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HoldReport {
+    pub policy: String,
+    pub branch: String,
+    /// `None` when nothing had to change.
+    pub commit: Option<String>,
+    /// The held tag (hold) or the tag that was held (unhold).
+    pub tag: String,
+    /// Tags whose denial was lifted (unhold).
+    pub allowed: Vec<String>,
+    pub message: String,
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run_test_hook(attempt: u32) {
+    let Some(cmd) = std::env::var_os(TEST_BEFORE_PUSH_ENV) else {
+        return;
+    };
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("FERRY_TEST_ATTEMPT", attempt.to_string())
+        .status();
+    if let Err(e) = status {
+        tracing::warn!(error = %e, "{TEST_BEFORE_PUSH_ENV} hook failed to run");
+    }
+}
+
+fn cache(engine: &Engine) -> Result<CloneCache, RollbackError> {
+    Ok(CloneCache::new(engine.config().cache_dir.clone())?)
+}
+
+/// The outcome of one computation on a tip.
+enum Step<T> {
+    /// Commit this (the work tree holds the change) and push.
+    Commit(CommitSpec, T),
+    /// Nothing to change.
+    Nothing(T),
+}
+
+/// Pushed (or planned) result of [`push_loop`].
+struct Pushed<T> {
+    value: T,
+    commit: Option<String>,
+    attempts: u32,
+    diff: Option<String>,
+}
+
+/// Compute on the tip, commit, push without force; when the remote moved, fetch the new tip and
+/// compute again from scratch (the same contract as `ferry_git::update_and_push`, with the
+/// [`Checkout`] in hand because a rollback needs `git log` and `git revert`).
+fn push_loop<T>(
+    cache: &CloneCache,
+    target: &AppTarget,
+    max_attempts: u32,
+    dry_run: bool,
+    mut f: impl FnMut(&mut Checkout) -> Result<Step<T>, RollbackError>,
+) -> Result<Pushed<T>, RollbackError> {
+    let max = max_attempts.max(1);
+    let mut co = cache.checkout(&target.remote, &target.branch)?;
+    let mut last = String::new();
+    let backoff = UpdatePlan::new(target.branch.clone()).backoff;
+    for attempt in 1..=max {
+        if attempt > 1 {
+            std::thread::sleep(backoff.delay(attempt - 1));
+            co.fetch_and_reset(&target.branch)?;
+        }
+        let tip = co.head()?;
+        let (spec, value) = match f(&mut co)? {
+            Step::Nothing(v) => {
+                return Ok(Pushed {
+                    value: v,
+                    commit: None,
+                    attempts: attempt,
+                    diff: None,
+                });
+            }
+            Step::Commit(spec, v) => (spec, v),
+        };
+        let Some(sha) = co.commit_all(&spec)? else {
+            return Ok(Pushed {
+                value,
+                commit: None,
+                attempts: attempt,
+                diff: None,
+            });
+        };
+        if dry_run {
+            // The local commit is thrown away by the next checkout (reset to the remote tip).
+            let diff = co.diff(&tip, &sha, None)?;
+            return Ok(Pushed {
+                value,
+                commit: None,
+                attempts: 0,
+                diff: Some(diff),
+            });
+        }
+        run_test_hook(attempt);
+        match co.push(&target.branch, &Default::default())? {
+            PushOutcome::Pushed { sha } => {
+                return Ok(Pushed {
+                    value,
+                    commit: Some(sha),
+                    attempts: attempt,
+                    diff: None,
+                });
+            }
+            PushOutcome::Rejected { reason, retryable } => {
+                if !retryable {
+                    return Err(RollbackError::Failed(format!(
+                        "push to {} branch {} rejected: {reason}",
+                        co.display_url(),
+                        target.branch
+                    )));
+                }
+                tracing::info!(branch = %target.branch, attempt, reason = %reason, "remote moved; recomputing on the new tip");
+                last = reason;
+            }
+        }
+    }
+    Err(RollbackError::Failed(format!(
+        "push to branch {} rejected after {max} attempt(s): {last}",
+        target.branch
+    )))
+}
+
+/// True when `sha` changed nothing but this policy's marker values (so `git revert` of it
+/// undoes exactly this policy's change and nothing a person wrote).
+fn only_marker_change(
+    co: &mut Checkout,
+    sha: &str,
+    files: &[String],
+    key: &str,
+    new: &MarkerState,
+    fallback_name: &str,
+) -> Result<Result<(), String>, RollbackError> {
+    let parent = format!("{sha}^1");
+    if co.resolve(&parent)?.is_none() {
+        return Ok(Err("the commit has no parent".into()));
+    }
+    let changed = co.changed_files(&parent, sha)?;
+    if let Some(other) = changed.iter().find(|c| !files.contains(c)) {
+        return Ok(Err(format!("the commit also changed {other}")));
+    }
+    let mut values = PolicyValues::new();
+    values.insert(key.to_string(), new.image_ref(fallback_name));
+    for file in &changed {
+        let before = co.show_file(&parent, file)?;
+        let after = co.show_file(sha, file)?;
+        let (Some(before), Some(after)) = (before, after) else {
+            return Ok(Err(format!("the commit added or removed {file}")));
+        };
+        let rewritten = ferry_setters::update_bytes(&before, &values)
+            .map(|u| u.output)
+            .unwrap_or_default();
+        if rewritten != after {
+            return Ok(Err(format!("the commit changed more than the marked values in {file}")));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Per-setter changes between two scans of the same files.
+fn setter_changes(
+    workdir: &Path,
+    files: &[String],
+    key: &str,
+    before: &[(String, Vec<(ferry_setters::SetterField, String)>)],
+) -> Result<Vec<ChangeTrailer>, RollbackError> {
+    let mut out = Vec::new();
+    for (file, old_values) in before {
+        if !files.contains(file) {
+            continue;
+        }
+        let bytes = std::fs::read(workdir.join(file)).map_err(|e| {
+            RollbackError::Failed(format!("cannot read {file} after the rollback: {e}"))
+        })?;
+        let new_values = values_in_bytes(&bytes, key);
+        for ((field, old), (_, new)) in old_values.iter().zip(new_values.iter()) {
+            if old != new {
+                out.push(ChangeTrailer {
+                    policy: key.replacen(':', "/", 1),
+                    setter: format!("{key}{}", field.suffix()),
+                    old: old.clone(),
+                    new: new.clone(),
+                });
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn read_values(
+    workdir: &Path,
+    files: &[String],
+    key: &str,
+) -> Result<Vec<(String, Vec<(ferry_setters::SetterField, String)>)>, RollbackError> {
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(workdir.join(f))
+                .map_err(|e| RollbackError::Failed(format!("cannot read {f}: {e}")))?;
+            Ok((f.clone(), values_in_bytes(&bytes, key)))
+        })
+        .collect()
+}
+
+fn state_of(values: &[(String, Vec<(ferry_setters::SetterField, String)>)]) -> MarkerState {
+    MarkerState::from_values(
+        values
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|(f, s)| (*f, s.as_str()))),
+    )
+}
+
+/// Chooses the state to roll back to and the row that brought the current value.
+fn choose_target(
+    req: &RollbackRequest,
+    tl: &Timeline,
+    holds: &HoldsFile,
+    id: &str,
+) -> Result<(MarkerState, HistoryRow), RollbackError> {
+    let current = &tl.current;
+    let Some(last) = tl.rows.last().cloned() else {
+        return Err(RollbackError::Invalid(format!(
+            "{id}: no change of its setter markers in the history of the branch"
+        )));
+    };
+    let current_tag = current.tag_str().to_string();
+    if let Some(tag) = &req.to {
+        if *tag == current_tag {
+            return Err(RollbackError::Invalid(format!("{id} already runs {tag}")));
+        }
+        for r in tl.rows.iter().rev() {
+            for st in [&r.new, &r.old] {
+                if st.tag.as_deref() == Some(tag.as_str()) {
+                    return Ok((st.clone(), last));
+                }
+            }
+        }
+        if req.force {
+            return Ok((
+                MarkerState {
+                    name: current.name.clone(),
+                    tag: Some(tag.clone()),
+                    digest: None,
+                },
+                last,
+            ));
+        }
+        return Err(RollbackError::Invalid(format!(
+            "{tag} never ran in {id} (tags it ran: {}); pass --force to roll back to it anyway",
+            tl.tags_run().join(", ")
+        )));
+    }
+    let steps = req.steps.unwrap_or(1).max(1) as usize;
+    // Earlier versions, newest first: each tag once, never the current one or a denied one
+    // (rolling back twice goes further back, not forward to the tag just rolled back).
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(current_tag.clone());
+    let mut earlier: Vec<MarkerState> = Vec::new();
+    for r in tl.rows.iter().rev() {
+        let st = &r.old;
+        let Some(tag) = st.tag.as_deref() else { continue };
+        if holds.is_denied(id, tag) || !seen.insert(tag.to_string()) {
+            continue;
+        }
+        earlier.push(st.clone());
+    }
+    match earlier.get(steps - 1) {
+        Some(st) => Ok((st.clone(), last)),
+        None => Err(RollbackError::Invalid(format!(
+            "{id}: cannot go back {steps} version(s): it ran {} earlier version(s) that are not denied",
+            earlier.len()
+        ))),
+    }
+}
+
+impl Engine {
+    /// Rolls ENV/APP back, records the hold and the denied tag in `.ferry/holds.yaml` in the
+    /// same commit, and pushes (recomputing on a new tip when the push is rejected).
+    pub async fn rollback(
+        &self,
+        objects: &ObjectSet,
+        req: &RollbackRequest,
+    ) -> Result<RollbackReport, RollbackError> {
+        let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
+        let cache = cache(self)?;
+        tokio::task::block_in_place(|| rollback_blocking(&cache, &target, req))
+    }
+
+    /// Holds ENV/APP at the value its markers hold now.
+    pub async fn hold(&self, objects: &ObjectSet, req: &HoldRequest) -> Result<HoldReport, RollbackError> {
+        let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
+        let cache = cache(self)?;
+        tokio::task::block_in_place(|| hold_blocking(&cache, &target, req))
+    }
+
+    /// Lifts the hold of ENV/APP (and, if asked, denials).
+    pub async fn unhold(&self, objects: &ObjectSet, req: &UnholdRequest) -> Result<HoldReport, RollbackError> {
+        let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
+        let cache = cache(self)?;
+        tokio::task::block_in_place(|| unhold_blocking(&cache, &target, req))
+    }
+
+    /// The timeline of ENV/APP from Git, oldest first.
+    pub async fn history(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        repo: Option<&RepoFallback>,
+    ) -> Result<Vec<HistoryRow>, RollbackError> {
+        let target = resolve(self, objects, env, app, repo)?;
+        let cache = cache(self)?;
+        tokio::task::block_in_place(|| {
+            let mut co = cache.checkout(&target.remote, &target.branch)?;
+            let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
+            if files.is_empty() {
+                return Err(RollbackError::Invalid(format!(
+                    "no setter markers of ImagePolicy {} under {} in {} branch {}",
+                    target.id(),
+                    display_root(&target.scan_root),
+                    co.display_url(),
+                    target.branch
+                )));
+            }
+            Ok(timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows)
+        })
+    }
+}
+
+fn display_root(p: &Path) -> String {
+    if p.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+fn rollback_blocking(
+    cache: &CloneCache,
+    target: &AppTarget,
+    req: &RollbackRequest,
+) -> Result<RollbackReport, RollbackError> {
+    let key = target.key();
+    let id = target.id();
+    let by = if req.by.is_empty() { "unknown".to_string() } else { req.by.clone() };
+    let reason = one_line(&req.reason);
+    let attempts = if req.max_attempts == 0 { 8 } else { req.max_attempts };
+    let pushed = push_loop(cache, target, attempts, req.dry_run, |co| {
+        let (files, _) = marker_files(co.workdir(), &target.scan_root, &key)?;
+        if files.is_empty() {
+            return Err(RollbackError::Invalid(format!(
+                "no setter markers of ImagePolicy {id} under {} in {} branch {}",
+                display_root(&target.scan_root),
+                co.display_url(),
+                target.branch
+            )));
+        }
+        let mut holds = HoldsFile::read(co.workdir())?;
+        let tl = timeline::build(co, &files, &key, &target.bot_emails)?;
+        let (goal, last) = choose_target(req, &tl, &holds, &id)?;
+        let current = tl.current.clone();
+        let fallback_name = current
+            .name
+            .clone()
+            .unwrap_or_else(|| target.image_name.clone());
+        let before = read_values(co.workdir(), &files, &key)?;
+
+        // git revert when it restores exactly the goal and touches only this policy's values.
+        let mut method = RollbackMethod::Setters;
+        let mut method_reason = None;
+        let single_step = req.to.is_none() && req.steps.unwrap_or(1) <= 1;
+        if single_step && last.old == goal && last.merged_from.is_none() {
+            match only_marker_change(co, &last.commit, &files, &key, &last.new, &fallback_name)? {
+                Ok(()) => match co.revert(&last.commit)? {
+                    RevertOutcome::Clean { .. } => method = RollbackMethod::Revert,
+                    RevertOutcome::Conflict { paths, .. } => {
+                        method_reason = Some(format!(
+                            "git revert conflicts with later commits in {}",
+                            paths.join(", ")
+                        ));
+                    }
+                },
+                Err(why) => method_reason = Some(why),
+            }
+        } else if last.merged_from.is_some() {
+            method_reason = Some("the value came in through a merge".into());
+        } else {
+            method_reason = Some("the target is not the value just before the current one".into());
+        }
+        // The setters make the goal exact in every case (after a clean revert they change
+        // nothing unless later commits touched the same values).
+        let mut values = PolicyValues::new();
+        values.insert(key.clone(), goal.image_ref(&fallback_name));
+        for f in &files {
+            ferry_setters::apply_tree(&co.workdir().join(f), &values, WriteMode::Write)?;
+        }
+        let after = state_of(&read_values(co.workdir(), &files, &key)?);
+        if after.tag != goal.tag {
+            return Err(RollbackError::Failed(format!(
+                "{id}: after the rollback the markers hold {:?}, expected {:?}",
+                after.reference(),
+                goal.reference()
+            )));
+        }
+        let changes = setter_changes(co.workdir(), &files, &key, &before)?;
+        let at = now_rfc3339();
+        let bad = current.tag_str().to_string();
+        holds.set_hold(Hold {
+            policy: id.clone(),
+            image: goal.name.clone().unwrap_or_else(|| fallback_name.clone()),
+            tag: goal.tag_str().to_string(),
+            digest: goal.digest.clone(),
+            reverts: Some(last.commit.clone()),
+            by: by.clone(),
+            reason: reason.clone(),
+            at: at.clone(),
+        });
+        if !bad.is_empty() && bad != goal.tag_str() {
+            holds.deny(Denied {
+                policy: id.clone(),
+                tag: bad.clone(),
+                by: by.clone(),
+                reason: reason.clone(),
+                at,
+            });
+        }
+        holds.write(co.workdir())?;
+        let mut message = format!(
+            "Roll back {id} to {}\n\n{} -> {}\nReverts {} ({}).\n",
+            goal.tag_str(),
+            current.reference(),
+            goal.reference(),
+            last.commit,
+            last.reason
+        );
+        if !reason.is_empty() {
+            message.push_str(&format!("Reason: {reason}\n"));
+        }
+        if let Some(why) = &method_reason {
+            message.push_str(&format!("Written through the setters: {why}.\n"));
+        }
+        let mut trailers = vec![
+            (KIND.to_string(), "rollback".to_string()),
+            (trailer::REVERTS.to_string(), last.commit.clone()),
+        ];
+        trailers.extend(changes.iter().map(|c| (CHANGE.to_string(), c.to_value())));
+        trailers.push((
+            trailer::HOLD.to_string(),
+            format!("policy={id} tag={}", goal.tag_str()),
+        ));
+        if !bad.is_empty() && bad != goal.tag_str() {
+            trailers.push((trailer::DENY.to_string(), format!("policy={id} tag={bad}")));
+        }
+        trailers.push((
+            trailer::METHOD.to_string(),
+            match method {
+                RollbackMethod::Revert => "revert".into(),
+                RollbackMethod::Setters => "setters".into(),
+            },
+        ));
+        trailers.push((trailer::BY.to_string(), one_line(&by)));
+        if !reason.is_empty() {
+            trailers.push((trailer::REASON.to_string(), reason.clone()));
+        }
+        let spec = CommitSpec {
+            message,
+            trailers,
+            author: target.author.clone(),
+            signing: target.signing.clone(),
+        };
+        Ok(Step::Commit(
+            spec,
+            RollbackReport {
+                policy: id.clone(),
+                branch: target.branch.clone(),
+                commit: None,
+                reverts: last.commit.clone(),
+                method,
+                method_reason,
+                from: current,
+                to: goal,
+                denied_tag: bad,
+                changes,
+                attempts: 0,
+                diff: None,
+            },
+        ))
+    })?;
+    let mut report = pushed.value;
+    report.commit = pushed.commit;
+    report.attempts = pushed.attempts;
+    report.diff = pushed.diff;
+    if report.commit.is_none() && !req.dry_run {
+        return Err(RollbackError::Failed(format!(
+            "{}: the rollback changed nothing",
+            report.policy
+        )));
+    }
+    Ok(report)
+}
+
+fn hold_blocking(cache: &CloneCache, target: &AppTarget, req: &HoldRequest) -> Result<HoldReport, RollbackError> {
+    let key = target.key();
+    let id = target.id();
+    let by = if req.by.is_empty() { "unknown".to_string() } else { one_line(&req.by) };
+    let reason = one_line(&req.reason);
+    let pushed = push_loop(cache, target, 8, false, |co| {
+        let (files, state) = marker_files(co.workdir(), &target.scan_root, &key)?;
+        if files.is_empty() || state.tag.is_none() {
+            return Err(RollbackError::Invalid(format!(
+                "no setter markers with a tag for ImagePolicy {id} under {} in branch {}",
+                display_root(&target.scan_root),
+                target.branch
+            )));
+        }
+        let mut holds = HoldsFile::read(co.workdir())?;
+        let tag = state.tag_str().to_string();
+        if holds.hold(&id).is_some_and(|h| h.tag == tag) {
+            return Ok(Step::Nothing(format!("{id} is already held at {tag}")));
+        }
+        holds.set_hold(Hold {
+            policy: id.clone(),
+            image: state.name.clone().unwrap_or_else(|| target.image_name.clone()),
+            tag: tag.clone(),
+            digest: state.digest.clone(),
+            reverts: None,
+            by: by.clone(),
+            reason: reason.clone(),
+            at: now_rfc3339(),
+        });
+        holds.write(co.workdir())?;
+        let mut trailers = vec![
+            (KIND.to_string(), "hold".to_string()),
+            (trailer::HOLD.to_string(), format!("policy={id} tag={tag}")),
+            (trailer::BY.to_string(), by.clone()),
+        ];
+        if !reason.is_empty() {
+            trailers.push((trailer::REASON.to_string(), reason.clone()));
+        }
+        let mut message = format!("Hold {id} at {tag}\n");
+        if !reason.is_empty() {
+            message.push_str(&format!("\nReason: {reason}\n"));
+        }
+        Ok(Step::Commit(
+            CommitSpec {
+                message,
+                trailers,
+                author: target.author.clone(),
+                signing: target.signing.clone(),
+            },
+            format!("held {id} at {tag}"),
+        ))
+    })?;
+    let tag = pushed
+        .value
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok(HoldReport {
+        policy: id,
+        branch: target.branch.clone(),
+        commit: pushed.commit,
+        tag,
+        allowed: Vec::new(),
+        message: pushed.value,
+    })
+}
+
+fn unhold_blocking(
+    cache: &CloneCache,
+    target: &AppTarget,
+    req: &UnholdRequest,
+) -> Result<HoldReport, RollbackError> {
+    let id = target.id();
+    let by = if req.by.is_empty() { "unknown".to_string() } else { one_line(&req.by) };
+    let reason = one_line(&req.reason);
+    let pushed = push_loop(cache, target, 8, false, |co| {
+        let mut holds = HoldsFile::read(co.workdir())?;
+        let held = holds.hold(&id).map(|h| h.tag.clone());
+        let removed = holds.remove_hold(&id);
+        let mut allowed = Vec::new();
+        let denied = holds.denied_tags(&id);
+        for tag in denied {
+            if req.allow_all || req.allow.contains(&tag) {
+                holds.undeny(&id, Some(&tag));
+                allowed.push(tag);
+            }
+        }
+        if !removed && allowed.is_empty() {
+            return Ok(Step::Nothing((String::new(), allowed, format!("{id} is not held"))));
+        }
+        holds.write(co.workdir())?;
+        let mut trailers = vec![(KIND.to_string(), "unhold".to_string())];
+        if let Some(t) = &held {
+            trailers.push((trailer::UNHOLD.to_string(), format!("policy={id} tag={t}")));
+        }
+        for t in &allowed {
+            trailers.push((trailer::ALLOW.to_string(), format!("policy={id} tag={t}")));
+        }
+        trailers.push((trailer::BY.to_string(), by.clone()));
+        if !reason.is_empty() {
+            trailers.push((trailer::REASON.to_string(), reason.clone()));
+        }
+        let mut message = match &held {
+            Some(t) => format!("Lift the hold of {id} (was held at {t})\n"),
+            None => format!("Lift denied tags of {id}\n"),
+        };
+        if !allowed.is_empty() {
+            message.push_str(&format!("\nNo longer denied: {}\n", allowed.join(", ")));
+        }
+        if !reason.is_empty() {
+            message.push_str(&format!("\nReason: {reason}\n"));
+        }
+        let text = match &held {
+            Some(t) => format!("lifted the hold of {id} at {t}"),
+            None => format!("lifted denials of {id}"),
+        };
+        Ok(Step::Commit(
+            CommitSpec {
+                message,
+                trailers,
+                author: target.author.clone(),
+                signing: target.signing.clone(),
+            },
+            (held.unwrap_or_default(), allowed, text),
+        ))
+    })?;
+    let (tag, allowed, message) = pushed.value;
+    Ok(HoldReport {
+        policy: id,
+        branch: target.branch.clone(),
+        commit: pushed.commit,
+        tag,
+        allowed,
+        message,
+    })
+}

@@ -1,0 +1,635 @@
+//! The daemon's scheduler: one task that decides when to reload the objects and which objects a
+//! reconcile pass covers. Passes never overlap, so the store and the clone cache see one writer.
+//!
+//! Each ImageRepository and ImageUpdateAutomation has its own timer (`spec.interval` with ±5%
+//! jitter, or exponential backoff 750 ms..15 min after a failure, as Flux's work queue does).
+//! Webhooks add to a pending set; the scheduler waits a short debounce window, drains the set and
+//! runs one pass, so a burst of events for one repository becomes one pass, and events that
+//! arrive during a pass become at most one more.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_api::{ObjectSet, Vars};
+use ferry_engine::{AutomationOptions, Engine, ObjectSource, RunReport};
+use ferry_registry::ImageName;
+use ferry_store::{Kind, ObjectRecord};
+use tokio::sync::{Notify, watch};
+
+use super::hooks::PushedRepo;
+use super::metrics::{KindLabel, Metrics, TriggerLabel};
+
+/// `(namespace, name)`.
+pub type Key = (String, String);
+
+const BACKOFF_MIN: Duration = Duration::from_millis(750);
+const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+/// Objects due within this window of each other run in one pass.
+const COALESCE: Duration = Duration::from_millis(250);
+
+/// Flux's work-queue backoff: 750 ms doubling per consecutive failure, at most 15 min.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    BACKOFF_MIN
+        .saturating_mul(1u32 << exp)
+        .min(BACKOFF_MAX)
+}
+
+/// `interval` ± 5%, so objects with the same interval spread out instead of firing together.
+fn jittered(interval: Duration) -> Duration {
+    let interval = interval.max(Duration::from_secs(1));
+    let factor = 0.95 + rand::random::<f64>() * 0.10;
+    interval.mul_f64(factor)
+}
+
+/// What webhooks asked for since the last pass.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub pushed: BTreeSet<PushedRepo>,
+    pub git: bool,
+}
+
+/// The hand-off between the HTTP handlers and the scheduler.
+#[derive(Debug, Default)]
+pub struct Trigger {
+    pending: std::sync::Mutex<Pending>,
+    notify: Notify,
+}
+
+impl Trigger {
+    pub fn push(&self, repos: Vec<PushedRepo>) {
+        if repos.is_empty() {
+            return;
+        }
+        self.lock().pushed.extend(repos);
+        self.notify.notify_one();
+    }
+
+    pub fn git(&self) {
+        self.lock().git = true;
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    next: Instant,
+    failures: u32,
+}
+
+impl Timer {
+    fn now() -> Timer {
+        Timer {
+            next: Instant::now(),
+            failures: 0,
+        }
+    }
+
+    fn settle(&mut self, ok: bool, interval: Duration) {
+        if ok {
+            self.failures = 0;
+            self.next = Instant::now() + jittered(interval);
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.next = Instant::now() + backoff(self.failures);
+        }
+    }
+}
+
+/// Everything the scheduler needs; built by `cmd_serve`.
+pub struct Scheduler {
+    pub engine: Arc<Engine>,
+    pub source: ObjectSource,
+    pub vars: Vars,
+    pub metrics: Arc<Metrics>,
+    pub trigger: Arc<Trigger>,
+    pub ready: Arc<AtomicBool>,
+    pub source_interval: Duration,
+    pub debounce: Duration,
+    pub options: AutomationOptions,
+    objects: Option<Arc<ObjectSet>>,
+    repos: BTreeMap<Key, Timer>,
+    automations: BTreeMap<Key, Timer>,
+    source_timer: Timer,
+}
+
+impl Scheduler {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Arc<Engine>,
+        source: ObjectSource,
+        vars: Vars,
+        metrics: Arc<Metrics>,
+        trigger: Arc<Trigger>,
+        ready: Arc<AtomicBool>,
+        source_interval: Duration,
+        debounce: Duration,
+    ) -> Scheduler {
+        Scheduler {
+            engine,
+            source,
+            vars,
+            metrics,
+            trigger,
+            ready,
+            source_interval,
+            debounce,
+            options: AutomationOptions::default(),
+            objects: None,
+            repos: BTreeMap::new(),
+            automations: BTreeMap::new(),
+            source_timer: Timer::now(),
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        self.repos
+            .values()
+            .chain(self.automations.values())
+            .map(|t| t.next)
+            .chain(std::iter::once(self.source_timer.next))
+            .min()
+            .unwrap_or_else(|| Instant::now() + self.source_interval)
+    }
+
+    /// Runs until `shutdown` turns true; a pass in flight is always finished first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut trigger_name = "startup";
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let pending = self.trigger.take();
+            let triggered = !pending.pushed.is_empty() || pending.git;
+            let now = Instant::now();
+            if pending.git || self.source_timer.next <= now || self.objects.is_none() {
+                self.reload().await;
+            }
+            if let Some(objects) = self.objects.clone() {
+                let (repos, autos) = self.due(&objects, &pending.pushed, pending.git);
+                if !repos.is_empty() || !autos.is_empty() {
+                    let trig = if pending.git {
+                        "git"
+                    } else if !pending.pushed.is_empty() {
+                        "registry"
+                    } else {
+                        trigger_name
+                    };
+                    self.pass(&objects, &repos, &autos, trig).await;
+                }
+            }
+            trigger_name = "interval";
+            if triggered {
+                // Events that arrived during the pass: go round again at once.
+                continue;
+            }
+            let wake = tokio::time::Instant::from_std(self.next_wake());
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.trigger.notify.notified() => {
+                    // Let the rest of a burst (blob and manifest events of one push) arrive.
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.debounce) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Re-reads the objects. On failure the last good set stays in use.
+    async fn reload(&mut self) {
+        let engine = self.engine.clone();
+        let source = self.source.clone();
+        let vars = self.vars.clone();
+        let loaded = tokio::task::block_in_place(|| ferry_engine::load_objects(engine.config(), &source, &vars));
+        match loaded {
+            Ok(objects) => {
+                Metrics::result(&self.metrics.source_loads, "success");
+                self.source_timer.settle(true, self.source_interval);
+                for (kind, n) in [
+                    ("ImageRepository", objects.image_repositories.len()),
+                    ("ImagePolicy", objects.image_policies.len()),
+                    ("ImageUpdateAutomation", objects.image_update_automations.len()),
+                ] {
+                    self.metrics
+                        .objects
+                        .get_or_create(&KindLabel { kind: kind.into() })
+                        .set(n as i64);
+                }
+                let changed = self.objects.as_deref() != Some(&objects);
+                if changed {
+                    tracing::info!(objects = objects.len(), "objects loaded; reconciling all");
+                    // New or changed objects: everything is due now (this also prunes the
+                    // records of objects that were removed).
+                    self.repos = objects
+                        .image_repositories
+                        .iter()
+                        .map(|r| ((r.namespace().to_string(), r.name().to_string()), Timer::now()))
+                        .collect();
+                    self.automations = objects
+                        .image_update_automations
+                        .iter()
+                        .map(|a| ((a.namespace().to_string(), a.name().to_string()), Timer::now()))
+                        .collect();
+                    self.objects = Some(Arc::new(objects));
+                }
+                self.ready.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                Metrics::result(&self.metrics.source_loads, "failure");
+                self.source_timer.settle(false, self.source_interval);
+                tracing::error!("loading objects failed (keeping the last good set): {e}");
+            }
+        }
+    }
+
+    /// The repositories and automations a pass must cover now.
+    fn due(&self, objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>, git: bool) -> (BTreeSet<Key>, BTreeSet<Key>) {
+        let horizon = Instant::now() + COALESCE;
+        let mut repos: BTreeSet<Key> = self
+            .repos
+            .iter()
+            .filter(|(_, t)| t.next <= horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut autos: BTreeSet<Key> = self
+            .automations
+            .iter()
+            .filter(|(_, t)| t.next <= horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if git {
+            autos.extend(self.automations.keys().cloned());
+        }
+        repos.extend(match_pushed(objects, pushed));
+        (repos, autos)
+    }
+
+    /// One pass, in two engine calls: scan the repositories and evaluate their policies; then
+    /// run the automations that are due or that write a policy whose `latestRef` just changed.
+    /// Timers and metrics are updated from the outcomes.
+    async fn pass(&mut self, full: &ObjectSet, repos: &BTreeSet<Key>, autos: &BTreeSet<Key>, trigger: &str) {
+        self.metrics
+            .passes
+            .get_or_create(&TriggerLabel { trigger: trigger.into() })
+            .inc();
+        let mut changed: BTreeSet<Key> = BTreeSet::new();
+        if !repos.is_empty() {
+            let set = scan_subset(full, repos);
+            let before = policy_refs(&self.engine, &set);
+            if let Some(report) = self.call(full, &set, "ImageRepository", false).await {
+                let after = policy_refs(&self.engine, &set);
+                for (k, v) in &after {
+                    if before.get(k) != Some(v) && v.is_some() {
+                        self.metrics.policy_changes.inc();
+                        changed.insert(k.clone());
+                    }
+                }
+                self.record(&set, &report);
+            }
+        }
+        let set = automation_subset(full, autos, &changed);
+        if !set.image_update_automations.is_empty()
+            && let Some(report) = self.call(full, &set, "ImageUpdateAutomation", true).await
+        {
+            self.record(&set, &report);
+        }
+    }
+
+    /// One engine call over `set`, with the records of the objects outside it kept. `None` when
+    /// the whole call failed (every object in it backs off).
+    async fn call(&mut self, full: &ObjectSet, set: &ObjectSet, kind: &str, automations: bool) -> Option<RunReport> {
+        let saved = match save_others(&self.engine, full, set) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("reading the state store failed: {e}");
+                Vec::new()
+            }
+        };
+        tracing::info!(
+            kind,
+            repositories = set.image_repositories.len(),
+            policies = set.image_policies.len(),
+            automations = set.image_update_automations.len(),
+            "reconcile"
+        );
+        let started = Instant::now();
+        let result = if automations {
+            self.engine.reconcile(set, &self.options).await
+        } else {
+            self.engine.scan(set).await
+        };
+        let elapsed = started.elapsed();
+        if let Err(e) = restore_others(&self.engine, &saved) {
+            tracing::error!("restoring state records failed: {e}");
+        }
+        self.metrics
+            .reconcile_duration
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .observe(elapsed.as_secs_f64());
+        match result {
+            Ok(report) => {
+                tracing::info!(
+                    kind,
+                    pushes = report.pushes.len(),
+                    failed = report.failed(),
+                    ms = elapsed.as_millis() as u64,
+                    "reconcile done"
+                );
+                Some(report)
+            }
+            Err(e) => {
+                tracing::error!("reconcile failed: {e}");
+                for r in &set.image_repositories {
+                    if let Some(t) = self.repos.get_mut(&key(r.namespace(), r.name())) {
+                        t.settle(false, r.spec.interval.0);
+                    }
+                }
+                for a in &set.image_update_automations {
+                    if let Some(t) = self.automations.get_mut(&key(a.namespace(), a.name())) {
+                        t.settle(false, a.spec.interval.0);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn record(&mut self, subset: &ObjectSet, report: &RunReport) {
+        let outcome = |kind: Kind, ns: &str, name: &str| {
+            report
+                .outcomes
+                .iter()
+                .find(|o| o.kind == kind && o.namespace == ns && o.name == name)
+        };
+        for r in &subset.image_repositories {
+            let k = key(r.namespace(), r.name());
+            let ok = outcome(Kind::ImageRepository, r.namespace(), r.name()).is_none_or(|o| !o.failed());
+            if !r.spec.suspend {
+                Metrics::result(&self.metrics.scans, if ok { "success" } else { "failure" });
+            }
+            if let Some(t) = self.repos.get_mut(&k) {
+                t.settle(ok, r.spec.interval.0);
+            }
+        }
+        // Tags seen: read back from the store (the outcome only carries a message).
+        {
+            let store = self.engine.store();
+            for r in &subset.image_repositories {
+                if let Ok(Some(rec)) = store.get(Kind::ImageRepository, r.namespace(), r.name())
+                    && let Some(scan) = rec.scan
+                    && outcome(Kind::ImageRepository, r.namespace(), r.name()).is_some_and(|o| o.ready)
+                {
+                    self.metrics.tags_seen.inc_by(scan.tag_count as u64);
+                }
+            }
+        }
+        for a in &subset.image_update_automations {
+            let k = key(a.namespace(), a.name());
+            let ok = outcome(Kind::ImageUpdateAutomation, a.namespace(), a.name()).is_none_or(|o| !o.failed());
+            let id = format!("{}/{}", a.namespace(), a.name());
+            let pushed = report.pushes.iter().any(|p| p.automation == id);
+            if !a.spec.suspend {
+                let result = match (ok, pushed) {
+                    (false, _) => "failed",
+                    (true, true) => "pushed",
+                    (true, false) => "unchanged",
+                };
+                Metrics::result(&self.metrics.automation_runs, result);
+            }
+            if let Some(t) = self.automations.get_mut(&k) {
+                t.settle(ok, a.spec.interval.0);
+            }
+        }
+        for push in &report.pushes {
+            if push.commit.is_some() {
+                self.metrics.git_pushes.inc();
+                tracing::info!(automation = %push.automation, commit = push.commit.as_deref().unwrap_or(""), branch = %push.branch, "pushed");
+            }
+            if push.attempts > 1 {
+                self.metrics.git_push_conflicts.inc_by(u64::from(push.attempts - 1));
+            }
+        }
+        for o in report.outcomes.iter().filter(|o| o.failed()) {
+            tracing::warn!(kind = o.kind.as_str(), object = %format!("{}/{}", o.namespace, o.name), reason = %o.reason, "{}", o.message);
+        }
+    }
+}
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.to_string(), name.to_string())
+}
+
+/// The ImageRepositories a set of pushes refers to. A push names a host and a path; the host a
+/// client used may differ from `spec.image` (localhost vs 127.0.0.1, a mirror name), so when no
+/// object matches host and path, the path alone decides. A spurious scan costs one tag list.
+pub fn match_pushed(objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>) -> BTreeSet<Key> {
+    let names: Vec<(Key, Option<ImageName>)> = objects
+        .image_repositories
+        .iter()
+        .map(|r| (key(r.namespace(), r.name()), ImageName::parse(&r.spec.image).ok()))
+        .collect();
+    let mut out = BTreeSet::new();
+    for p in pushed {
+        let by_path: Vec<&(Key, Option<ImageName>)> = names
+            .iter()
+            .filter(|(_, n)| n.as_ref().is_some_and(|n| n.repository() == p.path))
+            .collect();
+        let exact: Vec<&&(Key, Option<ImageName>)> = by_path
+            .iter()
+            .filter(|(_, n)| {
+                p.host
+                    .as_deref()
+                    .is_some_and(|h| n.as_ref().is_some_and(|n| n.registry() == h))
+            })
+            .collect();
+        if exact.is_empty() {
+            out.extend(by_path.iter().map(|(k, _)| k.clone()));
+        } else {
+            out.extend(exact.iter().map(|(k, _)| k.clone()));
+        }
+    }
+    out
+}
+
+fn policy_repo(p: &ferry_api::ImagePolicy) -> Key {
+    key(
+        p.spec.image_repository_ref.namespace_or(p.namespace()),
+        &p.spec.image_repository_ref.name,
+    )
+}
+
+/// Lookup-only objects every subset carries.
+fn base(full: &ObjectSet) -> ObjectSet {
+    ObjectSet {
+        git_repositories: full.git_repositories.clone(),
+        namespaces: full.namespaces.clone(),
+        pipelines: full.pipelines.clone(),
+        ..ObjectSet::default()
+    }
+}
+
+/// The scan phase: the given repositories and the policies that reference them.
+pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
+    let mut set = base(full);
+    set.image_repositories = full
+        .image_repositories
+        .iter()
+        .filter(|r| repos.contains(&key(r.namespace(), r.name())))
+        .cloned()
+        .collect();
+    set.image_policies = full
+        .image_policies
+        .iter()
+        .filter(|p| repos.contains(&policy_repo(p)))
+        .cloned()
+        .collect();
+    set
+}
+
+/// The automation phase:
+/// - each due automation with every policy in its namespace (it re-applies all of them);
+/// - each automation whose `policySelector` selects a changed policy of its namespace, with
+///   the changed policies only (the others' markers already hold their values);
+/// - the repositories of those policies (the engine needs their stored tags), and the lookups.
+pub fn automation_subset(full: &ObjectSet, due: &BTreeSet<Key>, changed: &BTreeSet<Key>) -> ObjectSet {
+    let mut set = base(full);
+    let selects = |a: &ferry_api::ImageUpdateAutomation, p: &ferry_api::ImagePolicy| {
+        p.namespace() == a.namespace()
+            && a.spec
+                .policy_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&p.metadata.labels))
+    };
+    let due_ns: BTreeSet<&str> = full
+        .image_update_automations
+        .iter()
+        .filter(|a| due.contains(&key(a.namespace(), a.name())))
+        .map(|a| a.namespace())
+        .collect();
+    let changed_policies: Vec<&ferry_api::ImagePolicy> = full
+        .image_policies
+        .iter()
+        .filter(|p| changed.contains(&key(p.namespace(), p.name())))
+        .collect();
+    set.image_update_automations = full
+        .image_update_automations
+        .iter()
+        .filter(|a| due.contains(&key(a.namespace(), a.name())) || changed_policies.iter().any(|p| selects(a, p)))
+        .cloned()
+        .collect();
+    set.image_policies = full
+        .image_policies
+        .iter()
+        .filter(|p| due_ns.contains(p.namespace()) || changed.contains(&key(p.namespace(), p.name())))
+        .cloned()
+        .collect();
+    let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
+    set.image_repositories = full
+        .image_repositories
+        .iter()
+        .filter(|r| repo_keys.contains(&key(r.namespace(), r.name())))
+        .cloned()
+        .collect();
+    set
+}
+
+fn policy_refs(engine: &Engine, set: &ObjectSet) -> BTreeMap<Key, Option<String>> {
+    let store = engine.store();
+    set.image_policies
+        .iter()
+        .map(|p| {
+            let latest = store
+                .get(Kind::ImagePolicy, p.namespace(), p.name())
+                .ok()
+                .flatten()
+                .and_then(|r| r.policy)
+                .and_then(|p| p.latest_ref)
+                .map(|l| format!("{}:{}@{}", l.name, l.tag, l.digest.unwrap_or_default()));
+            (key(p.namespace(), p.name()), latest)
+        })
+        .collect()
+}
+
+const KINDS: [Kind; 3] = [Kind::ImageRepository, Kind::ImagePolicy, Kind::ImageUpdateAutomation];
+
+fn in_set(set: &ObjectSet, kind: Kind, ns: &str, name: &str) -> bool {
+    match kind {
+        Kind::ImageRepository => set.image_repository(ns, name).is_some(),
+        Kind::ImagePolicy => set.image_policy(ns, name).is_some(),
+        Kind::ImageUpdateAutomation => set
+            .image_update_automations
+            .iter()
+            .any(|a| a.namespace() == ns && a.name() == name),
+    }
+}
+
+/// The engine prunes records of objects missing from the set it is given (right for a full
+/// run). A pass covers a subset, so the records of the other objects still in the source are
+/// saved before and put back after.
+fn save_others(engine: &Engine, full: &ObjectSet, subset: &ObjectSet) -> Result<Vec<ObjectRecord>, ferry_store::StoreError> {
+    let store = engine.store();
+    let mut saved = Vec::new();
+    for kind in KINDS {
+        for rec in store.list(kind)? {
+            if in_set(full, kind, &rec.namespace, &rec.name) && !in_set(subset, kind, &rec.namespace, &rec.name) {
+                // `list` leaves tag lists out; `get` has them.
+                if let Some(full_rec) = store.get(kind, &rec.namespace, &rec.name)? {
+                    saved.push(full_rec);
+                }
+            }
+        }
+    }
+    Ok(saved)
+}
+
+fn restore_others(engine: &Engine, saved: &[ObjectRecord]) -> Result<(), ferry_store::StoreError> {
+    let mut store = engine.store();
+    for kind in KINDS {
+        let present: BTreeSet<Key> = store
+            .list(kind)?
+            .into_iter()
+            .map(|r| (r.namespace, r.name))
+            .collect();
+        for rec in saved.iter().filter(|r| r.kind == kind) {
+            if !present.contains(&(rec.namespace.clone(), rec.name.clone())) {
+                store.put(rec)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_750ms_to_15m() {
+        assert_eq!(backoff(1), Duration::from_millis(750));
+        assert_eq!(backoff(2), Duration::from_millis(1500));
+        assert_eq!(backoff(5), Duration::from_millis(12000));
+        assert_eq!(backoff(100), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn jitter_stays_within_five_percent() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(60));
+            assert!(d >= Duration::from_secs(57) && d <= Duration::from_secs(63), "{d:?}");
+        }
+    }
+}
