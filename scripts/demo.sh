@@ -185,7 +185,7 @@ say "ferry get images all -A"
 "$ferry" get images all -A --state "$work/state.db"
 
 say "ferry history develop backend"
-if implemented history; then
+if implemented history '<APP>'; then
   mapfile -t args < <(source_args history)
   run_step history develop backend "${args[@]}"
 else

@@ -30,13 +30,15 @@ const SUBSTITUTE_KEY: &str = "kustomize.toolkit.fluxcd.io/substitute";
 /// `root` may also be a single file. All problems are collected; on any problem the whole load
 /// fails with every [`LoadError`] in file order.
 pub fn load_dir(root: &Path, vars: &Vars) -> Result<ObjectSet, LoadErrors> {
+    let mut errors = Vec::new();
+    let files = collect_files(root, &mut errors);
+    let vars = with_post_build_defaults(vars, &files);
     let mut loader = Loader {
-        vars,
+        vars: &vars,
         set: ObjectSet::default(),
-        errors: Vec::new(),
+        errors,
         seen: HashMap::new(),
     };
-    let files = collect_files(root, &mut loader.errors);
     for (rel, path) in files {
         loader.load_file(&rel, &path);
     }
@@ -61,6 +63,47 @@ pub fn load_str(name: &str, content: &str, vars: &Vars) -> Result<ObjectSet, Loa
     } else {
         Err(LoadErrors(loader.errors))
     }
+}
+
+/// Flux fills `${var}` from the `spec.postBuild.substitute` of the Kustomization that applies a
+/// path. Ferry takes those values from every `kustomize.toolkit.fluxcd.io` Kustomization in the
+/// tree as defaults, so a Flux repo works without `--var`; explicit `--var`/`--vars-file` values
+/// win, and between Kustomizations the first in file order wins.
+fn with_post_build_defaults(vars: &Vars, files: &[(String, PathBuf)]) -> Vars {
+    let mut merged = vars.clone();
+    for (_, path) in files {
+        let Ok(content) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        if !content.contains("kustomize.toolkit.fluxcd.io/") || !content.contains("postBuild") {
+            continue;
+        }
+        for doc in split_documents(&content) {
+            let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(&doc.text) else {
+                continue;
+            };
+            let is_kustomization = value["kind"] == "Kustomization"
+                && value["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io/"));
+            let Some(subst) = value["spec"]["postBuild"]["substitute"].as_object() else {
+                continue;
+            };
+            if !is_kustomization {
+                continue;
+            }
+            for (name, v) in subst {
+                if merged.get(name).is_some() {
+                    continue;
+                }
+                if let Some(v) = v.as_str() {
+                    // Invalid names are ignored here, as Flux ignores them.
+                    let _ = merged.insert(name, v);
+                }
+            }
+        }
+    }
+    merged
 }
 
 fn is_yaml_name(name: &str) -> bool {

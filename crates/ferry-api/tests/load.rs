@@ -825,3 +825,23 @@ fn serialized_objects_load_back() {
     }
     assert_eq!(set.git_repositories[0].spec, back.git_repositories[0].spec);
 }
+
+#[test]
+fn flux_kustomization_post_build_substitute_supplies_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    seed_tree(root);
+    write(
+        root,
+        "flux/bootstrap/flux-system/gotk-sync.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./flux/bootstrap/flux-system\n  postBuild:\n    substitute:\n      image_registry: ghcr.io/from-flux\n",
+    );
+    // Without --var the Kustomization's value is used.
+    let set = load_dir(root, &Vars::new()).expect("loads with postBuild defaults");
+    let repo = set.image_repository("flux-system", "backend").unwrap();
+    assert_eq!(repo.spec.image, "ghcr.io/from-flux/backend");
+    // An explicit --var wins.
+    let set = load_dir(root, &vars(&[("image_registry", "reg.local/org")])).unwrap();
+    let repo = set.image_repository("flux-system", "backend").unwrap();
+    assert_eq!(repo.spec.image, "reg.local/org/backend");
+}
