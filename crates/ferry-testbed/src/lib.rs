@@ -20,7 +20,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// True when running under CI (`CI=true`): missing prerequisites must fail, not skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Environment variable that overrides where the Flux conformance corpus lives.
