@@ -80,7 +80,9 @@ impl PipelineSpec {
             }
             let alias = stage.alias.as_deref().unwrap_or(&stage.name);
             if !is_valid_tag(alias) {
-                out.push(format!("spec.stages[{i}].alias {alias:?} is not a valid image tag"));
+                out.push(format!(
+                    "spec.stages[{i}].alias {alias:?} is not a valid image tag"
+                ));
             }
             if let Some((_, first)) = aliases.iter().find(|(a, _)| *a == alias) {
                 out.push(format!(
@@ -92,9 +94,10 @@ impl PipelineSpec {
                 && let Some(g) = &stage.gates
                 && (g.approval || g.soak.is_some())
             {
-                out.push(format!(
+                out.push(
                     "spec.stages[0].gates: the first stage has no promotion into it, so gates there never apply"
-                ));
+                        .to_string(),
+                );
             }
         }
         out
@@ -126,7 +129,9 @@ fn check_tag_template(t: &str) -> Result<(), String> {
         }
     }
     if t.contains("}{") {
-        return Err(format!("{t:?}: placeholders must be separated by literal text"));
+        return Err(format!(
+            "{t:?}: placeholders must be separated by literal text"
+        ));
     }
     Ok(())
 }
@@ -158,14 +163,25 @@ mod promotion_tests {
     fn promotion_problems_are_reported() {
         let ok = PipelineSpec {
             image_repository_ref: NamespacedObjectReference::default(),
-            stages: vec![stage("staging", None, None), stage("production", Some("prod-v{version}-{sha7}-{ts}"), Some("prod"))],
+            stages: vec![
+                stage("staging", None, None),
+                stage(
+                    "production",
+                    Some("prod-v{version}-{sha7}-{ts}"),
+                    Some("prod"),
+                ),
+            ],
         };
         assert!(ok.promotion_problems().is_empty());
         let bad = PipelineSpec {
             image_repository_ref: NamespacedObjectReference::default(),
             stages: vec![
                 stage("staging", Some("{env}-{ts}"), Some("same")),
-                stage("production", Some("{env}-{version}-{sha7}-{bogus}"), Some("same")),
+                stage(
+                    "production",
+                    Some("{env}-{version}-{sha7}-{bogus}"),
+                    Some("same"),
+                ),
                 stage("qa", None, Some("-bad")),
             ],
         };

@@ -22,8 +22,24 @@ fn assert_usable(
     r: &Remote,
     tag: &str,
 ) {
-    let mut co = cache.checkout(r, "main").unwrap();
-    assert_eq!(co.head().unwrap(), bare(env, repo, &["rev-parse", "main"]));
+    // A server-side receive-pack started by the killed child may still finish its ref update
+    // after the kill (it is not in the child's process group), so the remote can move once more
+    // after our fetch. The cache must converge to the remote tip: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut co = loop {
+        let co = cache.checkout(r, "main").unwrap();
+        let remote_tip = bare(env, repo, &["rev-parse", "main"]);
+        if co.head().unwrap() == remote_tip {
+            break co;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cache head {} never converged to remote main {remote_tip}",
+            co.head().unwrap()
+        );
+        drop(co);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert_eq!(
         env.git(co.workdir(), &["status", "--porcelain", "--ignored"])
             .unwrap(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use ferry_api::{ObjectSet, Vars};
 use ferry_engine::promote::{
-    self, ApproveRequest, Bump, GitFallback, PromoteError, PromoteReport, PromoteRequest, PublishRequest,
-    TagOutcome, TagWrite,
+    self, ApproveRequest, Bump, GitFallback, PromoteError, PromoteReport, PromoteRequest,
+    PublishRequest, TagOutcome, TagWrite,
 };
 use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, SecretsDir};
 use ferry_store::Store;
@@ -18,6 +18,8 @@ use crate::{CliError, Status, cache_path, output};
 
 /// Add the environment tags to an image already in the registry (server-side, no rebuild).
 #[derive(Debug, clap::Args)]
+// `--version X.Y.Z` is this command's own flag, not clap's "print the version".
+#[command(disable_version_flag = true)]
 pub struct PublishArgs {
     /// The pushed image: IMAGE[:TAG|@DIGEST].
     #[arg(value_name = "IMAGE[:TAG|@DIGEST]")]
@@ -145,7 +147,11 @@ struct Prepared {
 
 /// Like the other commands, except that with neither --dir nor --repo `publish` runs without
 /// objects (its image needs none).
-fn prepare(state: &Path, source: &SourceArgs, objects_required: bool) -> Result<Prepared, CliError> {
+fn prepare(
+    state: &Path,
+    source: &SourceArgs,
+    objects_required: bool,
+) -> Result<Prepared, CliError> {
     let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
     let config = EngineConfig {
         secrets: SecretsDir::new(source.secrets_dir.clone()),
@@ -209,8 +215,13 @@ fn print_tags(tags: &[TagWrite]) {
 
 fn print_json<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<(), CliError> {
     let text = match format {
-        OutputFormat::Yaml => serde_saphyr::to_string(value).map_err(|e| CliError::failed(anyhow!("{e}")))?,
-        _ => serde_json::to_string_pretty(value).map_err(|e| CliError::failed(anyhow!("{e}")))? + "\n",
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(value).map_err(|e| CliError::failed(anyhow!("{e}")))?
+        }
+        _ => {
+            serde_json::to_string_pretty(value).map_err(|e| CliError::failed(anyhow!("{e}")))?
+                + "\n"
+        }
     };
     print!("{text}");
     Ok(())
@@ -220,7 +231,8 @@ pub async fn publish(state: &Path, args: PublishArgs) -> Result<Status, CliError
     let p = prepare(state, &args.source, false)?;
     let ca_pem = match &args.ca_file {
         Some(f) => Some(
-            std::fs::read(f).map_err(|e| CliError::bad_input(anyhow!("--ca-file {}: {e}", f.display())))?,
+            std::fs::read(f)
+                .map_err(|e| CliError::bad_input(anyhow!("--ca-file {}: {e}", f.display())))?,
         ),
         None => None,
     };
@@ -250,7 +262,11 @@ pub async fn publish(state: &Path, args: PublishArgs) -> Result<Status, CliError
     }
     println!(
         "{} {}@{} (version {}, {}):",
-        if args.dry_run { "would publish" } else { "published" },
+        if args.dry_run {
+            "would publish"
+        } else {
+            "published"
+        },
         report.image,
         report.digest,
         report.version,
@@ -303,7 +319,12 @@ fn print_promotion(r: &PromoteReport, dry_run: bool) {
         r.digest
     );
     for g in &r.gates {
-        println!("  gate {:<16} {}  {}", g.gate, if g.passed { "passed" } else { "FORCED" }, g.detail);
+        println!(
+            "  gate {:<16} {}  {}",
+            g.gate,
+            if g.passed { "passed" } else { "FORCED" },
+            g.detail
+        );
     }
     println!("tags in {}:", r.target_image);
     print_tags(&r.tags);
@@ -312,8 +333,16 @@ fn print_promotion(r: &PromoteReport, dry_run: bool) {
         print!("{diff}");
     } else {
         match &r.commit {
-            Some(sha) => println!("release record {} committed as {} in {}", r.record_path, &sha[..sha.len().min(12)], r.git_repository),
-            None => println!("release record {} already in {}", r.record_path, r.git_repository),
+            Some(sha) => println!(
+                "release record {} committed as {} in {}",
+                r.record_path,
+                &sha[..sha.len().min(12)],
+                r.git_repository
+            ),
+            None => println!(
+                "release record {} already in {}",
+                r.record_path, r.git_repository
+            ),
         }
     }
     if let Some(n) = &r.next_version {
@@ -352,17 +381,29 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
     let p = prepare(state, &args.source, true)?;
     let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
     if interactive {
-        let preview = promote::promote(&p.engine, &p.objects, p.fallback.as_ref(), &promote_request(&args, true))
-            .await
-            .map_err(cli_error)?;
-        print_promotion(&preview, true);
-        if !confirm("Proceed?") {
-            return Err(CliError::failed(anyhow!("not confirmed; nothing was written")));
-        }
-    }
-    let report = promote::promote(&p.engine, &p.objects, p.fallback.as_ref(), &promote_request(&args, args.dry_run))
+        let preview = promote::promote(
+            &p.engine,
+            &p.objects,
+            p.fallback.as_ref(),
+            &promote_request(&args, true),
+        )
         .await
         .map_err(cli_error)?;
+        print_promotion(&preview, true);
+        if !confirm("Proceed?") {
+            return Err(CliError::failed(anyhow!(
+                "not confirmed; nothing was written"
+            )));
+        }
+    }
+    let report = promote::promote(
+        &p.engine,
+        &p.objects,
+        p.fallback.as_ref(),
+        &promote_request(&args, args.dry_run),
+    )
+    .await
+    .map_err(cli_error)?;
     if args.output != OutputFormat::Table {
         print_json(&report, args.output)?;
     } else {
@@ -384,7 +425,12 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
         return;
     };
     let ns = stage.namespace.as_str();
-    let policies: Vec<_> = objects.image_policies.iter().filter(|p| p.namespace() == ns).cloned().collect();
+    let policies: Vec<_> = objects
+        .image_policies
+        .iter()
+        .filter(|p| p.namespace() == ns)
+        .cloned()
+        .collect();
     let subset = ObjectSet {
         image_repositories: objects
             .image_repositories
@@ -411,11 +457,20 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
     if subset.image_update_automations.is_empty() {
         return;
     }
-    match engine.reconcile(&subset, &AutomationOptions::default()).await {
+    match engine
+        .reconcile(&subset, &AutomationOptions::default())
+        .await
+    {
         Ok(run) => {
             output::print_pushes(&run, false);
             for o in run.outcomes.iter().filter(|o| o.failed()) {
-                eprintln!("warning: {} {}/{}: {}", o.kind.as_str(), o.namespace, o.name, o.message);
+                eprintln!(
+                    "warning: {} {}/{}: {}",
+                    o.kind.as_str(),
+                    o.namespace,
+                    o.name,
+                    o.message
+                );
             }
         }
         Err(e) => eprintln!("warning: running the {} automation failed: {e}", report.to),
@@ -430,7 +485,8 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
         tag: args.tag.clone(),
         by: args.by.clone(),
     };
-    let r = promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req).map_err(cli_error)?;
+    let r =
+        promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req).map_err(cli_error)?;
     match &r.commit {
         Some(sha) => println!(
             "approved {} {} for {} by {}: {} committed as {}",
@@ -441,21 +497,28 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
             r.path,
             &sha[..sha.len().min(12)]
         ),
-        None => println!("{} {} was already approved for {} ({})", args.app, args.tag, args.env, r.path),
+        None => println!(
+            "{} {} was already approved for {} ({})",
+            args.app, args.tag, args.env, r.path
+        ),
     }
     Ok(Status::Ok)
 }
 
 pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source, true)?;
-    let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app).map_err(cli_error)?;
+    let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app)
+        .map_err(cli_error)?;
     if args.next {
         println!("{}", r.next);
     } else if args.output != OutputFormat::Table {
         print_json(&r, args.output)?;
     } else {
         println!("app:     {}", r.app);
-        println!("current: {}", r.current.as_deref().unwrap_or("none (never released)"));
+        println!(
+            "current: {}",
+            r.current.as_deref().unwrap_or("none (never released)")
+        );
         println!("next:    {}", r.next);
     }
     Ok(Status::Ok)

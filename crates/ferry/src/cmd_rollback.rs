@@ -164,9 +164,15 @@ fn short(sha: &str) -> &str {
 fn print_structured<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<(), CliError> {
     match format {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(value).map_err(CliError::failed)?)
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).map_err(CliError::failed)?
+            )
         }
-        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(CliError::failed)?),
+        OutputFormat::Yaml => print!(
+            "{}",
+            serde_saphyr::to_string(value).map_err(CliError::failed)?
+        ),
         OutputFormat::Table => {}
     }
     Ok(())
@@ -183,7 +189,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let mut out = String::new();
-    let all = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).chain(rows.iter().cloned());
+    let all = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned());
     for row in all {
         let last = row.len().saturating_sub(1);
         for (i, c) in row.iter().enumerate() {
@@ -211,7 +218,11 @@ pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliErr
         repo: p.fallback.clone(),
         max_attempts: 8,
     };
-    let report: RollbackReport = p.engine.rollback(&p.objects, &req).await.map_err(rollback_error)?;
+    let report: RollbackReport = p
+        .engine
+        .rollback(&p.objects, &req)
+        .await
+        .map_err(rollback_error)?;
     if args.output != OutputFormat::Table {
         print_structured(&report, args.output)?;
         return Ok(Status::Ok);
@@ -237,7 +248,11 @@ pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliErr
         Some(why) => println!("  method: setters ({why})"),
         None => println!("  method: git revert"),
     }
-    println!("  held at {}; denied {}", report.to.tag_str(), report.denied_tag);
+    println!(
+        "  held at {}; denied {}",
+        report.to.tag_str(),
+        report.denied_tag
+    );
     for c in &report.changes {
         println!("  {}: {} -> {}", c.setter, c.old, c.new);
     }
@@ -267,7 +282,11 @@ pub async fn hold(state: &Path, args: HoldArgs) -> Result<Status, CliError> {
         by: who(args.by),
         repo: p.fallback.clone(),
     };
-    let report = p.engine.hold(&p.objects, &req).await.map_err(rollback_error)?;
+    let report = p
+        .engine
+        .hold(&p.objects, &req)
+        .await
+        .map_err(rollback_error)?;
     print_hold(&report, args.output)?;
     Ok(Status::Ok)
 }
@@ -283,7 +302,11 @@ pub async fn unhold(state: &Path, args: UnholdArgs) -> Result<Status, CliError> 
         allow_all: args.allow_all,
         repo: p.fallback.clone(),
     };
-    let report = p.engine.unhold(&p.objects, &req).await.map_err(rollback_error)?;
+    let report = p
+        .engine
+        .unhold(&p.objects, &req)
+        .await
+        .map_err(rollback_error)?;
     print_hold(&report, args.output)?;
     Ok(Status::Ok)
 }
@@ -302,8 +325,16 @@ pub async fn history(state: &Path, args: HistoryArgs) -> Result<Status, CliError
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let old = if r.old_tag.is_empty() { "-" } else { r.old_tag.as_str() };
-            let new = if r.new_tag.is_empty() { "-" } else { r.new_tag.as_str() };
+            let old = if r.old_tag.is_empty() {
+                "-"
+            } else {
+                r.old_tag.as_str()
+            };
+            let new = if r.new_tag.is_empty() {
+                "-"
+            } else {
+                r.new_tag.as_str()
+            };
             let commit = match &r.merged_from {
                 Some(m) => format!("{} (merge of {})", short(&r.commit), short(m)),
                 None => short(&r.commit).to_string(),
@@ -321,7 +352,12 @@ pub async fn history(state: &Path, args: HistoryArgs) -> Result<Status, CliError
         .collect();
     print!(
         "{}",
-        table(&["TIME", "CHANGE", "DIGEST", "COMMIT", "AUTHOR", "KIND", "REASON"], &body)
+        table(
+            &[
+                "TIME", "CHANGE", "DIGEST", "COMMIT", "AUTHOR", "KIND", "REASON"
+            ],
+            &body
+        )
     );
     Ok(Status::Ok)
 }
@@ -367,7 +403,11 @@ pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> 
                     .iter()
                     .filter_map(|c| c.promotable_to.as_ref().map(|to| format!("{}→{to}", c.env)))
                     .collect();
-                row.push(if promotable.is_empty() { "-".into() } else { promotable.join(", ") });
+                row.push(if promotable.is_empty() {
+                    "-".into()
+                } else {
+                    promotable.join(", ")
+                });
                 row
             })
             .collect();
@@ -385,15 +425,24 @@ pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> 
                         h.tag,
                         h.since.as_deref().map(short).unwrap_or("?"),
                         h.by,
-                        if h.reason.is_empty() { String::new() } else { format!(": {}", h.reason) }
+                        if h.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", h.reason)
+                        }
                     );
                 }
             }
         }
     }
-    let failed = report.apps.iter().any(|a| a.envs.iter().any(|c| c.error.is_some()));
+    let failed = report
+        .apps
+        .iter()
+        .any(|a| a.envs.iter().any(|c| c.error.is_some()));
     if failed {
-        return Err(CliError::failed(anyhow!("some environments could not be read")));
+        return Err(CliError::failed(anyhow!(
+            "some environments could not be read"
+        )));
     }
     Ok(Status::Ok)
 }

@@ -75,7 +75,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
                 .with_context(|| format!("--webhook-secret-file {}", file.display()))
                 .map_err(CliError::bad_input)?;
             Some(Secret::from_file_contents(&bytes).ok_or_else(|| {
-                CliError::bad_input(anyhow!("--webhook-secret-file {}: the file is empty", file.display()))
+                CliError::bad_input(anyhow!(
+                    "--webhook-secret-file {}: the file is empty",
+                    file.display()
+                ))
             })?)
         }
         None if args.allow_unsigned_webhooks => None,
@@ -175,7 +178,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };
@@ -208,12 +214,21 @@ fn reject(app: &App, hook: &str, status: StatusCode, message: &str) -> Response 
         _ => "malformed",
     };
     app.metrics.webhook_request(hook, result);
-    tracing::warn!(hook, status = status.as_u16(), "webhook rejected: {message}");
+    tracing::warn!(
+        hook,
+        status = status.as_u16(),
+        "webhook rejected: {message}"
+    );
     (status, format!("{message}\n")).into_response()
 }
 
 /// Body limit, then authentication, then parsing: nothing is triggered unless all pass.
-async fn checked_body(app: &App, hook: &str, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Response> {
+async fn checked_body(
+    app: &App,
+    hook: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, Response> {
     let bytes = match read_body(headers, body).await {
         Ok(b) => b,
         Err(status) => {
@@ -233,7 +248,12 @@ async fn checked_body(app: &App, hook: &str, headers: &HeaderMap, body: Body) ->
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer or X-Ferry-Signature header",
         )),
-        Err(AuthFailure::Invalid) => Err(reject(app, hook, StatusCode::UNAUTHORIZED, "bad token or signature")),
+        Err(AuthFailure::Invalid) => Err(reject(
+            app,
+            hook,
+            StatusCode::UNAUTHORIZED,
+            "bad token or signature",
+        )),
     }
 }
 
@@ -247,14 +267,19 @@ async fn registry_hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bo
         Err(msg) => return reject(&app, "registry", StatusCode::BAD_REQUEST, &msg),
     };
     app.metrics.webhook_request("registry", "accepted");
-    app.metrics.webhook_events("registry", "triggered", events.pushed.len() as u64);
-    app.metrics.webhook_events("registry", "ignored", events.ignored);
+    app.metrics
+        .webhook_events("registry", "triggered", events.pushed.len() as u64);
+    app.metrics
+        .webhook_events("registry", "ignored", events.ignored);
     let triggered = events.pushed.len();
     tracing::info!(triggered, ignored = events.ignored, "registry webhook");
     app.trigger.push(events.pushed);
     (
         StatusCode::ACCEPTED,
-        format!("{{\"triggered\":{triggered},\"ignored\":{}}}\n", events.ignored),
+        format!(
+            "{{\"triggered\":{triggered},\"ignored\":{}}}\n",
+            events.ignored
+        ),
     )
         .into_response()
 }
@@ -277,7 +302,10 @@ async fn git_hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
 async fn metrics_handler(State(app): State<Arc<App>>) -> Response {
     let body = app.metrics.render(&app.engine.registry().stats());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -32,18 +32,30 @@ impl Fixture {
         let reg = registry(Auth::None, false)?;
         let ws = Workspace::new();
         let repo = git_env.new_repo(prefix, false).unwrap();
-        let url = if http {
-            // Credentials in the URL userinfo: Ferry moves them out of the URL before git sees it.
-            git_env
-                .http(&repo)
-                .replacen("http://", &format!("http://{}:{}@", git_env.user, git_env.password), 1)
-        } else {
-            git_env.file(&repo)
-        };
+        // Objects are always loaded over file://; with `http` the GitRepository (what rollback
+        // and automation push to) is the http server with Basic auth from a Secret.
+        let url = git_env.file(&repo);
         let ns = common::unique("r5");
         let reg_prefix = format!("{}/{ns}", reg.host);
         let dir = ws.join("seed");
-        init_seed(&dir, &reg_prefix, &url, &[]);
+        if http {
+            ws.secret(
+                "flux-system",
+                "git-auth",
+                &[
+                    ("username", git_env.user.as_bytes()),
+                    ("password", git_env.password.as_bytes()),
+                ],
+            );
+            init_seed(
+                &dir,
+                &reg_prefix,
+                &git_env.http(&repo),
+                &["--git-secret", "git-auth"],
+            );
+        } else {
+            init_seed(&dir, &reg_prefix, &url, &[]);
+        }
         common::push_tree(&git_env, &repo, &dir);
         let image_repo = format!("{ns}/backend");
         Some(Fixture {
@@ -73,6 +85,8 @@ impl Fixture {
             format!("image_registry={}", self.reg_prefix),
             "--cache-dir".into(),
             self.ws.cache_str(),
+            "--secrets-dir".into(),
+            self.ws.secrets_str(),
         ]
     }
 
@@ -125,7 +139,9 @@ fn edit_file(root: &Path, rel: &str, f: impl FnOnce(String) -> String) {
 /// reconcile three times, staging stays; unhold, and it moves to the newest tag not denied.
 #[test]
 fn rollback_sticks_through_reconciles_and_unhold_moves_to_newest_allowed() {
-    let Some(fx) = Fixture::new("rb-sticks", false) else { return };
+    let Some(fx) = Fixture::new("rb-sticks", false) else {
+        return;
+    };
     fx.publish(1);
     fx.reconcile();
     assert_eq!(fx.staging_tag(), tag(1));
@@ -137,7 +153,19 @@ fn rollback_sticks_through_reconciles_and_unhold_moves_to_newest_allowed() {
     assert_eq!(fx.staging_tag(), tag(3));
 
     // Back two versions: to 1, denying 3 (the newest in the registry).
-    let r = fx.ferry(&["rollback", "staging", "backend", "--steps", "2", "--reason", "bad build", "--by", "alice", "-o", "json"]);
+    let r = fx.ferry(&[
+        "rollback",
+        "staging",
+        "backend",
+        "--steps",
+        "2",
+        "--reason",
+        "bad build",
+        "--by",
+        "alice",
+        "-o",
+        "json",
+    ]);
     r.expect_code(0);
     let rep = r.json();
     assert_eq!(rep["to"]["tag"], tag(1));
@@ -151,12 +179,20 @@ fn rollback_sticks_through_reconciles_and_unhold_moves_to_newest_allowed() {
 
     for _ in 0..3 {
         fx.reconcile();
-        assert_eq!(fx.staging_tag(), tag(1), "a reconcile moved a held environment");
+        assert_eq!(
+            fx.staging_tag(),
+            tag(1),
+            "a reconcile moved a held environment"
+        );
     }
-    assert_eq!(remote_head(&fx.git, &fx.repo), rollback_commit, "reconcile pushed while held");
+    assert_eq!(
+        remote_head(&fx.git, &fx.repo),
+        rollback_commit,
+        "reconcile pushed while held"
+    );
 
     // get images shows the hold: since which commit, by whom, why.
-    let pol = fx.ws.object("ImagePolicy", "staging", "backend");
+    let pol = fx.ws.object("policy", "staging", "backend");
     assert_eq!(pol["hold"]["tag"], tag(1));
     assert_eq!(pol["hold"]["since"], rollback_commit.as_str());
     assert_eq!(pol["hold"]["by"], "alice");
@@ -168,26 +204,39 @@ fn rollback_sticks_through_reconciles_and_unhold_moves_to_newest_allowed() {
     let st = fx.ferry(&["status", "backend", "-o", "json"]);
     st.expect_code(0);
     let st = st.json();
-    let cell = st["apps"][0]["envs"].as_array().unwrap().iter().find(|c| c["env"] == "staging").unwrap().clone();
+    let cell = st["apps"][0]["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["env"] == "staging")
+        .unwrap()
+        .clone();
     assert_eq!(cell["tag"], tag(1));
     assert_eq!(cell["held"], true);
     assert!(cell["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(cell["promotable_to"], "production");
 
-    fx.ferry(&["unhold", "staging", "backend", "--by", "bob"]).expect_code(0);
+    fx.ferry(&["unhold", "staging", "backend", "--by", "bob"])
+        .expect_code(0);
     assert!(fx.head_trailers().contains("Ferry-Kind: unhold"));
     fx.reconcile();
-    assert_eq!(fx.staging_tag(), tag(2), "after unhold: the newest tag that is not denied");
+    assert_eq!(
+        fx.staging_tag(),
+        tag(2),
+        "after unhold: the newest tag that is not denied"
+    );
     fx.reconcile();
     assert_eq!(fx.staging_tag(), tag(2));
-    let pol = fx.ws.object("ImagePolicy", "staging", "backend");
+    let pol = fx.ws.object("policy", "staging", "backend");
     assert!(pol.get("hold").is_none(), "{pol}");
 }
 
 /// Rollback of an automation commit by `git revert`, with trailers naming everything.
 #[test]
 fn rollback_after_automation_commit_reverts_it() {
-    let Some(fx) = Fixture::new("rb-revert", false) else { return };
+    let Some(fx) = Fixture::new("rb-revert", false) else {
+        return;
+    };
     fx.publish(1);
     fx.reconcile();
     fx.publish(2);
@@ -197,7 +246,15 @@ fn rollback_after_automation_commit_reverts_it() {
     dry.expect_code(0);
     assert!(dry.stdout.contains("would roll back"), "{}", dry.stdout);
     assert_eq!(remote_head(&fx.git, &fx.repo), bad, "dry run pushed");
-    let r = fx.ferry(&["rollback", "staging", "backend", "--reason", "p99 latency", "--by", "carol"]);
+    let r = fx.ferry(&[
+        "rollback",
+        "staging",
+        "backend",
+        "--reason",
+        "p99 latency",
+        "--by",
+        "carol",
+    ]);
     r.expect_code(0);
     assert!(r.stdout.contains("method: git revert"), "{}", r.stdout);
     assert_eq!(fx.staging_tag(), tag(1));
@@ -207,15 +264,33 @@ fn rollback_after_automation_commit_reverts_it() {
     assert!(t.contains("Ferry-Method: revert"), "{t}");
     assert!(t.contains("Ferry-By: carol"), "{t}");
     assert!(t.contains("Ferry-Reason: p99 latency"), "{t}");
-    assert!(t.contains(&format!("old={}/backend:{}", fx.reg_prefix, tag(2))), "{t}");
-    assert!(t.contains(&format!("new={}/backend:{}", fx.reg_prefix, tag(1))), "{t}");
-    assert!(t.contains(&format!("Ferry-Deny: policy=staging/backend tag={}", tag(2))), "{t}");
+    assert!(
+        t.contains(&format!("old={}/backend:{}", fx.reg_prefix, tag(2))),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("new={}/backend:{}", fx.reg_prefix, tag(1))),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "Ferry-Deny: policy=staging/backend tag={}",
+            tag(2)
+        )),
+        "{t}"
+    );
     // Rolling back again goes further back, never forward to the denied tag: 1 is the oldest
     // real tag, only the scaffold placeholder is before it.
     let again = fx.ferry(&["rollback", "staging", "backend", "--to", &tag(2)]);
     again.expect_code(0); // tag 2 ran before, so --to accepts it (it is an explicit choice)
     assert_eq!(fx.staging_tag(), tag(2));
-    let never = fx.ferry(&["rollback", "staging", "backend", "--to", "staging-v9.9.9-0000009-9"]);
+    let never = fx.ferry(&[
+        "rollback",
+        "staging",
+        "backend",
+        "--to",
+        "staging-v9.9.9-0000009-9",
+    ]);
     never.expect_code(2);
     assert!(never.stderr.contains("never ran"), "{}", never.stderr);
     fx.ferry(&["rollback", "nope", "backend"]).expect_code(2);
@@ -224,14 +299,20 @@ fn rollback_after_automation_commit_reverts_it() {
 /// A promotion commit (crafted with Ferry's promotion trailers) is found and reverted.
 #[test]
 fn rollback_after_promotion_commit() {
-    let Some(fx) = Fixture::new("rb-promo", false) else { return };
+    let Some(fx) = Fixture::new("rb-promo", false) else {
+        return;
+    };
     let prod = "flux/apps/backend/production/deployment.yaml";
     let p1 = "production-v0.0.1-0000001-2001";
     let p2 = "production-v0.0.2-0000002-2002";
     for (t, msg) in [(p1, "first"), (p2, "second")] {
         let dir = clone(&fx.git, &fx.repo);
         edit_file(dir.path(), prod, |s| {
-            let line = s.lines().find(|l| l.contains("$imagepolicy")).unwrap().to_string();
+            let line = s
+                .lines()
+                .find(|l| l.contains("$imagepolicy"))
+                .unwrap()
+                .to_string();
             let old_img = line.split_whitespace().nth(1).unwrap().to_string();
             let new_img = format!("{}:{t}", old_img.rsplit_once(':').unwrap().0);
             s.replace(&old_img, &new_img)
@@ -263,7 +344,9 @@ fn rollback_after_promotion_commit() {
 /// is written through the setters and the human's line is kept.
 #[test]
 fn rollback_with_conflicting_later_commit_uses_setters() {
-    let Some(fx) = Fixture::new("rb-conflict", false) else { return };
+    let Some(fx) = Fixture::new("rb-conflict", false) else {
+        return;
+    };
     fx.publish(1);
     fx.reconcile();
     fx.publish(2);
@@ -290,7 +373,10 @@ fn rollback_with_conflicting_later_commit_uses_setters() {
     let rep = r.json();
     assert_eq!(rep["method"], "setters");
     assert_eq!(rep["reverts"], bad.as_str());
-    assert!(rep["method_reason"].as_str().unwrap().contains("conflict"), "{rep}");
+    assert!(
+        rep["method_reason"].as_str().unwrap().contains("conflict"),
+        "{rep}"
+    );
     let text = remote_file(&fx.git, &fx.repo, DEPLOY);
     assert!(text.contains("imagePullPolicy: IfNotPresent"), "{text}");
     assert_eq!(fx.staging_tag(), tag(1));
@@ -301,20 +387,32 @@ fn rollback_with_conflicting_later_commit_uses_setters() {
 /// the marker lines it changed.
 #[test]
 fn rollback_of_flux_commit_without_trailers() {
-    let Some(fx) = Fixture::new("rb-flux", false) else { return };
+    let Some(fx) = Fixture::new("rb-flux", false) else {
+        return;
+    };
     let mut shas = Vec::new();
     for n in [1, 2] {
         let dir = clone(&fx.git, &fx.repo);
         edit_file(dir.path(), DEPLOY, |s| {
-            let line = s.lines().find(|l| l.contains("$imagepolicy")).unwrap().to_string();
+            let line = s
+                .lines()
+                .find(|l| l.contains("$imagepolicy"))
+                .unwrap()
+                .to_string();
             let old_img = line.split_whitespace().nth(1).unwrap().to_string();
-            s.replace(&old_img, &format!("{}:{}", old_img.rsplit_once(':').unwrap().0, tag(n)))
+            s.replace(
+                &old_img,
+                &format!("{}:{}", old_img.rsplit_once(':').unwrap().0, tag(n)),
+            )
         });
-        let out = common::git_cmd(dir.path(), &["commit", "-qam", "Update from image update automation"])
-            .env("GIT_AUTHOR_NAME", "fluxcdbot")
-            .env("GIT_AUTHOR_EMAIL", "ferry@localhost")
-            .output()
-            .unwrap();
+        let out = common::git_cmd(
+            dir.path(),
+            &["commit", "-qam", "Update from image update automation"],
+        )
+        .env("GIT_AUTHOR_NAME", "fluxcdbot")
+        .env("GIT_AUTHOR_EMAIL", "ferry@localhost")
+        .output()
+        .unwrap();
         assert!(out.status.success());
         git(dir.path(), &["push", "-q", "origin", "main"]);
         shas.push(git(dir.path(), &["rev-parse", "HEAD"]));
@@ -324,7 +422,10 @@ fn rollback_of_flux_commit_without_trailers() {
     let rows = h.json();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.last().unwrap()["kind"], "automation");
-    assert_eq!(rows.last().unwrap()["author"], "fluxcdbot <ferry@localhost>");
+    assert_eq!(
+        rows.last().unwrap()["author"],
+        "fluxcdbot <ferry@localhost>"
+    );
     let r = fx.ferry(&["rollback", "staging", "backend", "-o", "json"]);
     r.expect_code(0);
     let rep = r.json();
@@ -337,20 +438,27 @@ fn rollback_of_flux_commit_without_trailers() {
 /// recomputed on the new tip, and the human commit is kept. Over http.
 #[test]
 fn concurrent_human_push_during_rollback_is_kept() {
-    let Some(fx) = Fixture::new("rb-race", true) else { return };
+    let Some(fx) = Fixture::new("rb-race", true) else {
+        return;
+    };
     fx.publish(1);
     fx.reconcile();
     fx.publish(2);
     fx.reconcile();
     let human = tempfile::tempdir().unwrap();
-    git(human.path(), &["clone", "-q", "-b", "main", &fx.git.file(&fx.repo), "."]);
+    git(
+        human.path(),
+        &["clone", "-q", "-b", "main", &fx.git.file(&fx.repo), "."],
+    );
     let script = format!(
         "[ \"$FERRY_TEST_ATTEMPT\" = 1 ] || exit 0; cd '{}' && echo hi >> NOTES.md && git add NOTES.md && git -c user.name=human -c user.email=h@example.invalid commit -qm 'human note' && git push -q origin main",
         human.path().display()
     );
     let src = fx.source();
     let state = fx.ws.state_str();
-    let mut args = vec!["rollback", "staging", "backend", "-o", "json", "--state", &state];
+    let mut args = vec![
+        "rollback", "staging", "backend", "-o", "json", "--state", &state,
+    ];
     args.extend(src.iter().map(String::as_str));
     let mut cmd = common::command(&args);
     cmd.env("FERRY_TEST_BEFORE_PUSH", &script)
@@ -362,7 +470,13 @@ fn concurrent_human_push_during_rollback_is_kept() {
     assert_eq!(rep["attempts"], 2, "{rep}");
     let subjects = remote_log(&fx.git, &fx.repo, "%s");
     let mut lines = subjects.lines();
-    assert!(lines.next().unwrap().starts_with("Roll back staging/backend"), "{subjects}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("Roll back staging/backend"),
+        "{subjects}"
+    );
     assert_eq!(lines.next().unwrap(), "human note", "{subjects}");
     assert_eq!(remote_file(&fx.git, &fx.repo, "NOTES.md"), "hi");
     assert_eq!(fx.staging_tag(), tag(1));
@@ -371,10 +485,15 @@ fn concurrent_human_push_during_rollback_is_kept() {
 /// `ferry hold` pins the current version against newer tags; `unhold` lets it move.
 #[test]
 fn hold_and_unhold_by_hand() {
-    let Some(fx) = Fixture::new("rb-hold", false) else { return };
+    let Some(fx) = Fixture::new("rb-hold", false) else {
+        return;
+    };
     fx.publish(1);
     fx.reconcile();
-    fx.ferry(&["hold", "staging", "backend", "--reason", "freeze", "--by", "dave"]).expect_code(0);
+    fx.ferry(&[
+        "hold", "staging", "backend", "--reason", "freeze", "--by", "dave",
+    ])
+    .expect_code(0);
     assert!(fx.head_trailers().contains("Ferry-Kind: hold"));
     // Holding twice changes nothing.
     let again = fx.ferry(&["hold", "staging", "backend", "--by", "dave"]);

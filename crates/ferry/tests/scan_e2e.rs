@@ -313,7 +313,7 @@ fn variables_resolve_from_flags_and_files_and_unresolved_is_bad_input() {
             ("repo.yaml", &repo_doc),
             (
                 "policy.yaml",
-                &image_policy("staging", "app", "flux-system", "app", &seed_policy_spec("staging")),
+                &image_policy("flux-system", "app", "flux-system", "app", &seed_policy_spec("staging")),
             ),
         ],
     );
@@ -334,7 +334,7 @@ fn variables_resolve_from_flags_and_files_and_unresolved_is_bad_input() {
     ws.ferry(&["scan", "--dir", t, "--var", &format!("registry_host={host}"), "--vars-file", vf])
         .expect_code(0);
     assert_eq!(
-        ws.latest("staging", "app").unwrap(),
+        ws.latest("flux-system", "app").unwrap(),
         format!("{host}/{path}:staging-v1.0.1-bbbbbbb-20")
     );
     // A later unresolved run changes nothing in the existing state.

@@ -16,7 +16,11 @@ use ferry_testbed::git::{GitEnv, git_servers};
 const BOUND: Duration = Duration::from_secs(30);
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A registry started by `testbed/registry-notify.sh`, stopped on drop.
@@ -28,7 +32,11 @@ struct NotifyRegistry {
 
 impl NotifyRegistry {
     fn start(notify_port: u16, secret_file: &Path) -> Option<NotifyRegistry> {
-        if Command::new("docker-registry").arg("--version").output().is_err() {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             assert!(!ferry_testbed::in_ci(), "docker-registry is not installed");
             eprintln!("SKIP: docker-registry is not installed");
             return None;
@@ -43,8 +51,15 @@ impl NotifyRegistry {
             .env("TESTBED_DIR", ferry_testbed::registry::testbed_dir())
             .output()
             .unwrap();
-        assert!(out.status.success(), "registry-notify.sh: {}", String::from_utf8_lossy(&out.stderr));
-        let env = std::fs::read_to_string(ferry_testbed::registry::testbed_dir().join(format!("{name}.env"))).unwrap();
+        assert!(
+            out.status.success(),
+            "registry-notify.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(
+            ferry_testbed::registry::testbed_dir().join(format!("{name}.env")),
+        )
+        .unwrap();
         let vars = ferry_testbed::registry::parse_env_file(&env);
         Some(NotifyRegistry {
             name,
@@ -56,10 +71,21 @@ impl NotifyRegistry {
     fn push(&self, repo: &str, tag: &str) {
         let out = Command::new("python3")
             .arg(ferry_testbed::workspace_root().join("testbed/ocipush.py"))
-            .args(["image", &self.url, repo, tag, "--content", &format!("{repo} {tag}")])
+            .args([
+                "image",
+                &self.url,
+                repo,
+                tag,
+                "--content",
+                &format!("{repo} {tag}"),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "ocipush: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ocipush: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -74,7 +100,13 @@ impl Drop for NotifyRegistry {
 }
 
 /// One HTTP/1.1 request to the daemon; returns (status, body).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
@@ -91,8 +123,15 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -118,7 +157,11 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
         .unwrap();
     child.stdin.take().unwrap().write_all(body).unwrap();
     let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// A running `ferry serve`, killed on drop.
@@ -129,7 +172,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[String], port: u16, log: PathBuf) -> Daemon {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = command(&argv)
             .env("FERRY_LOG", "info")
@@ -157,7 +204,13 @@ impl Daemon {
 
     fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     /// Waits (bounded) for the exit; returns the exit code (None: killed by a signal).
@@ -180,7 +233,9 @@ impl Daemon {
     fn wait_log(&self, from: usize, needle: &str) -> usize {
         poll(BOUND, || {
             let text = self.log_text();
-            text.get(from..).and_then(|t| t.find(needle)).map(|i| from + i + needle.len())
+            text.get(from..)
+                .and_then(|t| t.find(needle))
+                .map(|i| from + i + needle.len())
         })
         .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{}", self.log_text()))
     }
@@ -226,7 +281,10 @@ fn setup(prefix: &str) -> Option<Setup> {
     ws.secret(
         "flux-system",
         "git-auth",
-        &[("username", git.user.as_bytes()), ("password", git.password.as_bytes())],
+        &[
+            ("username", git.user.as_bytes()),
+            ("password", git.password.as_bytes()),
+        ],
     );
     push_tree(&git, &repo, &tree);
     let registry_var = format!("image_registry={}/org", reg.host);
@@ -274,13 +332,21 @@ impl Setup {
     }
     fn wait_develop(&self, tag: &str) {
         let found = poll(BOUND, || self.develop_file().contains(tag).then_some(()));
-        assert!(found.is_some(), "{tag} never reached {DEVELOP}:\n{}", self.develop_file());
+        assert!(
+            found.is_some(),
+            "{tag} never reached {DEVELOP}:\n{}",
+            self.develop_file()
+        );
     }
     fn commits_with(&self, tag: &str) -> usize {
-        remote_log(&self.git, &self.repo, "%H %(trailers:key=Ferry-Change,valueonly,separator=%x2C)")
-            .lines()
-            .filter(|l| l.contains(tag))
-            .count()
+        remote_log(
+            &self.git,
+            &self.repo,
+            "%H %(trailers:key=Ferry-Change,valueonly,separator=%x2C)",
+        )
+        .lines()
+        .filter(|l| l.contains(tag))
+        .count()
     }
 }
 
@@ -288,12 +354,7 @@ impl Setup {
 fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     let Some(s) = setup("serve-push") else { return };
     // Webhooks need a secret unless explicitly allowed.
-    let no_secret: Vec<String> = s
-        .args
-        .iter()
-        .take(s.args.len() - 2)
-        .cloned()
-        .collect();
+    let no_secret: Vec<String> = s.args.iter().take(s.args.len() - 2).cloned().collect();
     let argv: Vec<&str> = no_secret.iter().map(String::as_str).collect();
     let r = ferry(&argv);
     r.expect_code(2);
@@ -309,13 +370,30 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     s.wait_develop(tag);
     eprintln!("push to commit: {:?}", t0.elapsed());
     assert_eq!(s.commits_with(tag), 1);
-    assert!(metric(s.port, "ferry_webhook_requests_total", &["hook=\"registry\"", "result=\"accepted\""]) >= 1.0);
+    assert!(
+        metric(
+            s.port,
+            "ferry_webhook_requests_total",
+            &["hook=\"registry\"", "result=\"accepted\""]
+        ) >= 1.0
+    );
     // The push lands before the pass records it: poll the counters, bounded.
-    assert!(poll(BOUND, || (metric(s.port, "ferry_git_pushes_total", &[]) >= 1.0).then_some(())).is_some());
+    assert!(
+        poll(BOUND, || (metric(s.port, "ferry_git_pushes_total", &[])
+            >= 1.0)
+            .then_some(()))
+        .is_some()
+    );
     assert!(metric(s.port, "ferry_scans_total", &["result=\"success\""]) >= 1.0);
     assert!(metric(s.port, "ferry_policy_changes_total", &[]) >= 1.0);
     assert!(metric(s.port, "ferry_registry_requests_total", &["status=\"200\""]) >= 1.0);
-    assert!(metric(s.port, "ferry_reconcile_duration_seconds_count", &["kind=\"ImageUpdateAutomation\""]) >= 1.0);
+    assert!(
+        metric(
+            s.port,
+            "ferry_reconcile_duration_seconds_count",
+            &["kind=\"ImageUpdateAutomation\""]
+        ) >= 1.0
+    );
 
     // Bad requests: 4xx, and no pass is started by them.
     let passes = |p| metric(p, "ferry_passes_total", &["trigger=\"registry\""]);
@@ -326,13 +404,48 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     let bearer = format!("Bearer {}", s.secret);
     let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
         ("no auth", vec![], body.to_vec(), 401),
-        ("bad signature", vec![("X-Ferry-Signature", &bad_sig)], body.to_vec(), 401),
-        ("signature of another body", vec![("X-Ferry-Signature", &good_sig)], br#"{"repository":"127.0.0.1:1/org/other"}"#.to_vec(), 401),
-        ("bad bearer", vec![("Authorization", "Bearer wrong")], body.to_vec(), 401),
-        ("not json", vec![("Authorization", &bearer)], b"{not json".to_vec(), 400),
-        ("wrong shape", vec![("Authorization", &bearer)], br#"{"events":"push"}"#.to_vec(), 400),
-        ("event without repository", vec![("Authorization", &bearer)], br#"{"events":[{"action":"push","target":{}}]}"#.to_vec(), 400),
-        ("too large", vec![("Authorization", &bearer)], vec![b' '; 2 * 1024 * 1024], 413),
+        (
+            "bad signature",
+            vec![("X-Ferry-Signature", &bad_sig)],
+            body.to_vec(),
+            401,
+        ),
+        (
+            "signature of another body",
+            vec![("X-Ferry-Signature", &good_sig)],
+            br#"{"repository":"127.0.0.1:1/org/other"}"#.to_vec(),
+            401,
+        ),
+        (
+            "bad bearer",
+            vec![("Authorization", "Bearer wrong")],
+            body.to_vec(),
+            401,
+        ),
+        (
+            "not json",
+            vec![("Authorization", &bearer)],
+            b"{not json".to_vec(),
+            400,
+        ),
+        (
+            "wrong shape",
+            vec![("Authorization", &bearer)],
+            br#"{"events":"push"}"#.to_vec(),
+            400,
+        ),
+        (
+            "event without repository",
+            vec![("Authorization", &bearer)],
+            br#"{"events":[{"action":"push","target":{}}]}"#.to_vec(),
+            400,
+        ),
+        (
+            "too large",
+            vec![("Authorization", &bearer)],
+            vec![b' '; 2 * 1024 * 1024],
+            413,
+        ),
     ];
     for (what, headers, body, want) in &cases {
         let (status, text) = http(s.port, "POST", "/hooks/registry", headers, body);
@@ -340,12 +453,36 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
         assert!(!text.contains(&s.secret));
     }
     assert_eq!(
-        metric(s.port, "ferry_webhook_requests_total", &["result=\"unauthorized\""]),
+        metric(
+            s.port,
+            "ferry_webhook_requests_total",
+            &["result=\"unauthorized\""]
+        ),
         4.0
     );
-    assert_eq!(metric(s.port, "ferry_webhook_requests_total", &["result=\"malformed\""]), 3.0);
-    assert_eq!(metric(s.port, "ferry_webhook_requests_total", &["result=\"too_large\""]), 1.0);
-    let (status, _) = http(s.port, "POST", "/hooks/git", &[("Authorization", "Bearer wrong")], b"{}");
+    assert_eq!(
+        metric(
+            s.port,
+            "ferry_webhook_requests_total",
+            &["result=\"malformed\""]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            s.port,
+            "ferry_webhook_requests_total",
+            &["result=\"too_large\""]
+        ),
+        1.0
+    );
+    let (status, _) = http(
+        s.port,
+        "POST",
+        "/hooks/git",
+        &[("Authorization", "Bearer wrong")],
+        b"{}",
+    );
     assert_eq!(status, 401);
     // Give a wrongly triggered pass the time to show up, bounded, then check none did.
     let settle = Instant::now() + Duration::from_millis(500);
@@ -353,12 +490,21 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
         assert_eq!(passes(s.port), before, "a rejected webhook started a pass");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!d.log_text().contains(&s.secret), "the secret leaked into the log");
+    assert!(
+        !d.log_text().contains(&s.secret),
+        "the secret leaked into the log"
+    );
 
     // The generic payload, signed with HMAC, triggers a pass.
     let generic = format!(r#"{{"repository":"{}/org/backend","tag":"x"}}"#, s.reg.host);
     let sig = format!("sha256={}", hmac_hex(&s.secret, generic.as_bytes()));
-    let (status, text) = http(s.port, "POST", "/hooks/registry", &[("X-Ferry-Signature", &sig)], generic.as_bytes());
+    let (status, text) = http(
+        s.port,
+        "POST",
+        "/hooks/registry",
+        &[("X-Ferry-Signature", &sig)],
+        generic.as_bytes(),
+    );
     assert_eq!(status, 202, "{text}");
     assert!(poll(BOUND, || (passes(s.port) > before).then_some(())).is_some());
 
@@ -366,12 +512,22 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     let argv: Vec<String> = s
         .args
         .iter()
-        .map(|a| if *a == format!("127.0.0.1:{}", s.port) { "127.0.0.1:0".to_string() } else { a.clone() })
+        .map(|a| {
+            if *a == format!("127.0.0.1:{}", s.port) {
+                "127.0.0.1:0".to_string()
+            } else {
+                a.clone()
+            }
+        })
         .collect();
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let second = ferry(&argv);
     second.expect_code(1);
-    assert!(second.stderr.contains("another `ferry serve`"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("another `ferry serve`"),
+        "{}",
+        second.stderr
+    );
 
     // SIGTERM: clean exit.
     d.signal("-TERM");
@@ -381,7 +537,9 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
 
 #[test]
 fn sigterm_finishes_the_push_and_a_killed_daemon_resumes() {
-    let Some(s) = setup("serve-restart") else { return };
+    let Some(s) = setup("serve-restart") else {
+        return;
+    };
     let mut d = s.daemon("serve1.log");
     let v1 = "develop-v1.0.0-a1b2c3d-1738860000";
     s.reg.push("org/backend", v1);
@@ -395,7 +553,11 @@ fn sigterm_finishes_the_push_and_a_killed_daemon_resumes() {
     d.wait_log(at, "reconcile kind=");
     d.signal("-TERM");
     assert_eq!(d.wait(), Some(0), "log:\n{}", d.log_text());
-    assert!(s.develop_file().contains(v2), "SIGTERM lost the in-flight push:\n{}", d.log_text());
+    assert!(
+        s.develop_file().contains(v2),
+        "SIGTERM lost the in-flight push:\n{}",
+        d.log_text()
+    );
     assert_eq!(s.commits_with(v2), 1);
 
     // kill -9 in the middle of the automation; the next start completes the work, once.
@@ -416,26 +578,47 @@ fn sigterm_finishes_the_push_and_a_killed_daemon_resumes() {
 
 #[test]
 fn git_webhook_picks_up_a_changed_object_without_restart() {
-    let Some(s) = setup("serve-gitchange") else { return };
+    let Some(s) = setup("serve-gitchange") else {
+        return;
+    };
     let d = s.daemon("serve.log");
     let tag = "develop-v2.0.0-a1b2c3d-1738860000";
     s.reg.push("org/backend", tag);
     s.wait_develop(tag);
     // Suspend the develop automation in Git, then ask for a fetch.
     let work = clone(&s.git, &s.repo);
-    let auto = work.path().join("flux/apps/backend/develop/image-automation.yaml");
+    let auto = work
+        .path()
+        .join("flux/apps/backend/develop/image-automation.yaml");
     let text = std::fs::read_to_string(&auto).unwrap();
     let suspended = text.replacen("spec:\n", "spec:\n  suspend: true\n", 1);
     assert_ne!(text, suspended);
     std::fs::write(&auto, suspended).unwrap();
-    git(work.path(), &["commit", "-qam", "suspend develop automation"]);
+    git(
+        work.path(),
+        &["commit", "-qam", "suspend develop automation"],
+    );
     git(work.path(), &["push", "-q", "origin", "HEAD:main"]);
     let body = br#"{"ref":"refs/heads/main"}"#;
     let sig = format!("sha256={}", hmac_hex(&s.secret, body));
     let before = metric(s.port, "ferry_source_loads_total", &["result=\"success\""]);
-    let (status, _) = http(s.port, "POST", "/hooks/git", &[("X-Hub-Signature-256", &sig)], body);
+    let (status, _) = http(
+        s.port,
+        "POST",
+        "/hooks/git",
+        &[("X-Hub-Signature-256", &sig)],
+        body,
+    );
     assert_eq!(status, 202);
-    assert!(poll(BOUND, || (metric(s.port, "ferry_source_loads_total", &["result=\"success\""]) > before).then_some(())).is_some());
+    assert!(
+        poll(BOUND, || (metric(
+            s.port,
+            "ferry_source_loads_total",
+            &["result=\"success\""]
+        ) > before)
+            .then_some(()))
+        .is_some()
+    );
     // The reload is applied before the next push is handled: the suspended automation writes
     // nothing, while staging (not suspended) still follows its own tags.
     let dev = "develop-v2.0.1-b2c3d4e-1738861000";
@@ -443,7 +626,14 @@ fn git_webhook_picks_up_a_changed_object_without_restart() {
     s.reg.push("org/backend", dev);
     s.reg.push("org/backend", stg);
     let staging = "flux/apps/backend/staging/deployment.yaml";
-    let ok = poll(BOUND, || remote_file(&s.git, &s.repo, staging).contains(stg).then_some(()));
+    let ok = poll(BOUND, || {
+        remote_file(&s.git, &s.repo, staging)
+            .contains(stg)
+            .then_some(())
+    });
     assert!(ok.is_some(), "log:\n{}", d.log_text());
-    assert!(!s.develop_file().contains(dev), "a suspended automation pushed");
+    assert!(
+        !s.develop_file().contains(dev),
+        "a suspended automation pushed"
+    );
 }

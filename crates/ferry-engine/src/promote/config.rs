@@ -44,9 +44,16 @@ pub struct AppPipeline {
 impl AppPipeline {
     /// The Pipeline named `app` (in any namespace), else the seed's conventions.
     pub fn resolve(objects: &ObjectSet, app: &str) -> Result<AppPipeline, PromoteError> {
-        let found: Vec<_> = objects.pipelines().iter().filter(|p| p.name() == app).collect();
+        let found: Vec<_> = objects
+            .pipelines()
+            .iter()
+            .filter(|p| p.name() == app)
+            .collect();
         if found.len() > 1 {
-            let names: Vec<String> = found.iter().map(|p| format!("{}/{}", p.namespace(), p.name())).collect();
+            let names: Vec<String> = found
+                .iter()
+                .map(|p| format!("{}/{}", p.namespace(), p.name()))
+                .collect();
             return Err(PromoteError::Invalid(format!(
                 "several Pipelines are named {app:?}: {}; keep one per app",
                 names.join(", ")
@@ -66,15 +73,27 @@ impl AppPipeline {
             }
             let mut stages = Vec::new();
             for s in &p.spec.stages {
-                let template = TagTemplate::parse(s.tag_template.as_deref().unwrap_or(DEFAULT_TAG_TEMPLATE))
-                    .map_err(|e| PromoteError::Invalid(format!("Pipeline {}/{} stage {}: {e}", p.namespace(), p.name(), s.name)))?;
+                let template =
+                    TagTemplate::parse(s.tag_template.as_deref().unwrap_or(DEFAULT_TAG_TEMPLATE))
+                        .map_err(|e| {
+                        PromoteError::Invalid(format!(
+                            "Pipeline {}/{} stage {}: {e}",
+                            p.namespace(),
+                            p.name(),
+                            s.name
+                        ))
+                    })?;
                 let gates = s.gates.clone().unwrap_or_default();
                 stages.push(StageConfig {
                     name: s.name.clone(),
                     namespace: s.namespace.clone(),
                     policy: s.policy.clone(),
                     template,
-                    alias: s.alias.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| s.name.clone()),
+                    alias: s
+                        .alias
+                        .clone()
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| s.name.clone()),
                     soak: gates.soak.map(|d| d.as_duration()),
                     approval: gates.approval,
                 });
@@ -142,13 +161,19 @@ impl AppPipeline {
     }
 
     /// The ImagePolicy of a stage, from the loaded objects.
-    pub fn policy<'a>(&self, objects: &'a ObjectSet, stage: &StageConfig) -> Result<&'a ImagePolicy, PromoteError> {
-        objects.image_policy(&stage.namespace, &stage.policy).ok_or_else(|| {
-            PromoteError::Invalid(format!(
-                "ImagePolicy {}/{} (stage {} of {}) not found in the source",
-                stage.namespace, stage.policy, stage.name, self.app
-            ))
-        })
+    pub fn policy<'a>(
+        &self,
+        objects: &'a ObjectSet,
+        stage: &StageConfig,
+    ) -> Result<&'a ImagePolicy, PromoteError> {
+        objects
+            .image_policy(&stage.namespace, &stage.policy)
+            .ok_or_else(|| {
+                PromoteError::Invalid(format!(
+                    "ImagePolicy {}/{} (stage {} of {}) not found in the source",
+                    stage.namespace, stage.policy, stage.name, self.app
+                ))
+            })
     }
 }
 
@@ -212,7 +237,9 @@ impl TagTemplate {
             }
         }
         if !parts.contains(&Part::Version) || !parts.contains(&Part::Sha7) {
-            return Err(format!("tag template {text:?} must contain {{version}} and {{sha7}}"));
+            return Err(format!(
+                "tag template {text:?} must contain {{version}} and {{sha7}}"
+            ));
         }
         for w in parts.windows(2) {
             if !matches!(w[0], Part::Literal(_)) && !matches!(w[1], Part::Literal(_)) {
@@ -259,8 +286,12 @@ fn match_parts(parts: &[Part], env: &str, s: &str, out: &mut TagFields) -> bool 
         return s.is_empty();
     };
     match first {
-        Part::Literal(lit) => s.strip_prefix(lit.as_str()).is_some_and(|r| match_parts(rest, env, r, out)),
-        Part::Env => s.strip_prefix(env).is_some_and(|r| match_parts(rest, env, r, out)),
+        Part::Literal(lit) => s
+            .strip_prefix(lit.as_str())
+            .is_some_and(|r| match_parts(rest, env, r, out)),
+        Part::Env => s
+            .strip_prefix(env)
+            .is_some_and(|r| match_parts(rest, env, r, out)),
         placeholder => {
             let ok = |c: char| match placeholder {
                 Part::Version => c.is_ascii_digit() || c == '.',
@@ -325,7 +356,10 @@ impl Version {
         let mut it = t.split('.');
         let mut num = || -> Option<u64> {
             let s = it.next()?;
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+            if s.is_empty()
+                || !s.bytes().all(|b| b.is_ascii_digit())
+                || (s.len() > 1 && s.starts_with('0'))
+            {
                 return None;
             }
             s.parse().ok()
@@ -378,7 +412,10 @@ mod tests {
         let tag = t.render("staging", &v, "a1b2c3d", 1738860123);
         assert_eq!(tag, "staging-v0.0.1-a1b2c3d-1738860123");
         let f = t.parse_tag("staging", &tag).unwrap();
-        assert_eq!((f.version, f.sha7.as_str(), f.ts), (v, "a1b2c3d", 1738860123));
+        assert_eq!(
+            (f.version, f.sha7.as_str(), f.ts),
+            (v, "a1b2c3d", 1738860123)
+        );
         assert!(t.parse_tag("develop", &tag).is_none());
         assert!(t.parse_tag("staging", "staging").is_none());
         assert!(t.parse_tag("staging", "staging-v0.0.1-A1B2C3D-1").is_none());

@@ -11,8 +11,8 @@ use ferry_registry::{Credentials, ImageName, RegistryError, RepoAccess, TlsMater
 use super::PromoteError;
 use super::config::{AppPipeline, Bump, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version};
 use super::gitops::{
-    self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, quote, read_text, record_path,
-    top_level_fields, version_path, write_text,
+    self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, quote, read_text,
+    record_path, top_level_fields, version_path, write_text,
 };
 use super::retag::{RequestLog, TagPlan, TagWrite, write_tags};
 use crate::Engine;
@@ -143,7 +143,10 @@ fn now_secs() -> u64 {
 fn rfc3339(ts: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ts.to_string())
 }
 
@@ -161,18 +164,27 @@ fn split_reference(image: &str) -> Result<(ImageName, String), PromoteError> {
             _ => (image.to_string(), "latest".to_string()),
         }
     };
-    let name = ImageName::parse(&base).map_err(|e| PromoteError::Invalid(format!("image {image:?}: {e}")))?;
+    let name = ImageName::parse(&base)
+        .map_err(|e| PromoteError::Invalid(format!("image {image:?}: {e}")))?;
     Ok((name, reference))
 }
 
 fn access_for(engine: &Engine, repo: &ImageRepository) -> Result<RepoAccess, PromoteError> {
     crate::scan::repo_access(engine, repo).map_err(|f| {
-        PromoteError::Invalid(format!("ImageRepository {}/{}: {}", repo.namespace(), repo.name(), f.message))
+        PromoteError::Invalid(format!(
+            "ImageRepository {}/{}: {}",
+            repo.namespace(),
+            repo.name(),
+            f.message
+        ))
     })
 }
 
 /// The ImageRepository of a stage: its policy's `imageRepositoryRef`.
-fn stage_repository<'a>(objects: &'a ObjectSet, policy: &ImagePolicy) -> Result<&'a ImageRepository, PromoteError> {
+fn stage_repository<'a>(
+    objects: &'a ObjectSet,
+    policy: &ImagePolicy,
+) -> Result<&'a ImageRepository, PromoteError> {
     let r = &policy.spec.image_repository_ref;
     let ns = r.namespace_or(policy.namespace());
     objects.image_repository(ns, &r.name).ok_or_else(|| {
@@ -195,17 +207,30 @@ async fn newest_tag(
 ) -> Result<String, PromoteError> {
     log.read("GET", access, "tags/list");
     let listed = engine.registry().list_tags(access).await?;
-    let exclusions =
-        ferry_policy::scan::effective_exclusion_list(repo.spec.exclusion_list.as_deref().unwrap_or(&[]));
-    let mut tags = ferry_policy::scan::apply_exclusions(&listed, &exclusions)
-        .map_err(|e| PromoteError::Invalid(format!("ImageRepository {}/{}: {e}", repo.namespace(), repo.name())))?;
+    let exclusions = ferry_policy::scan::effective_exclusion_list(
+        repo.spec.exclusion_list.as_deref().unwrap_or(&[]),
+    );
+    let mut tags = ferry_policy::scan::apply_exclusions(&listed, &exclusions).map_err(|e| {
+        PromoteError::Invalid(format!(
+            "ImageRepository {}/{}: {e}",
+            repo.namespace(),
+            repo.name()
+        ))
+    })?;
     ferry_policy::scan::sort_desc(&mut tags);
-    let policer = crate::policy::policer_for(policy).map_err(|f| PromoteError::Invalid(f.message))?;
+    let policer =
+        crate::policy::policer_for(policy).map_err(|f| PromoteError::Invalid(f.message))?;
     let filter = match &policy.spec.filter_tags {
         Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
         None => Ok(TagFilter::none()),
     }
-    .map_err(|e| PromoteError::Invalid(format!("ImagePolicy {}/{}: {e}", policy.namespace(), policy.name())))?;
+    .map_err(|e| {
+        PromoteError::Invalid(format!(
+            "ImagePolicy {}/{}: {e}",
+            policy.namespace(),
+            policy.name()
+        ))
+    })?;
     ferry_policy::select_latest(&tags, &filter, &policer).map_err(|e| {
         PromoteError::Refused(format!(
             "ImagePolicy {}/{} elects no tag in {}: {e}",
@@ -220,7 +245,11 @@ async fn newest_tag(
 // version
 
 fn version_of(workdir: &Path, pipe: &AppPipeline) -> Result<VersionReport, PromoteError> {
-    let last = pipe.stages.last().map(|s| s.name.clone()).unwrap_or_default();
+    let last = pipe
+        .stages
+        .last()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
     let records = gitops::records(workdir, &pipe.app, &last)?;
     let current = records.iter().map(|r| r.version).max();
     let next = match gitops::next_version_file(workdir, &pipe.app)? {
@@ -245,7 +274,10 @@ fn release_target(
     pipe: &AppPipeline,
     fallback: Option<&GitFallback>,
 ) -> Result<GitTarget, PromoteError> {
-    let policy = pipe.stages.last().and_then(|s| objects.image_policy(&s.namespace, &s.policy));
+    let policy = pipe
+        .stages
+        .last()
+        .and_then(|s| objects.image_policy(&s.namespace, &s.policy));
     gitops::git_target(engine, objects, policy, fallback)
 }
 
@@ -278,12 +310,20 @@ pub async fn publish(
     let (name, reference) = split_reference(&req.image)?;
     let sha = req.sha.trim().to_ascii_lowercase();
     if sha.len() < 7 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(PromoteError::Invalid(format!("--sha {:?}: expected at least 7 hex digits", req.sha)));
+        return Err(PromoteError::Invalid(format!(
+            "--sha {:?}: expected at least 7 hex digits",
+            req.sha
+        )));
     }
     let sha7 = &sha[..7];
     let app = match &req.app {
         Some(a) => a.clone(),
-        None => name.repository().rsplit('/').next().unwrap_or_default().to_string(),
+        None => name
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     let pipe = AppPipeline::resolve(objects, &app)?;
     let template = match pipe.stage(&req.env) {
@@ -291,8 +331,9 @@ pub async fn publish(
         Err(_) => TagTemplate::parse(DEFAULT_TAG_TEMPLATE).map_err(PromoteError::Invalid)?,
     };
     let version = match &req.version {
-        Some(v) => Version::parse(v)
-            .ok_or_else(|| PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH")))?,
+        Some(v) => Version::parse(v).ok_or_else(|| {
+            PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH"))
+        })?,
         None => {
             let report = version(engine, objects, fallback, &app).map_err(|e| match e {
                 PromoteError::Invalid(m) => PromoteError::Invalid(format!(
@@ -303,26 +344,25 @@ pub async fn publish(
             Version::parse(&report.next).unwrap_or_default()
         }
     };
-    let access = match objects
-        .image_repositories
-        .iter()
-        .find(|r| ImageName::parse(&r.spec.image).is_ok_and(|n| n.canonical() == name.canonical()))
-    {
-        Some(repo) => access_for(engine, repo)?,
-        None => {
-            let creds: Option<Credentials> = ferry_registry::load_local_docker_config()
-                .map_err(|e| PromoteError::Invalid(format!("docker config: {e}")))?
-                .credentials_for(name.registry())
-                .cloned();
-            let mut a = RepoAccess::new(name.clone());
-            a.insecure = req.insecure;
-            a.credentials = creds;
-            if let Some(ca) = &req.ca_pem {
-                a.tls = TlsMaterial::with_ca(ca.clone());
+    let access =
+        match objects.image_repositories.iter().find(|r| {
+            ImageName::parse(&r.spec.image).is_ok_and(|n| n.canonical() == name.canonical())
+        }) {
+            Some(repo) => access_for(engine, repo)?,
+            None => {
+                let creds: Option<Credentials> = ferry_registry::load_local_docker_config()
+                    .map_err(|e| PromoteError::Invalid(format!("docker config: {e}")))?
+                    .credentials_for(name.registry())
+                    .cloned();
+                let mut a = RepoAccess::new(name.clone());
+                a.insecure = req.insecure;
+                a.credentials = creds;
+                if let Some(ca) = &req.ca_pem {
+                    a.tls = TlsMaterial::with_ca(ca.clone());
+                }
+                a
             }
-            a
-        }
-    };
+        };
     let ts = req.timestamp.unwrap_or_else(now_secs);
     let immutable = template.render(&req.env, &version, sha7, ts);
     let client = engine.registry();
@@ -334,7 +374,16 @@ pub async fn publish(
         immutable: vec![immutable],
         mutable: vec![req.env.clone(), sha7.to_string()],
     };
-    let tags = write_tags(client, &access, &manifest, &access, &plan, req.dry_run, &mut log).await?;
+    let tags = write_tags(
+        client,
+        &access,
+        &manifest,
+        &access,
+        &plan,
+        req.dry_run,
+        &mut log,
+    )
+    .await?;
     Ok(PublishReport {
         app,
         image: access.image.to_string(),
@@ -416,14 +465,18 @@ fn check_tag(tag: &str) -> Result<(), PromoteError> {
     if ok {
         Ok(())
     } else {
-        Err(PromoteError::Invalid(format!("{tag:?} is not a valid image tag")))
+        Err(PromoteError::Invalid(format!(
+            "{tag:?} is not a valid image tag"
+        )))
     }
 }
 
 fn check_name(by: &str) -> Result<String, PromoteError> {
     let by = by.trim();
     if by.is_empty() || by.len() > 200 || by.chars().any(|c| c.is_control()) {
-        return Err(PromoteError::Invalid(format!("--by {by:?}: expected a non-empty name on one line")));
+        return Err(PromoteError::Invalid(format!(
+            "--by {by:?}: expected a non-empty name on one line"
+        )));
     }
     Ok(by.to_string())
 }
@@ -446,7 +499,11 @@ fn push(
     ferry_git::update_and_push(&cache, &target.remote, &plan, f).map_err(|e| match e {
         UpdateError::Git(g) => PromoteError::Git(g),
         UpdateError::Apply(io) => PromoteError::Failed(format!("writing the release files: {io}")),
-        other => PromoteError::Failed(format!("{} ({}): {other}", target.remote.display_url(), target.push_branch)),
+        other => PromoteError::Failed(format!(
+            "{} ({}): {other}",
+            target.remote.display_url(),
+            target.push_branch
+        )),
     })
 }
 
@@ -464,7 +521,11 @@ struct Journal {
 
 fn journal_path(engine: &Engine, app: &str, env: &str) -> PathBuf {
     let store = engine.store();
-    let dir = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = store
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     dir.join("promotions").join(format!("{app}.{env}.json"))
 }
 
@@ -474,7 +535,8 @@ fn load_journal(path: &Path) -> Option<Journal> {
 }
 
 fn save_journal(path: &Path, j: &Journal) -> Result<(), PromoteError> {
-    let err = |e: std::io::Error| PromoteError::Failed(format!("cannot write {}: {e}", path.display()));
+    let err =
+        |e: std::io::Error| PromoteError::Failed(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -529,7 +591,10 @@ fn read_views(
     })
 }
 
-type TargetFiles = (Vec<(RecordSummary, Option<String>)>, Vec<(String, String, String)>);
+type TargetFiles = (
+    Vec<(RecordSummary, Option<String>)>,
+    Vec<(String, String, String)>,
+);
 
 fn target_files(workdir: &Path, app: &str, to: &str) -> Result<TargetFiles, PromoteError> {
     let mut records = Vec::new();
@@ -539,11 +604,17 @@ fn target_files(workdir: &Path, app: &str, to: &str) -> Result<TargetFiles, Prom
         records.push((r, immutable));
     }
     let mut approvals = Vec::new();
-    let dir = workdir.join("releases").join(app).join("approvals").join(to);
+    let dir = workdir
+        .join("releases")
+        .join(app)
+        .join("approvals")
+        .join(to);
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(tag) = name.strip_suffix(".yaml") else { continue };
+            let Some(tag) = name.strip_suffix(".yaml") else {
+                continue;
+            };
             let text = std::fs::read_to_string(e.path()).unwrap_or_default();
             let f = top_level_fields(&text);
             approvals.push((
@@ -581,18 +652,27 @@ struct ReleaseInput {
 }
 
 /// The files of the release commit, computed on a work tree: `(path, old, new)`.
-fn release_files(workdir: &Path, r: &ReleaseInput) -> Result<Vec<(String, Option<String>, String)>, PromoteError> {
+fn release_files(
+    workdir: &Path,
+    r: &ReleaseInput,
+) -> Result<Vec<(String, Option<String>, String)>, PromoteError> {
     let rel = record_path(&r.app, &r.to, &r.immutable_tag);
     let previous = gitops::records(workdir, &r.app, &r.to)?
         .into_iter()
-        .filter(|p| p.path != rel && p.digest != r.digest)
-        .next_back();
+        .rfind(|p| p.path != rel && p.digest != r.digest);
     let (prev_version, range) = match &previous {
-        Some(p) if !p.source_sha.is_empty() => (p.version.to_string(), format!("{}..{}", p.source_sha, r.sha7)),
+        Some(p) if !p.source_sha.is_empty() => (
+            p.version.to_string(),
+            format!("{}..{}", p.source_sha, r.sha7),
+        ),
         Some(p) => (p.version.to_string(), r.sha7.clone()),
         None => ("none".to_string(), r.sha7.clone()),
     };
-    let tag_list: String = r.tags.iter().map(|t| format!("  - {}\n", quote(t))).collect();
+    let tag_list: String = r
+        .tags
+        .iter()
+        .map(|t| format!("  - {}\n", quote(t)))
+        .collect();
     let record = format!(
         "# Release record written by `ferry promote` (docs/promotion.md). One file per promotion.\n\
          app: {app}\nversion: {version}\nenvironment: {to}\nfrom: {from}\n\
@@ -647,7 +727,11 @@ fn release_commit(r: &ReleaseInput, next: Option<&str>, target: &GitTarget) -> C
         ("Ferry-Digest".into(), r.digest.clone()),
         ("Ferry-Source-Tag".into(), r.source_tag.clone()),
     ];
-    trailers.extend(r.tags.iter().map(|t| ("Ferry-Target-Tag".to_string(), t.clone())));
+    trailers.extend(
+        r.tags
+            .iter()
+            .map(|t| ("Ferry-Target-Tag".to_string(), t.clone())),
+    );
     trailers.push(("Ferry-Promoted-By".into(), r.by.clone()));
     if let Some(a) = &r.approved_by {
         trailers.push(("Ferry-Approved-By".into(), a.clone()));
@@ -694,7 +778,10 @@ pub async fn promote(
         None => pipe.previous(&req.to)?.clone(),
     };
     if from.name == to.name {
-        return Err(PromoteError::Invalid(format!("--from and --to are both {:?}", to.name)));
+        return Err(PromoteError::Invalid(format!(
+            "--from and --to are both {:?}",
+            to.name
+        )));
     }
     let by = check_name(&req.by)?;
     if let Some(t) = &req.tag {
@@ -721,7 +808,10 @@ pub async fn promote(
     log.read("GET", &src, &format!("manifests/{source_tag}"));
     let manifest = match client.get_manifest(&src, &source_tag).await {
         Err(RegistryError::NotFound { .. }) => {
-            return Err(PromoteError::Refused(format!("{}:{source_tag} does not exist", src.image)));
+            return Err(PromoteError::Refused(format!(
+                "{}:{source_tag} does not exist",
+                src.image
+            )));
         }
         other => other?,
     };
@@ -730,7 +820,17 @@ pub async fn promote(
     // 2. What Git says.
     let src_key = format!("{}:{}", from.namespace, from.policy);
     let want_soak = to.soak.is_some();
-    let views = blocking(|| read_views(engine, &source_git, &target_git, &src_key, &pipe.app, &to.name, want_soak))?;
+    let views = blocking(|| {
+        read_views(
+            engine,
+            &source_git,
+            &target_git,
+            &src_key,
+            &pipe.app,
+            &to.name,
+            want_soak,
+        )
+    })?;
     let mut gates = Vec::new();
 
     // 3. Gate: the source stage runs this digest.
@@ -742,7 +842,13 @@ pub async fn promote(
         .and_then(|(_, t)| t.clone());
     let t0 = Instant::now();
     let (source_ok, git_line) = match &views.deployed {
-        None => (false, format!("no setter marker for ImagePolicy {}/{} in {}", from.namespace, from.policy, source_git.origin)),
+        None => (
+            false,
+            format!(
+                "no setter marker for ImagePolicy {}/{} in {}",
+                from.namespace, from.policy, source_git.origin
+            ),
+        ),
         Some(d) => {
             let git_digest = match &d.digest {
                 Some(g) => g.clone(),
@@ -751,14 +857,21 @@ pub async fn promote(
                     log.read("HEAD", &src, &format!("manifests/{}", d.tag));
                     match client.head_manifest(&src, &d.tag).await {
                         Ok(h) => h.digest,
-                        Err(RegistryError::NotFound { .. }) => "(tag not in the registry)".to_string(),
+                        Err(RegistryError::NotFound { .. }) => {
+                            "(tag not in the registry)".to_string()
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
             };
             (
                 git_digest == manifest.digest,
-                format!("Git points {} at {} ({git_digest}) [{}]", from.name, d.tag, d.sites.join(", ")),
+                format!(
+                    "Git points {} at {} ({git_digest}) [{}]",
+                    from.name,
+                    d.tag,
+                    d.sites.join(", ")
+                ),
             )
         }
     };
@@ -772,7 +885,11 @@ pub async fn promote(
     gates.push(GateResult {
         gate: "source-deployed".into(),
         passed: source_ok,
-        detail: if source_ok { git_line.clone() } else { format!("FORCED: {git_line}") },
+        detail: if source_ok {
+            git_line.clone()
+        } else {
+            format!("FORCED: {git_line}")
+        },
     });
     let forced = !source_ok;
 
@@ -780,13 +897,18 @@ pub async fn promote(
     let deployed_tag = views.deployed.as_ref().map(|d| d.tag.clone());
     let (traced_tag, fields) = match from.template.parse_tag(&from.name, &source_tag) {
         Some(f) => (source_tag.clone(), f),
-        None => match deployed_tag.as_ref().filter(|_| source_ok).and_then(|t| Some((t.clone(), from.template.parse_tag(&from.name, t)?))) {
+        None => match deployed_tag
+            .as_ref()
+            .filter(|_| source_ok)
+            .and_then(|t| Some((t.clone(), from.template.parse_tag(&from.name, t)?)))
+        {
             Some(x) => x,
             None => {
                 return Err(PromoteError::Invalid(format!(
                     "cannot read the version and commit from tag {source_tag:?} (stage {} template expects e.g. {}); pass --tag with an immutable tag",
                     from.name,
-                    from.template.render(&from.name, &Version::default(), "a1b2c3d", 1738860000)
+                    from.template
+                        .render(&from.name, &Version::default(), "a1b2c3d", 1738860000)
                 )));
             }
         },
@@ -824,7 +946,12 @@ pub async fn promote(
         gates.push(GateResult {
             gate: "soak".into(),
             passed: true,
-            detail: format!("in {} since {} (commit {sha}); required {}", from.name, rfc3339(at), human(soak)),
+            detail: format!(
+                "in {} since {} (commit {sha}); required {}",
+                from.name,
+                rfc3339(at),
+                human(soak)
+            ),
         });
         let _ = std::fmt::Write::write_fmt(
             &mut gate_lines,
@@ -855,23 +982,43 @@ pub async fn promote(
         });
         let _ = std::fmt::Write::write_fmt(
             &mut gate_lines,
-            format_args!("  approval:\n    by: {}\n    at: {}\n    tag: {}\n", quote(who), quote(at), quote(tag)),
+            format_args!(
+                "  approval:\n    by: {}\n    at: {}\n    tag: {}\n",
+                quote(who),
+                quote(at),
+                quote(tag)
+            ),
         );
         approved_by = Some(who.clone());
     }
 
     // 6. Target tags: a finished or interrupted run of this promotion keeps its tag.
     let jpath = journal_path(engine, &pipe.app, &to.name);
-    let journal = load_journal(&jpath).filter(|j| j.digest == manifest.digest && j.traced_tag == traced_tag);
+    let journal =
+        load_journal(&jpath).filter(|j| j.digest == manifest.digest && j.traced_tag == traced_tag);
     let (immutable, ts, resumed) = match (&resumed_tag, &journal) {
         (Some(tag), _) => {
-            let ts = to.template.parse_tag(&to.name, tag).map(|f| f.ts).unwrap_or(now);
+            let ts = to
+                .template
+                .parse_tag(&to.name, tag)
+                .map(|f| f.ts)
+                .unwrap_or(now);
             (tag.clone(), ts, true)
         }
-        (None, Some(j)) => (to.template.render(&to.name, &fields.version, &fields.sha7, j.ts), j.ts, true),
+        (None, Some(j)) => (
+            to.template
+                .render(&to.name, &fields.version, &fields.sha7, j.ts),
+            j.ts,
+            true,
+        ),
         (None, None) => {
             let ts = req.timestamp.unwrap_or(now);
-            (to.template.render(&to.name, &fields.version, &fields.sha7, ts), ts, false)
+            (
+                to.template
+                    .render(&to.name, &fields.version, &fields.sha7, ts),
+                ts,
+                false,
+            )
         }
     };
     if !req.dry_run && journal.is_none() && resumed_tag.is_none() {
@@ -946,7 +1093,8 @@ pub async fn promote(
         let mut next_seen = None;
         let outcome = blocking(|| {
             push(engine, &target_git, |workdir| {
-                let files = release_files(workdir, &input).map_err(|e| std::io::Error::other(e.to_string()))?;
+                let files = release_files(workdir, &input)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let next = next_version_in(&files);
                 let mut changed = false;
                 for (path, old, new) in &files {

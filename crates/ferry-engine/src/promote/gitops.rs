@@ -74,10 +74,16 @@ pub(crate) fn git_target(
         });
     };
     let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
-    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace()).to_string();
+    let src_ns = auto
+        .spec
+        .source_ref
+        .namespace_or(auto.namespace())
+        .to_string();
     let src_name = auto.spec.source_ref.name.clone();
     let repo = objects.git_repository(&src_ns, &src_name).ok_or_else(|| {
-        PromoteError::Invalid(format!("{id}: GitRepository {src_ns}/{src_name} not found in the source"))
+        PromoteError::Invalid(format!(
+            "{id}: GitRepository {src_ns}/{src_name} not found in the source"
+        ))
     })?;
     let auth = match &repo.spec.secret_ref {
         Some(s) => {
@@ -104,7 +110,8 @@ pub(crate) fn git_target(
         .unwrap_or_else(|| branch.clone());
     let author = git.map(|g| &g.commit.author);
     Ok(GitTarget {
-        remote: Remote::new(repo.spec.url.clone(), auth).with_timeout(repo.spec.effective_timeout()),
+        remote: Remote::new(repo.spec.url.clone(), auth)
+            .with_timeout(repo.spec.effective_timeout()),
         branch,
         push_branch,
         author: Signature {
@@ -128,8 +135,9 @@ fn read_secret(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, PromoteError> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_file() {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| PromoteError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                PromoteError::Invalid(format!("cannot read {}: {e}", path.display()))
+            })?;
             data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
         }
     }
@@ -154,8 +162,11 @@ pub(crate) struct Deployed {
 
 /// Reads the markers of `policy_key` (`ns:name`) in the work tree.
 pub(crate) fn deployed(workdir: &Path, policy_key: &str) -> Result<Option<Deployed>, PromoteError> {
-    let sites = ferry_setters::scan_markers(workdir)
-        .map_err(|e| PromoteError::Failed(format!("reading setter markers in the GitOps repository: {e}")))?;
+    let sites = ferry_setters::scan_markers(workdir).map_err(|e| {
+        PromoteError::Failed(format!(
+            "reading setter markers in the GitOps repository: {e}"
+        ))
+    })?;
     let sites: Vec<&MarkerSite> = sites.iter().filter(|s| s.policy == policy_key).collect();
     if sites.is_empty() {
         return Ok(None);
@@ -209,14 +220,20 @@ pub(crate) fn deployed(workdir: &Path, policy_key: &str) -> Result<Option<Deploy
     Ok(Some(Deployed {
         tag: tag.to_string(),
         digest: digests.into_iter().next(),
-        sites: sites.iter().map(|s| format!("{}:{}", s.file, s.line)).collect(),
+        sites: sites
+            .iter()
+            .map(|s| format!("{}:{}", s.file, s.line))
+            .collect(),
         files,
     }))
 }
 
 /// The commit that put `tag` into the marker files (the oldest commit of the newest unbroken run
 /// of commits whose files hold the tag): the start of the soak clock.
-pub(crate) fn deploy_commit(co: &mut Checkout, deployed: &Deployed) -> Result<Option<(String, i64)>, PromoteError> {
+pub(crate) fn deploy_commit(
+    co: &mut Checkout,
+    deployed: &Deployed,
+) -> Result<Option<(String, i64)>, PromoteError> {
     co.ensure_history(History::Full)?;
     let commits = co.log(&LogQuery {
         rev_range: None,
@@ -246,7 +263,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     // A tag followed by more tag characters is another tag (`v1` vs `v10`).
     let tagchar = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
     hay.windows(needle.len()).enumerate().any(|(i, w)| {
-        w == needle && hay.get(i + needle.len()).is_none_or(|b| !tagchar(*b)) && (i == 0 || !tagchar(hay[i - 1]))
+        w == needle
+            && hay.get(i + needle.len()).is_none_or(|b| !tagchar(*b))
+            && (i == 0 || !tagchar(hay[i - 1]))
     })
 }
 
@@ -270,7 +289,10 @@ pub(crate) fn read_text(workdir: &Path, rel: &str) -> Result<Option<String>, Pro
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(PromoteError::Failed(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(PromoteError::Failed(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -314,12 +336,21 @@ pub(crate) struct RecordSummary {
 }
 
 /// The release records of an app in one environment, oldest version first.
-pub(crate) fn records(workdir: &Path, app: &str, env: &str) -> Result<Vec<RecordSummary>, PromoteError> {
+pub(crate) fn records(
+    workdir: &Path,
+    app: &str,
+    env: &str,
+) -> Result<Vec<RecordSummary>, PromoteError> {
     let dir: PathBuf = workdir.join("releases").join(app).join(env);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(PromoteError::Failed(format!("cannot read {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(PromoteError::Failed(format!(
+                "cannot read {}: {e}",
+                dir.display()
+            )));
+        }
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {
@@ -328,7 +359,9 @@ pub(crate) fn records(workdir: &Path, app: &str, env: &str) -> Result<Vec<Record
             continue;
         }
         let rel = format!("releases/{app}/{env}/{name}");
-        let Some(text) = read_text(workdir, &rel)? else { continue };
+        let Some(text) = read_text(workdir, &rel)? else {
+            continue;
+        };
         let f = top_level_fields(&text);
         let Some(version) = f.get("version").and_then(|v| Version::parse(v)) else {
             continue;
@@ -341,17 +374,25 @@ pub(crate) fn records(workdir: &Path, app: &str, env: &str) -> Result<Vec<Record
             promoted_at: f.get("promotedAt").cloned().unwrap_or_default(),
         });
     }
-    out.sort_by(|a, b| (a.version, &a.promoted_at, &a.path).cmp(&(b.version, &b.promoted_at, &b.path)));
+    out.sort_by(|a, b| {
+        (a.version, &a.promoted_at, &a.path).cmp(&(b.version, &b.promoted_at, &b.path))
+    });
     Ok(out)
 }
 
 /// The next version in `releases/<app>/VERSION`, if the file exists and is valid.
-pub(crate) fn next_version_file(workdir: &Path, app: &str) -> Result<Option<Version>, PromoteError> {
+pub(crate) fn next_version_file(
+    workdir: &Path,
+    app: &str,
+) -> Result<Option<Version>, PromoteError> {
     let rel = version_path(app);
     match read_text(workdir, &rel)? {
         None => Ok(None),
         Some(t) => Version::parse(t.trim()).map(Some).ok_or_else(|| {
-            PromoteError::Failed(format!("{rel}: {:?} is not a MAJOR.MINOR.PATCH version", t.trim()))
+            PromoteError::Failed(format!(
+                "{rel}: {:?} is not a MAJOR.MINOR.PATCH version",
+                t.trim()
+            ))
         }),
     }
 }
@@ -369,7 +410,11 @@ mod tests {
 
     #[test]
     fn fields_round_trip_quotes() {
-        let text = format!("version: {}\nsourceTag: {}\ngates:\n  x: y\n", quote("1.2.3"), quote("a\"b"));
+        let text = format!(
+            "version: {}\nsourceTag: {}\ngates:\n  x: y\n",
+            quote("1.2.3"),
+            quote("a\"b")
+        );
         let f = top_level_fields(&text);
         assert_eq!(f["version"], "1.2.3");
         assert_eq!(f["sourceTag"], "a\"b");

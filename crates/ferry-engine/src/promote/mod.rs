@@ -11,10 +11,12 @@ mod flow;
 mod gitops;
 mod retag;
 
-pub use config::{AppPipeline, Bump, DEFAULT_STAGES, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version};
+pub use config::{
+    AppPipeline, Bump, DEFAULT_STAGES, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version,
+};
 pub use flow::{
-    ApproveReport, ApproveRequest, GateResult, PromoteReport, PromoteRequest, PublishReport, PublishRequest,
-    VersionReport, approve, promote, publish, version,
+    ApproveReport, ApproveRequest, GateResult, PromoteReport, PromoteRequest, PublishReport,
+    PublishRequest, VersionReport, approve, promote, publish, version,
 };
 pub use gitops::GitFallback;
 pub use retag::{TagOutcome, TagWrite};

@@ -35,7 +35,11 @@ pub(crate) struct RequestLog {
 
 impl RequestLog {
     pub fn read(&mut self, method: &str, access: &RepoAccess, path: &str) {
-        self.lines.push(format!("{method} {}/v2/{}/{path}", access.image.registry(), access.image.repository()));
+        self.lines.push(format!(
+            "{method} {}/v2/{}/{path}",
+            access.image.registry(),
+            access.image.repository()
+        ));
     }
     pub fn write(&mut self, dry_run: bool, method: &str, access: &RepoAccess, path: &str) {
         let prefix = if dry_run { "(would) " } else { "" };
@@ -89,7 +93,9 @@ async fn check_immutable(
 fn test_abort(point: &str) {
     if std::env::var(TEST_ABORT_ENV).is_ok_and(|v| v == point) {
         let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
         std::process::abort();
     }
 }
@@ -127,13 +133,17 @@ pub(crate) async fn write_tags(
             describe_tree(client, src, dst, manifest, dry_run, log).await?;
             log.write(dry_run, "PUT", dst, &format!("manifests/{tag}"));
             if !dry_run {
-                let digest = client.copy_manifest_tree(src, dst, &manifest.digest, tag).await?;
+                let digest = client
+                    .copy_manifest_tree(src, dst, &manifest.digest, tag)
+                    .await?;
                 verify(&digest, &manifest.digest, dst, tag)?;
             }
         } else {
             log.write(dry_run, "PUT", dst, &format!("manifests/{tag}"));
             if !dry_run {
-                let digest = client.put_manifest(dst, tag, &manifest.bytes, &manifest.media_type).await?;
+                let digest = client
+                    .put_manifest(dst, tag, &manifest.bytes, &manifest.media_type)
+                    .await?;
                 verify(&digest, &manifest.digest, dst, tag)?;
             }
         }
@@ -144,7 +154,11 @@ pub(crate) async fn write_tags(
         out.push(TagWrite {
             tag: tag.clone(),
             immutable: *immutable,
-            outcome: if dry_run { TagOutcome::WouldWrite } else { TagOutcome::Written },
+            outcome: if dry_run {
+                TagOutcome::WouldWrite
+            } else {
+                TagOutcome::Written
+            },
         });
     }
     // Confirm: one HEAD of the tag the target environment's policy selects (the first immutable
@@ -180,9 +194,11 @@ async fn describe_tree(
     dry_run: bool,
     log: &mut RequestLog,
 ) -> Result<(), PromoteError> {
-    let same_registry = src.image.registry() == dst.image.registry() && src.credentials == dst.credentials;
-    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes)
-        .map_err(|e| PromoteError::Failed(format!("manifest {} is not JSON: {e}", manifest.digest)))?;
+    let same_registry =
+        src.image.registry() == dst.image.registry() && src.credentials == dst.credentials;
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).map_err(|e| {
+        PromoteError::Failed(format!("manifest {} is not JSON: {e}", manifest.digest))
+    })?;
     if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
         for child in children {
             let Some(d) = child.get("digest").and_then(|d| d.as_str()) else {
@@ -198,10 +214,19 @@ async fn describe_tree(
         return Ok(());
     }
     let mut blobs = Vec::new();
-    if let Some(c) = doc.get("config").and_then(|c| c.get("digest")).and_then(|d| d.as_str()) {
+    if let Some(c) = doc
+        .get("config")
+        .and_then(|c| c.get("digest"))
+        .and_then(|d| d.as_str())
+    {
         blobs.push(c.to_string());
     }
-    for l in doc.get("layers").and_then(|l| l.as_array()).into_iter().flatten() {
+    for l in doc
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+    {
         if let Some(d) = l.get("digest").and_then(|d| d.as_str()) {
             blobs.push(d.to_string());
         }
@@ -213,11 +238,19 @@ async fn describe_tree(
                 dry_run,
                 "POST",
                 dst,
-                &format!("blobs/uploads/?mount={b}&from={} (on 202: copy)", src.image.repository()),
+                &format!(
+                    "blobs/uploads/?mount={b}&from={} (on 202: copy)",
+                    src.image.repository()
+                ),
             );
         } else {
             log.read("GET", src, &format!("blobs/{b}"));
-            log.write(dry_run, "POST+PUT", dst, &format!("blobs/uploads/ (digest={b})"));
+            log.write(
+                dry_run,
+                "POST+PUT",
+                dst,
+                &format!("blobs/uploads/ (digest={b})"),
+            );
         }
     }
     Ok(())

@@ -144,7 +144,9 @@ impl HoldsFile {
     }
 
     pub fn is_denied(&self, policy: &str, tag: &str) -> bool {
-        self.denied.iter().any(|d| d.policy == policy && d.tag == tag)
+        self.denied
+            .iter()
+            .any(|d| d.policy == policy && d.tag == tag)
     }
 
     /// Sets (replacing) the hold of `hold.policy`.
@@ -262,7 +264,10 @@ mod tests {
     #[test]
     fn empty_and_comment_only_files_are_empty() {
         assert_eq!(HoldsFile::parse("", "x").unwrap(), HoldsFile::default());
-        assert_eq!(HoldsFile::parse("# nothing\n", "x").unwrap(), HoldsFile::default());
+        assert_eq!(
+            HoldsFile::parse("# nothing\n", "x").unwrap(),
+            HoldsFile::default()
+        );
         let empty = HoldsFile::default().render();
         assert_eq!(HoldsFile::parse(&empty, "x").unwrap(), HoldsFile::default());
         assert!(HoldsFile::parse("holds: 3\n", "x").is_err());

@@ -45,7 +45,10 @@ impl MarkerState {
     /// markers never said the name: then no marker writes it anyway).
     pub fn image_ref(&self, fallback_name: &str) -> ImageRef {
         ImageRef {
-            name: self.name.clone().unwrap_or_else(|| fallback_name.to_string()),
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| fallback_name.to_string()),
             tag: self.tag.clone().unwrap_or_default(),
             digest: self.digest.clone(),
         }
@@ -53,7 +56,9 @@ impl MarkerState {
 
     /// Builds the state from `(field, value)` pairs in document order: a full reference wins,
     /// then the separate `:tag`, `:name` and `:digest` markers fill what is missing.
-    pub fn from_values<'a>(values: impl IntoIterator<Item = (SetterField, &'a str)>) -> MarkerState {
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = (SetterField, &'a str)>,
+    ) -> MarkerState {
         let mut full = MarkerState::default();
         let mut parts = MarkerState::default();
         for (field, value) in values {
@@ -93,7 +98,10 @@ pub fn parse_reference(value: &str) -> MarkerState {
     };
     let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     let (name, tag) = match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], Some(image[slash + i + 1..].to_string())),
+        Some(i) => (
+            &image[..slash + i],
+            Some(image[slash + i + 1..].to_string()),
+        ),
         None => (image, None),
     };
     MarkerState {

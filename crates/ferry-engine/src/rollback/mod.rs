@@ -29,7 +29,7 @@ use ferry_git::{CloneCache, LogQuery};
 use ferry_setters::{ImageRef, PolicyValues};
 use ferry_store::{HoldRecord, PolicyRecord};
 
-pub use holds::{Denied, Hold, HoldsError, HoldsFile, HOLDS_PATH};
+pub use holds::{Denied, HOLDS_PATH, Hold, HoldsError, HoldsFile};
 pub use markers::MarkerState;
 pub use ops::{
     HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport, RollbackRequest,
@@ -153,7 +153,8 @@ pub(crate) fn hold_since(co: &ferry_git::Checkout, policy: &str) -> Option<Strin
         .find(|c| {
             c.trailers.iter().any(|(k, v)| {
                 k.eq_ignore_ascii_case(trailer::HOLD)
-                    && v.split_whitespace().any(|f| f == format!("policy={policy}"))
+                    && v.split_whitespace()
+                        .any(|f| f == format!("policy={policy}"))
             })
         })
         .map(|c| c.sha)
@@ -176,34 +177,37 @@ pub async fn gather_holds(engine: &Engine, objects: &ObjectSet) -> GatheredHolds
     for ((_, branch), (remote, namespaces)) in repos {
         let cache_root = engine.config().cache_dir.clone();
         let shown_url = remote.display_url();
-        let read = tokio::task::spawn_blocking(move || -> Result<Vec<(String, PolicyHolds)>, String> {
-            let cache = CloneCache::new(cache_root).map_err(|e| e.to_string())?;
-            let co = cache.checkout(&remote, &branch).map_err(|e| e.to_string())?;
-            let file = HoldsFile::read(co.workdir()).map_err(|e| e.to_string())?;
-            let mut policies: Vec<String> = file
-                .holds
-                .iter()
-                .map(|h| h.policy.clone())
-                .chain(file.denied.iter().map(|d| d.policy.clone()))
-                .collect();
-            policies.sort();
-            policies.dedup();
-            Ok(policies
-                .into_iter()
-                .map(|p| {
-                    let hold = file.hold(&p).map(|h| HoldRecord {
-                        tag: h.tag.clone(),
-                        since: hold_since(&co, &p),
-                        by: h.by.clone(),
-                        reason: h.reason.clone(),
-                        at: h.at.clone(),
-                    });
-                    let denied = file.denied_tags(&p);
-                    (p, PolicyHolds { hold, denied })
-                })
-                .collect())
-        })
-        .await;
+        let read =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(String, PolicyHolds)>, String> {
+                let cache = CloneCache::new(cache_root).map_err(|e| e.to_string())?;
+                let co = cache
+                    .checkout(&remote, &branch)
+                    .map_err(|e| e.to_string())?;
+                let file = HoldsFile::read(co.workdir()).map_err(|e| e.to_string())?;
+                let mut policies: Vec<String> = file
+                    .holds
+                    .iter()
+                    .map(|h| h.policy.clone())
+                    .chain(file.denied.iter().map(|d| d.policy.clone()))
+                    .collect();
+                policies.sort();
+                policies.dedup();
+                Ok(policies
+                    .into_iter()
+                    .map(|p| {
+                        let hold = file.hold(&p).map(|h| HoldRecord {
+                            tag: h.tag.clone(),
+                            since: hold_since(&co, &p),
+                            by: h.by.clone(),
+                            reason: h.reason.clone(),
+                            at: h.at.clone(),
+                        });
+                        let denied = file.denied_tags(&p);
+                        (p, PolicyHolds { hold, denied })
+                    })
+                    .collect())
+            })
+            .await;
         match read {
             Ok(Ok(list)) => {
                 out.known_namespaces.extend(namespaces);

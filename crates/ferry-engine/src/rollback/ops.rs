@@ -264,18 +264,23 @@ fn only_marker_change(
             .map(|u| u.output)
             .unwrap_or_default();
         if rewritten != after {
-            return Ok(Err(format!("the commit changed more than the marked values in {file}")));
+            return Ok(Err(format!(
+                "the commit changed more than the marked values in {file}"
+            )));
         }
     }
     Ok(Ok(()))
 }
+
+/// `(file, [(field, value)])`: a policy's marker values per file, in document order.
+type FileValues = Vec<(String, Vec<(ferry_setters::SetterField, String)>)>;
 
 /// Per-setter changes between two scans of the same files.
 fn setter_changes(
     workdir: &Path,
     files: &[String],
     key: &str,
-    before: &[(String, Vec<(ferry_setters::SetterField, String)>)],
+    before: &FileValues,
 ) -> Result<Vec<ChangeTrailer>, RollbackError> {
     let mut out = Vec::new();
     for (file, old_values) in before {
@@ -306,7 +311,7 @@ fn read_values(
     workdir: &Path,
     files: &[String],
     key: &str,
-) -> Result<Vec<(String, Vec<(ferry_setters::SetterField, String)>)>, RollbackError> {
+) -> Result<FileValues, RollbackError> {
     files
         .iter()
         .map(|f| {
@@ -317,7 +322,7 @@ fn read_values(
         .collect()
 }
 
-fn state_of(values: &[(String, Vec<(ferry_setters::SetterField, String)>)]) -> MarkerState {
+fn state_of(values: &FileValues) -> MarkerState {
     MarkerState::from_values(
         values
             .iter()
@@ -373,7 +378,9 @@ fn choose_target(
     let mut earlier: Vec<MarkerState> = Vec::new();
     for r in tl.rows.iter().rev() {
         let st = &r.old;
-        let Some(tag) = st.tag.as_deref() else { continue };
+        let Some(tag) = st.tag.as_deref() else {
+            continue;
+        };
         if holds.is_denied(id, tag) || !seen.insert(tag.to_string()) {
             continue;
         }
@@ -402,14 +409,22 @@ impl Engine {
     }
 
     /// Holds ENV/APP at the value its markers hold now.
-    pub async fn hold(&self, objects: &ObjectSet, req: &HoldRequest) -> Result<HoldReport, RollbackError> {
+    pub async fn hold(
+        &self,
+        objects: &ObjectSet,
+        req: &HoldRequest,
+    ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
         tokio::task::block_in_place(|| hold_blocking(&cache, &target, req))
     }
 
     /// Lifts the hold of ENV/APP (and, if asked, denials).
-    pub async fn unhold(&self, objects: &ObjectSet, req: &UnholdRequest) -> Result<HoldReport, RollbackError> {
+    pub async fn unhold(
+        &self,
+        objects: &ObjectSet,
+        req: &UnholdRequest,
+    ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
         tokio::task::block_in_place(|| unhold_blocking(&cache, &target, req))
@@ -457,9 +472,17 @@ fn rollback_blocking(
 ) -> Result<RollbackReport, RollbackError> {
     let key = target.key();
     let id = target.id();
-    let by = if req.by.is_empty() { "unknown".to_string() } else { req.by.clone() };
+    let by = if req.by.is_empty() {
+        "unknown".to_string()
+    } else {
+        req.by.clone()
+    };
     let reason = one_line(&req.reason);
-    let attempts = if req.max_attempts == 0 { 8 } else { req.max_attempts };
+    let attempts = if req.max_attempts == 0 {
+        8
+    } else {
+        req.max_attempts
+    };
     let pushed = push_loop(cache, target, attempts, req.dry_run, |co| {
         let (files, _) = marker_files(co.workdir(), &target.scan_root, &key)?;
         if files.is_empty() {
@@ -614,10 +637,18 @@ fn rollback_blocking(
     Ok(report)
 }
 
-fn hold_blocking(cache: &CloneCache, target: &AppTarget, req: &HoldRequest) -> Result<HoldReport, RollbackError> {
+fn hold_blocking(
+    cache: &CloneCache,
+    target: &AppTarget,
+    req: &HoldRequest,
+) -> Result<HoldReport, RollbackError> {
     let key = target.key();
     let id = target.id();
-    let by = if req.by.is_empty() { "unknown".to_string() } else { one_line(&req.by) };
+    let by = if req.by.is_empty() {
+        "unknown".to_string()
+    } else {
+        one_line(&req.by)
+    };
     let reason = one_line(&req.reason);
     let pushed = push_loop(cache, target, 8, false, |co| {
         let (files, state) = marker_files(co.workdir(), &target.scan_root, &key)?;
@@ -635,7 +666,10 @@ fn hold_blocking(cache: &CloneCache, target: &AppTarget, req: &HoldRequest) -> R
         }
         holds.set_hold(Hold {
             policy: id.clone(),
-            image: state.name.clone().unwrap_or_else(|| target.image_name.clone()),
+            image: state
+                .name
+                .clone()
+                .unwrap_or_else(|| target.image_name.clone()),
             tag: tag.clone(),
             digest: state.digest.clone(),
             reverts: None,
@@ -688,7 +722,11 @@ fn unhold_blocking(
     req: &UnholdRequest,
 ) -> Result<HoldReport, RollbackError> {
     let id = target.id();
-    let by = if req.by.is_empty() { "unknown".to_string() } else { one_line(&req.by) };
+    let by = if req.by.is_empty() {
+        "unknown".to_string()
+    } else {
+        one_line(&req.by)
+    };
     let reason = one_line(&req.reason);
     let pushed = push_loop(cache, target, 8, false, |co| {
         let mut holds = HoldsFile::read(co.workdir())?;
@@ -703,7 +741,11 @@ fn unhold_blocking(
             }
         }
         if !removed && allowed.is_empty() {
-            return Ok(Step::Nothing((String::new(), allowed, format!("{id} is not held"))));
+            return Ok(Step::Nothing((
+                String::new(),
+                allowed,
+                format!("{id} is not held"),
+            )));
         }
         holds.write(co.workdir())?;
         let mut trailers = vec![(KIND.to_string(), "unhold".to_string())];

@@ -61,10 +61,12 @@ fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)>
         );
     }
     for p in &objects.image_policies {
-        let in_pipeline = objects
-            .pipelines()
-            .iter()
-            .any(|pl| pl.spec.stages.iter().any(|s| s.namespace == p.namespace() && s.policy == p.name()));
+        let in_pipeline = objects.pipelines().iter().any(|pl| {
+            pl.spec
+                .stages
+                .iter()
+                .any(|s| s.namespace == p.namespace() && s.policy == p.name())
+        });
         if in_pipeline {
             continue;
         }
@@ -74,7 +76,12 @@ fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)>
         }
     }
     for envs in apps.values_mut() {
-        let rank = |e: &String| SEED_ORDER.iter().position(|s| s == e).unwrap_or(SEED_ORDER.len());
+        let rank = |e: &String| {
+            SEED_ORDER
+                .iter()
+                .position(|s| s == e)
+                .unwrap_or(SEED_ORDER.len())
+        };
         // Pipelines keep their stage order; grouped policies get the seed order.
         if envs.iter().any(|e| SEED_ORDER.contains(&e.as_str())) {
             envs.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
@@ -88,12 +95,18 @@ fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)>
 impl Engine {
     /// The status matrix. Digests: from the markers, else a registry HEAD of the tag, else the
     /// stored `latestRef` when it names the same tag.
-    pub async fn status(&self, objects: &ObjectSet, app: Option<&str>) -> Result<StatusReport, RollbackError> {
+    pub async fn status(
+        &self,
+        objects: &ObjectSet,
+        app: Option<&str>,
+    ) -> Result<StatusReport, RollbackError> {
         let layout = layout(objects, app);
         if let Some(a) = app
             && layout.is_empty()
         {
-            return Err(RollbackError::Invalid(format!("no app {a}: no Pipeline or ImagePolicy named {a}")));
+            return Err(RollbackError::Invalid(format!(
+                "no app {a}: no Pipeline or ImagePolicy named {a}"
+            )));
         }
         let cache = CloneCache::new(self.config().cache_dir.clone())?;
         let mut apps = Vec::new();
@@ -125,13 +138,18 @@ impl Engine {
                         continue;
                     }
                 };
-                let read = tokio::task::block_in_place(|| -> Result<(MarkerState, HoldsFile, Option<String>), RollbackError> {
-                    let co = cache.checkout(&target.remote, &target.branch)?;
-                    let (_, state) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
-                    let holds = HoldsFile::read(co.workdir())?;
-                    let since = holds.hold(&target.id()).and_then(|_| hold_since(&co, &target.id()));
-                    Ok((state, holds, since))
-                });
+                let read = tokio::task::block_in_place(
+                    || -> Result<(MarkerState, HoldsFile, Option<String>), RollbackError> {
+                        let co = cache.checkout(&target.remote, &target.branch)?;
+                        let (_, state) =
+                            marker_files(co.workdir(), &target.scan_root, &target.key())?;
+                        let holds = HoldsFile::read(co.workdir())?;
+                        let since = holds
+                            .hold(&target.id())
+                            .and_then(|_| hold_since(&co, &target.id()));
+                        Ok((state, holds, since))
+                    },
+                );
                 match read {
                     Ok((state, holds, since)) => {
                         cell.tag = state.tag.clone();

@@ -68,7 +68,9 @@ pub(crate) fn resolve(
     fallback: Option<&RepoFallback>,
 ) -> Result<AppTarget, RollbackError> {
     if env.is_empty() || app.is_empty() {
-        return Err(RollbackError::Invalid("ENV and APP must not be empty".into()));
+        return Err(RollbackError::Invalid(
+            "ENV and APP must not be empty".into(),
+        ));
     }
     let (ns, name) = policy_of(objects, env, app);
     let Some(policy) = find_policy(objects, &ns, &name) else {
@@ -97,8 +99,7 @@ pub(crate) fn resolve(
         .map(|_| (repo_ns.clone(), repo_name.clone()));
     let automation = objects.image_update_automations.iter().find(|a| {
         a.namespace() == ns
-            && a
-                .spec
+            && a.spec
                 .policy_selector
                 .as_ref()
                 .is_none_or(|s| s.matches(&policy.metadata.labels))

@@ -59,7 +59,11 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Checks the request against the secret; `None` secret (`--allow-unsigned-webhooks`) accepts
 /// everything.
-pub fn authenticate(secret: Option<&Secret>, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+pub fn authenticate(
+    secret: Option<&Secret>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), AuthFailure> {
     let Some(secret) = secret else { return Ok(()) };
     let signature = ["x-ferry-signature", "x-hub-signature-256"]
         .iter()
@@ -129,9 +133,14 @@ pub fn parse_registry(body: &[u8]) -> Result<RegistryEvents, String> {
                 .get("repository")
                 .and_then(|r| r.as_str())
                 .filter(|r| !r.is_empty())
-                .ok_or_else(|| format!("events[{i}].target.repository must be a non-empty string"))?;
+                .ok_or_else(|| {
+                    format!("events[{i}].target.repository must be a non-empty string")
+                })?;
             let tag = target.get("tag").and_then(|t| t.as_str()).unwrap_or("");
-            let media_type = target.get("mediaType").and_then(|t| t.as_str()).unwrap_or("");
+            let media_type = target
+                .get("mediaType")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
             if action != "push" || (tag.is_empty() && !is_manifest(media_type)) {
                 out.ignored += 1;
                 continue;
@@ -164,7 +173,8 @@ pub fn parse_registry(body: &[u8]) -> Result<RegistryEvents, String> {
                 return Err(format!("\"{key}\" must be a string"));
             }
         }
-        let name = ImageName::parse(repository).map_err(|e| format!("repository {repository:?}: {e}"))?;
+        let name =
+            ImageName::parse(repository).map_err(|e| format!("repository {repository:?}: {e}"))?;
         out.pushed.push(PushedRepo {
             host: Some(name.registry().to_string()),
             path: name.repository().to_string(),
@@ -211,16 +221,46 @@ mod tests {
         let s = Secret::from_file_contents(b"s3cret\n").unwrap();
         let body = br#"{"repository":"r/a"}"#;
         let sig = format!("sha256={}", s.signature_hex(body));
-        assert_eq!(authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), body), Ok(()));
-        assert_eq!(authenticate(Some(&s), &headers(&[("x-hub-signature-256", &sig)]), body), Ok(()));
+        assert_eq!(
+            authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), body),
+            Ok(())
+        );
+        assert_eq!(
+            authenticate(Some(&s), &headers(&[("x-hub-signature-256", &sig)]), body),
+            Ok(())
+        );
         assert_eq!(
             authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), b"other"),
             Err(AuthFailure::Invalid)
         );
-        assert_eq!(authenticate(Some(&s), &headers(&[("x-ferry-signature", "sha256=00")]), body), Err(AuthFailure::Invalid));
-        assert_eq!(authenticate(Some(&s), &headers(&[("authorization", "Bearer s3cret")]), body), Ok(()));
-        assert_eq!(authenticate(Some(&s), &headers(&[("authorization", "Bearer nope")]), body), Err(AuthFailure::Invalid));
-        assert_eq!(authenticate(Some(&s), &headers(&[]), body), Err(AuthFailure::Missing));
+        assert_eq!(
+            authenticate(
+                Some(&s),
+                &headers(&[("x-ferry-signature", "sha256=00")]),
+                body
+            ),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            authenticate(
+                Some(&s),
+                &headers(&[("authorization", "Bearer s3cret")]),
+                body
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            authenticate(
+                Some(&s),
+                &headers(&[("authorization", "Bearer nope")]),
+                body
+            ),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            authenticate(Some(&s), &headers(&[]), body),
+            Err(AuthFailure::Missing)
+        );
         assert_eq!(authenticate(None, &headers(&[]), body), Ok(()));
         assert!(!format!("{s:?}").contains("s3cret"));
     }
@@ -241,7 +281,8 @@ mod tests {
                 path: "org/app".into()
             }]
         );
-        let generic = parse_registry(br#"{"repository":"127.0.0.1:5000/org/app","tag":"v2"}"#).unwrap();
+        let generic =
+            parse_registry(br#"{"repository":"127.0.0.1:5000/org/app","tag":"v2"}"#).unwrap();
         assert_eq!(generic.pushed[0].path, "org/app");
         for bad in [
             &b"not json"[..],
@@ -254,7 +295,11 @@ mod tests {
             br#"{"repository":"UPPER/Case"}"#,
             br#"{"repository":"r/a","tag":1}"#,
         ] {
-            assert!(parse_registry(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_registry(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(parse_git(b"").is_ok());
         assert!(parse_git(br#"{"ref":"refs/heads/main"}"#).is_ok());

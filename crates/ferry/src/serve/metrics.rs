@@ -74,7 +74,9 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("ferry");
         let reconcile_duration =
-            Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+            Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram as fn() -> Histogram,
+            );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of one reconcile pass, by the kind that made the pass (ImageRepository: scan and policies; ImageUpdateAutomation: scan, policies, setters, commit and push)",
@@ -89,9 +91,17 @@ impl Metrics {
         let scans = Family::<ResultLabel, Counter>::default();
         registry.register("scans", "ImageRepository scans, by result", scans.clone());
         let tags_seen = Counter::default();
-        registry.register("scan_tags_seen", "Tags seen by successful scans (after exclusions)", tags_seen.clone());
+        registry.register(
+            "scan_tags_seen",
+            "Tags seen by successful scans (after exclusions)",
+            tags_seen.clone(),
+        );
         let policy_changes = Counter::default();
-        registry.register("policy_changes", "ImagePolicy latestRef changes", policy_changes.clone());
+        registry.register(
+            "policy_changes",
+            "ImagePolicy latestRef changes",
+            policy_changes.clone(),
+        );
         let automation_runs = Family::<ResultLabel, Counter>::default();
         registry.register(
             "automation_runs",
@@ -99,7 +109,11 @@ impl Metrics {
             automation_runs.clone(),
         );
         let git_pushes = Counter::default();
-        registry.register("git_pushes", "Commits pushed by automations", git_pushes.clone());
+        registry.register(
+            "git_pushes",
+            "Commits pushed by automations",
+            git_pushes.clone(),
+        );
         let git_push_conflicts = Counter::default();
         registry.register(
             "git_push_conflicts",
@@ -107,7 +121,11 @@ impl Metrics {
             git_push_conflicts.clone(),
         );
         let source_loads = Family::<ResultLabel, Counter>::default();
-        registry.register("source_loads", "Loads of the Flux objects from Git or the directory", source_loads.clone());
+        registry.register(
+            "source_loads",
+            "Loads of the Flux objects from Git or the directory",
+            source_loads.clone(),
+        );
         let webhook_requests = Family::<HookLabel, Counter>::default();
         registry.register(
             "webhook_requests",
@@ -127,7 +145,11 @@ impl Metrics {
             registry_requests.clone(),
         );
         let objects = Family::<KindLabel, Gauge>::default();
-        registry.register("objects", "Objects loaded from the source, by kind", objects.clone());
+        registry.register(
+            "objects",
+            "Objects loaded from the source, by kind",
+            objects.clone(),
+        );
         Metrics {
             registry,
             reconcile_duration,
@@ -178,8 +200,11 @@ impl Metrics {
     /// Brings the registry request counters up to the client's totals.
     fn sync_registry(&self, stats: &RequestStats) {
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        let mut current: Vec<(String, u64)> =
-            stats.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        let mut current: Vec<(String, u64)> = stats
+            .by_status
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect();
         current.push(("transport_error".to_string(), stats.transport_errors));
         for (status, total) in current {
             let seen = exported.entry(status.clone()).or_default();

@@ -32,9 +32,7 @@ const COALESCE: Duration = Duration::from_millis(250);
 /// Flux's work-queue backoff: 750 ms doubling per consecutive failure, at most 15 min.
 pub fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
-    BACKOFF_MIN
-        .saturating_mul(1u32 << exp)
-        .min(BACKOFF_MAX)
+    BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
 }
 
 /// `interval` ± 5%, so objects with the same interval spread out instead of firing together.
@@ -214,7 +212,9 @@ impl Scheduler {
         let engine = self.engine.clone();
         let source = self.source.clone();
         let vars = self.vars.clone();
-        let loaded = tokio::task::block_in_place(|| ferry_engine::load_objects(engine.config(), &source, &vars));
+        let loaded = tokio::task::block_in_place(|| {
+            ferry_engine::load_objects(engine.config(), &source, &vars)
+        });
         match loaded {
             Ok(objects) => {
                 Metrics::result(&self.metrics.source_loads, "success");
@@ -222,7 +222,10 @@ impl Scheduler {
                 for (kind, n) in [
                     ("ImageRepository", objects.image_repositories.len()),
                     ("ImagePolicy", objects.image_policies.len()),
-                    ("ImageUpdateAutomation", objects.image_update_automations.len()),
+                    (
+                        "ImageUpdateAutomation",
+                        objects.image_update_automations.len(),
+                    ),
                 ] {
                     self.metrics
                         .objects
@@ -237,12 +240,22 @@ impl Scheduler {
                     self.repos = objects
                         .image_repositories
                         .iter()
-                        .map(|r| ((r.namespace().to_string(), r.name().to_string()), Timer::now()))
+                        .map(|r| {
+                            (
+                                (r.namespace().to_string(), r.name().to_string()),
+                                Timer::now(),
+                            )
+                        })
                         .collect();
                     self.automations = objects
                         .image_update_automations
                         .iter()
-                        .map(|a| ((a.namespace().to_string(), a.name().to_string()), Timer::now()))
+                        .map(|a| {
+                            (
+                                (a.namespace().to_string(), a.name().to_string()),
+                                Timer::now(),
+                            )
+                        })
                         .collect();
                     self.objects = Some(Arc::new(objects));
                 }
@@ -257,7 +270,12 @@ impl Scheduler {
     }
 
     /// The repositories and automations a pass must cover now.
-    fn due(&self, objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>, git: bool) -> (BTreeSet<Key>, BTreeSet<Key>) {
+    fn due(
+        &self,
+        objects: &ObjectSet,
+        pushed: &BTreeSet<PushedRepo>,
+        git: bool,
+    ) -> (BTreeSet<Key>, BTreeSet<Key>) {
         let horizon = Instant::now() + COALESCE;
         let mut repos: BTreeSet<Key> = self
             .repos
@@ -281,10 +299,18 @@ impl Scheduler {
     /// One pass, in two engine calls: scan the repositories and evaluate their policies; then
     /// run the automations that are due or that write a policy whose `latestRef` just changed.
     /// Timers and metrics are updated from the outcomes.
-    async fn pass(&mut self, full: &ObjectSet, repos: &BTreeSet<Key>, autos: &BTreeSet<Key>, trigger: &str) {
+    async fn pass(
+        &mut self,
+        full: &ObjectSet,
+        repos: &BTreeSet<Key>,
+        autos: &BTreeSet<Key>,
+        trigger: &str,
+    ) {
         self.metrics
             .passes
-            .get_or_create(&TriggerLabel { trigger: trigger.into() })
+            .get_or_create(&TriggerLabel {
+                trigger: trigger.into(),
+            })
             .inc();
         let mut changed: BTreeSet<Key> = BTreeSet::new();
         if !repos.is_empty() {
@@ -311,7 +337,13 @@ impl Scheduler {
 
     /// One engine call over `set`, with the records of the objects outside it kept. `None` when
     /// the whole call failed (every object in it backs off).
-    async fn call(&mut self, full: &ObjectSet, set: &ObjectSet, kind: &str, automations: bool) -> Option<RunReport> {
+    async fn call(
+        &mut self,
+        full: &ObjectSet,
+        set: &ObjectSet,
+        kind: &str,
+        automations: bool,
+    ) -> Option<RunReport> {
         let saved = match save_others(&self.engine, full, set) {
             Ok(s) => s,
             Err(e) => {
@@ -377,7 +409,8 @@ impl Scheduler {
         };
         for r in &subset.image_repositories {
             let k = key(r.namespace(), r.name());
-            let ok = outcome(Kind::ImageRepository, r.namespace(), r.name()).is_none_or(|o| !o.failed());
+            let ok =
+                outcome(Kind::ImageRepository, r.namespace(), r.name()).is_none_or(|o| !o.failed());
             if !r.spec.suspend {
                 Metrics::result(&self.metrics.scans, if ok { "success" } else { "failure" });
             }
@@ -391,7 +424,8 @@ impl Scheduler {
             for r in &subset.image_repositories {
                 if let Ok(Some(rec)) = store.get(Kind::ImageRepository, r.namespace(), r.name())
                     && let Some(scan) = rec.scan
-                    && outcome(Kind::ImageRepository, r.namespace(), r.name()).is_some_and(|o| o.ready)
+                    && outcome(Kind::ImageRepository, r.namespace(), r.name())
+                        .is_some_and(|o| o.ready)
                 {
                     self.metrics.tags_seen.inc_by(scan.tag_count as u64);
                 }
@@ -399,7 +433,8 @@ impl Scheduler {
         }
         for a in &subset.image_update_automations {
             let k = key(a.namespace(), a.name());
-            let ok = outcome(Kind::ImageUpdateAutomation, a.namespace(), a.name()).is_none_or(|o| !o.failed());
+            let ok = outcome(Kind::ImageUpdateAutomation, a.namespace(), a.name())
+                .is_none_or(|o| !o.failed());
             let id = format!("{}/{}", a.namespace(), a.name());
             let pushed = report.pushes.iter().any(|p| p.automation == id);
             if !a.spec.suspend {
@@ -420,7 +455,9 @@ impl Scheduler {
                 tracing::info!(automation = %push.automation, commit = push.commit.as_deref().unwrap_or(""), branch = %push.branch, "pushed");
             }
             if push.attempts > 1 {
-                self.metrics.git_push_conflicts.inc_by(u64::from(push.attempts - 1));
+                self.metrics
+                    .git_push_conflicts
+                    .inc_by(u64::from(push.attempts - 1));
             }
         }
         for o in report.outcomes.iter().filter(|o| o.failed()) {
@@ -440,7 +477,12 @@ pub fn match_pushed(objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>) -> BTree
     let names: Vec<(Key, Option<ImageName>)> = objects
         .image_repositories
         .iter()
-        .map(|r| (key(r.namespace(), r.name()), ImageName::parse(&r.spec.image).ok()))
+        .map(|r| {
+            (
+                key(r.namespace(), r.name()),
+                ImageName::parse(&r.spec.image).ok(),
+            )
+        })
         .collect();
     let mut out = BTreeSet::new();
     for p in pushed {
@@ -505,7 +547,11 @@ pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
 /// - each automation whose `policySelector` selects a changed policy of its namespace, with
 ///   the changed policies only (the others' markers already hold their values);
 /// - the repositories of those policies (the engine needs their stored tags), and the lookups.
-pub fn automation_subset(full: &ObjectSet, due: &BTreeSet<Key>, changed: &BTreeSet<Key>) -> ObjectSet {
+pub fn automation_subset(
+    full: &ObjectSet,
+    due: &BTreeSet<Key>,
+    changed: &BTreeSet<Key>,
+) -> ObjectSet {
     let mut set = base(full);
     let selects = |a: &ferry_api::ImageUpdateAutomation, p: &ferry_api::ImagePolicy| {
         p.namespace() == a.namespace()
@@ -528,13 +574,18 @@ pub fn automation_subset(full: &ObjectSet, due: &BTreeSet<Key>, changed: &BTreeS
     set.image_update_automations = full
         .image_update_automations
         .iter()
-        .filter(|a| due.contains(&key(a.namespace(), a.name())) || changed_policies.iter().any(|p| selects(a, p)))
+        .filter(|a| {
+            due.contains(&key(a.namespace(), a.name()))
+                || changed_policies.iter().any(|p| selects(a, p))
+        })
         .cloned()
         .collect();
     set.image_policies = full
         .image_policies
         .iter()
-        .filter(|p| due_ns.contains(p.namespace()) || changed.contains(&key(p.namespace(), p.name())))
+        .filter(|p| {
+            due_ns.contains(p.namespace()) || changed.contains(&key(p.namespace(), p.name()))
+        })
         .cloned()
         .collect();
     let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
@@ -564,7 +615,11 @@ fn policy_refs(engine: &Engine, set: &ObjectSet) -> BTreeMap<Key, Option<String>
         .collect()
 }
 
-const KINDS: [Kind; 3] = [Kind::ImageRepository, Kind::ImagePolicy, Kind::ImageUpdateAutomation];
+const KINDS: [Kind; 3] = [
+    Kind::ImageRepository,
+    Kind::ImagePolicy,
+    Kind::ImageUpdateAutomation,
+];
 
 fn in_set(set: &ObjectSet, kind: Kind, ns: &str, name: &str) -> bool {
     match kind {
@@ -580,12 +635,18 @@ fn in_set(set: &ObjectSet, kind: Kind, ns: &str, name: &str) -> bool {
 /// The engine prunes records of objects missing from the set it is given (right for a full
 /// run). A pass covers a subset, so the records of the other objects still in the source are
 /// saved before and put back after.
-fn save_others(engine: &Engine, full: &ObjectSet, subset: &ObjectSet) -> Result<Vec<ObjectRecord>, ferry_store::StoreError> {
+fn save_others(
+    engine: &Engine,
+    full: &ObjectSet,
+    subset: &ObjectSet,
+) -> Result<Vec<ObjectRecord>, ferry_store::StoreError> {
     let store = engine.store();
     let mut saved = Vec::new();
     for kind in KINDS {
         for rec in store.list(kind)? {
-            if in_set(full, kind, &rec.namespace, &rec.name) && !in_set(subset, kind, &rec.namespace, &rec.name) {
+            if in_set(full, kind, &rec.namespace, &rec.name)
+                && !in_set(subset, kind, &rec.namespace, &rec.name)
+            {
                 // `list` leaves tag lists out; `get` has them.
                 if let Some(full_rec) = store.get(kind, &rec.namespace, &rec.name)? {
                     saved.push(full_rec);
@@ -629,7 +690,10 @@ mod tests {
     fn jitter_stays_within_five_percent() {
         for _ in 0..100 {
             let d = jittered(Duration::from_secs(60));
-            assert!(d >= Duration::from_secs(57) && d <= Duration::from_secs(63), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(57) && d <= Duration::from_secs(63),
+                "{d:?}"
+            );
         }
     }
 }

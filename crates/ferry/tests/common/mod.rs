@@ -137,8 +137,12 @@ pub fn command(args: &[&str]) -> Command {
 
 /// Runs `ferry ARGS` to completion (bounded by [`RUN_TIMEOUT`]).
 pub fn ferry(args: &[&str]) -> Run {
+    let start = Instant::now();
     let child = command(args).spawn().unwrap();
-    wait_with_timeout(child, RUN_TIMEOUT, args.iter().map(|s| s.to_string()).collect())
+    let run = wait_with_timeout(child, RUN_TIMEOUT, args.iter().map(|s| s.to_string()).collect());
+    // Shown by the test harness on failure (or with --nocapture): what ran, how it ended, how long.
+    eprintln!("ferry {args:?} -> {:?} in {:.2?}", run.code, start.elapsed());
+    run
 }
 
 /// A temporary workspace for one test: its own state file, clone cache, secrets dir and trees.
