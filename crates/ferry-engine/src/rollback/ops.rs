@@ -307,11 +307,7 @@ fn setter_changes(
     Ok(out)
 }
 
-fn read_values(
-    workdir: &Path,
-    files: &[String],
-    key: &str,
-) -> Result<FileValues, RollbackError> {
+fn read_values(workdir: &Path, files: &[String], key: &str) -> Result<FileValues, RollbackError> {
     files
         .iter()
         .map(|f| {
