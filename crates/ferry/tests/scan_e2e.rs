@@ -338,10 +338,10 @@ fn variables_resolve_from_flags_and_files_and_unresolved_is_bad_input() {
         format!("{host}/{path}:staging-v1.0.1-bbbbbbb-20")
     );
     // A later unresolved run changes nothing in the existing state.
-    let before = file_bytes(&ws.state()).unwrap();
     let get_before = ws.ferry(&["get", "images", "all", "-A", "-o", "json"]).stdout;
+    let before = file_bytes(&ws.state()).unwrap();
     ws.ferry(&["scan", "--dir", t, "--vars-file", vf]).expect_code(2);
-    assert_eq!(file_bytes(&ws.state()).unwrap(), before, "state changed on bad input");
+    assert!(file_bytes(&ws.state()).unwrap() == before, "state file changed on bad input");
     assert_eq!(ws.ferry(&["get", "images", "all", "-A", "-o", "json"]).stdout, get_before);
 }
 

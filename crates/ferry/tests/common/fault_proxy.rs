@@ -85,7 +85,9 @@ async fn handle(
             return Ok(());
         }
         head.extend_from_slice(&buf[..n]);
-        if head.len() > 64 * 1024 {
+        // A TLS ClientHello (clients try https first): close at once, as a plain-HTTP server
+        // would fail it, instead of waiting for a request head that never comes.
+        if head.first() == Some(&0x16) || head.len() > 64 * 1024 {
             return Ok(());
         }
     }

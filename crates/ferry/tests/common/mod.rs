@@ -437,3 +437,157 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 pub fn file_bytes(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }
+
+// ---------- a seed-like GitOps repo for reconcile tests ----------
+
+/// The tags a seed-like registry holds for each app: develop-*, staging-*, the placeholder
+/// production tag `ferry init` writes (so production resolves and stays unchanged), a <sha> tag and
+/// a cosign-style `.sig` tag.
+pub const SEED_PUBLISH: &[&str] = &[
+    "develop-v0.0.1-a1b2c3d-1738860000",
+    "develop-v0.0.2-b2c3d4e-1738863000",
+    "staging-v0.0.1-a1b2c3d-1738860123",
+    "production-v0.0.0-0000000-0",
+    "b2c3d4e",
+    "sha256-b2c3d4e.sig",
+];
+pub const NEW_DEVELOP: &str = "develop-v0.0.2-b2c3d4e-1738863000";
+pub const NEW_STAGING: &str = "staging-v0.0.1-a1b2c3d-1738860123";
+pub const PLACEHOLDER_DEVELOP: &str = "develop-v0.0.0-0000000-0";
+pub const PLACEHOLDER_STAGING: &str = "staging-v0.0.0-0000000-0";
+
+/// A seed-like GitOps repo in a bare repo of the git testbed, scaffolded by `ferry init`.
+pub struct Seed {
+    pub ws: Workspace,
+    /// Bare repo name (with `.git`).
+    pub repo: String,
+    /// `HOST:PORT/org`, the `image_registry` variable.
+    pub image_registry: String,
+    /// The files as `ferry init` wrote them (relative to the repo root).
+    pub initial: std::collections::BTreeMap<String, Vec<u8>>,
+    pub git: GitEnv,
+}
+
+impl Seed {
+    /// Publishes [`SEED_PUBLISH`] for backend and frontend under a unique org, scaffolds the seed
+    /// layout whose GitRepository points at `git_url(repo)` (with `git_secret` as its secretRef)
+    /// and pushes it to a new bare repo over file://.
+    pub fn new(
+        reg: &RegistryEnv,
+        git: &GitEnv,
+        prefix: &str,
+        git_url: impl Fn(&GitEnv, &str) -> String,
+        git_secret: Option<&str>,
+    ) -> Seed {
+        let ws = Workspace::new();
+        let org = unique(prefix);
+        for app in ["backend", "frontend"] {
+            for tag in SEED_PUBLISH {
+                push(reg, &format!("{org}/{app}"), tag);
+            }
+        }
+        let image_registry = format!("{}/{org}", reg.host);
+        let repo = git.new_repo(prefix, false).unwrap();
+        let url = git_url(git, &repo);
+        let tree = ws.join("seed");
+        let mut extra = vec![];
+        if let Some(s) = git_secret {
+            extra = vec!["--git-secret", s];
+        }
+        init_seed(&tree, &image_registry, &url, &extra);
+        let initial = snapshot(&tree);
+        push_tree(git, &repo, &tree);
+        Seed {
+            ws,
+            repo,
+            image_registry,
+            initial,
+            git: git.clone(),
+        }
+    }
+
+    /// The common flags of `ferry reconcile`/`scan` for this seed (objects read from the repo
+    /// over file://).
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--repo".into(),
+            self.git.file(&self.repo),
+            "--ref".into(),
+            "main".into(),
+            "--path".into(),
+            "flux".into(),
+            "--var".into(),
+            format!("image_registry={}", self.image_registry),
+            "--secrets-dir".into(),
+            self.ws.secrets_str(),
+            "--cache-dir".into(),
+            self.ws.cache_str(),
+        ]
+    }
+
+    /// `ferry reconcile <flags> [extra]` with this seed's state.
+    pub fn reconcile(&self, extra: &[&str]) -> Run {
+        let flags = self.flags();
+        let mut args: Vec<&str> = vec!["reconcile"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        self.ws.ferry(&args)
+    }
+
+    /// A human commit on main editing one file (clone over file://, edit, commit, push).
+    pub fn human_edit(&self, path: &str, edit: impl Fn(&str) -> String, message: &str) {
+        let dir = clone(&self.git, &self.repo);
+        let p = dir.path().join(path);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, edit(&text)).unwrap();
+        git(dir.path(), &["commit", "-q", "-am", message]);
+        git(dir.path(), &["push", "-q", "origin", "HEAD:main"]);
+    }
+
+    /// The initial bytes of a file with `from` replaced by `to` (what a byte-exact setter edit
+    /// must produce).
+    pub fn expected(&self, path: &str, from: &str, to: &str) -> String {
+        let s = String::from_utf8(self.initial[path].clone()).unwrap();
+        assert!(s.contains(from), "{path} lacks {from}");
+        s.replace(from, to)
+    }
+
+    /// Asserts the remote holds the develop and staging updates for both apps, byte-exact, and
+    /// production untouched.
+    pub fn assert_develop_and_staging_updated(&self) {
+        let ir = &self.image_registry;
+        for (env, from, to) in [
+            ("develop", PLACEHOLDER_DEVELOP, NEW_DEVELOP),
+            ("staging", PLACEHOLDER_STAGING, NEW_STAGING),
+        ] {
+            let path = format!("flux/apps/backend/{env}/deployment.yaml");
+            let got = remote_file(&self.git, &self.repo, &path);
+            let want = self.expected(&path, from, to);
+            assert_eq!(got.trim_end(), want.trim_end(), "{path}");
+            assert!(got.contains(&format!("image: {ir}/backend:{to} # {{\"$imagepolicy\": \"{env}:backend\"}}")));
+            let path = format!("flux/apps/frontend/overlays/{env}/kustomization.yaml");
+            let got = remote_file(&self.git, &self.repo, &path);
+            let want = self.expected(&path, from, to);
+            assert_eq!(got.trim_end(), want.trim_end(), "{path}");
+        }
+        for path in [
+            "flux/apps/backend/production/deployment.yaml",
+            "flux/apps/frontend/overlays/production/kustomization.yaml",
+        ] {
+            let got = remote_file(&self.git, &self.repo, path);
+            assert_eq!(got.trim_end(), String::from_utf8_lossy(&self.initial[path]).trim_end(), "{path}");
+        }
+        // Machine-readable trailers on the commits.
+        let trailers = remote_log(&self.git, &self.repo, "%(trailers)");
+        let want = format!(
+            "Ferry-Change: policy=develop/backend setter=develop:backend old={ir}/backend:{PLACEHOLDER_DEVELOP} new={ir}/backend:{NEW_DEVELOP}"
+        );
+        assert!(trailers.contains(&want), "missing {want:?} in\n{trailers}");
+        let want = format!(
+            "Ferry-Change: policy=staging/frontend setter=staging:frontend:tag old={PLACEHOLDER_STAGING} new={NEW_STAGING}"
+        );
+        assert!(trailers.contains(&want), "missing {want:?} in\n{trailers}");
+        assert!(trailers.contains("Ferry-Automation: develop/backend"), "{trailers}");
+        assert!(trailers.contains("Ferry-Kind: automation"), "{trailers}");
+    }
+}
