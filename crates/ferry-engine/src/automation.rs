@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use ferry_api::{ImageUpdateAutomation, ObjectSet};
 use ferry_git::{
-    Backoff, CloneCache, CommitSpec, GitAuth, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
+    Backoff, CloneCache, CommitSpec, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
 };
 use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
 use ferry_store::{ImageRefRecord, Kind, ObjectRecord};
@@ -228,17 +228,11 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
             format!("{id}: GitRepository {src_ns}/{src_name} not found in the source"),
         ));
     };
-    let auth = match &repo.spec.secret_ref {
-        Some(s) => {
-            let dir = engine
-                .config()
-                .secrets
-                .secret_dir(&src_ns, &s.name, &id)
-                .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
-            GitAuth::from_secret_data(&read_secret(&dir).map_err(|e| stalled("SourceManagerFailed", e))?)
-        }
-        None => GitAuth::none(),
-    };
+    let auth = engine
+        .config()
+        .secrets
+        .git_auth(&src_ns, repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()), &id)
+        .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
     let checkout_ref = git
         .checkout
         .as_ref()
@@ -299,20 +293,6 @@ fn signing_key(engine: &Engine, namespace: &str, key: &ferry_api::SigningKey, id
             password: secrets.optional_key(namespace, name, "password", id).map_err(err)?.map(text),
         }),
     }
-}
-
-/// Every regular file of a Secret directory, by key.
-fn read_secret(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut data = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read Secret {}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
-        }
-    }
-    Ok(data)
 }
 
 /// `update.path` relative to the clone; `None` when it would escape it.

@@ -57,6 +57,39 @@ impl SecretsDir {
         }
     }
 
+    /// Every key of a Secret, by name.
+    pub fn all_keys(&self, namespace: &str, name: &str, referrer: &str) -> Result<std::collections::BTreeMap<String, Vec<u8>>, EngineError> {
+        let dir = self.secret_dir(namespace, name, referrer)?;
+        let mut data = std::collections::BTreeMap::new();
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            EngineError::Secret(format!("{referrer}: cannot read Secret {}: {e}", dir.display()))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    EngineError::Secret(format!("{referrer}: cannot read {}: {e}", path.display()))
+                })?;
+                data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Git credentials from a Flux GitRepository `secretRef` (keys `username`, `password`,
+    /// `bearerToken`, `identity`, `known_hosts`, `ca.crt`); none without a reference.
+    pub fn git_auth(
+        &self,
+        namespace: &str,
+        secret: Option<&str>,
+        referrer: &str,
+    ) -> Result<ferry_git::GitAuth, EngineError> {
+        match secret {
+            Some(name) => Ok(ferry_git::GitAuth::from_secret_data(&self.all_keys(namespace, name, referrer)?)),
+            None => Ok(ferry_git::GitAuth::none()),
+        }
+    }
+
     /// One required key of a Secret.
     pub fn key(&self, namespace: &str, name: &str, key: &str, referrer: &str) -> Result<Vec<u8>, EngineError> {
         self.optional_key(namespace, name, key, referrer)?.ok_or_else(|| {

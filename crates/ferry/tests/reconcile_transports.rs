@@ -179,7 +179,10 @@ fn git_failures_exit_1_and_never_leak_credentials() {
             // `ferry init` refuses a URL with a password, so a human puts it there.
             "userinfo" => seed.human_edit(
                 "flux/bootstrap/infrastructure/image-automation/git-repository.yaml",
-                |t| t.replacen("url: http://", &format!("url: http://{}:{wrong}@", git.user), 1),
+                |t| {
+                    assert!(t.contains("url: http://"), "{t}");
+                    t.replacen("url: http://", &format!("url: http://{}:{wrong}@", git.user), 1)
+                },
                 "use a URL with userinfo",
             ),
             "wrong-password" => seed.ws.secret(

@@ -85,17 +85,11 @@ pub(crate) fn git_target(
             "{id}: GitRepository {src_ns}/{src_name} not found in the source"
         ))
     })?;
-    let auth = match &repo.spec.secret_ref {
-        Some(s) => {
-            let dir = engine
-                .config()
-                .secrets
-                .secret_dir(&src_ns, &s.name, &id)
-                .map_err(|e| PromoteError::Invalid(e.to_string()))?;
-            GitAuth::from_secret_data(&read_secret(&dir)?)
-        }
-        None => GitAuth::none(),
-    };
+    let auth = engine
+        .config()
+        .secrets
+        .git_auth(&src_ns, repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()), &id)
+        .map_err(|e| PromoteError::Invalid(e.to_string()))?;
     let git = auto.spec.git.as_ref();
     let branch = git
         .and_then(|g| g.checkout.as_ref())
@@ -126,22 +120,6 @@ pub(crate) fn git_target(
         },
         origin: format!("GitRepository {src_ns}/{src_name} (write-back of {id})"),
     })
-}
-
-fn read_secret(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, PromoteError> {
-    let mut data = BTreeMap::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| PromoteError::Invalid(format!("cannot read Secret {}: {e}", dir.display())))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).map_err(|e| {
-                PromoteError::Invalid(format!("cannot read {}: {e}", path.display()))
-            })?;
-            data.insert(entry.file_name().to_string_lossy().into_owned(), bytes);
-        }
-    }
-    Ok(data)
 }
 
 pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
