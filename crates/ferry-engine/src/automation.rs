@@ -9,12 +9,13 @@ use ferry_git::{
     Backoff, CloneCache, CommitSpec, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
 };
 use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
-use ferry_store::{ImageRefRecord, Kind, ObjectRecord};
+use ferry_store::{ImageRefRecord, Kind};
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
+use crate::{Observation, record_observation};
 use crate::scan::Failure;
 use crate::trailers::{ChangeTrailer, automation_trailers};
-use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 
 /// How automations run.
 #[derive(Debug, Clone)]
@@ -110,36 +111,24 @@ pub(crate) async fn run_all(
             Ok(None) => (true, "Succeeded".to_string(), "repository up-to-date".to_string()),
             Err(f) => (false, f.reason.to_string(), f.message),
         };
-        let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
-        let ready_cond = if suspended {
-            previous.as_ref().and_then(|p| p.ready.clone())
-        } else {
-            Some(ready_condition(prev_ready, ready, &reason, &message))
-        };
         // A dry run observes but does not record: nothing was pushed.
-        if !options.dry_run {
-            let rec = ObjectRecord {
+        outcomes.push(record_observation(
+            engine,
+            previous.as_ref(),
+            Observation {
                 kind: Kind::ImageUpdateAutomation,
                 namespace: auto.namespace().to_string(),
                 name: auto.name().to_string(),
-                ready: ready_cond,
+                suspended,
+                ready,
+                reason,
+                message,
                 scan: None,
                 policy: None,
                 automation: Some(status),
-                suspended,
-                updated_at: now_rfc3339(),
-            };
-            engine.store().put(&rec)?;
-        }
-        outcomes.push(ObjectOutcome {
-            kind: Kind::ImageUpdateAutomation,
-            namespace: auto.namespace().to_string(),
-            name: auto.name().to_string(),
-            ready,
-            suspended,
-            reason,
-            message,
-        });
+            },
+            !options.dry_run,
+        )?);
     }
     if !options.dry_run {
         let keep: Vec<(String, String)> = objects

@@ -147,6 +147,58 @@ impl Engine {
     }
 }
 
+/// One object's observation from a reconcile, before it is stored.
+pub(crate) struct Observation {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub suspended: bool,
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+    pub scan: Option<ferry_store::ScanRecord>,
+    pub policy: Option<ferry_store::PolicyRecord>,
+    pub automation: Option<ferry_store::AutomationRecord>,
+}
+
+/// Stores an observation (unless `write` is false, as in a dry run) and returns its outcome.
+/// A suspended object keeps its previous Ready condition, as Flux leaves status untouched.
+pub(crate) fn record_observation(
+    engine: &Engine,
+    previous: Option<&ferry_store::ObjectRecord>,
+    obs: Observation,
+    write: bool,
+) -> Result<ObjectOutcome, EngineError> {
+    let ready = if obs.suspended {
+        previous.and_then(|p| p.ready.clone())
+    } else {
+        let prev_ready = previous.and_then(|p| p.ready.as_ref());
+        Some(ready_condition(prev_ready, obs.ready, &obs.reason, &obs.message))
+    };
+    if write {
+        engine.store().put(&ferry_store::ObjectRecord {
+            kind: obs.kind,
+            namespace: obs.namespace.clone(),
+            name: obs.name.clone(),
+            ready,
+            scan: obs.scan,
+            policy: obs.policy,
+            automation: obs.automation,
+            suspended: obs.suspended,
+            updated_at: now_rfc3339(),
+        })?;
+    }
+    Ok(ObjectOutcome {
+        kind: obs.kind,
+        namespace: obs.namespace,
+        name: obs.name,
+        ready: obs.ready,
+        suspended: obs.suspended,
+        reason: obs.reason,
+        message: obs.message,
+    })
+}
+
 /// Current time as RFC 3339 (UTC, seconds).
 pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();

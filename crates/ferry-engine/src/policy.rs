@@ -5,10 +5,11 @@ use ferry_policy::{
     DigestAction, DigestReflection, ImageRef as PolicyRef, PolicyChoice, Policer, TagFilter,
     digest_action, ready_message, select_latest, update_refs,
 };
-use ferry_store::{ImageRefRecord, Kind, ObjectRecord, PolicyRecord};
+use ferry_store::{ImageRefRecord, Kind, PolicyRecord};
 
+use crate::{Observation, record_observation};
 use crate::scan::{Failure, repo_access};
-use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+use crate::{Engine, EngineError, ObjectOutcome};
 
 pub(crate) async fn evaluate_all(
     engine: &Engine,
@@ -39,33 +40,23 @@ pub(crate) async fn evaluate_all(
         };
         status.hold = policy_holds.hold;
         status.denied_tags = policy_holds.denied;
-        let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
-        let ready_cond = if suspended {
-            previous.as_ref().and_then(|p| p.ready.clone())
-        } else {
-            Some(ready_condition(prev_ready, ready, &reason, &message))
-        };
-        let rec = ObjectRecord {
-            kind: Kind::ImagePolicy,
-            namespace: policy.namespace().to_string(),
-            name: policy.name().to_string(),
-            ready: ready_cond,
-            scan: None,
-            policy: Some(status),
-            automation: None,
-            suspended,
-            updated_at: now_rfc3339(),
-        };
-        engine.store().put(&rec)?;
-        outcomes.push(ObjectOutcome {
-            kind: Kind::ImagePolicy,
-            namespace: rec.namespace,
-            name: rec.name,
-            ready,
-            suspended,
-            reason,
-            message,
-        });
+        outcomes.push(record_observation(
+            engine,
+            previous.as_ref(),
+            Observation {
+                kind: Kind::ImagePolicy,
+                namespace: policy.namespace().to_string(),
+                name: policy.name().to_string(),
+                suspended,
+                ready,
+                reason,
+                message,
+                scan: None,
+                policy: Some(status),
+                automation: None,
+            },
+            true,
+        )?);
     }
     let keep: Vec<(String, String)> = objects
         .image_policies

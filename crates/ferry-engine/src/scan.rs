@@ -3,10 +3,11 @@
 use ferry_api::{ImageRepository, ObjectSet};
 use ferry_policy::scan as tags;
 use ferry_registry::{Credentials, ImageName, RepoAccess, TlsMaterial};
-use ferry_store::{Kind, ObjectRecord, ScanRecord};
+use ferry_store::{Kind, ScanRecord};
 use tokio::task::JoinSet;
 
-use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339, ready_condition};
+use crate::{Observation, record_observation};
+use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 
 /// Scans every ImageRepository concurrently (the registry client bounds per-registry requests).
 pub(crate) async fn scan_all(engine: &Engine, objects: &ObjectSet) -> Result<Vec<ObjectOutcome>, EngineError> {
@@ -194,7 +195,7 @@ fn record(
     repo: &ImageRepository,
     result: Result<ScanRecord, Failure>,
 ) -> Result<ObjectOutcome, EngineError> {
-    let mut store = engine.store();
+    let store = engine.store();
     let previous = store.get(Kind::ImageRepository, repo.namespace(), repo.name())?;
     let suspended = repo.spec.suspend;
     let (ready, reason, message, scan) = match result {
@@ -207,34 +208,25 @@ fn record(
         }
         Err(f) => (false, f.reason.to_string(), f.message, None),
     };
-    let prev_ready = previous.as_ref().and_then(|p| p.ready.as_ref());
     // A failed scan keeps the last good tag list: policies keep working from it (as Flux does).
     let scan = scan.or_else(|| previous.as_ref().and_then(|p| p.scan.clone()));
-    let ready_cond = if suspended {
-        previous.as_ref().and_then(|p| p.ready.clone())
-    } else {
-        Some(ready_condition(prev_ready, ready, &reason, &message))
-    };
-    let rec = ObjectRecord {
-        kind: Kind::ImageRepository,
-        namespace: repo.namespace().to_string(),
-        name: repo.name().to_string(),
-        ready: ready_cond,
-        scan,
-        policy: None,
-        automation: None,
-        suspended,
-        updated_at: now_rfc3339(),
-    };
-    store.put(&rec)?;
-    Ok(ObjectOutcome {
-        kind: Kind::ImageRepository,
-        namespace: rec.namespace,
-        name: rec.name,
-        ready,
-        suspended,
-        reason,
-        message,
-    })
+    drop(store);
+    record_observation(
+        engine,
+        previous.as_ref(),
+        Observation {
+            kind: Kind::ImageRepository,
+            namespace: repo.namespace().to_string(),
+            name: repo.name().to_string(),
+            suspended,
+            ready,
+            reason,
+            message,
+            scan,
+            policy: None,
+            automation: None,
+        },
+        true,
+    )
 }
 

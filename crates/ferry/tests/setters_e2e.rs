@@ -104,8 +104,6 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
         "{out}"
     );
     assert!(out.contains("production/deployment.yaml"), "{out}");
-    // The diff applies cleanly with `git apply --check` style tools: check with `patch --dry-run`
-    // when available (same bytes the real run would write).
 }
 
 #[test]
