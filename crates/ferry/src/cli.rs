@@ -53,7 +53,8 @@ pub struct SourceArgs {
     /// Kubernetes-Secret-like tree: DIR/<namespace>/<secret-name>/<key>.
     #[arg(long, value_name = "DIR", env = "FERRY_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
-    /// Substitute ${KEY} in the objects (Flux postBuild style). Repeatable.
+    /// Substitute ${KEY} in the objects (Flux postBuild style). Repeatable. Values from Flux
+    /// Kustomizations' spec.postBuild.substitute in the tree are used when not given here.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
     /// File of KEY=VALUE lines (or a YAML/JSON map) for ${KEY} substitution.
