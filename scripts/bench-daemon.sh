@@ -91,7 +91,8 @@ spec:
 EOF
 }
 
-# latency MODE N INTERVAL: prints one line "MODE n=N p50=..ms p99=..ms max=..ms".
+# latency MODE N INTERVAL: writes one line "MODE n=N p50=..ms p99=..ms max=..ms" to
+# $work/MODE.result. Runs in this shell (not in $(...)), so the daemon's pid is kept for cleanup.
 latency() {
   local mode=$1 n=$2 interval=$3 port repo reg_env url bare tag t0 i lat
   port=$(free_port)
@@ -115,7 +116,7 @@ latency() {
     git -c user.name=b -c user.email=b@l commit -qm init && git push -q "$TESTBED_GIT_HTTP_URL/$repo.git" main)
   python3 testbed/ocipush.py image "$url" bench/app develop-v0.0.1-0000001-1 --content seed >/dev/null
   "$ferry" serve --repo "file://$bare" --path flux --state "$work/$mode.db" --cache-dir "$work/cache-$mode" \
-    --listen "127.0.0.1:$port" --webhook-secret-file "$secret_file" 2>"$work/$mode.log" &
+    --listen "127.0.0.1:$port" --webhook-secret-file "$secret_file" >/dev/null 2>"$work/$mode.log" &
   pids+=($!)
   for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   # Wait for the start-up pass to commit the seed tag.
@@ -141,14 +142,16 @@ latency() {
     END {
       p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1];
       printf "%s n=%d p50=%dms p99=%dms max=%dms\n", mode, n, p50, p99, v[NR]
-    }'
+    }' >"$work/$mode.result"
 }
 
 say "push-to-commit latency: webhook (N=$N)"
-hook=$(latency webhook "$N" 10m)
+latency webhook "$N" 10m
+hook=$(cat "$work/webhook.result")
 echo "$hook"
 say "push-to-commit latency: polling only, ImageRepository interval $POLL_INTERVAL (N=$N_POLL)"
-poll=$(latency polling "$N_POLL" "$POLL_INTERVAL")
+latency polling "$N_POLL" "$POLL_INTERVAL"
+poll=$(cat "$work/polling.result")
 echo "$poll"
 
 say "idle CPU and RSS with 100 ImageRepositories and 300 ImagePolicies"
@@ -170,7 +173,7 @@ for i in $(seq 1 100); do
   } >"$big/app$i.yaml"
 done
 "$ferry" serve --dir "$big" --state "$work/idle.db" --cache-dir "$work/cache-idle" \
-  --listen "127.0.0.1:$port" --webhook-secret-file "$work/secret" 2>"$work/idle.log" &
+  --listen "127.0.0.1:$port" --webhook-secret-file "$work/secret" >/dev/null 2>"$work/idle.log" &
 idle_pid=$!
 pids+=("$idle_pid")
 for _ in $(seq 600); do

@@ -158,7 +158,7 @@ fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
     for w in &tree.warnings {
         eprintln!("warning: {}:{}: {}", w.file, w.line, w.message);
     }
-    output::print_setter_changes(&tree, args.output, args.dry_run, &args.dir);
+    output::print_setter_changes(&tree, args.output, args.dry_run);
     Ok(Status::Ok)
 }
 

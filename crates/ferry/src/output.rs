@@ -1,7 +1,5 @@
 //! Tables (like `flux get images`), JSON and YAML output.
 
-use std::path::Path;
-
 use ferry_engine::RunReport;
 use ferry_setters::TreeUpdate;
 use ferry_store::{Kind, ObjectRecord, Store};
@@ -278,7 +276,7 @@ pub fn print_pushes(report: &RunReport, dry_run: bool) {
     }
 }
 
-pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bool, root: &Path) {
+pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bool) {
     #[derive(Serialize)]
     struct Row<'a> {
         file: &'a str,
@@ -321,11 +319,9 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
         }
     }
     if dry_run {
+        // Paths relative to --dir, like the change lines: `a//abs/path` is no use to `patch -p1`.
         for (path, edit) in &tree.edits {
-            print!(
-                "{}",
-                ferry_setters::unified_diff(&root.join(path).to_string_lossy(), &edit.old, &edit.new)
-            );
+            print!("{}", ferry_setters::unified_diff(path, &edit.old, &edit.new));
         }
     }
 }

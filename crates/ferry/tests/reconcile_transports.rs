@@ -40,20 +40,33 @@ fn write_git_secret(seed: &Seed, t: &Transport) {
         Transport::Http => seed.ws.secret(
             "flux-system",
             "git-cred",
-            &[("username", g.user.as_bytes()), ("password", g.password.as_bytes())],
+            &[
+                ("username", g.user.as_bytes()),
+                ("password", g.password.as_bytes()),
+            ],
         ),
         Transport::Https => seed.ws.secret(
             "flux-system",
             "git-cred",
-            &[("username", g.user.as_bytes()), ("password", g.password.as_bytes()), ("ca.crt", &ca)],
+            &[
+                ("username", g.user.as_bytes()),
+                ("password", g.password.as_bytes()),
+                ("ca.crt", &ca),
+            ],
         ),
-        Transport::Ssh => seed.ws.secret("flux-system", "git-cred", &[("identity", &key), ("known_hosts", &kh)]),
+        Transport::Ssh => seed.ws.secret(
+            "flux-system",
+            "git-cred",
+            &[("identity", &key), ("known_hosts", &kh)],
+        ),
         Transport::File | Transport::Daemon => {}
     }
 }
 
 fn write_back_over(t: Transport, prefix: &str) {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let Some(git) = git_servers() else { return };
     let secret = match t {
         Transport::Http | Transport::Https | Transport::Ssh => Some("git-cred"),
@@ -70,8 +83,11 @@ fn write_back_over(t: Transport, prefix: &str) {
     assert_eq!(remote_head(&git, &seed.repo), head0, "dry run pushed");
     assert!(dry.stdout.contains("would push to main"), "{}", dry.stdout);
     assert!(
-        dry.stdout.contains(&format!("+++ b/flux/apps/backend/develop/deployment.yaml"))
-            || dry.stdout.contains("flux/apps/backend/develop/deployment.yaml"),
+        dry.stdout
+            .contains("+++ b/flux/apps/backend/develop/deployment.yaml")
+            || dry
+                .stdout
+                .contains("flux/apps/backend/develop/deployment.yaml"),
         "{}",
         dry.stdout
     );
@@ -118,17 +134,33 @@ fn write_back_over(t: Transport, prefix: &str) {
             .unwrap_or_else(|| panic!("{ns}/{name} missing: {updates:#}"));
         let sha = o["automation"]["last_push_commit"].as_str().unwrap();
         assert!(shas.contains(&sha), "{sha} not pushed");
-        assert!(o["automation"]["last_push_time"].as_str().unwrap().ends_with('Z'), "{o:#}");
+        assert!(
+            o["automation"]["last_push_time"]
+                .as_str()
+                .unwrap()
+                .ends_with('Z'),
+            "{o:#}"
+        );
         assert_eq!(o["ready"]["status"], "True", "{o:#}");
     }
     let table = seed.ws.ferry(&["get", "images", "update", "-A"]);
     table.expect_code(0).assert_no_secret(&password);
-    assert!(table.stdout.contains("LAST PUSH COMMIT"), "{}", table.stdout);
-    assert!(shas.iter().take(4).any(|s| table.stdout.contains(s)), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("LAST PUSH COMMIT"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        shas.iter().take(4).any(|s| table.stdout.contains(s)),
+        "{}",
+        table.stdout
+    );
 
     // Again: nothing to do, exit 0, no new commit.
     let head1 = remote_head(&git, &seed.repo);
-    seed.reconcile(&[]).expect_code(0).assert_no_secret(&password);
+    seed.reconcile(&[])
+        .expect_code(0)
+        .assert_no_secret(&password);
     assert_eq!(remote_head(&git, &seed.repo), head1);
     // The clone cache is reused (fetch, not a fresh clone): it still exists and is a valid repo.
     assert!(seed.ws.cache().is_dir());
@@ -163,7 +195,9 @@ fn write_back_over_git_daemon() {
 /// a wrong password, a URL with userinfo, a bearer token the server refuses.
 #[test]
 fn git_failures_exit_1_and_never_leak_credentials() {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let Some(git) = git_servers() else { return };
     let wrong = "Wr0ng-git-pa55-8d1e";
     let token = "ferry-test-bearer-token-71c0a3";
@@ -181,7 +215,11 @@ fn git_failures_exit_1_and_never_leak_credentials() {
                 "flux/bootstrap/infrastructure/image-automation/git-repository.yaml",
                 |t| {
                     assert!(t.contains("url: http://"), "{t}");
-                    t.replacen("url: http://", &format!("url: http://{}:{wrong}@", git.user), 1)
+                    t.replacen(
+                        "url: http://",
+                        &format!("url: http://{}:{wrong}@", git.user),
+                        1,
+                    )
                 },
                 "use a URL with userinfo",
             ),
@@ -190,7 +228,11 @@ fn git_failures_exit_1_and_never_leak_credentials() {
                 "git-cred",
                 &[("username", g_user(&git)), ("password", wrong.as_bytes())],
             ),
-            "token" => seed.ws.secret("flux-system", "git-cred", &[("bearerToken", token.as_bytes())]),
+            "token" => seed.ws.secret(
+                "flux-system",
+                "git-cred",
+                &[("bearerToken", token.as_bytes())],
+            ),
             _ => {}
         }
         let head0 = remote_head(&git, &seed.repo);
@@ -200,16 +242,32 @@ fn git_failures_exit_1_and_never_leak_credentials() {
                 extra.push(v);
             }
             let r = seed.reconcile(&extra);
-            r.expect_code(1).assert_no_secret(wrong).assert_no_secret(token).assert_no_secret(&git.password);
-            assert!(r.stderr.contains("GitOperationFailed"), "{case}: {}", r.stderr);
+            r.expect_code(1)
+                .assert_no_secret(wrong)
+                .assert_no_secret(token)
+                .assert_no_secret(&git.password);
+            assert!(
+                r.stderr.contains("GitOperationFailed"),
+                "{case}: {}",
+                r.stderr
+            );
         }
-        assert_eq!(remote_head(&git, &seed.repo), head0, "{case}: pushed anyway");
+        assert_eq!(
+            remote_head(&git, &seed.repo),
+            head0,
+            "{case}: pushed anyway"
+        );
         // The failure is on the automation objects, one line each; policies are fine.
         let upd = seed.ws.object("update", "develop", "backend");
         assert_eq!(upd["ready"]["status"], "False", "{upd:#}");
         let msg = upd["ready"]["message"].as_str().unwrap();
         assert!(!msg.contains('\n'), "{msg:?}");
-        assert!(seed.ws.latest("develop", "backend").unwrap().ends_with(NEW_DEVELOP));
+        assert!(
+            seed.ws
+                .latest("develop", "backend")
+                .unwrap()
+                .ends_with(NEW_DEVELOP)
+        );
         for fmt in ["table", "json", "yaml"] {
             seed.ws
                 .ferry(&["get", "images", "all", "-A", "-o", fmt])

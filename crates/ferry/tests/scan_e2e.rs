@@ -24,7 +24,9 @@ const SEED_TAGS: &[&str] = &[
 
 #[test]
 fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let ws = Workspace::new();
     let org = unique("seed");
     for app in ["backend", "frontend"] {
@@ -33,7 +35,12 @@ fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
         }
     }
     let image_registry = format!("{}/{org}", reg.host);
-    init_seed(&ws.join("gitops"), &image_registry, "file:///nonexistent.git", &[]);
+    init_seed(
+        &ws.join("gitops"),
+        &image_registry,
+        "file:///nonexistent.git",
+        &[],
+    );
     let dir = ws.join("gitops/flux");
     let dir = dir.to_str().unwrap();
     let var = format!("image_registry={image_registry}");
@@ -75,9 +82,9 @@ fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
     let table = ws.ferry(&["get", "images", "policy", "-A"]);
     table.expect_code(0);
     assert!(
-        table
-            .stdout
-            .contains(&format!("{image_registry}/backend:staging-v0.0.2-b2c3d4e-1738870000")),
+        table.stdout.contains(&format!(
+            "{image_registry}/backend:staging-v0.0.2-b2c3d4e-1738870000"
+        )),
         "{}",
         table.stdout
     );
@@ -88,7 +95,13 @@ fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
         ws.join("gitops/flux/sandbox.yaml"),
         docs(&[
             namespace("sandbox", "environment", "sandbox"),
-            image_policy("sandbox", "backend", "flux-system", "backend", &seed_policy_spec("develop")),
+            image_policy(
+                "sandbox",
+                "backend",
+                "flux-system",
+                "backend",
+                &seed_policy_spec("develop"),
+            ),
         ]),
     )
     .unwrap();
@@ -104,14 +117,21 @@ fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
         assert_eq!(o["ready"]["status"], "True", "{o:#}");
     }
     let table = ws.ferry(&["get", "images", "policy", "-n", "sandbox"]);
-    let line = table.stdout.lines().find(|l| l.contains("backend")).unwrap().to_string();
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("backend"))
+        .unwrap()
+        .to_string();
     assert!(line.contains("False"), "{line}");
     assert!(line.to_lowercase().contains("access"), "{line}");
 }
 
 #[test]
 fn basic_auth_over_tls_with_private_ca_and_digest_reflection() {
-    let Some(reg) = registry(Auth::Basic, true) else { return };
+    let Some(reg) = registry(Auth::Basic, true) else {
+        return;
+    };
     let ws = Workspace::new();
     let repo = unique("basictls");
     let user = reg.user.clone().unwrap();
@@ -124,7 +144,10 @@ fn basic_auth_over_tls_with_private_ca_and_digest_reflection() {
     ws.secret(
         "apps",
         "regcred",
-        &[(".dockerconfigjson", &dockerconfigjson(&reg.host, &user, &password))],
+        &[(
+            ".dockerconfigjson",
+            &dockerconfigjson(&reg.host, &user, &password),
+        )],
     );
     ws.secret("apps", "regca", &[("ca.crt", &reg.ca_pem().unwrap())]);
     let tree = ws.join("tree");
@@ -169,9 +192,18 @@ fn basic_auth_over_tls_with_private_ca_and_digest_reflection() {
     scan.expect_code(0).assert_no_secret(&password);
 
     let img = reg.image(&repo);
-    assert_eq!(ws.latest("apps", "ifnotpresent").unwrap(), format!("{img}:1.2.0@{d_old}"));
-    assert_eq!(ws.latest("apps", "always").unwrap(), format!("{img}:1.2.0@{d_old}"));
-    assert_eq!(ws.latest("apps", "oldest").unwrap(), format!("{img}:1.0.0@{d1}"));
+    assert_eq!(
+        ws.latest("apps", "ifnotpresent").unwrap(),
+        format!("{img}:1.2.0@{d_old}")
+    );
+    assert_eq!(
+        ws.latest("apps", "always").unwrap(),
+        format!("{img}:1.2.0@{d_old}")
+    );
+    assert_eq!(
+        ws.latest("apps", "oldest").unwrap(),
+        format!("{img}:1.0.0@{d1}")
+    );
     // The reflected digests are what skopeo sees.
     assert_eq!(skopeo_digest(&reg, &repo, "1.2.0"), d_old);
     assert_eq!(skopeo_digest(&reg, &repo, "1.0.0"), d1);
@@ -183,8 +215,14 @@ fn basic_auth_over_tls_with_private_ca_and_digest_reflection() {
     assert_eq!(skopeo_digest(&reg, &repo, "1.2.0"), d_new);
     let scan = ws.ferry(&["scan", "--dir", t, "--secrets-dir", &secrets]);
     scan.expect_code(0).assert_no_secret(&password);
-    assert_eq!(ws.latest("apps", "always").unwrap(), format!("{img}:1.2.0@{d_new}"));
-    assert_eq!(ws.latest("apps", "ifnotpresent").unwrap(), format!("{img}:1.2.0@{d_old}"));
+    assert_eq!(
+        ws.latest("apps", "always").unwrap(),
+        format!("{img}:1.2.0@{d_new}")
+    );
+    assert_eq!(
+        ws.latest("apps", "ifnotpresent").unwrap(),
+        format!("{img}:1.2.0@{d_old}")
+    );
 
     for fmt in ["table", "json", "yaml"] {
         ws.ferry(&["get", "images", "all", "-A", "-o", fmt])
@@ -195,20 +233,33 @@ fn basic_auth_over_tls_with_private_ca_and_digest_reflection() {
 
 #[test]
 fn token_auth_with_a_pull_only_user() {
-    let Some(reg) = registry(Auth::Token, true) else { return };
+    let Some(reg) = registry(Auth::Token, true) else {
+        return;
+    };
     let ws = Workspace::new();
     let repo = unique("token");
     let password = reg.password.clone().unwrap();
     let reader = reg.readonly_user.clone().unwrap();
-    for tag in ["develop-v1.0.0-aaaaaaa-100", "develop-v1.0.1-bbbbbbb-300", "develop-v1.0.2-ccccccc-200"] {
+    for tag in [
+        "develop-v1.0.0-aaaaaaa-100",
+        "develop-v1.0.1-bbbbbbb-300",
+        "develop-v1.0.2-ccccccc-200",
+    ] {
         push(&reg, &repo, tag);
     }
     ws.secret(
         "flux-system",
         "regcred",
-        &[(".dockerconfigjson", &dockerconfigjson(&reg.host, &reader, &password))],
+        &[(
+            ".dockerconfigjson",
+            &dockerconfigjson(&reg.host, &reader, &password),
+        )],
     );
-    ws.secret("flux-system", "regca", &[("ca.crt", &reg.ca_pem().unwrap())]);
+    ws.secret(
+        "flux-system",
+        "regca",
+        &[("ca.crt", &reg.ca_pem().unwrap())],
+    );
     let tree = ws.join("tree");
     write_tree(
         &tree,
@@ -224,14 +275,29 @@ fn token_auth_with_a_pull_only_user() {
             ),
             (
                 "policy.yaml",
-                &image_policy("flux-system", "app", "flux-system", "app", &seed_policy_spec("develop")),
+                &image_policy(
+                    "flux-system",
+                    "app",
+                    "flux-system",
+                    "app",
+                    &seed_policy_spec("develop"),
+                ),
             ),
         ],
     );
     let before = reg.token_requests().len();
-    let scan = ws.ferry(&["scan", "--dir", tree.to_str().unwrap(), "--secrets-dir", &ws.secrets_str()]);
+    let scan = ws.ferry(&[
+        "scan",
+        "--dir",
+        tree.to_str().unwrap(),
+        "--secrets-dir",
+        &ws.secrets_str(),
+    ]);
     scan.expect_code(0).assert_no_secret(&password);
-    assert!(reg.token_requests().len() > before, "no token was requested");
+    assert!(
+        reg.token_requests().len() > before,
+        "no token was requested"
+    );
     assert_eq!(
         ws.latest("flux-system", "app").unwrap(),
         format!("{}:develop-v1.0.1-bbbbbbb-300", reg.image(&repo))
@@ -243,7 +309,9 @@ fn token_auth_with_a_pull_only_user() {
 
 #[test]
 fn exclusion_list_replaces_the_default() {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let ws = Workspace::new();
     let repo = unique("excl");
     for tag in ["v1", "v2", "v3.sig", "develop-1", "develop-2"] {
@@ -279,7 +347,8 @@ fn exclusion_list_replaces_the_default() {
             ]),
         )],
     );
-    ws.ferry(&["scan", "--dir", tree.to_str().unwrap()]).expect_code(0);
+    ws.ferry(&["scan", "--dir", tree.to_str().unwrap()])
+        .expect_code(0);
     let tags = |name: &str| -> Vec<String> {
         let o = ws.object("repository", "ns", name);
         o["lastScanResult"]["latestTags"]
@@ -299,7 +368,9 @@ fn exclusion_list_replaces_the_default() {
 
 #[test]
 fn variables_resolve_from_flags_and_files_and_unresolved_is_bad_input() {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let ws = Workspace::new();
     let repo = unique("vars");
     push(&reg, &repo, "staging-v1.0.0-aaaaaaa-10");
@@ -313,41 +384,82 @@ fn variables_resolve_from_flags_and_files_and_unresolved_is_bad_input() {
             ("repo.yaml", &repo_doc),
             (
                 "policy.yaml",
-                &image_policy("flux-system", "app", "flux-system", "app", &seed_policy_spec("staging")),
+                &image_policy(
+                    "flux-system",
+                    "app",
+                    "flux-system",
+                    "app",
+                    &seed_policy_spec("staging"),
+                ),
             ),
         ],
     );
     let t = tree.to_str().unwrap();
 
     // Unresolved: exit 2, the message names file, line and variable; no state file is created.
-    let r = ws.ferry(&["scan", "--dir", t, "--var", &format!("registry_host={host}")]);
+    let r = ws.ferry(&[
+        "scan",
+        "--dir",
+        t,
+        "--var",
+        &format!("registry_host={host}"),
+    ]);
     r.expect_code(2);
     assert!(r.stderr.contains("repo.yaml:7"), "{}", r.stderr);
-    assert!(r.stderr.contains("${repo_path}") || r.stderr.contains("repo_path"), "{}", r.stderr);
-    assert_eq!(r.stderr.matches("unresolved").count(), 1, "message repeated: {}", r.stderr);
+    assert!(
+        r.stderr.contains("${repo_path}") || r.stderr.contains("repo_path"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("unresolved").count(),
+        1,
+        "message repeated: {}",
+        r.stderr
+    );
     assert!(!ws.state().exists(), "state file created on bad input");
 
     // --var plus --vars-file resolve everything.
     let vars_file = ws.join("vars.env");
     std::fs::write(&vars_file, format!("repo_path={path}\n")).unwrap();
     let vf = vars_file.to_str().unwrap();
-    ws.ferry(&["scan", "--dir", t, "--var", &format!("registry_host={host}"), "--vars-file", vf])
-        .expect_code(0);
+    ws.ferry(&[
+        "scan",
+        "--dir",
+        t,
+        "--var",
+        &format!("registry_host={host}"),
+        "--vars-file",
+        vf,
+    ])
+    .expect_code(0);
     assert_eq!(
         ws.latest("flux-system", "app").unwrap(),
         format!("{host}/{path}:staging-v1.0.1-bbbbbbb-20")
     );
     // A later unresolved run changes nothing in the existing state.
-    let get_before = ws.ferry(&["get", "images", "all", "-A", "-o", "json"]).stdout;
+    let get_before = ws
+        .ferry(&["get", "images", "all", "-A", "-o", "json"])
+        .stdout;
     let before = file_bytes(&ws.state()).unwrap();
-    ws.ferry(&["scan", "--dir", t, "--vars-file", vf]).expect_code(2);
-    assert!(file_bytes(&ws.state()).unwrap() == before, "state file changed on bad input");
-    assert_eq!(ws.ferry(&["get", "images", "all", "-A", "-o", "json"]).stdout, get_before);
+    ws.ferry(&["scan", "--dir", t, "--vars-file", vf])
+        .expect_code(2);
+    assert!(
+        file_bytes(&ws.state()).unwrap() == before,
+        "state file changed on bad input"
+    );
+    assert_eq!(
+        ws.ferry(&["get", "images", "all", "-A", "-o", "json"])
+            .stdout,
+        get_before
+    );
 }
 
 #[test]
 fn two_scans_at_once_share_the_state_file() {
-    let Some(reg) = registry(Auth::None, false) else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
     let ws = Workspace::new();
     let tree = ws.join("tree");
     let mut docs_v = Vec::new();
@@ -356,8 +468,19 @@ fn two_scans_at_once_share_the_state_file() {
         for t in ["develop-v1.0.0-aaaaaaa-1", "develop-v1.0.1-bbbbbbb-2"] {
             push(&reg, &repo, t);
         }
-        docs_v.push(image_repository("ns", &format!("r{i}"), &reg.image(&repo), ""));
-        docs_v.push(image_policy("ns", &format!("p{i}"), "ns", &format!("r{i}"), &seed_policy_spec("develop")));
+        docs_v.push(image_repository(
+            "ns",
+            &format!("r{i}"),
+            &reg.image(&repo),
+            "",
+        ));
+        docs_v.push(image_policy(
+            "ns",
+            &format!("p{i}"),
+            "ns",
+            &format!("r{i}"),
+            &seed_policy_spec("develop"),
+        ));
     }
     write_tree(&tree, &[("objs.yaml", &docs(&docs_v))]);
     let t = tree.to_str().unwrap().to_string();
@@ -365,7 +488,9 @@ fn two_scans_at_once_share_the_state_file() {
     for _round in 0..3 {
         let children: Vec<_> = (0..2)
             .map(|_| {
-                command(&["scan", "--dir", &t, "--state", &state]).spawn().unwrap()
+                command(&["scan", "--dir", &t, "--state", &state])
+                    .spawn()
+                    .unwrap()
             })
             .collect();
         for c in children {

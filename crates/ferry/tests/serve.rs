@@ -287,6 +287,9 @@ fn setup(prefix: &str) -> Option<Setup> {
         ],
     );
     push_tree(&git, &repo, &tree);
+    // Both repositories exist, so no scan fails and no backoff pass runs beside the ones a test
+    // waits for.
+    reg.push("org/frontend", "develop-v0.0.1-a1b2c3d-1738800000");
     let registry_var = format!("image_registry={}/org", reg.host);
     let args: Vec<String> = [
         "serve",
@@ -320,6 +323,9 @@ fn setup(prefix: &str) -> Option<Setup> {
         args,
     })
 }
+
+/// (what, headers, body, expected status).
+type BadRequest<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
 
 const DEVELOP: &str = "flux/apps/backend/develop/deployment.yaml";
 
@@ -402,7 +408,7 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     let good_sig = format!("sha256={}", hmac_hex(&s.secret, body));
     let bad_sig = format!("sha256={}", hmac_hex("not-the-secret", body));
     let bearer = format!("Bearer {}", s.secret);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("no auth", vec![], body.to_vec(), 401),
         (
             "bad signature",

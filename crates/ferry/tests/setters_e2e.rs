@@ -39,7 +39,11 @@ fn apply_prints_each_change_and_edits_only_the_scalar() {
     let backend_line = format!(
         "flux/apps/backend/develop/deployment.yaml: Deployment develop/backend: develop:backend: {REG}/backend:develop-v0.0.0-0000000-0 -> {new_backend}"
     );
-    assert!(lines.contains(&backend_line.as_str()), "missing {backend_line:?} in\n{}", r.stdout);
+    assert!(
+        lines.contains(&backend_line.as_str()),
+        "missing {backend_line:?} in\n{}",
+        r.stdout
+    );
     let tag_line = "flux/apps/frontend/overlays/staging/kustomization.yaml: Kustomization : staging:frontend:tag: staging-v0.0.0-0000000-0 -> staging-v1.2.0-1234567-1738860000";
     assert!(
         lines.iter().any(|l| l.starts_with("flux/apps/frontend/overlays/staging/kustomization.yaml:")
@@ -47,7 +51,12 @@ fn apply_prints_each_change_and_edits_only_the_scalar() {
         "missing a line like {tag_line:?} in\n{}",
         r.stdout
     );
-    assert_eq!(lines.len(), 2, "only the changed setters are printed (the :name is unchanged):\n{}", r.stdout);
+    assert_eq!(
+        lines.len(),
+        2,
+        "only the changed setters are printed (the :name is unchanged):\n{}",
+        r.stdout
+    );
 
     let after = snapshot(&dir);
     let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
@@ -58,14 +67,27 @@ fn apply_prints_each_change_and_edits_only_the_scalar() {
             "flux/apps/frontend/overlays/staging/kustomization.yaml"
         ]
     );
-    let dep = String::from_utf8(after["flux/apps/backend/develop/deployment.yaml"].clone()).unwrap();
+    let dep =
+        String::from_utf8(after["flux/apps/backend/develop/deployment.yaml"].clone()).unwrap();
     let want = String::from_utf8(before["flux/apps/backend/develop/deployment.yaml"].clone())
         .unwrap()
-        .replace(&format!("{REG}/backend:develop-v0.0.0-0000000-0"), &new_backend);
+        .replace(
+            &format!("{REG}/backend:develop-v0.0.0-0000000-0"),
+            &new_backend,
+        );
     assert_eq!(dep, want, "bytes other than the scalar changed");
 
     // JSON output of the same kind of run (nothing left to change now).
-    let j = ferry(&["setters", "apply", "--dir", d, "--set", &format!("develop:backend={new_backend}"), "-o", "json"]);
+    let j = ferry(&[
+        "setters",
+        "apply",
+        "--dir",
+        d,
+        "--set",
+        &format!("develop:backend={new_backend}"),
+        "-o",
+        "json",
+    ]);
     j.expect_code(0);
     assert_eq!(j.json(), serde_json::json!([]));
 }
@@ -103,7 +125,20 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
             && l.contains("backend:production-v2.0.0-fedcba9-1738999999")),
         "{out}"
     );
-    assert!(out.contains("production/deployment.yaml"), "{out}");
+    assert!(
+        out.contains("+++ b/flux/apps/backend/production/deployment.yaml"),
+        "{out}"
+    );
+    // The diff is what the real run writes: it applies with `git apply` inside --dir.
+    let patch = ws.join("dry.patch");
+    let diff: String = out
+        .lines()
+        .skip_while(|l| !l.starts_with("--- "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&patch, diff).unwrap();
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["apply", "--check", patch.to_str().unwrap()]);
 }
 
 #[test]
@@ -117,11 +152,21 @@ fn a_broken_file_is_skipped_with_a_warning_and_the_others_are_updated() {
                 "good.yaml",
                 "# keep me\r\nimage: reg/app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\r\n\r\nother: x\r\n",
             ),
-            ("broken.yaml", "a: [unclosed\nimage: reg/app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n"),
+            (
+                "broken.yaml",
+                "a: [unclosed\nimage: reg/app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n",
+            ),
             ("unmarked.yaml", "image: reg/app:1.0.0\n"),
         ],
     );
-    let r = ferry(&["setters", "apply", "--dir", dir.to_str().unwrap(), "--set", "ns:app=reg/app:2.0.0"]);
+    let r = ferry(&[
+        "setters",
+        "apply",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--set",
+        "ns:app=reg/app:2.0.0",
+    ]);
     r.expect_code(0);
     assert!(r.stderr.contains("warning: broken.yaml:"), "{}", r.stderr);
     assert_eq!(
@@ -132,7 +177,10 @@ fn a_broken_file_is_skipped_with_a_warning_and_the_others_are_updated() {
         std::fs::read_to_string(dir.join("broken.yaml")).unwrap(),
         "a: [unclosed\nimage: reg/app:1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n"
     );
-    assert_eq!(std::fs::read_to_string(dir.join("unmarked.yaml")).unwrap(), "image: reg/app:1.0.0\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("unmarked.yaml")).unwrap(),
+        "image: reg/app:1.0.0\n"
+    );
 }
 
 #[test]
@@ -150,9 +198,21 @@ fn bad_set_values_are_bad_input_and_write_nothing() {
         let r = ferry(&["setters", "apply", "--dir", d, "--set", bad]);
         r.expect_code(2);
         assert!(r.stderr.contains("--set"), "{bad}: {}", r.stderr);
-        assert_eq!(r.stderr.trim().lines().count(), 1, "{bad}: not one line: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim().lines().count(),
+            1,
+            "{bad}: not one line: {}",
+            r.stderr
+        );
     }
-    let r = ferry(&["setters", "apply", "--dir", &format!("{d}/nope"), "--set", "a:b=reg/app:1"]);
+    let r = ferry(&[
+        "setters",
+        "apply",
+        "--dir",
+        &format!("{d}/nope"),
+        "--set",
+        "a:b=reg/app:1",
+    ]);
     r.expect_code(2);
     assert!(snapshot(&dir) == before, "bad input wrote files");
 }

@@ -53,13 +53,22 @@ pub fn start(upstream: &str, rules: Vec<(String, Fault)>) -> FaultProxy {
     let upstream = upstream.to_string();
     let rules = Arc::new(rules);
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = TcpListener::from_std(std_listener).unwrap();
             loop {
-                let Ok((conn, _)) = listener.accept().await else { continue };
-                let (upstream, rules, hits, forwarded) =
-                    (upstream.clone(), rules.clone(), hits.clone(), forwarded.clone());
+                let Ok((conn, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (upstream, rules, hits, forwarded) = (
+                    upstream.clone(),
+                    rules.clone(),
+                    hits.clone(),
+                    forwarded.clone(),
+                );
                 tokio::spawn(async move {
                     let _ = handle(conn, &upstream, &rules, &hits, &forwarded).await;
                 });
@@ -93,7 +102,11 @@ async fn handle(
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-    if let Some((i, (_, fault))) = rules.iter().enumerate().find(|(_, (m, _))| path.contains(m.as_str())) {
+    if let Some((i, (_, fault))) = rules
+        .iter()
+        .enumerate()
+        .find(|(_, (m, _))| path.contains(m.as_str()))
+    {
         hits[i].fetch_add(1, Ordering::SeqCst);
         let resp: Vec<u8> = match fault {
             Fault::Garbage => {
@@ -122,7 +135,10 @@ async fn handle(
     // Force one request per connection so every request passes through the rules above.
     let mut lines: Vec<&str> = text.split("\r\n").collect();
     lines.retain(|l| !l.to_ascii_lowercase().starts_with("connection:"));
-    let end = lines.iter().position(|l| l.is_empty()).unwrap_or(lines.len());
+    let end = lines
+        .iter()
+        .position(|l| l.is_empty())
+        .unwrap_or(lines.len());
     lines.insert(end, "Connection: close");
     let rewritten = lines.join("\r\n");
     let mut up = TcpStream::connect(upstream).await?;

@@ -68,8 +68,12 @@ impl Run {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout of {:?} is not JSON ({e}):\n{}", self.args, self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout of {:?} is not JSON ({e}):\n{}",
+                self.args, self.stdout
+            )
+        })
     }
 }
 
@@ -107,7 +111,9 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration, args: Vec<String>)
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
     if status.is_none() {
-        panic!("ferry {args:?} timed out after {timeout:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        panic!(
+            "ferry {args:?} timed out after {timeout:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        );
     }
     Run {
         code: status.and_then(|s| s.code()),
@@ -139,9 +145,17 @@ pub fn command(args: &[&str]) -> Command {
 pub fn ferry(args: &[&str]) -> Run {
     let start = Instant::now();
     let child = command(args).spawn().unwrap();
-    let run = wait_with_timeout(child, RUN_TIMEOUT, args.iter().map(|s| s.to_string()).collect());
+    let run = wait_with_timeout(
+        child,
+        RUN_TIMEOUT,
+        args.iter().map(|s| s.to_string()).collect(),
+    );
     // Shown by the test harness on failure (or with --nocapture): what ran, how it ended, how long.
-    eprintln!("ferry {args:?} -> {:?} in {:.2?}", run.code, start.elapsed());
+    eprintln!(
+        "ferry {args:?} -> {:?} in {:.2?}",
+        run.code,
+        start.elapsed()
+    );
     run
 }
 
@@ -159,7 +173,10 @@ impl Default for Workspace {
 impl Workspace {
     pub fn new() -> Workspace {
         Workspace {
-            tmp: tempfile::Builder::new().prefix("ferry-e2e-").tempdir().unwrap(),
+            tmp: tempfile::Builder::new()
+                .prefix("ferry-e2e-")
+                .tempdir()
+                .unwrap(),
         }
     }
     pub fn path(&self) -> &Path {
@@ -262,8 +279,16 @@ mod base64_like {
                 | *chunk.get(2).unwrap_or(&0) as u32;
             out.push(T[(n >> 18) as usize & 63] as char);
             out.push(T[(n >> 12) as usize & 63] as char);
-            out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-            out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+            out.push(if chunk.len() > 1 {
+                T[(n >> 6) as usize & 63] as char
+            } else {
+                '='
+            });
+            out.push(if chunk.len() > 2 {
+                T[n as usize & 63] as char
+            } else {
+                '='
+            });
         }
         out
     }
@@ -292,7 +317,9 @@ pub fn seed_policy_spec(env: &str) -> String {
 
 /// A Namespace document with one label.
 pub fn namespace(name: &str, key: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    {key}: {value}\n")
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    {key}: {value}\n"
+    )
 }
 
 /// Joins documents into one multi-document file.
@@ -310,7 +337,16 @@ pub fn unique(prefix: &str) -> String {
 pub fn init_seed(dir: &Path, registry: &str, git_url: &str, extra: &[&str]) -> Vec<String> {
     let d = dir.to_string_lossy().into_owned();
     let mut args = vec![
-        "init", &d, "--app", "backend", "--app", "frontend", "--registry", registry, "--git-url", git_url,
+        "init",
+        &d,
+        "--app",
+        "backend",
+        "--app",
+        "frontend",
+        "--registry",
+        registry,
+        "--git-url",
+        git_url,
     ];
     args.extend_from_slice(extra);
     let r = ferry(&args);
@@ -371,20 +407,34 @@ pub fn push_tree(env: &GitEnv, repo: &str, dir: &Path) {
 /// A fresh clone of `repo`'s `main` (over file://) in a new temp dir.
 pub fn clone(env: &GitEnv, repo: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    git(dir.path(), &["clone", "-q", "-b", "main", &env.file(repo), "."]);
+    git(
+        dir.path(),
+        &["clone", "-q", "-b", "main", &env.file(repo), "."],
+    );
     dir
 }
 
 /// The bytes of `path` at the tip of `main` in the bare repo.
 pub fn remote_file(env: &GitEnv, repo: &str, path: &str) -> String {
     let gd = env.repo_path(repo);
-    git(Path::new("/"), &["--git-dir", gd.to_str().unwrap(), "show", &format!("main:{path}")])
+    git(
+        Path::new("/"),
+        &[
+            "--git-dir",
+            gd.to_str().unwrap(),
+            "show",
+            &format!("main:{path}"),
+        ],
+    )
 }
 
 /// The tip of `main` in the bare repo.
 pub fn remote_head(env: &GitEnv, repo: &str) -> String {
     let gd = env.repo_path(repo);
-    git(Path::new("/"), &["--git-dir", gd.to_str().unwrap(), "rev-parse", "main"])
+    git(
+        Path::new("/"),
+        &["--git-dir", gd.to_str().unwrap(), "rev-parse", "main"],
+    )
 }
 
 /// `git log` of main in the bare repo with a format.
@@ -392,7 +442,13 @@ pub fn remote_log(env: &GitEnv, repo: &str, format: &str) -> String {
     let gd = env.repo_path(repo);
     git(
         Path::new("/"),
-        &["--git-dir", gd.to_str().unwrap(), "log", &format!("--format={format}"), "main"],
+        &[
+            "--git-dir",
+            gd.to_str().unwrap(),
+            "log",
+            &format!("--format={format}"),
+            "main",
+        ],
     )
 }
 
@@ -421,7 +477,11 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.is_file() {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&path).unwrap());
             }
         }
@@ -564,7 +624,9 @@ impl Seed {
             let got = remote_file(&self.git, &self.repo, &path);
             let want = self.expected(&path, from, to);
             assert_eq!(got.trim_end(), want.trim_end(), "{path}");
-            assert!(got.contains(&format!("image: {ir}/backend:{to} # {{\"$imagepolicy\": \"{env}:backend\"}}")));
+            assert!(got.contains(&format!(
+                "image: {ir}/backend:{to} # {{\"$imagepolicy\": \"{env}:backend\"}}"
+            )));
             let path = format!("flux/apps/frontend/overlays/{env}/kustomization.yaml");
             let got = remote_file(&self.git, &self.repo, &path);
             let want = self.expected(&path, from, to);
@@ -575,7 +637,11 @@ impl Seed {
             "flux/apps/frontend/overlays/production/kustomization.yaml",
         ] {
             let got = remote_file(&self.git, &self.repo, path);
-            assert_eq!(got.trim_end(), String::from_utf8_lossy(&self.initial[path]).trim_end(), "{path}");
+            assert_eq!(
+                got.trim_end(),
+                String::from_utf8_lossy(&self.initial[path]).trim_end(),
+                "{path}"
+            );
         }
         // Machine-readable trailers on the commits.
         let trailers = remote_log(&self.git, &self.repo, "%(trailers)");
@@ -587,7 +653,10 @@ impl Seed {
             "Ferry-Change: policy=staging/frontend setter=staging:frontend:tag old={PLACEHOLDER_STAGING} new={NEW_STAGING}"
         );
         assert!(trailers.contains(&want), "missing {want:?} in\n{trailers}");
-        assert!(trailers.contains("Ferry-Automation: develop/backend"), "{trailers}");
+        assert!(
+            trailers.contains("Ferry-Automation: develop/backend"),
+            "{trailers}"
+        );
         assert!(trailers.contains("Ferry-Kind: automation"), "{trailers}");
     }
 }
