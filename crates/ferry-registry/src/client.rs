@@ -607,7 +607,8 @@ impl RegistryClient {
         }
     }
 
-    /// Pings `/v2/` (https first; http too when allowed) and records the auth challenge.
+    /// Pings `/v2/` (https first, http too for local registries; http only when insecure) and
+    /// records the auth challenge.
     async fn endpoint(&self, access: &RepoAccess) -> Result<Endpoint, RegistryError> {
         let key = EndpointKey {
             registry: access.image.registry().to_string(),
@@ -618,7 +619,11 @@ impl RegistryClient {
             return Ok(ep.clone());
         }
         let http = self.http(&access.tls)?;
-        let schemes: &[&str] = if access.image.scheme(access.insecure) == "http" {
+        // `insecure: true` means plain HTTP: no TLS handshake to fail first. A local registry
+        // without it is tried over https, then http, as GGCR does.
+        let schemes: &[&str] = if access.insecure {
+            &["http"]
+        } else if access.image.scheme(false) == "http" {
             &["https", "http"]
         } else {
             &["https"]
