@@ -12,10 +12,10 @@ use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
 use ferry_store::{ImageRefRecord, Kind};
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
-use crate::{Observation, record_observation};
 use crate::scan::Failure;
 use crate::trailers::{ChangeTrailer, automation_trailers};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
+use crate::{Observation, record_observation};
 
 /// How automations run.
 #[derive(Debug, Clone)]
@@ -58,9 +58,10 @@ pub(crate) async fn run_all(
     let mut outcomes = Vec::new();
     let mut pushes = Vec::new();
     for auto in &objects.image_update_automations {
-        let previous = engine
-            .store()
-            .get(Kind::ImageUpdateAutomation, auto.namespace(), auto.name())?;
+        let previous =
+            engine
+                .store()
+                .get(Kind::ImageUpdateAutomation, auto.namespace(), auto.name())?;
         let mut status = previous
             .as_ref()
             .and_then(|p| p.automation.clone())
@@ -108,7 +109,11 @@ pub(crate) async fn run_all(
                 pushes.push(report);
                 (true, "Succeeded".to_string(), msg)
             }
-            Ok(None) => (true, "Succeeded".to_string(), "repository up-to-date".to_string()),
+            Ok(None) => (
+                true,
+                "Succeeded".to_string(),
+                "repository up-to-date".to_string(),
+            ),
             Err(f) => (false, f.reason.to_string(), f.message),
         };
         // A dry run observes but does not record: nothing was pushed.
@@ -190,7 +195,11 @@ pub(crate) struct Target {
     template_values: BTreeMap<String, String>,
 }
 
-pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAutomation) -> Result<Target, Failure> {
+pub(crate) fn target(
+    engine: &Engine,
+    objects: &ObjectSet,
+    auto: &ImageUpdateAutomation,
+) -> Result<Target, Failure> {
     let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
     let Some(git) = &auto.spec.git else {
         return Err(stalled(
@@ -199,17 +208,35 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
         ));
     };
     let Some(update) = &auto.spec.update else {
-        return Err(stalled("InvalidUpdateStrategy", "no update strategy".into()));
+        return Err(stalled(
+            "InvalidUpdateStrategy",
+            "no update strategy".into(),
+        ));
     };
-    let update_path = safe_relative_path(update.path.as_deref().unwrap_or("."))
-        .ok_or_else(|| stalled("InvalidUpdateStrategy", format!("{id}: spec.update.path {:?} escapes the repository", update.path.as_deref().unwrap_or_default())))?;
+    let update_path =
+        safe_relative_path(update.path.as_deref().unwrap_or(".")).ok_or_else(|| {
+            stalled(
+                "InvalidUpdateStrategy",
+                format!(
+                    "{id}: spec.update.path {:?} escapes the repository",
+                    update.path.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
     if auto.spec.source_ref.kind != "GitRepository" {
         return Err(stalled(
             "InvalidSourceConfiguration",
-            format!("{id}: sourceRef.kind {} is not supported (only GitRepository)", auto.spec.source_ref.kind),
+            format!(
+                "{id}: sourceRef.kind {} is not supported (only GitRepository)",
+                auto.spec.source_ref.kind
+            ),
         ));
     }
-    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace()).to_string();
+    let src_ns = auto
+        .spec
+        .source_ref
+        .namespace_or(auto.namespace())
+        .to_string();
     let src_name = auto.spec.source_ref.name.clone();
     let Some(repo) = objects.git_repository(&src_ns, &src_name) else {
         return Err(stalled(
@@ -220,14 +247,21 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
     let auth = engine
         .config()
         .secrets
-        .git_auth(&src_ns, repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()), &id)
+        .git_auth(
+            &src_ns,
+            repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
+            &id,
+        )
         .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
     let checkout_ref = git
         .checkout
         .as_ref()
         .map(|c| c.reference.clone())
         .unwrap_or_else(|| repo.spec.reference.clone().unwrap_or_default());
-    let checkout_branch = match (&checkout_ref.branch, git.checkout.is_some() || repo.spec.reference.is_some()) {
+    let checkout_branch = match (
+        &checkout_ref.branch,
+        git.checkout.is_some() || repo.spec.reference.is_some(),
+    ) {
         (Some(b), _) if !b.is_empty() => b.clone(),
         (_, false) => "master".to_string(),
         _ => {
@@ -238,13 +272,23 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
         }
     };
     let push = git.push.clone().unwrap_or_default();
-    let push_branch = push.branch.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| checkout_branch.clone());
+    let push_branch = push
+        .branch
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| checkout_branch.clone());
     let signing = match &git.commit.signing_key {
         Some(key) => Some(signing_key(engine, auto.namespace(), key, &id)?),
         None => None,
     };
     let author = Signature {
-        name: git.commit.author.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "Ferry".to_string()),
+        name: git
+            .commit
+            .author
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "Ferry".to_string()),
         email: git.commit.author.email.clone(),
     };
     if author.email.is_empty() {
@@ -254,7 +298,8 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
         ));
     }
     Ok(Target {
-        remote: Remote::new(repo.spec.url.clone(), auth).with_timeout(repo.spec.effective_timeout()),
+        remote: Remote::new(repo.spec.url.clone(), auth)
+            .with_timeout(repo.spec.effective_timeout()),
         checkout_branch,
         push_branch,
         push_options: push.options.clone(),
@@ -267,19 +312,34 @@ pub(crate) fn target(engine: &Engine, objects: &ObjectSet, auto: &ImageUpdateAut
     })
 }
 
-fn signing_key(engine: &Engine, namespace: &str, key: &ferry_api::SigningKey, id: &str) -> Result<SigningKey, Failure> {
+fn signing_key(
+    engine: &Engine,
+    namespace: &str,
+    key: &ferry_api::SigningKey,
+    id: &str,
+) -> Result<SigningKey, Failure> {
     let secrets = &engine.config().secrets;
     let name = &key.secret_ref.name;
     let err = |e: EngineError| stalled("InvalidSourceConfiguration", e.to_string());
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).trim_end_matches('\n').to_string();
+    let text = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .trim_end_matches('\n')
+            .to_string()
+    };
     match key.key_type.unwrap_or_default() {
         ferry_api::SigningKeyType::Gpg => Ok(SigningKey::Gpg {
             armored: secrets.key(namespace, name, "git.asc", id).map_err(err)?,
-            passphrase: secrets.optional_key(namespace, name, "passphrase", id).map_err(err)?.map(text),
+            passphrase: secrets
+                .optional_key(namespace, name, "passphrase", id)
+                .map_err(err)?
+                .map(text),
         }),
         ferry_api::SigningKeyType::Ssh => Ok(SigningKey::Ssh {
             private_key: secrets.key(namespace, name, "identity", id).map_err(err)?,
-            password: secrets.optional_key(namespace, name, "password", id).map_err(err)?.map(text),
+            password: secrets
+                .optional_key(namespace, name, "password", id)
+                .map_err(err)?
+                .map(text),
         }),
     }
 }
@@ -311,11 +371,17 @@ fn run_one(
 ) -> Result<Option<PushReport>, Failure> {
     let target = target(engine, objects, auto)?;
     let automation_id = format!("{}/{}", auto.namespace(), auto.name());
-    let cache = CloneCache::new(engine.config().cache_dir.clone()).map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
+    let cache = CloneCache::new(engine.config().cache_dir.clone())
+        .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
     if options.dry_run {
         let checkout = cache
             .checkout(&target.remote, &target.checkout_branch)
-            .map_err(|e| stalled("GitOperationFailed", format!("failed to checkout source: {e}")))?;
+            .map_err(|e| {
+                stalled(
+                    "GitOperationFailed",
+                    format!("failed to checkout source: {e}"),
+                )
+            })?;
         let root = checkout.workdir().join(&target.update_path);
         let holds = crate::rollback::HoldsFile::read(checkout.workdir())
             .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
@@ -353,7 +419,11 @@ fn run_one(
             // wins: held policies get their held value, denied tags are never written.
             let holds = crate::rollback::HoldsFile::read(workdir)?;
             let values = crate::rollback::apply_holds(values, &holds);
-            let tree = ferry_setters::apply_tree(&workdir.join(&target.update_path), &values, WriteMode::Write)?;
+            let tree = ferry_setters::apply_tree(
+                &workdir.join(&target.update_path),
+                &values,
+                WriteMode::Write,
+            )?;
             if tree.files.is_empty() {
                 last_tree = None;
                 return Ok(None);
@@ -368,7 +438,10 @@ fn run_one(
                     file_changes: tree.files.clone(),
                 },
             };
-            let template = target.template.as_deref().unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
+            let template = target
+                .template
+                .as_deref()
+                .unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
             let message = match ferry_template::render_commit_message(template, &data) {
                 Ok(m) => m,
                 Err(e) => {
@@ -400,8 +473,14 @@ fn run_one(
             attempts,
         })),
         Ok(UpdateOutcome::NothingToDo { .. }) => Ok(None),
-        Err(ferry_git::UpdateError::Apply(e)) => Err(stalled("UpdateFailed", format!("failed to apply policies: {e}"))),
-        Err(e) => Err(stalled("GitOperationFailed", format!("failed to update source: {e}"))),
+        Err(ferry_git::UpdateError::Apply(e)) => Err(stalled(
+            "UpdateFailed",
+            format!("failed to apply policies: {e}"),
+        )),
+        Err(e) => Err(stalled(
+            "GitOperationFailed",
+            format!("failed to update source: {e}"),
+        )),
     }
 }
 

@@ -98,7 +98,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.config).finish()
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -129,7 +131,9 @@ impl Engine {
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
         report.outcomes.extend(scan::scan_all(self, objects).await?);
-        report.outcomes.extend(policy::evaluate_all(self, objects).await?);
+        report
+            .outcomes
+            .extend(policy::evaluate_all(self, objects).await?);
         Ok(report)
     }
 
@@ -173,7 +177,12 @@ pub(crate) fn record_observation(
         previous.and_then(|p| p.ready.clone())
     } else {
         let prev_ready = previous.and_then(|p| p.ready.as_ref());
-        Some(ready_condition(prev_ready, obs.ready, &obs.reason, &obs.message))
+        Some(ready_condition(
+            prev_ready,
+            obs.ready,
+            &obs.reason,
+            &obs.message,
+        ))
     };
     if write {
         engine.store().put(&ferry_store::ObjectRecord {

@@ -2,14 +2,14 @@
 
 use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet};
 use ferry_policy::{
-    DigestAction, DigestReflection, ImageRef as PolicyRef, PolicyChoice, Policer, TagFilter,
+    DigestAction, DigestReflection, ImageRef as PolicyRef, Policer, PolicyChoice, TagFilter,
     digest_action, ready_message, select_latest, update_refs,
 };
 use ferry_store::{ImageRefRecord, Kind, PolicyRecord};
 
-use crate::{Observation, record_observation};
 use crate::scan::{Failure, repo_access};
 use crate::{Engine, EngineError, ObjectOutcome};
+use crate::{Observation, record_observation};
 
 pub(crate) async fn evaluate_all(
     engine: &Engine,
@@ -22,7 +22,10 @@ pub(crate) async fn evaluate_all(
         let previous = engine
             .store()
             .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;
-        let prev_policy = previous.as_ref().and_then(|p| p.policy.clone()).unwrap_or_default();
+        let prev_policy = previous
+            .as_ref()
+            .and_then(|p| p.policy.clone())
+            .unwrap_or_default();
         let policy_holds = holds.for_policy(policy.namespace(), policy.name(), &prev_policy);
         let result = if policy.spec.suspend {
             Err(Failure {
@@ -94,7 +97,11 @@ pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, Failure> {
     };
     let parsed = PolicyChoice::from_spec(
         choice.semver.as_ref().map(|s| s.range.as_str()),
-        choice.alphabetical.as_ref().map(|a| order(a.order)).as_deref(),
+        choice
+            .alphabetical
+            .as_ref()
+            .map(|a| order(a.order))
+            .as_deref(),
         choice.numerical.as_ref().map(|n| order(n.order)).as_deref(),
     )
     .and_then(|c| Policer::new(&c));
@@ -112,7 +119,11 @@ async fn evaluate(
     previous: &PolicyRecord,
     denied: &[String],
 ) -> Result<(PolicyRecord, String), Failure> {
-    let repo_ns = policy.spec.image_repository_ref.namespace_or(policy.namespace()).to_string();
+    let repo_ns = policy
+        .spec
+        .image_repository_ref
+        .namespace_or(policy.namespace())
+        .to_string();
     let repo_name = policy.spec.image_repository_ref.name.clone();
     let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
         return Err(Failure {
@@ -128,8 +139,9 @@ async fn evaluate(
     {
         return Err(Failure {
             reason: "IntervalNotConfigured",
-            message: "invalid policy: spec.interval is required when digestReflectionPolicy is Always"
-                .into(),
+            message:
+                "invalid policy: spec.interval is required when digestReflectionPolicy is Always"
+                    .into(),
         });
     }
     let policer = policer_for(policy)?;
@@ -148,7 +160,10 @@ async fn evaluate(
             reason: "Failure",
             message: e.to_string(),
         })?;
-    let mut tags = stored.and_then(|r| r.scan).map(|s| s.tags).unwrap_or_default();
+    let mut tags = stored
+        .and_then(|r| r.scan)
+        .map(|s| s.tags)
+        .unwrap_or_default();
     if tags.is_empty() {
         return Err(Failure {
             reason: "DependencyNotReady",
@@ -161,7 +176,9 @@ async fn evaluate(
         if tags.is_empty() {
             return Err(Failure {
                 reason: "DependencyNotReady",
-                message: format!("every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"),
+                message: format!(
+                    "every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"
+                ),
             });
         }
     }
@@ -228,15 +245,21 @@ fn check_acl(
     policy: &ImagePolicy,
     repo: &ferry_api::ImageRepository,
 ) -> Result<(), Failure> {
-    let access_from = repo.spec.access_from.as_ref().map(|a| ferry_policy::acl::AccessFrom {
-        namespace_selectors: a
-            .namespace_selectors
-            .iter()
-            .map(|s| s.match_labels.clone())
-            .collect(),
-    });
+    let access_from = repo
+        .spec
+        .access_from
+        .as_ref()
+        .map(|a| ferry_policy::acl::AccessFrom {
+            namespace_selectors: a
+                .namespace_selectors
+                .iter()
+                .map(|s| s.match_labels.clone())
+                .collect(),
+        });
     let empty = std::collections::BTreeMap::new();
-    let labels = objects.namespace_labels(policy.namespace()).unwrap_or(&empty);
+    let labels = objects
+        .namespace_labels(policy.namespace())
+        .unwrap_or(&empty);
     ferry_policy::acl::check_access(
         policy.namespace(),
         repo.namespace(),

@@ -6,11 +6,14 @@ use ferry_registry::{Credentials, ImageName, RepoAccess, TlsMaterial};
 use ferry_store::{Kind, ScanRecord};
 use tokio::task::JoinSet;
 
-use crate::{Observation, record_observation};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
+use crate::{Observation, record_observation};
 
 /// Scans every ImageRepository concurrently (the registry client bounds per-registry requests).
-pub(crate) async fn scan_all(engine: &Engine, objects: &ObjectSet) -> Result<Vec<ObjectOutcome>, EngineError> {
+pub(crate) async fn scan_all(
+    engine: &Engine,
+    objects: &ObjectSet,
+) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut set = JoinSet::new();
     for (index, repo) in objects.image_repositories.iter().enumerate() {
         let prepared = prepare(engine, repo);
@@ -127,7 +130,12 @@ fn credentials(
         let bytes = engine
             .config()
             .secrets
-            .key(repo.namespace(), &secret.name, ".dockerconfigjson", referrer)
+            .key(
+                repo.namespace(),
+                &secret.name,
+                ".dockerconfigjson",
+                referrer,
+            )
             .map_err(auth_failure)?;
         let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| Failure {
             reason: "AuthenticationFailed",
@@ -229,4 +237,3 @@ fn record(
         true,
     )
 }
-

@@ -20,7 +20,12 @@ impl SecretsDir {
     }
 
     /// The directory of one Secret, or an error saying how to provide it.
-    pub fn secret_dir(&self, namespace: &str, name: &str, referrer: &str) -> Result<PathBuf, EngineError> {
+    pub fn secret_dir(
+        &self,
+        namespace: &str,
+        name: &str,
+        referrer: &str,
+    ) -> Result<PathBuf, EngineError> {
         let Some(root) = &self.root else {
             return Err(EngineError::Secret(format!(
                 "{referrer} references Secret {namespace}/{name}, but no --secrets-dir was given \
@@ -58,11 +63,19 @@ impl SecretsDir {
     }
 
     /// Every key of a Secret, by name.
-    pub fn all_keys(&self, namespace: &str, name: &str, referrer: &str) -> Result<std::collections::BTreeMap<String, Vec<u8>>, EngineError> {
+    pub fn all_keys(
+        &self,
+        namespace: &str,
+        name: &str,
+        referrer: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, EngineError> {
         let dir = self.secret_dir(namespace, name, referrer)?;
         let mut data = std::collections::BTreeMap::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| {
-            EngineError::Secret(format!("{referrer}: cannot read Secret {}: {e}", dir.display()))
+            EngineError::Secret(format!(
+                "{referrer}: cannot read Secret {}: {e}",
+                dir.display()
+            ))
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -85,24 +98,33 @@ impl SecretsDir {
         referrer: &str,
     ) -> Result<ferry_git::GitAuth, EngineError> {
         match secret {
-            Some(name) => Ok(ferry_git::GitAuth::from_secret_data(&self.all_keys(namespace, name, referrer)?)),
+            Some(name) => Ok(ferry_git::GitAuth::from_secret_data(
+                &self.all_keys(namespace, name, referrer)?,
+            )),
             None => Ok(ferry_git::GitAuth::none()),
         }
     }
 
     /// One required key of a Secret.
-    pub fn key(&self, namespace: &str, name: &str, key: &str, referrer: &str) -> Result<Vec<u8>, EngineError> {
-        self.optional_key(namespace, name, key, referrer)?.ok_or_else(|| {
-            EngineError::Secret(format!(
-                "{referrer}: Secret {namespace}/{name} has no key {key:?} (expected file {})",
-                self.root
-                    .as_deref()
-                    .unwrap_or(Path::new("."))
-                    .join(namespace)
-                    .join(name)
-                    .join(key)
-                    .display()
-            ))
-        })
+    pub fn key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        referrer: &str,
+    ) -> Result<Vec<u8>, EngineError> {
+        self.optional_key(namespace, name, key, referrer)?
+            .ok_or_else(|| {
+                EngineError::Secret(format!(
+                    "{referrer}: Secret {namespace}/{name} has no key {key:?} (expected file {})",
+                    self.root
+                        .as_deref()
+                        .unwrap_or(Path::new("."))
+                        .join(namespace)
+                        .join(name)
+                        .join(key)
+                        .display()
+                ))
+            })
     }
 }

@@ -21,7 +21,11 @@ pub enum ObjectSource {
 
 /// Loads and validates every object. Any invalid object fails the whole load, so nothing is
 /// written on bad input.
-pub fn load_objects(config: &EngineConfig, source: &ObjectSource, vars: &Vars) -> Result<ObjectSet, EngineError> {
+pub fn load_objects(
+    config: &EngineConfig,
+    source: &ObjectSource,
+    vars: &Vars,
+) -> Result<ObjectSet, EngineError> {
     match source {
         ObjectSource::Dir(dir) => {
             if !dir.is_dir() {
@@ -43,7 +47,9 @@ pub fn load_objects(config: &EngineConfig, source: &ObjectSource, vars: &Vars) -
             if !root.is_dir() {
                 return Err(EngineError::Source(format!(
                     "--path {}: no such directory in {} at branch {branch}",
-                    path.as_deref().unwrap_or(std::path::Path::new(".")).display(),
+                    path.as_deref()
+                        .unwrap_or(std::path::Path::new("."))
+                        .display(),
                     checkout.display_url()
                 )));
             }

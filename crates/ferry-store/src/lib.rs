@@ -190,7 +190,8 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         // WAL lets readers run beside one writer; NORMAL sync is durable at checkpoints and
         // never corrupts on a crash.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         let mut store = Store {
@@ -262,7 +263,12 @@ impl Store {
     }
 
     /// Reads one object's record.
-    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<ObjectRecord>, StoreError> {
+    pub fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
         let row: Option<String> = self
             .conn
             .query_row(
@@ -280,7 +286,13 @@ impl Store {
         Ok(Some(record))
     }
 
-    fn decode(&self, json: &str, kind: Kind, namespace: &str, name: &str) -> Result<ObjectRecord, StoreError> {
+    fn decode(
+        &self,
+        json: &str,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ObjectRecord, StoreError> {
         serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
             path: self.path.clone(),
             what: format!("{} {namespace}/{name}", kind.as_str()),
@@ -313,7 +325,11 @@ impl Store {
             .map_err(|e| self.sql_err(e))?;
         let rows = stmt
             .query_map(params![kind.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })
             .map_err(|e| self.sql_err(e))?;
         let mut out = Vec::new();
@@ -330,7 +346,12 @@ impl Store {
         let tags = stored.scan.as_mut().map(|s| std::mem::take(&mut s.tags));
         let json = serde_json::to_string(&stored).map_err(|source| StoreError::Corrupt {
             path: self.path.clone(),
-            what: format!("{} {}/{}", record.kind.as_str(), record.namespace, record.name),
+            what: format!(
+                "{} {}/{}",
+                record.kind.as_str(),
+                record.namespace,
+                record.name
+            ),
             source,
         })?;
         let path = self.path.clone();
@@ -373,7 +394,10 @@ impl Store {
             .map_err(err)?;
         let mut removed = 0;
         for rec in existing {
-            if !keep.iter().any(|(ns, n)| *ns == rec.namespace && *n == rec.name) {
+            if !keep
+                .iter()
+                .any(|(ns, n)| *ns == rec.namespace && *n == rec.name)
+            {
                 removed += tx
                     .execute(
                         "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -417,7 +441,10 @@ impl InstanceLock {
                 source,
             })?;
         match file.try_lock() {
-            Ok(()) => Ok(InstanceLock { _file: file, path: lock }),
+            Ok(()) => Ok(InstanceLock {
+                _file: file,
+                path: lock,
+            }),
             Err(_) => Err(StoreError::Locked {
                 path: state.to_path_buf(),
                 lock,
@@ -466,20 +493,40 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("state.db");
         let mut store = Store::open(&path).unwrap();
-        store.put(&repo_record("flux-system", "backend", &["b", "a"])).unwrap();
-        store.put(&repo_record("flux-system", "frontend", &["c"])).unwrap();
-        let got = store.get(Kind::ImageRepository, "flux-system", "backend").unwrap().unwrap();
+        store
+            .put(&repo_record("flux-system", "backend", &["b", "a"]))
+            .unwrap();
+        store
+            .put(&repo_record("flux-system", "frontend", &["c"]))
+            .unwrap();
+        let got = store
+            .get(Kind::ImageRepository, "flux-system", "backend")
+            .unwrap()
+            .unwrap();
         assert_eq!(got.scan.unwrap().tags, vec!["b", "a"]);
         assert_eq!(store.list(Kind::ImageRepository).unwrap().len(), 2);
         let removed = store
-            .retain(Kind::ImageRepository, &[("flux-system".into(), "backend".into())])
+            .retain(
+                Kind::ImageRepository,
+                &[("flux-system".into(), "backend".into())],
+            )
             .unwrap();
         assert_eq!(removed, 1);
         drop(store);
         // Reopen: data persisted, migration idempotent.
         let store = Store::open(&path).unwrap();
-        assert!(store.get(Kind::ImageRepository, "flux-system", "frontend").unwrap().is_none());
-        assert!(store.get(Kind::ImageRepository, "flux-system", "backend").unwrap().is_some());
+        assert!(
+            store
+                .get(Kind::ImageRepository, "flux-system", "frontend")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .get(Kind::ImageRepository, "flux-system", "backend")
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -493,7 +540,9 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut store = Store::open(&path).unwrap();
                     for i in 0..50 {
-                        store.put(&repo_record("ns", &format!("r{t}-{i}"), &["x"])).unwrap();
+                        store
+                            .put(&repo_record("ns", &format!("r{t}-{i}"), &["x"]))
+                            .unwrap();
                     }
                 })
             })

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Git, reading the Flux image-automation objects you already have.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, propagate_version = true, about, long_about = None)]
-#[command(after_help = "EXIT STATUS:\n  0  success (reconcile: nothing to do)\n  1  an object or operation failed (the others were still processed)\n  2  bad input: invalid flags, objects, variables or files; nothing was written\n  3  reconcile: changes were committed and pushed (or, with --dry-run, would be)")]
+#[command(
+    after_help = "EXIT STATUS:\n  0  success (reconcile: nothing to do)\n  1  an object or operation failed (the others were still processed)\n  2  bad input: invalid flags, objects, variables or files; nothing was written\n  3  reconcile: changes were committed and pushed (or, with --dry-run, would be)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -45,7 +47,12 @@ pub struct SourceArgs {
     #[arg(long, value_name = "URL")]
     pub repo: Option<String>,
     /// Branch of --repo to read.
-    #[arg(long = "ref", value_name = "BRANCH", requires = "repo", default_value = "main")]
+    #[arg(
+        long = "ref",
+        value_name = "BRANCH",
+        requires = "repo",
+        default_value = "main"
+    )]
     pub git_ref: String,
     /// Sub-directory of --repo to read.
     #[arg(long, value_name = "SUBDIR", requires = "repo")]
@@ -179,7 +186,11 @@ pub struct SettersApplyArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
     /// A policy value: NS:NAME=IMAGE:TAG[@DIGEST]. Repeatable.
-    #[arg(long = "set", value_name = "NS:NAME=IMAGE:TAG[@DIGEST]", required = true)]
+    #[arg(
+        long = "set",
+        value_name = "NS:NAME=IMAGE:TAG[@DIGEST]",
+        required = true
+    )]
     pub set: Vec<String>,
     /// Print a unified diff and write nothing.
     #[arg(long)]

@@ -10,7 +10,9 @@ use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, RunRep
 use ferry_setters::{ImageRef, PolicyValues, WriteMode};
 use ferry_store::Store;
 
-use crate::cli::{GetArgs, GetWhat, ReconcileArgs, ScanArgs, SettersApplyArgs, SettersCommand, SourceArgs};
+use crate::cli::{
+    GetArgs, GetWhat, ReconcileArgs, ScanArgs, SettersApplyArgs, SettersCommand, SourceArgs,
+};
 use crate::{CliError, Status, cache_path, output};
 
 struct Prepared {
@@ -65,7 +67,11 @@ pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
     finish(bar);
     let report = report?;
     output::print_summary(&report);
-    Ok(if report.failed() { Status::Failed } else { Status::Ok })
+    Ok(if report.failed() {
+        Status::Failed
+    } else {
+        Status::Ok
+    })
 }
 
 pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliError> {
@@ -99,7 +105,8 @@ pub fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
     }
     let store = Store::open(state).map_err(CliError::failed)?;
     let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
-    output::print_images(&store, args.kind, namespace, args.output, args.no_header).map_err(CliError::failed)?;
+    output::print_images(&store, args.kind, namespace, args.output, args.no_header)
+        .map_err(CliError::failed)?;
     Ok(Status::Ok)
 }
 
@@ -130,7 +137,9 @@ fn parse_set(arg: &str) -> anyhow::Result<(String, ImageRef)> {
         .ok_or_else(|| anyhow!("--set {arg:?}: image needs a tag (IMAGE:TAG)"))?;
     let (name_part, tag) = (&image[..colon], &image[colon + 1..]);
     if name_part.is_empty() || tag.is_empty() {
-        return Err(anyhow!("--set {arg:?}: image needs a name and a tag (IMAGE:TAG)"));
+        return Err(anyhow!(
+            "--set {arg:?}: image needs a name and a tag (IMAGE:TAG)"
+        ));
     }
     Ok((
         format!("{ns}:{name}"),
@@ -149,9 +158,16 @@ fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
         values.insert(k, v);
     }
     if !args.dir.exists() {
-        return Err(CliError::bad_input(anyhow!("--dir {}: no such file or directory", args.dir.display())));
+        return Err(CliError::bad_input(anyhow!(
+            "--dir {}: no such file or directory",
+            args.dir.display()
+        )));
     }
-    let mode = if args.dry_run { WriteMode::DryRun } else { WriteMode::Write };
+    let mode = if args.dry_run {
+        WriteMode::DryRun
+    } else {
+        WriteMode::Write
+    };
     let tree = ferry_setters::apply_tree(&args.dir, &values, mode)
         .with_context(|| format!("applying setters under {}", args.dir.display()))
         .map_err(CliError::failed)?;

@@ -100,10 +100,17 @@ fn view(rec: &ObjectRecord) -> ObjectView<'_> {
             latest_tags: &s.latest_tags,
         }),
         latest_ref: rec.policy.as_ref().and_then(|p| p.latest_ref.as_ref()),
-        observed_previous_ref: rec.policy.as_ref().and_then(|p| p.observed_previous_ref.as_ref()),
+        observed_previous_ref: rec
+            .policy
+            .as_ref()
+            .and_then(|p| p.observed_previous_ref.as_ref()),
         automation: rec.automation.as_ref(),
         hold: rec.policy.as_ref().and_then(|p| p.hold.as_ref()),
-        denied_tags: rec.policy.as_ref().map(|p| p.denied_tags.as_slice()).unwrap_or_default(),
+        denied_tags: rec
+            .policy
+            .as_ref()
+            .map(|p| p.denied_tags.as_slice())
+            .unwrap_or_default(),
     }
 }
 
@@ -115,7 +122,11 @@ pub fn print_images(
     no_header: bool,
 ) -> anyhow::Result<()> {
     let kinds: Vec<Kind> = match kind {
-        ImagesKind::All => vec![Kind::ImageRepository, Kind::ImagePolicy, Kind::ImageUpdateAutomation],
+        ImagesKind::All => vec![
+            Kind::ImageRepository,
+            Kind::ImagePolicy,
+            Kind::ImageUpdateAutomation,
+        ],
         ImagesKind::Repository => vec![Kind::ImageRepository],
         ImagesKind::Policy => vec![Kind::ImagePolicy],
         ImagesKind::Update => vec![Kind::ImageUpdateAutomation],
@@ -131,7 +142,10 @@ pub fn print_images(
     }
     match format {
         OutputFormat::Json | OutputFormat::Yaml => {
-            let items: Vec<ObjectView> = groups.iter().flat_map(|(_, rs)| rs.iter().map(view)).collect();
+            let items: Vec<ObjectView> = groups
+                .iter()
+                .flat_map(|(_, rs)| rs.iter().map(view))
+                .collect();
             if format == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
@@ -146,14 +160,19 @@ pub fn print_images(
                     continue;
                 }
                 printed_any = true;
-                print!("{}", table_for(*k, records, namespace.is_none(), all, no_header));
+                print!(
+                    "{}",
+                    table_for(*k, records, namespace.is_none(), all, no_header)
+                );
                 if all {
                     println!();
                 }
             }
             if !printed_any {
                 match namespace {
-                    Some(ns) => eprintln!("no image objects found in namespace {ns} (use -A for all namespaces)"),
+                    Some(ns) => eprintln!(
+                        "no image objects found in namespace {ns} (use -A for all namespaces)"
+                    ),
                     None => eprintln!("no image objects found"),
                 }
             }
@@ -162,7 +181,13 @@ pub fn print_images(
     Ok(())
 }
 
-fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool, no_header: bool) -> String {
+fn table_for(
+    kind: Kind,
+    records: &[ObjectRecord],
+    with_ns: bool,
+    prefixed: bool,
+    no_header: bool,
+) -> String {
     let prefix = match kind {
         Kind::ImageRepository => "imagerepository/",
         Kind::ImagePolicy => "imagepolicy/",
@@ -174,11 +199,18 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
     }
     header.push("NAME");
     match kind {
-        Kind::ImageRepository => header.extend(["LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE"]),
-        Kind::ImagePolicy => header.extend(["LATEST IMAGE", "HOLD", "READY", "MESSAGE"]),
-        Kind::ImageUpdateAutomation => {
-            header.extend(["LAST RUN", "LAST PUSH COMMIT", "LAST PUSH", "SUSPENDED", "READY", "MESSAGE"])
+        Kind::ImageRepository => {
+            header.extend(["LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE"])
         }
+        Kind::ImagePolicy => header.extend(["LATEST IMAGE", "HOLD", "READY", "MESSAGE"]),
+        Kind::ImageUpdateAutomation => header.extend([
+            "LAST RUN",
+            "LAST PUSH COMMIT",
+            "LAST PUSH",
+            "SUSPENDED",
+            "READY",
+            "MESSAGE",
+        ]),
     }
     let rows: Vec<Vec<String>> = records
         .iter()
@@ -187,7 +219,11 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
             if with_ns {
                 row.push(r.namespace.clone());
             }
-            row.push(if prefixed { format!("{prefix}{}", r.name) } else { r.name.clone() });
+            row.push(if prefixed {
+                format!("{prefix}{}", r.name)
+            } else {
+                r.name.clone()
+            });
             let (ready, message) = ready_cells(r);
             match kind {
                 Kind::ImageRepository => {
@@ -210,8 +246,14 @@ fn table_for(kind: Kind, records: &[ObjectRecord], with_ns: bool, prefixed: bool
                 }
                 Kind::ImageUpdateAutomation => {
                     let a = r.automation.as_ref();
-                    row.push(a.and_then(|a| a.last_automation_run_time.clone()).unwrap_or_default());
-                    row.push(a.and_then(|a| a.last_push_commit.clone()).unwrap_or_default());
+                    row.push(
+                        a.and_then(|a| a.last_automation_run_time.clone())
+                            .unwrap_or_default(),
+                    );
+                    row.push(
+                        a.and_then(|a| a.last_push_commit.clone())
+                            .unwrap_or_default(),
+                    );
                     row.push(a.and_then(|a| a.last_push_time.clone()).unwrap_or_default());
                     row.push(bool_cell(r.suspended));
                 }
@@ -252,10 +294,23 @@ pub fn print_summary(report: &RunReport) {
             suspended += 1;
         } else if o.ready {
             ok += 1;
-            println!("✔ {} {}/{}: {}", o.kind.as_str(), o.namespace, o.name, o.message);
+            println!(
+                "✔ {} {}/{}: {}",
+                o.kind.as_str(),
+                o.namespace,
+                o.name,
+                o.message
+            );
         } else {
             failed += 1;
-            eprintln!("✗ {} {}/{}: {}: {}", o.kind.as_str(), o.namespace, o.name, o.reason, o.message);
+            eprintln!(
+                "✗ {} {}/{}: {}: {}",
+                o.kind.as_str(),
+                o.namespace,
+                o.name,
+                o.reason,
+                o.message
+            );
         }
     }
     println!("{ok} ready, {failed} failed, {suspended} suspended");
@@ -307,11 +362,17 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
         }
     }
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
         OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&rows).unwrap_or_default()),
         OutputFormat::Table => {
             for r in &rows {
-                println!("{}: {}: {}: {} -> {}", r.file, r.object, r.setter, r.old, r.new);
+                println!(
+                    "{}: {}: {}: {} -> {}",
+                    r.file, r.object, r.setter, r.old, r.new
+                );
             }
             if rows.is_empty() {
                 println!("no changes");
@@ -321,7 +382,10 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
     if dry_run {
         // Paths relative to --dir, like the change lines: `a//abs/path` is no use to `patch -p1`.
         for (path, edit) in &tree.edits {
-            print!("{}", ferry_setters::unified_diff(path, &edit.old, &edit.new));
+            print!(
+                "{}",
+                ferry_setters::unified_diff(path, &edit.old, &edit.new)
+            );
         }
     }
 }

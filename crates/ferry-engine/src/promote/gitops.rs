@@ -88,7 +88,11 @@ pub(crate) fn git_target(
     let auth = engine
         .config()
         .secrets
-        .git_auth(&src_ns, repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()), &id)
+        .git_auth(
+            &src_ns,
+            repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
+            &id,
+        )
         .map_err(|e| PromoteError::Invalid(e.to_string()))?;
     let git = auto.spec.git.as_ref();
     let branch = git
