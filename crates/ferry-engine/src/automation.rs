@@ -135,14 +135,6 @@ pub(crate) async fn run_all(
             !options.dry_run,
         )?);
     }
-    if !options.dry_run {
-        let keep: Vec<(String, String)> = objects
-            .image_update_automations
-            .iter()
-            .map(|a| (a.namespace().to_string(), a.name().to_string()))
-            .collect();
-        engine.store().retain(Kind::ImageUpdateAutomation, &keep)?;
-    }
     Ok((outcomes, pushes))
 }
 

@@ -137,6 +137,26 @@ impl Engine {
         Ok(report)
     }
 
+    /// Forgets the stored records of objects that are no longer in the source. Call it with the
+    /// full object set; `scan` and `reconcile` may run on a subset (as the daemon does) and
+    /// leave records of other objects alone.
+    pub fn prune(&self, objects: &ObjectSet) -> Result<usize, EngineError> {
+        fn keys<S: ferry_api::Spec>(list: &[ferry_api::Object<S>]) -> Vec<(String, String)> {
+            list.iter()
+                .map(|o| (o.namespace().to_string(), o.name().to_string()))
+                .collect()
+        }
+        let mut store = self.store();
+        let mut removed =
+            store.retain(Kind::ImageRepository, &keys(&objects.image_repositories))?;
+        removed += store.retain(Kind::ImagePolicy, &keys(&objects.image_policies))?;
+        removed += store.retain(
+            Kind::ImageUpdateAutomation,
+            &keys(&objects.image_update_automations),
+        )?;
+        Ok(removed)
+    }
+
     /// `scan`, then every ImageUpdateAutomation: setters, commit, push.
     pub async fn reconcile(
         &self,

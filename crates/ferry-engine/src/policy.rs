@@ -61,12 +61,6 @@ pub(crate) async fn evaluate_all(
             true,
         )?);
     }
-    let keep: Vec<(String, String)> = objects
-        .image_policies
-        .iter()
-        .map(|p| (p.namespace().to_string(), p.name().to_string()))
-        .collect();
-    engine.store().retain(Kind::ImagePolicy, &keep)?;
     Ok(outcomes)
 }
 

@@ -39,13 +39,6 @@ pub(crate) async fn scan_all(
         let repo = &objects.image_repositories[index];
         outcomes.push(record(engine, repo, result)?);
     }
-    // Objects removed from the source are forgotten.
-    let keep: Vec<(String, String)> = objects
-        .image_repositories
-        .iter()
-        .map(|r| (r.namespace().to_string(), r.name().to_string()))
-        .collect();
-    engine.store().retain(Kind::ImageRepository, &keep)?;
     Ok(outcomes)
 }
 

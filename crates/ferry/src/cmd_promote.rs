@@ -5,16 +5,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use ferry_api::{ObjectSet, Vars};
+use ferry_api::ObjectSet;
 use ferry_engine::promote::{
     self, ApproveRequest, Bump, GitFallback, PromoteError, PromoteReport, PromoteRequest,
     PublishRequest, TagOutcome, TagWrite,
 };
-use ferry_engine::{AutomationOptions, Engine, EngineConfig, ObjectSource, SecretsDir};
+use ferry_engine::{AutomationOptions, Engine};
 use ferry_store::Store;
 
 use crate::cli::{OutputFormat, SourceArgs};
-use crate::{CliError, Status, cache_path, output};
+use crate::{CliError, Status, output};
 
 /// Add the environment tags to an image already in the registry (server-side, no rebuild).
 #[derive(Debug, clap::Args)]
@@ -152,25 +152,8 @@ fn prepare(
     source: &SourceArgs,
     objects_required: bool,
 ) -> Result<Prepared, CliError> {
-    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
-    let config = EngineConfig {
-        secrets: SecretsDir::new(source.secrets_dir.clone()),
-        cache_dir: cache_path(source.cache_dir.clone()),
-    };
-    let object_source = match (&source.dir, &source.repo) {
-        (_, Some(url)) => Some(ObjectSource::Repo {
-            url: url.clone(),
-            branch: source.git_ref.clone(),
-            path: source.path.clone(),
-        }),
-        (Some(dir), None) => Some(ObjectSource::Dir(dir.clone())),
-        (None, None) if objects_required => Some(ObjectSource::Dir(".".into())),
-        (None, None) => None,
-    };
-    let objects = match &object_source {
-        Some(s) => ferry_engine::load_objects(&config, s, &vars)?,
-        None => ObjectSet::default(),
-    };
+    let config = source.engine_config();
+    let objects = source.load(&config, objects_required)?;
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::failed(anyhow!("cannot create {}: {e}", dir.display())))?;

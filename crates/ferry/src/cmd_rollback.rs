@@ -5,16 +5,15 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use ferry_api::Vars;
+use ferry_engine::Engine;
 use ferry_engine::rollback::{
     HistoryRow, HoldReport, HoldRequest, RepoFallback, RollbackError, RollbackReport,
     RollbackRequest, StatusReport, UnholdRequest,
 };
-use ferry_engine::{Engine, EngineConfig, ObjectSource, SecretsDir};
 use ferry_store::Store;
 
 use crate::cli::{OutputFormat, SourceArgs};
-use crate::{CliError, Status, cache_path};
+use crate::{CliError, Status};
 
 /// Roll an environment back to the version before the current one, and hold it there.
 #[derive(Debug, clap::Args)]
@@ -121,28 +120,13 @@ struct Prepared {
 }
 
 fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
-    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
-    let config = EngineConfig {
-        secrets: SecretsDir::new(source.secrets_dir.clone()),
-        cache_dir: cache_path(source.cache_dir.clone()),
-    };
-    let (object_source, fallback) = match (&source.dir, &source.repo) {
-        (_, Some(url)) => (
-            ObjectSource::Repo {
-                url: url.clone(),
-                branch: source.git_ref.clone(),
-                path: source.path.clone(),
-            },
-            Some(RepoFallback {
-                url: url.clone(),
-                branch: source.git_ref.clone(),
-                path: None,
-            }),
-        ),
-        (Some(dir), None) => (ObjectSource::Dir(dir.clone()), None),
-        (None, None) => (ObjectSource::Dir(".".into()), None),
-    };
-    let objects = ferry_engine::load_objects(&config, &object_source, &vars)?;
+    let config = source.engine_config();
+    let objects = source.load(&config, true)?;
+    let fallback = source.repo.as_ref().map(|url| RepoFallback {
+        url: url.clone(),
+        branch: source.git_ref.clone(),
+        path: None,
+    });
     let store = Store::open(state).map_err(CliError::failed)?;
     Ok(Prepared {
         engine: Engine::new(config, store),

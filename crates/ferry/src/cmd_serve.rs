@@ -22,13 +22,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ferry_api::Vars;
-use ferry_engine::{Engine, EngineConfig, ObjectSource, SecretsDir};
+use ferry_engine::{Engine, ObjectSource};
 use ferry_store::{InstanceLock, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::cli::SourceArgs;
-use crate::{CliError, Status, cache_path};
+use crate::{CliError, Status};
 use hooks::{AuthFailure, MAX_BODY_BYTES, Secret};
 use metrics::Metrics;
 use scheduler::{Scheduler, Trigger};
@@ -89,20 +88,11 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         }
     };
     let source = &args.source;
-    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
-    let config = EngineConfig {
-        secrets: SecretsDir::new(source.secrets_dir.clone()),
-        cache_dir: cache_path(source.cache_dir.clone()),
-    };
-    let object_source = match (&source.dir, &source.repo) {
-        (_, Some(url)) => ObjectSource::Repo {
-            url: url.clone(),
-            branch: source.git_ref.clone(),
-            path: source.path.clone(),
-        },
-        (Some(dir), None) => ObjectSource::Dir(dir.clone()),
-        (None, None) => ObjectSource::Dir(".".into()),
-    };
+    let vars = source.vars()?;
+    let config = source.engine_config();
+    let object_source = source
+        .object_source(true)
+        .unwrap_or_else(|| ObjectSource::Dir(".".into()));
     if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))

@@ -20,22 +20,51 @@ struct Prepared {
     objects: ferry_api::ObjectSet,
 }
 
+impl SourceArgs {
+    /// `--var` and `--vars-file`.
+    pub fn vars(&self) -> Result<Vars, CliError> {
+        Vars::from_cli(&self.vars, &self.vars_file).map_err(CliError::bad_input)
+    }
+
+    /// Secrets and clone cache.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            secrets: SecretsDir::new(self.secrets_dir.clone()),
+            cache_dir: cache_path(self.cache_dir.clone()),
+        }
+    }
+
+    /// `--repo URL` (with `--ref`, `--path`) or `--dir DIR`; with neither, the current directory
+    /// when `default_to_cwd`, else `None`.
+    pub fn object_source(&self, default_to_cwd: bool) -> Option<ObjectSource> {
+        match (&self.dir, &self.repo) {
+            (_, Some(url)) => Some(ObjectSource::Repo {
+                url: url.clone(),
+                branch: self.git_ref.clone(),
+                path: self.path.clone(),
+            }),
+            (Some(dir), None) => Some(ObjectSource::Dir(dir.clone())),
+            (None, None) => default_to_cwd.then(|| ObjectSource::Dir(".".into())),
+        }
+    }
+
+    /// Loads the objects of `object_source(default_to_cwd)`; an empty set when there is none.
+    pub fn load(
+        &self,
+        config: &EngineConfig,
+        default_to_cwd: bool,
+    ) -> Result<ferry_api::ObjectSet, CliError> {
+        let vars = self.vars()?;
+        match self.object_source(default_to_cwd) {
+            Some(source) => Ok(ferry_engine::load_objects(config, &source, &vars)?),
+            None => Ok(ferry_api::ObjectSet::default()),
+        }
+    }
+}
+
 fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
-    let vars = Vars::from_cli(&source.vars, &source.vars_file).map_err(CliError::bad_input)?;
-    let config = EngineConfig {
-        secrets: SecretsDir::new(source.secrets_dir.clone()),
-        cache_dir: cache_path(source.cache_dir.clone()),
-    };
-    let object_source = match (&source.dir, &source.repo) {
-        (_, Some(url)) => ObjectSource::Repo {
-            url: url.clone(),
-            branch: source.git_ref.clone(),
-            path: source.path.clone(),
-        },
-        (Some(dir), None) => ObjectSource::Dir(dir.clone()),
-        (None, None) => ObjectSource::Dir(".".into()),
-    };
-    let objects = ferry_engine::load_objects(&config, &object_source, &vars)?;
+    let config = source.engine_config();
+    let objects = source.load(&config, true)?;
     let store = Store::open(state).map_err(CliError::failed)?;
     Ok(Prepared {
         engine: Engine::new(config, store),
@@ -66,6 +95,7 @@ pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
     let report = p.engine.scan(&p.objects).await;
     finish(bar);
     let report = report?;
+    p.engine.prune(&p.objects)?;
     output::print_summary(&report);
     Ok(if report.failed() {
         Status::Failed
@@ -84,6 +114,7 @@ pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliE
     let report = p.engine.reconcile(&p.objects, &options).await;
     finish(bar);
     let report: RunReport = report?;
+    p.engine.prune(&p.objects)?;
     output::print_summary(&report);
     output::print_pushes(&report, args.dry_run);
     Ok(if report.failed() {

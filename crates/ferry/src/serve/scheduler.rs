@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ferry_api::{ObjectSet, Vars};
 use ferry_engine::{AutomationOptions, Engine, ObjectSource, RunReport};
 use ferry_registry::ImageName;
-use ferry_store::{Kind, ObjectRecord};
+use ferry_store::Kind;
 use tokio::sync::{Notify, watch};
 
 use super::hooks::PushedRepo;
@@ -235,6 +235,9 @@ impl Scheduler {
                 let changed = self.objects.as_deref() != Some(&objects);
                 if changed {
                     tracing::info!(objects = objects.len(), "objects loaded; reconciling all");
+                    if let Err(e) = self.engine.prune(&objects) {
+                        tracing::error!("pruning removed objects from the state store failed: {e}");
+                    }
                     // New or changed objects: everything is due now (this also prunes the
                     // records of objects that were removed).
                     self.repos = objects
@@ -316,7 +319,7 @@ impl Scheduler {
         if !repos.is_empty() {
             let set = scan_subset(full, repos);
             let before = policy_refs(&self.engine, &set);
-            if let Some(report) = self.call(full, &set, "ImageRepository", false).await {
+            if let Some(report) = self.call(&set, "ImageRepository", false).await {
                 let after = policy_refs(&self.engine, &set);
                 for (k, v) in &after {
                     if before.get(k) != Some(v) && v.is_some() {
@@ -329,28 +332,15 @@ impl Scheduler {
         }
         let set = automation_subset(full, autos, &changed);
         if !set.image_update_automations.is_empty()
-            && let Some(report) = self.call(full, &set, "ImageUpdateAutomation", true).await
+            && let Some(report) = self.call(&set, "ImageUpdateAutomation", true).await
         {
             self.record(&set, &report);
         }
     }
 
-    /// One engine call over `set`, with the records of the objects outside it kept. `None` when
+    /// One engine call over `set` (records of objects outside it are left alone). `None` when
     /// the whole call failed (every object in it backs off).
-    async fn call(
-        &mut self,
-        full: &ObjectSet,
-        set: &ObjectSet,
-        kind: &str,
-        automations: bool,
-    ) -> Option<RunReport> {
-        let saved = match save_others(&self.engine, full, set) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("reading the state store failed: {e}");
-                Vec::new()
-            }
-        };
+    async fn call(&mut self, set: &ObjectSet, kind: &str, automations: bool) -> Option<RunReport> {
         tracing::info!(
             kind,
             repositories = set.image_repositories.len(),
@@ -365,9 +355,6 @@ impl Scheduler {
             self.engine.scan(set).await
         };
         let elapsed = started.elapsed();
-        if let Err(e) = restore_others(&self.engine, &saved) {
-            tracing::error!("restoring state records failed: {e}");
-        }
         self.metrics
             .reconcile_duration
             .get_or_create(&KindLabel { kind: kind.into() })
@@ -613,65 +600,6 @@ fn policy_refs(engine: &Engine, set: &ObjectSet) -> BTreeMap<Key, Option<String>
             (key(p.namespace(), p.name()), latest)
         })
         .collect()
-}
-
-const KINDS: [Kind; 3] = [
-    Kind::ImageRepository,
-    Kind::ImagePolicy,
-    Kind::ImageUpdateAutomation,
-];
-
-fn in_set(set: &ObjectSet, kind: Kind, ns: &str, name: &str) -> bool {
-    match kind {
-        Kind::ImageRepository => set.image_repository(ns, name).is_some(),
-        Kind::ImagePolicy => set.image_policy(ns, name).is_some(),
-        Kind::ImageUpdateAutomation => set
-            .image_update_automations
-            .iter()
-            .any(|a| a.namespace() == ns && a.name() == name),
-    }
-}
-
-/// The engine prunes records of objects missing from the set it is given (right for a full
-/// run). A pass covers a subset, so the records of the other objects still in the source are
-/// saved before and put back after.
-fn save_others(
-    engine: &Engine,
-    full: &ObjectSet,
-    subset: &ObjectSet,
-) -> Result<Vec<ObjectRecord>, ferry_store::StoreError> {
-    let store = engine.store();
-    let mut saved = Vec::new();
-    for kind in KINDS {
-        for rec in store.list(kind)? {
-            if in_set(full, kind, &rec.namespace, &rec.name)
-                && !in_set(subset, kind, &rec.namespace, &rec.name)
-            {
-                // `list` leaves tag lists out; `get` has them.
-                if let Some(full_rec) = store.get(kind, &rec.namespace, &rec.name)? {
-                    saved.push(full_rec);
-                }
-            }
-        }
-    }
-    Ok(saved)
-}
-
-fn restore_others(engine: &Engine, saved: &[ObjectRecord]) -> Result<(), ferry_store::StoreError> {
-    let mut store = engine.store();
-    for kind in KINDS {
-        let present: BTreeSet<Key> = store
-            .list(kind)?
-            .into_iter()
-            .map(|r| (r.namespace, r.name))
-            .collect();
-        for rec in saved.iter().filter(|r| r.kind == kind) {
-            if !present.contains(&(rec.namespace.clone(), rec.name.clone())) {
-                store.put(rec)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
