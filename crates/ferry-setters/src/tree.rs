@@ -206,38 +206,74 @@ pub fn apply_tree(
 ) -> Result<TreeUpdate, SetterError> {
     let mut result = TreeUpdate::default();
     let mut paths = BTreeMap::new();
-    for c in candidates(root)? {
-        let bytes = read(&c)?;
+    let candidates = candidates(root)?;
+    // Reading and parsing are independent per file: spread them over the cores, then merge in
+    // candidate order so the result stays deterministic.
+    let outcomes = parallel_map(&candidates, |c| -> Result<Option<FileOutcome>, SetterError> {
+        let bytes = read(c)?;
         if !contains_token(&bytes) {
-            continue;
+            return Ok(None);
         }
-        match update_bytes(&bytes, values) {
-            Ok(up) if up.changes.is_empty() => {}
-            Ok(up) => {
+        Ok(match update_bytes(&bytes, values) {
+            Ok(up) if up.changes.is_empty() => None,
+            Ok(up) => Some(FileOutcome::Changed(bytes, up)),
+            Err(e) => Some(FileOutcome::Unreadable(warning(&c.rel, e))),
+        })
+    });
+    for (c, outcome) in candidates.into_iter().zip(outcomes) {
+        match outcome? {
+            None => {}
+            Some(FileOutcome::Changed(old, up)) => {
                 let objects = result.files.entry(c.rel.clone()).or_default();
                 for (id, change) in up.changes {
                     objects.entry(id).or_default().push(change);
                 }
-                result.edits.insert(
-                    c.rel.clone(),
-                    FileEdit {
-                        old: bytes,
-                        new: up.output,
-                    },
-                );
+                result.edits.insert(c.rel.clone(), FileEdit { old, new: up.output });
                 paths.insert(c.rel, c.path);
             }
-            Err(e) => result.warnings.push(warning(&c.rel, e)),
+            Some(FileOutcome::Unreadable(w)) => result.warnings.push(w),
         }
     }
     if mode == WriteMode::Write {
-        for (rel, edit) in &result.edits {
-            if let Some(path) = paths.get(rel) {
-                write_atomic(path, &edit.new)?;
-            }
+        let writes: Vec<(&PathBuf, &[u8])> = result
+            .edits
+            .iter()
+            .filter_map(|(rel, edit)| paths.get(rel).map(|p| (p, edit.new.as_slice())))
+            .collect();
+        for written in parallel_map(&writes, |(path, bytes)| write_atomic(path, bytes)) {
+            written?;
         }
     }
     Ok(result)
+}
+
+/// What the setters made of one screened file.
+enum FileOutcome {
+    Changed(Vec<u8>, crate::FileUpdate),
+    Unreadable(Warning),
+}
+
+/// `items.iter().map(f)` on up to 8 threads, results in input order. Small inputs stay on the
+/// calling thread, where spawning would cost more than it saves.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if workers <= 1 || items.len() < 64 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Replaces the content of `path` (or of the file a symlink at `path` resolves to) atomically.
@@ -246,9 +282,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SetterError> {
         let p = p.to_path_buf();
         move |source| SetterError::Write { path: p, source }
     };
-    let target = fs::canonicalize(path).map_err(werr(path))?;
+    // Only a symlink needs resolving (canonicalize stats every path component).
+    let link = fs::symlink_metadata(path).map_err(werr(path))?;
+    let (target, perms) = if link.file_type().is_symlink() {
+        let target = fs::canonicalize(path).map_err(werr(path))?;
+        let perms = fs::metadata(&target).map_err(werr(&target))?.permissions();
+        (target, perms)
+    } else {
+        (path.to_path_buf(), link.permissions())
+    };
     let dir = target.parent().unwrap_or(Path::new("."));
-    let perms = fs::metadata(&target).map_err(werr(&target))?.permissions();
     let mut tmp = tempfile::Builder::new()
         .prefix(".ferry-setters-")
         .tempfile_in(dir)
