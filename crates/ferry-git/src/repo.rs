@@ -219,13 +219,17 @@ impl CloneCache {
             Err(e) => return Err(e),
         }
         touch(&co.entry.join("ready"))?;
-        // Pack loose objects now and then, while we hold the lock (auto-gc is off).
-        let _ = co
-            .git()
-            .args(["gc", "--auto", "--quiet"])
-            .config("gc.auto", "6700")
-            .config("gc.autoDetach", "false")
-            .output();
+        // Pack loose objects now and then, while we hold the lock (auto-gc is off). `gc --auto`
+        // is cheap but still a process, so it runs only once loose objects have spread over
+        // many fan-out directories (a readdir, no process).
+        if loose_fanout_dirs(&co.repo) > 64 {
+            let _ = co
+                .git()
+                .args(["gc", "--auto", "--quiet"])
+                .config("gc.auto", "6700")
+                .config("gc.autoDetach", "false")
+                .output();
+        }
         Ok(co)
     }
 }
@@ -514,9 +518,8 @@ impl Checkout {
             .arg(start)
             .arg("--")
             .run()?;
-        self.git()
-            .args(["reset", "--quiet", "--hard", "HEAD"])
-            .run()?;
+        // `checkout --force -B` already resets index and tracked files to `start`; only
+        // untracked leftovers remain to be removed.
         self.git().args(["clean", "-ffdxq"]).run()?;
         self.branch = local.to_string();
         Ok(())
@@ -932,6 +935,21 @@ fn split_z(b: &[u8]) -> Vec<String> {
 }
 
 /// Appends trailers the way git does (`git interpret-trailers`), validating keys and values.
+/// How many `.git/objects/xx` fan-out directories exist (a cheap proxy for loose objects).
+fn loose_fanout_dirs(repo: &Path) -> usize {
+    fs::read_dir(repo.join(".git/objects"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn format_message(
     co: &Checkout,
     message: &str,

@@ -209,17 +209,20 @@ pub fn apply_tree(
     let candidates = candidates(root)?;
     // Reading and parsing are independent per file: spread them over the cores, then merge in
     // candidate order so the result stays deterministic.
-    let outcomes = parallel_map(&candidates, |c| -> Result<Option<FileOutcome>, SetterError> {
-        let bytes = read(c)?;
-        if !contains_token(&bytes) {
-            return Ok(None);
-        }
-        Ok(match update_bytes(&bytes, values) {
-            Ok(up) if up.changes.is_empty() => None,
-            Ok(up) => Some(FileOutcome::Changed(bytes, up)),
-            Err(e) => Some(FileOutcome::Unreadable(warning(&c.rel, e))),
-        })
-    });
+    let outcomes = parallel_map(
+        &candidates,
+        |c| -> Result<Option<FileOutcome>, SetterError> {
+            let bytes = read(c)?;
+            if !contains_token(&bytes) {
+                return Ok(None);
+            }
+            Ok(match update_bytes(&bytes, values) {
+                Ok(up) if up.changes.is_empty() => None,
+                Ok(up) => Some(FileOutcome::Changed(bytes, up)),
+                Err(e) => Some(FileOutcome::Unreadable(warning(&c.rel, e))),
+            })
+        },
+    );
     for (c, outcome) in candidates.into_iter().zip(outcomes) {
         match outcome? {
             None => {}
@@ -228,7 +231,13 @@ pub fn apply_tree(
                 for (id, change) in up.changes {
                     objects.entry(id).or_default().push(change);
                 }
-                result.edits.insert(c.rel.clone(), FileEdit { old, new: up.output });
+                result.edits.insert(
+                    c.rel.clone(),
+                    FileEdit {
+                        old,
+                        new: up.output,
+                    },
+                );
                 paths.insert(c.rel, c.path);
             }
             Some(FileOutcome::Unreadable(w)) => result.warnings.push(w),
