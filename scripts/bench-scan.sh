@@ -46,7 +46,8 @@ if [ "$have" -lt "$TAGS" ]; then
 fi
 
 rm -rf "$work/tree" "$work/secrets" "$work"/*.db; mkdir -p "$work/tree" "$work/secrets/flux-system/ca"
-extra=""
+# A plain-HTTP registry is declared the way Flux users do: `insecure: true`.
+extra="  insecure: true"
 if [ "$variant" = tls ]; then
   cp "$TESTBED_REGISTRY_CA" "$work/secrets/flux-system/ca/ca.crt"
   extra="  certSecretRef: {name: ca}"
