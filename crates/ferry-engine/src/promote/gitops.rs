@@ -73,56 +73,21 @@ pub(crate) fn git_target(
             origin: format!("--repo {}", ferry_git::redact_url_userinfo(&fb.url)),
         });
     };
+    // The automation's own write-back settings (repository, credentials, branches, author), so
+    // releases land exactly where its commits do.
     let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
-    let src_ns = auto
-        .spec
-        .source_ref
-        .namespace_or(auto.namespace())
-        .to_string();
-    let src_name = auto.spec.source_ref.name.clone();
-    let repo = objects.git_repository(&src_ns, &src_name).ok_or_else(|| {
-        PromoteError::Invalid(format!(
-            "{id}: GitRepository {src_ns}/{src_name} not found in the source"
-        ))
-    })?;
-    let auth = engine
-        .config()
-        .secrets
-        .git_auth(
-            &src_ns,
-            repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
-            &id,
-        )
-        .map_err(|e| PromoteError::Invalid(e.to_string()))?;
-    let git = auto.spec.git.as_ref();
-    let branch = git
-        .and_then(|g| g.checkout.as_ref())
-        .and_then(|c| c.reference.branch.clone())
-        .or_else(|| repo.spec.reference.as_ref().and_then(|r| r.branch.clone()))
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| "master".to_string());
-    let push_branch = git
-        .and_then(|g| g.push.as_ref())
-        .and_then(|p| p.branch.clone())
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| branch.clone());
-    let author = git.map(|g| &g.commit.author);
+    let t = crate::automation::target(engine, objects, auto)
+        .map_err(|f| PromoteError::Invalid(f.message))?;
+    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace());
     Ok(GitTarget {
-        remote: Remote::new(repo.spec.url.clone(), auth)
-            .with_timeout(repo.spec.effective_timeout()),
-        branch,
-        push_branch,
-        author: Signature {
-            name: author
-                .and_then(|a| a.name.clone())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| DEFAULT_AUTHOR_NAME.into()),
-            email: author
-                .map(|a| a.email.clone())
-                .filter(|e| !e.is_empty())
-                .unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.into()),
-        },
-        origin: format!("GitRepository {src_ns}/{src_name} (write-back of {id})"),
+        remote: t.remote,
+        branch: t.checkout_branch,
+        push_branch: t.push_branch,
+        author: t.author,
+        origin: format!(
+            "GitRepository {src_ns}/{} (write-back of {id})",
+            auto.spec.source_ref.name
+        ),
     })
 }
 
