@@ -16,6 +16,8 @@ pub enum ObjectSource {
         url: String,
         branch: String,
         path: Option<PathBuf>,
+        /// Credentials (`--repo-secret`); never printed.
+        auth: GitAuth,
     },
 }
 
@@ -36,9 +38,14 @@ pub fn load_objects(
             }
             Ok(ferry_api::load_dir(dir, vars)?)
         }
-        ObjectSource::Repo { url, branch, path } => {
+        ObjectSource::Repo {
+            url,
+            branch,
+            path,
+            auth,
+        } => {
             let cache = CloneCache::new(config.cache_dir.clone())?;
-            let remote = Remote::new(url.clone(), GitAuth::none());
+            let remote = Remote::new(url.clone(), auth.clone());
             let checkout = cache.checkout(&remote, branch)?;
             let root = match path {
                 Some(p) => checkout.workdir().join(p),

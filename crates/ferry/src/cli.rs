@@ -57,6 +57,10 @@ pub struct SourceArgs {
     /// Sub-directory of --repo to read.
     #[arg(long, value_name = "SUBDIR", requires = "repo")]
     pub path: Option<PathBuf>,
+    /// Credentials for --repo: a Secret in --secrets-dir with Flux GitRepository keys
+    /// (username/password, bearerToken, identity + known_hosts, ca.crt).
+    #[arg(long, value_name = "NAMESPACE/NAME", requires_all = ["repo", "secrets_dir"])]
+    pub repo_secret: Option<String>,
     /// Kubernetes-Secret-like tree: DIR/<namespace>/<secret-name>/<key>.
     #[arg(long, value_name = "DIR", env = "FERRY_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,

@@ -162,10 +162,14 @@ fn prepare(
     Ok(Prepared {
         engine: Engine::new(config, store),
         objects,
-        fallback: source.repo.as_ref().map(|url| GitFallback {
-            url: url.clone(),
-            branch: source.git_ref.clone(),
-        }),
+        fallback: match &source.repo {
+            Some(url) => Some(GitFallback {
+                url: url.clone(),
+                branch: source.git_ref.clone(),
+                auth: source.repo_auth()?,
+            }),
+            None => None,
+        },
     })
 }
 

@@ -122,10 +122,12 @@ struct Prepared {
 fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
     let config = source.engine_config();
     let objects = source.load(&config, true)?;
+    let auth = source.repo_auth()?;
     let fallback = source.repo.as_ref().map(|url| RepoFallback {
         url: url.clone(),
         branch: source.git_ref.clone(),
         path: None,
+        auth,
     });
     let store = Store::open(state).map_err(CliError::failed)?;
     Ok(Prepared {

@@ -91,7 +91,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let vars = source.vars()?;
     let config = source.engine_config();
     let object_source = source
-        .object_source(true)
+        .object_source(true)?
         .unwrap_or_else(|| ObjectSource::Dir(".".into()));
     if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

@@ -34,18 +34,33 @@ impl SourceArgs {
         }
     }
 
-    /// `--repo URL` (with `--ref`, `--path`) or `--dir DIR`; with neither, the current directory
-    /// when `default_to_cwd`, else `None`.
-    pub fn object_source(&self, default_to_cwd: bool) -> Option<ObjectSource> {
-        match (&self.dir, &self.repo) {
+    /// Credentials of `--repo` from `--repo-secret NAMESPACE/NAME`; none without it.
+    pub fn repo_auth(&self) -> Result<ferry_git::GitAuth, CliError> {
+        let Some(secret) = &self.repo_secret else {
+            return Ok(ferry_git::GitAuth::none());
+        };
+        let (ns, name) = secret
+            .split_once('/')
+            .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+            .ok_or_else(|| {
+                CliError::bad_input(anyhow!("--repo-secret {secret:?}: expected NAMESPACE/NAME"))
+            })?;
+        Ok(SecretsDir::new(self.secrets_dir.clone()).git_auth(ns, Some(name), "--repo-secret")?)
+    }
+
+    /// `--repo URL` (with `--ref`, `--path`, `--repo-secret`) or `--dir DIR`; with neither, the
+    /// current directory when `default_to_cwd`, else `None`.
+    pub fn object_source(&self, default_to_cwd: bool) -> Result<Option<ObjectSource>, CliError> {
+        Ok(match (&self.dir, &self.repo) {
             (_, Some(url)) => Some(ObjectSource::Repo {
                 url: url.clone(),
                 branch: self.git_ref.clone(),
                 path: self.path.clone(),
+                auth: self.repo_auth()?,
             }),
             (Some(dir), None) => Some(ObjectSource::Dir(dir.clone())),
             (None, None) => default_to_cwd.then(|| ObjectSource::Dir(".".into())),
-        }
+        })
     }
 
     /// Loads the objects of `object_source(default_to_cwd)`; an empty set when there is none.
@@ -55,7 +70,7 @@ impl SourceArgs {
         default_to_cwd: bool,
     ) -> Result<ferry_api::ObjectSet, CliError> {
         let vars = self.vars()?;
-        match self.object_source(default_to_cwd) {
+        match self.object_source(default_to_cwd)? {
             Some(source) => Ok(ferry_engine::load_objects(config, &source, &vars)?),
             None => Ok(ferry_api::ObjectSet::default()),
         }

@@ -18,6 +18,8 @@ use crate::Engine;
 pub struct GitFallback {
     pub url: String,
     pub branch: String,
+    /// Credentials (`--repo-secret`); never printed.
+    pub auth: GitAuth,
 }
 
 /// Where promotion reads and writes Git.
@@ -63,7 +65,7 @@ pub(crate) fn git_target(
             )));
         };
         return Ok(GitTarget {
-            remote: Remote::new(fb.url.clone(), GitAuth::none()),
+            remote: Remote::new(fb.url.clone(), fb.auth.clone()),
             branch: fb.branch.clone(),
             push_branch: fb.branch.clone(),
             author: Signature {

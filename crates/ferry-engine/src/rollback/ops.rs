@@ -25,6 +25,8 @@ pub struct RepoFallback {
     pub url: String,
     pub branch: String,
     pub path: Option<PathBuf>,
+    /// Credentials (`--repo-secret`); never printed.
+    pub auth: ferry_git::GitAuth,
 }
 
 /// `ferry rollback ENV APP`.

@@ -139,7 +139,7 @@ pub(crate) fn resolve(
             })
         }
         (None, Some(fb)) => Ok(AppTarget {
-            remote: Remote::new(fb.url.clone(), GitAuth::none()),
+            remote: Remote::new(fb.url.clone(), fb.auth.clone()),
             branch: fb.branch.clone(),
             scan_root: fb.path.clone().unwrap_or_default(),
             ..base
