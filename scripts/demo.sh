@@ -2,7 +2,8 @@
 # Ferry's main job, end to end, on this machine: a real registry and a real git server on
 # 127.0.0.1, a GitOps repo laid out like the seed, images published for develop and staging, and
 # `ferry reconcile` writing the newest immutable tags back to Git through setter markers; then
-# `ferry serve` reacting to the registry's push notifications, promotion, rollback, history.
+# `ferry serve` reacting to the registry's push notifications, promotion, a rollback that sticks,
+# status and history.
 #
 #   bash scripts/demo.sh            # run it; everything is cleaned up at the end
 #   KEEP=1 bash scripts/demo.sh     # keep servers and files to look around (prints how to stop)
@@ -132,65 +133,47 @@ git -C "$work/check" log -3 --format='%h %an: %s%n%(trailers:key=Ferry-Change,va
 curl -s "http://127.0.0.1:$serve_port/metrics" |
   grep -E '^ferry_(git_pushes_total|webhook_requests_total|policy_changes_total)' || true
 
-# implemented CMD FLAG...: true when `ferry CMD --help` works, is not a stub, and lists every
-# FLAG this demo passes (a stub that still fails when run is caught by run_step).
-implemented() {
-  local cmd=$1 help flag
-  shift
-  help=$("$ferry" "$cmd" --help 2>&1) || return 1
-  ! grep -qi 'not implemented' <<<"$help" || return 1
-  for flag in "$@"; do grep -q -- "$flag" <<<"$help" || return 1; done
-}
-# run_step CMD ARGS...: run a ferry command; a stub that says "not implemented" is skipped.
-run_step() {
-  local out rc
+# step CMD ARGS...: run a ferry command with the source flags; 0 and 3 (changes pushed) are success.
+step() {
+  local rc
   set +e
-  out=$("$ferry" "$@" 2>&1)
+  "$ferry" "$@" "${common[@]}"
   rc=$?
   set -e
-  printf '%s\n' "$out"
-  if [ "$rc" != 0 ] && grep -qi 'not implemented' <<<"$out"; then
-    echo "note: 'ferry $1' is not implemented yet; skipped"
-    return 0
-  fi
-  # 3 = changes pushed (same convention as reconcile).
   [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "demo: ferry $1 failed ($rc)" >&2; exit 1; }
 }
-# source_args CMD: the source flags, when the command takes them.
-source_args() {
-  if "$ferry" "$1" --help 2>/dev/null | grep -q -- '--repo'; then
-    printf '%s\n' "${common[@]}"
-  else
-    printf '%s\n' --state "$work/state.db"
-  fi
-}
 
-say "promote backend to production (by digest)"
-if implemented promote --to --yes; then
-  mapfile -t args < <(source_args promote)
-  run_step promote backend --to production --yes "${args[@]}"
-else
-  echo "note: 'ferry promote' (with --to, --yes) is not available yet; skipped"
-fi
+say "promote the digest staging tested to production (no rebuild; release record in Git)"
+step promote backend --to production --yes
+wait_for flux/apps/backend/production/deployment.yaml 'production-v0.0.2-d4e5f6a-'
+step promote frontend --to production --yes
+step version backend
 
-say "roll production back and hold it there"
-if implemented rollback --steps --reason --by; then
-  mapfile -t args < <(source_args rollback)
-  run_step rollback production backend --steps 1 --reason "demo rollback" --by demo "${args[@]}"
-else
-  echo "note: 'ferry rollback' (with --steps, --reason, --by) is not available yet; skipped"
-fi
+say "roll staging back: revert, hold staging/backend, deny the bad tag (all in one commit)"
+step rollback staging backend --steps 1 --reason "demo: bad build" --by demo
+wait_for flux/apps/backend/staging/deployment.yaml staging-v0.0.1-a1b2c3d-1738860123
 
+say "the bad tag is still the newest in the registry; reconcile twice: the rollback sticks"
+step reconcile
+step reconcile
+git -C "$work/check" pull -q --ff-only
+grep -q staging-v0.0.1-a1b2c3d-1738860123 "$work/check/flux/apps/backend/staging/deployment.yaml" ||
+  { echo "demo: staging moved although it is held" >&2; exit 1; }
+echo "staging/backend still runs staging-v0.0.1-a1b2c3d-1738860123"
+
+say "lift the hold; a fixed build arrives and the daemon moves staging to it"
+step unhold staging backend --by demo
+publish backend staging-v0.0.3-e5f6a7b-1738890000
+wait_for flux/apps/backend/staging/deployment.yaml staging-v0.0.3-e5f6a7b-1738890000
+
+say "ferry status"
+"$ferry" status "${common[@]}" | tee "$work/status.txt"
+grep -q '^frontend .*production-v0.0.1-a1b2c3d-' "$work/status.txt" ||
+  { echo "demo: ferry status does not show what frontend runs in production" >&2; exit 1; }
+say "ferry history staging backend"
+step history staging backend
 say "ferry get images all -A"
 "$ferry" get images all -A --state "$work/state.db"
-
-say "ferry history develop backend"
-if implemented history '<APP>'; then
-  mapfile -t args < <(source_args history)
-  run_step history develop backend "${args[@]}"
-else
-  echo "note: 'ferry history' is not available yet; skipped"
-fi
 
 say "stop the daemon (SIGTERM: it finishes the reconcile in flight, then exits 0)"
 kill -TERM "$serve_pid"

@@ -97,13 +97,21 @@ pub(crate) fn resolve(
     let image_repository = objects
         .image_repository(&repo_ns, &repo_name)
         .map(|_| (repo_ns.clone(), repo_name.clone()));
-    let automation = objects.image_update_automations.iter().find(|a| {
-        a.namespace() == ns
-            && a.spec
-                .policy_selector
-                .as_ref()
-                .is_none_or(|s| s.matches(&policy.metadata.labels))
-    });
+    // Every automation in the namespace that selects the policy writes its markers within its
+    // own update path (as in Flux), so the markers are looked for under the deepest directory
+    // that holds all of those paths; Git settings come from the first automation.
+    let selecting: Vec<_> = objects
+        .image_update_automations
+        .iter()
+        .filter(|a| {
+            a.namespace() == ns
+                && a.spec
+                    .policy_selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&policy.metadata.labels))
+        })
+        .collect();
+    let automation = selecting.first().copied();
     let base = AppTarget {
         policy_ns: ns.clone(),
         policy_name: name.clone(),
@@ -129,10 +137,16 @@ pub(crate) fn resolve(
                     f.message
                 ))
             })?;
+            let mut scan_root = t.update_path.clone();
+            for other in selecting.iter().skip(1) {
+                if let Ok(o) = crate::automation::target(engine, objects, other) {
+                    scan_root = common_ancestor(&scan_root, &o.update_path);
+                }
+            }
             Ok(AppTarget {
                 remote: t.remote,
                 branch: t.checkout_branch,
-                scan_root: t.update_path,
+                scan_root,
                 author: t.author,
                 signing: t.signing,
                 ..base
@@ -148,6 +162,15 @@ pub(crate) fn resolve(
             "no ImageUpdateAutomation in namespace {ns} selects ImagePolicy {ns}/{name}, so the GitOps repository is unknown: pass --repo URL --ref BRANCH"
         ))),
     }
+}
+
+/// The deepest path that contains both `a` and `b` (both relative to the repository root).
+fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x.as_os_str())
+        .collect()
 }
 
 /// Files (relative to the repository root, `/`-separated) holding markers of `key` under the
@@ -176,4 +199,29 @@ pub(crate) fn marker_files(
     files.sort();
     files.dedup();
     Ok((files, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_ancestor;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn common_ancestor_of_update_paths() {
+        assert_eq!(
+            common_ancestor(
+                Path::new("flux/apps/backend/staging"),
+                Path::new("flux/apps/frontend/overlays/staging")
+            ),
+            PathBuf::from("flux/apps")
+        );
+        assert_eq!(
+            common_ancestor(Path::new("a/b"), Path::new("a/b")),
+            PathBuf::from("a/b")
+        );
+        assert_eq!(
+            common_ancestor(Path::new("a"), Path::new("b")),
+            PathBuf::new()
+        );
+    }
 }
