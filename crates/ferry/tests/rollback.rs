@@ -229,6 +229,19 @@ fn rollback_sticks_through_reconciles_and_unhold_moves_to_newest_allowed() {
     assert_eq!(fx.staging_tag(), tag(2));
     let pol = fx.ws.object("policy", "staging", "backend");
     assert!(pol.get("hold").is_none(), "{pol}");
+
+    // history: every row whose tag exists in the registry carries its digest (the markers pin
+    // none, so it comes from the registry), checked against skopeo.
+    let h = fx.ferry(&["history", "staging", "backend", "-o", "json"]);
+    h.expect_code(0);
+    let rows = h.json();
+    let rows = rows.as_array().unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last["new_tag"], tag(2), "{last}");
+    assert_eq!(
+        last["digest"].as_str().unwrap(),
+        common::skopeo_digest(&fx.reg, &fx.image_repo, &tag(2))
+    );
 }
 
 /// Rollback of an automation commit by `git revert`, with trailers naming everything.

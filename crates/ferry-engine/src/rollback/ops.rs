@@ -438,7 +438,7 @@ impl Engine {
     ) -> Result<Vec<HistoryRow>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| {
+        let mut rows = tokio::task::block_in_place(|| {
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
             if files.is_empty() {
@@ -450,8 +450,24 @@ impl Engine {
                     target.branch
                 )));
             }
-            Ok(timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows)
-        })
+            Ok::<_, RollbackError>(
+                timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows,
+            )
+        })?;
+        // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
+        // tag still exists there.
+        let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();
+        for row in rows
+            .iter_mut()
+            .filter(|r| r.digest.is_none() && !r.new_tag.is_empty())
+        {
+            if !known.contains_key(&row.new_tag) {
+                let d = self.registry_digest(objects, &target, &row.new_tag).await;
+                known.insert(row.new_tag.clone(), d);
+            }
+            row.digest = known.get(&row.new_tag).cloned().flatten();
+        }
+        Ok(rows)
     }
 }
 

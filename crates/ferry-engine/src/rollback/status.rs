@@ -208,7 +208,8 @@ impl Engine {
         })
     }
 
-    async fn registry_digest(
+    /// The digest of `tag` in the app's ImageRepository, when the registry answers.
+    pub(super) async fn registry_digest(
         &self,
         objects: &ObjectSet,
         target: &super::target::AppTarget,

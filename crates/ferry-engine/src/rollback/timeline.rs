@@ -258,7 +258,14 @@ pub fn build(
             time: rfc3339(info.committer_time),
             old_tag: prev.tag_str().to_string(),
             new_tag: state.tag_str().to_string(),
-            digest: state.digest.clone(),
+            // Pinned by the markers, else recorded by a promotion's trailer.
+            digest: state.digest.clone().or_else(|| {
+                origin
+                    .trailers
+                    .iter()
+                    .find(|(k, _)| k == "Ferry-Digest")
+                    .map(|(_, v)| v.clone())
+            }),
             commit: sha.clone(),
             merged_from,
             author: format!("{} <{}>", origin.author_name, origin.author_email),
