@@ -35,6 +35,10 @@ struct Options {
     cross_repo: bool,
     /// `.dockerconfigjson` Secret `flux-system/regcred` for the registry.
     secret: bool,
+    /// Production pulls from `<other registry>/<unique>/prod/backend`, another registry process
+    /// with its own storage (cross-registry promotion), with Secrets `flux-system/prodcred`
+    /// (credentials) and `flux-system/prodca` (CA) when that registry needs them.
+    other_registry: Option<RegistryEnv>,
 }
 
 impl Setup {
@@ -69,14 +73,28 @@ impl Setup {
         for (name, content) in &opts.extra {
             std::fs::write(infra.join(name), content).unwrap();
         }
-        if opts.cross_repo {
+        if opts.cross_repo || opts.other_registry.is_some() {
             let repo = std::fs::read_to_string(infra.join("backend-image-repo.yaml")).unwrap();
+            let target = match &opts.other_registry {
+                None => "${image_registry}/prod/backend".to_string(),
+                Some(other) => {
+                    let mut image = format!("{}/{repo_path}/prod/backend", other.host);
+                    if let (Some(user), Some(pass)) = (&other.user, &other.password) {
+                        write_docker_config(dir.path(), "prodcred", &other.host, user, pass);
+                        image.push_str("\n  secretRef:\n    name: prodcred");
+                    }
+                    if let Some(ca) = other.ca_pem() {
+                        let sdir = dir.path().join("secrets/flux-system/prodca");
+                        std::fs::create_dir_all(&sdir).unwrap();
+                        std::fs::write(sdir.join("ca.crt"), ca).unwrap();
+                        image.push_str("\n  certSecretRef:\n    name: prodca");
+                    }
+                    image
+                }
+            };
             let prod = repo
                 .replace("name: backend\n", "name: backend-prod\n")
-                .replace(
-                    "${image_registry}/backend",
-                    "${image_registry}/prod/backend",
-                );
+                .replace("${image_registry}/backend", &target);
             std::fs::write(infra.join("backend-prod-image-repo.yaml"), prod).unwrap();
             let pol = gitops.join("flux/apps/backend/production/image-policy.yaml");
             let p = std::fs::read_to_string(&pol).unwrap();
@@ -89,14 +107,7 @@ impl Setup {
         if opts.secret {
             let user = reg.user.clone().unwrap();
             let pass = reg.password.clone().unwrap();
-            let sdir = dir.path().join("secrets/flux-system/regcred");
-            std::fs::create_dir_all(&sdir).unwrap();
-            let auth = base64_encode(format!("{user}:{pass}").as_bytes());
-            std::fs::write(
-                sdir.join(".dockerconfigjson"),
-                format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host),
-            )
-            .unwrap();
+            write_docker_config(dir.path(), "regcred", &reg.host, &user, &pass);
         }
         git.git(&gitops, &["init", "-q", "-b", "main"]).unwrap();
         git.git(&gitops, &["add", "-A"]).unwrap();
@@ -201,23 +212,11 @@ impl Setup {
 
     /// Raw-manifest digest of `image:tag`, as skopeo sees it.
     fn raw_digest(&self, reference: &str) -> String {
-        let raw = self
-            .reg
-            .skopeo("inspect", &["--raw", &format!("docker://{reference}")]);
-        ferry_registry::sha256_digest(raw.as_bytes())
+        raw_digest_on(&self.reg, reference)
     }
 
     fn tags(&self, image: &str) -> Vec<String> {
-        let out = self
-            .reg
-            .skopeo("list-tags", &[&format!("docker://{image}")]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string())
-            .collect()
+        tags_on(&self.reg, image)
     }
 
     fn clone_dir(&self) -> PathBuf {
@@ -251,6 +250,36 @@ impl Setup {
     fn bare_repo(&self) -> PathBuf {
         PathBuf::from(self.url.trim_start_matches("file://"))
     }
+}
+
+/// Raw-manifest digest of `reference` on `reg`, as skopeo sees it.
+fn raw_digest_on(reg: &RegistryEnv, reference: &str) -> String {
+    let raw = reg.skopeo("inspect", &["--raw", &format!("docker://{reference}")]);
+    ferry_registry::sha256_digest(raw.as_bytes())
+}
+
+/// Tags of `image` on `reg`, as `skopeo list-tags` reports them.
+fn tags_on(reg: &RegistryEnv, image: &str) -> Vec<String> {
+    let out = reg.skopeo("list-tags", &[&format!("docker://{image}")]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A `.dockerconfigjson` Secret `flux-system/<name>` under the test's secrets dir.
+fn write_docker_config(dir: &std::path::Path, name: &str, host: &str, user: &str, pass: &str) {
+    let sdir = dir.join("secrets/flux-system").join(name);
+    std::fs::create_dir_all(&sdir).unwrap();
+    let auth = base64_encode(format!("{user}:{pass}").as_bytes());
+    std::fs::write(
+        sdir.join(".dockerconfigjson"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
 }
 
 fn rand_suffix() -> u128 {
@@ -698,4 +727,220 @@ fn token_auth_requests_pull_on_source_and_push_on_target() {
         s.raw_digest(&format!("{}/prod/backend:production", s.prefix)),
         digest
     );
+}
+
+/// Production on another registry process (its own storage and auth): every blob is copied
+/// across, the manifest bytes are PUT unchanged, and both registries serve the same digest.
+fn cross_registry(target_auth: Auth, index: bool, ts: &str) {
+    let Some(other) = registry(target_auth, true) else {
+        return;
+    };
+    let opts = Options {
+        other_registry: Some(other.clone()),
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    assert_ne!(s.reg.host, other.host, "two registry processes");
+    let digest = s.build_and_deploy_staging(index);
+    let prod_img = format!("{}/{}/prod/backend", other.host, s.repo_path);
+    let out = s.ok(&[
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--by",
+        "dora",
+        "--timestamp",
+        ts,
+    ]);
+    let prod = format!("production-v0.0.1-a1b2c3d-{ts}");
+    assert!(
+        out.contains(&format!("production will run: {prod_img}:{prod}@{digest}")),
+        "{out}"
+    );
+    // The target registry holds both tags with the source digest.
+    let tags = tags_on(&other, &prod_img);
+    for tag in [prod.as_str(), "production"] {
+        assert!(tags.contains(&tag.to_string()), "{tag} in {tags:?}");
+        assert_eq!(
+            raw_digest_on(&other, &format!("{prod_img}:{tag}")),
+            digest,
+            "{tag}"
+        );
+    }
+    // Nothing was written to the source registry.
+    assert!(production_immutable(&s.tags(&s.image())).is_empty());
+    assert!(!s.tags(&s.image()).contains(&"production".to_string()));
+    if index {
+        let raw = s.reg.skopeo(
+            "inspect",
+            &["--raw", &format!("docker://{}:{STAGING_TAG}", s.image())],
+        );
+        let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let children = doc["manifests"].as_array().unwrap();
+        assert_eq!(children.len(), 2);
+        for c in children {
+            let d = c["digest"].as_str().unwrap();
+            assert_eq!(raw_digest_on(&other, &format!("{prod_img}@{d}")), d);
+        }
+    }
+    // A full inspect reads the config blob from the target registry: the blobs arrived.
+    let target = format!("docker://{prod_img}:production");
+    let inspect: Vec<&str> = if index {
+        vec!["--override-arch", "arm64", &target]
+    } else {
+        vec![&target]
+    };
+    other.skopeo("inspect", &inspect);
+    // The release names the target image, and the production automation already points at it.
+    let record = s.file(&format!("releases/backend/production/{prod}.yaml"));
+    assert!(
+        record.contains(&format!("image: \"{prod_img}\"")),
+        "{record}"
+    );
+    assert!(
+        record.contains(&format!("digest: \"{digest}\"")),
+        "{record}"
+    );
+    let deployed = s.file("flux/apps/backend/production/deployment.yaml");
+    assert!(
+        deployed.contains(&format!("{prod_img}:{prod}")),
+        "{deployed}"
+    );
+    // Idempotent across registries too.
+    let again = s.ok(&[
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--by",
+        "dora",
+        "--tag",
+        STAGING_TAG,
+    ]);
+    assert!(again.contains("already present"), "{again}");
+    assert_eq!(production_immutable(&tags_on(&other, &prod_img)).len(), 1);
+    assert_eq!(s.commits_of_kind("promotion").len(), 1);
+}
+
+#[test]
+fn cross_registry_promotion_copies_a_single_manifest_to_a_basic_auth_tls_registry() {
+    cross_registry(Auth::Basic, false, "1738863000");
+}
+
+#[test]
+fn cross_registry_promotion_copies_an_index_to_a_token_auth_tls_registry() {
+    cross_registry(Auth::Token, true, "1738864000");
+}
+
+#[test]
+fn force_bypasses_only_the_source_gate_and_is_recorded() {
+    let opts = Options {
+        extra: vec![("pipeline.yaml", pipeline("      approval: true\n"))],
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    s.build_and_deploy_staging(false);
+    // A newer staging build that staging does not run.
+    let d2 = s.reg.push_image_with(
+        &format!("{}/backend", s.repo_path),
+        "build2",
+        "backend build 2",
+    );
+    let tag2 = "staging-v0.0.2-bbbbbbb-1738870000";
+    s.ok(&[
+        "publish",
+        &format!("{}:build2", s.image()),
+        "--env",
+        "staging",
+        "--version",
+        "0.0.2",
+        "--sha",
+        "bbbbbbb1",
+        "--timestamp",
+        "1738870000",
+    ]);
+    let refused = |args: &[&str], why: &str| {
+        let out = s.ferry(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+        let err = text(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(production_immutable(&s.tags(&s.image())).is_empty());
+        assert!(s.commits_of_kind("promotion").is_empty());
+    };
+    let promote = ["promote", "backend", "--to", "production", "--by", "x"];
+    // Without --force: the source gate refuses first.
+    refused(&promote, "is not what staging runs");
+    // --force does not bypass the approval gate.
+    refused(
+        &[&promote[..], &["--force"]].concat(),
+        "requires an approval",
+    );
+    s.ok(&[
+        "approve",
+        "backend",
+        "--env",
+        "production",
+        "--tag",
+        tag2,
+        "--by",
+        "carol",
+    ]);
+    // Approved, but still not what staging runs: refused without --force.
+    refused(&promote, "is not what staging runs");
+    let out = s.ok(&[&promote[..], &["--force", "--timestamp", "1738871000"]].concat());
+    let prod = "production-v0.0.2-bbbbbbb-1738871000";
+    assert!(out.contains(prod), "{out}");
+    assert_eq!(s.raw_digest(&format!("{}:{prod}", s.image())), d2);
+    assert_eq!(s.raw_digest(&format!("{}:production", s.image())), d2);
+    let c = s.commits_of_kind("promotion");
+    assert_eq!(c.len(), 1);
+    for t in [
+        "Ferry-Forced: true",
+        "Ferry-Approved-By: carol",
+        &format!("Ferry-Source-Tag: {tag2}"),
+        &format!("Ferry-Digest: {d2}"),
+    ] {
+        assert!(c[0].contains(t), "missing {t} in {}", c[0]);
+    }
+    let record = s.file(&format!("releases/backend/production/{prod}.yaml"));
+    assert!(record.contains("forced: true"), "{record}");
+    assert!(record.contains("passed: false"), "{record}");
+    assert!(record.contains("FORCED: "), "{record}");
+}
+
+#[test]
+fn force_does_not_bypass_the_soak_gate() {
+    let opts = Options {
+        extra: vec![("pipeline.yaml", pipeline("      soak: 1h\n"))],
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    s.build_and_deploy_staging(false);
+    // What staging runs, but deployed just now: --force does not shorten the soak.
+    let out = s.ferry(&[
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--by",
+        "x",
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("soak not elapsed"), "{err}");
+    assert!(production_immutable(&s.tags(&s.image())).is_empty());
+    assert!(s.commits_of_kind("promotion").is_empty());
 }
