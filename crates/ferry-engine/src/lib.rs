@@ -137,6 +137,18 @@ impl Engine {
         Ok(report)
     }
 
+    /// Evaluates every ImagePolicy from the tags already stored for its ImageRepository,
+    /// without listing tags again (the daemon's per-policy timer for `digestReflectionPolicy:
+    /// Always`, which re-resolves the digest of the elected tag). The set must hold each
+    /// policy's ImageRepository (for the image name, ACL and credentials) and, for the holds,
+    /// the automations that write it; without them the last known holds are kept.
+    pub async fn evaluate_policies(
+        &self,
+        objects: &ObjectSet,
+    ) -> Result<Vec<ObjectOutcome>, EngineError> {
+        policy::evaluate_all(self, objects).await
+    }
+
     /// Forgets the stored records of objects that are no longer in the source. Call it with the
     /// full object set; `scan` and `reconcile` may run on a subset (as the daemon does) and
     /// leave records of other objects alone.
@@ -254,5 +266,76 @@ pub(crate) fn ready_condition(
         reason: reason.to_string(),
         message: message.to_string(),
         last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        kind: Kind,
+        name: &str,
+        scan: Option<ferry_store::ScanRecord>,
+    ) -> ferry_store::ObjectRecord {
+        ferry_store::ObjectRecord {
+            kind,
+            namespace: "apps".into(),
+            name: name.into(),
+            ready: None,
+            scan,
+            policy: None,
+            automation: None,
+            suspended: false,
+            updated_at: now_rfc3339(),
+        }
+    }
+
+    /// Policies are elected from the stored tags and the repository is not contacted: its
+    /// address (port 1) would fail a scan, and its record stays as it was.
+    #[tokio::test]
+    async fn evaluate_policies_uses_stored_tags_without_scanning() {
+        let yaml = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  image: 127.0.0.1:1/org/app\n  interval: 1m0s\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  imageRepositoryRef:\n    name: app\n  policy:\n    semver:\n      range: '>=1.0.0'\n";
+        let objects = ferry_api::load_str("objects.yaml", yaml, &ferry_api::Vars::new()).unwrap();
+        let dir = std::env::temp_dir();
+        let engine = Engine::new(
+            EngineConfig {
+                secrets: SecretsDir::new(None),
+                cache_dir: dir.join("ferry-engine-test-cache"),
+            },
+            Store::in_memory().unwrap(),
+        );
+        let scan = ferry_store::ScanRecord {
+            canonical_image_name: "127.0.0.1:1/org/app".into(),
+            tags: vec!["1.2.0".into(), "1.0.0".into()],
+            tag_count: 2,
+            scan_time: now_rfc3339(),
+            revision: String::new(),
+            latest_tags: vec!["1.2.0".into(), "1.0.0".into()],
+            observed_exclusion_list: vec![],
+        };
+        let stored = record(Kind::ImageRepository, "app", Some(scan));
+        engine.store().put(&stored).unwrap();
+
+        let outcomes = engine.evaluate_policies(&objects).await.unwrap();
+        assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+        assert_eq!(outcomes[0].kind, Kind::ImagePolicy);
+        assert!(outcomes[0].ready, "{outcomes:?}");
+        let policy = engine
+            .store()
+            .get(Kind::ImagePolicy, "apps", "app")
+            .unwrap()
+            .unwrap();
+        let latest = policy.policy.unwrap().latest_ref.unwrap();
+        assert_eq!(
+            (latest.name.as_str(), latest.tag.as_str()),
+            ("127.0.0.1:1/org/app", "1.2.0")
+        );
+        let repo = engine
+            .store()
+            .get(Kind::ImageRepository, "apps", "app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(repo, stored, "the repository was scanned");
     }
 }

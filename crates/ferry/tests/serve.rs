@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ferry_testbed::git::{GitEnv, git_servers};
+use ferry_testbed::registry::{Auth, registry};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -393,13 +394,14 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     assert!(metric(s.port, "ferry_scans_total", &["result=\"success\""]) >= 1.0);
     assert!(metric(s.port, "ferry_policy_changes_total", &[]) >= 1.0);
     assert!(metric(s.port, "ferry_registry_requests_total", &["status=\"200\""]) >= 1.0);
-    assert!(
-        metric(
-            s.port,
-            "ferry_reconcile_duration_seconds_count",
-            &["kind=\"ImageUpdateAutomation\""]
-        ) >= 1.0
-    );
+    // Each phase of a pass is timed under its own kind.
+    for kind in ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"] {
+        let label = format!("kind=\"{kind}\"");
+        assert!(
+            metric(s.port, "ferry_reconcile_duration_seconds_count", &[&label]) >= 1.0,
+            "no {kind} in the reconcile-duration histogram"
+        );
+    }
 
     // Bad requests: 4xx, and no pass is started by them.
     let passes = |p| metric(p, "ferry_passes_total", &["trigger=\"registry\""]);
@@ -641,5 +643,155 @@ fn git_webhook_picks_up_a_changed_object_without_restart() {
     assert!(
         !s.develop_file().contains(dev),
         "a suspended automation pushed"
+    );
+}
+
+/// `digestReflectionPolicy: Always` with `interval: 1s`: a tag re-pushed with new content (same
+/// name, new digest) reaches Git through the policy's own timer. The registry sends no
+/// notification, no webhook is called, and repositories and automations run hourly, so only
+/// the policy timer can notice.
+#[test]
+fn always_policy_timer_writes_the_digest_of_a_repushed_tag_without_webhooks() {
+    let Some(git) = git_servers() else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
+    let ws = Workspace::new();
+    let org = unique("serve-digest");
+    let backend = format!("{org}/backend");
+    let tag = "develop-v1.0.0-a1b2c3d-1738860000";
+    let first = reg.push_image_with(&backend, tag, "first build");
+    reg.push_image_with(
+        &format!("{org}/frontend"),
+        "develop-v0.0.1-a1b2c3d-1738800000",
+        "frontend",
+    );
+    let repo = git.new_repo("serve-digest", false).unwrap();
+    let tree = ws.join("gitops");
+    init_seed(
+        &tree,
+        &format!("{}/{org}", reg.host),
+        &git.http(&repo),
+        &["--git-secret", "git-auth"],
+    );
+    ws.secret(
+        "flux-system",
+        "git-auth",
+        &[
+            ("username", git.user.as_bytes()),
+            ("password", git.password.as_bytes()),
+        ],
+    );
+    let edit = |rel: &str, f: &dyn Fn(&str) -> String| {
+        let p = tree.join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let new = f(&text);
+        assert_ne!(text, new, "{rel} unchanged");
+        std::fs::write(&p, new).unwrap();
+    };
+    let hourly = |t: &str| t.replace("interval: 1m0s", "interval: 1h0m0s");
+    for app in ["backend", "frontend"] {
+        edit(
+            &format!("flux/bootstrap/infrastructure/image-automation/{app}-image-repo.yaml"),
+            &hourly,
+        );
+    }
+    for env in ["develop", "staging", "production"] {
+        edit(
+            &format!("flux/apps/backend/{env}/image-automation.yaml"),
+            &hourly,
+        );
+        edit(
+            &format!("flux/apps/frontend/overlays/{env}/image-automation.yaml"),
+            &hourly,
+        );
+    }
+    edit("flux/apps/backend/develop/image-policy.yaml", &|t| {
+        t.replacen(
+            "spec:\n",
+            "spec:\n  digestReflectionPolicy: Always\n  interval: 1s\n",
+            1,
+        )
+    });
+    push_tree(&git, &repo, &tree);
+
+    let port = free_port();
+    let registry_var = format!("image_registry={}/{org}", reg.host);
+    let args: Vec<String> = [
+        "serve",
+        "--repo",
+        &git.file(&repo),
+        "--path",
+        "flux",
+        "--var",
+        &registry_var,
+        "--secrets-dir",
+        &ws.secrets_str(),
+        "--state",
+        &ws.state_str(),
+        "--cache-dir",
+        &ws.cache_str(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--allow-unsigned-webhooks",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let d = Daemon::start(&args, port, ws.join("serve.log"));
+    let develop = || remote_file(&git, &repo, DEVELOP);
+    let wait_for = |want: &str| {
+        let found = poll(BOUND, || develop().contains(want).then_some(()));
+        assert!(
+            found.is_some(),
+            "{want} never reached {DEVELOP}:\n{}\nlog:\n{}",
+            develop(),
+            d.log_text()
+        );
+    };
+    // Startup: the full `name:tag@digest` setter gets the first digest.
+    wait_for(&format!("{}/{backend}:{tag}@{first}", reg.host));
+
+    // Same tag, new content: only the digest changes.
+    let second = reg.push_image_with(&backend, tag, "second build");
+    assert_ne!(first, second);
+    let t0 = Instant::now();
+    wait_for(&format!("{}/{backend}:{tag}@{second}", reg.host));
+    eprintln!("re-push to commit via the policy timer: {:?}", t0.elapsed());
+    assert!(!develop().contains(&first));
+
+    // Nothing but timers did it.
+    assert_eq!(metric(port, "ferry_webhook_requests_total", &[]), 0.0);
+    assert_eq!(
+        metric(port, "ferry_passes_total", &["trigger=\"registry\""]),
+        0.0
+    );
+    assert_eq!(
+        metric(port, "ferry_passes_total", &["trigger=\"git\""]),
+        0.0
+    );
+    // The push lands before the pass records it: poll, bounded.
+    assert!(
+        poll(BOUND, || (metric(port, "ferry_git_pushes_total", &[])
+            >= 2.0)
+            .then_some(()))
+        .is_some(),
+        "log:\n{}",
+        d.log_text()
+    );
+    for kind in ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"] {
+        let label = format!("kind=\"{kind}\"");
+        assert!(
+            metric(port, "ferry_reconcile_duration_seconds_count", &[&label]) >= 1.0,
+            "no {kind} in the reconcile-duration histogram"
+        );
+    }
+    // The timer evaluated the policy on its own, more than once (startup, then every second).
+    assert!(
+        metric(
+            port,
+            "ferry_reconcile_duration_seconds_count",
+            &["kind=\"ImagePolicy\""]
+        ) >= 2.0
     );
 }

@@ -2,7 +2,9 @@
 //! reconcile pass covers. Passes never overlap, so the store and the clone cache see one writer.
 //!
 //! Each ImageRepository and ImageUpdateAutomation has its own timer (`spec.interval` with ±5%
-//! jitter, or exponential backoff 750 ms..15 min after a failure, as Flux's work queue does).
+//! jitter, or exponential backoff 750 ms..15 min after a failure, as Flux's work queue does), and
+//! so has each ImagePolicy with `digestReflectionPolicy: Always` (its `spec.interval`, default
+//! 10 min): the digest of a re-pushed mutable tag is re-resolved without a rescan.
 //! Webhooks add to a pending set; the scheduler waits a short debounce window, drains the set and
 //! runs one pass, so a burst of events for one repository becomes one pass, and events that
 //! arrive during a pass become at most one more.
@@ -12,8 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry_api::{ObjectSet, Vars};
-use ferry_engine::{AutomationOptions, Engine, ObjectSource, RunReport};
+use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet, Vars};
+use ferry_engine::{AutomationOptions, Engine, EngineError, ObjectSource, RunReport};
+use ferry_policy::DigestReflection;
 use ferry_registry::ImageName;
 use ferry_store::Kind;
 use tokio::sync::{Notify, watch};
@@ -118,7 +121,42 @@ pub struct Scheduler {
     objects: Option<Arc<ObjectSet>>,
     repos: BTreeMap<Key, Timer>,
     automations: BTreeMap<Key, Timer>,
+    /// ImagePolicies with `digestReflectionPolicy: Always` only.
+    policies: BTreeMap<Key, Timer>,
     source_timer: Timer,
+}
+
+/// The three engine calls of a pass; each is timed under its own `kind` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// List tags of the due repositories (`Engine::scan` on a set without policies).
+    Scan,
+    /// Elect the policies from the stored tags (`Engine::evaluate_policies`).
+    Policies,
+    /// Setters, commit and push (`Engine::reconcile`).
+    Automations,
+}
+
+impl Phase {
+    fn kind(self) -> &'static str {
+        match self {
+            Phase::Scan => "ImageRepository",
+            Phase::Policies => "ImagePolicy",
+            Phase::Automations => "ImageUpdateAutomation",
+        }
+    }
+}
+
+/// The period of a policy's own timer: only `Always` re-resolves on a schedule (Flux
+/// `GetInterval`, 10 min when `spec.interval` is unset; the engine then reports
+/// `IntervalNotConfigured`, which backs off like any failure).
+pub fn policy_interval(p: &ImagePolicy) -> Option<Duration> {
+    let reflection = match p.spec.digest_reflection_policy {
+        DigestReflectionPolicy::Always => DigestReflection::Always,
+        DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
+        DigestReflectionPolicy::Never => DigestReflection::Never,
+    };
+    reflection.requeue_after(p.spec.interval.map(|d| d.0))
 }
 
 impl Scheduler {
@@ -146,6 +184,7 @@ impl Scheduler {
             objects: None,
             repos: BTreeMap::new(),
             automations: BTreeMap::new(),
+            policies: BTreeMap::new(),
             source_timer: Timer::now(),
         }
     }
@@ -154,6 +193,7 @@ impl Scheduler {
         self.repos
             .values()
             .chain(self.automations.values())
+            .chain(self.policies.values())
             .map(|t| t.next)
             .chain(std::iter::once(self.source_timer.next))
             .min()
@@ -174,8 +214,8 @@ impl Scheduler {
                 self.reload().await;
             }
             if let Some(objects) = self.objects.clone() {
-                let (repos, autos) = self.due(&objects, &pending.pushed, pending.git);
-                if !repos.is_empty() || !autos.is_empty() {
+                let (repos, policies, autos) = self.due(&objects, &pending.pushed, pending.git);
+                if !repos.is_empty() || !policies.is_empty() || !autos.is_empty() {
                     let trig = if pending.git {
                         "git"
                     } else if !pending.pushed.is_empty() {
@@ -183,7 +223,7 @@ impl Scheduler {
                     } else {
                         trigger_name
                     };
-                    self.pass(&objects, &repos, &autos, trig).await;
+                    self.pass(&objects, &repos, &policies, &autos, trig).await;
                 }
             }
             trigger_name = "interval";
@@ -260,6 +300,12 @@ impl Scheduler {
                             )
                         })
                         .collect();
+                    self.policies = objects
+                        .image_policies
+                        .iter()
+                        .filter(|p| policy_interval(p).is_some())
+                        .map(|p| (key(p.namespace(), p.name()), Timer::now()))
+                        .collect();
                     self.objects = Some(Arc::new(objects));
                 }
                 self.ready.store(true, Ordering::Release);
@@ -272,16 +318,22 @@ impl Scheduler {
         }
     }
 
-    /// The repositories and automations a pass must cover now.
+    /// The repositories, timed policies and automations a pass must cover now.
     fn due(
         &self,
         objects: &ObjectSet,
         pushed: &BTreeSet<PushedRepo>,
         git: bool,
-    ) -> (BTreeSet<Key>, BTreeSet<Key>) {
+    ) -> (BTreeSet<Key>, BTreeSet<Key>, BTreeSet<Key>) {
         let horizon = Instant::now() + COALESCE;
         let mut repos: BTreeSet<Key> = self
             .repos
+            .iter()
+            .filter(|(_, t)| t.next <= horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let policies: BTreeSet<Key> = self
+            .policies
             .iter()
             .filter(|(_, t)| t.next <= horizon)
             .map(|(k, _)| k.clone())
@@ -296,16 +348,19 @@ impl Scheduler {
             autos.extend(self.automations.keys().cloned());
         }
         repos.extend(match_pushed(objects, pushed));
-        (repos, autos)
+        (repos, policies, autos)
     }
 
-    /// One pass, in two engine calls: scan the repositories and evaluate their policies; then
-    /// run the automations that are due or that write a policy whose `latestRef` just changed.
-    /// Timers and metrics are updated from the outcomes.
+    /// One pass, in three engine calls: (1) list the tags of the due repositories; (2) evaluate
+    /// the policies of those repositories plus the timed policies that are due (digest
+    /// reflection `Always`), from the stored tags; (3) run the automations that are due or that
+    /// write a policy whose `latestRef` (digest included) just changed. Timers and metrics are
+    /// updated from the outcomes.
     async fn pass(
         &mut self,
         full: &ObjectSet,
         repos: &BTreeSet<Key>,
+        policies: &BTreeSet<Key>,
         autos: &BTreeSet<Key>,
         trigger: &str,
     ) {
@@ -315,11 +370,25 @@ impl Scheduler {
                 trigger: trigger.into(),
             })
             .inc();
-        let mut changed: BTreeSet<Key> = BTreeSet::new();
+        let mut to_evaluate = policies.clone();
         if !repos.is_empty() {
             let set = scan_subset(full, repos);
+            // A scan call that failed as a whole stored no tags: its policies have nothing new.
+            if let Some(report) = self.call(&set, Phase::Scan).await {
+                self.record(&set, &report);
+                to_evaluate.extend(
+                    full.image_policies
+                        .iter()
+                        .filter(|p| repos.contains(&policy_repo(p)))
+                        .map(|p| key(p.namespace(), p.name())),
+                );
+            }
+        }
+        let mut changed: BTreeSet<Key> = BTreeSet::new();
+        if !to_evaluate.is_empty() {
+            let set = policy_subset(full, &to_evaluate);
             let before = policy_refs(&self.engine, &set);
-            if let Some(report) = self.call(&set, "ImageRepository", false).await {
+            if let Some(report) = self.call(&set, Phase::Policies).await {
                 let after = policy_refs(&self.engine, &set);
                 for (k, v) in &after {
                     if before.get(k) != Some(v) && v.is_some() {
@@ -332,7 +401,7 @@ impl Scheduler {
         }
         let set = automation_subset(full, autos, &changed);
         if !set.image_update_automations.is_empty()
-            && let Some(report) = self.call(&set, "ImageUpdateAutomation", true).await
+            && let Some(report) = self.call(&set, Phase::Automations).await
         {
             self.record(&set, &report);
         }
@@ -340,7 +409,8 @@ impl Scheduler {
 
     /// One engine call over `set` (records of objects outside it are left alone). `None` when
     /// the whole call failed (every object in it backs off).
-    async fn call(&mut self, set: &ObjectSet, kind: &str, automations: bool) -> Option<RunReport> {
+    async fn call(&mut self, set: &ObjectSet, phase: Phase) -> Option<RunReport> {
+        let kind = phase.kind();
         tracing::info!(
             kind,
             repositories = set.image_repositories.len(),
@@ -349,10 +419,17 @@ impl Scheduler {
             "reconcile"
         );
         let started = Instant::now();
-        let result = if automations {
-            self.engine.reconcile(set, &self.options).await
-        } else {
-            self.engine.scan(set).await
+        let result: Result<RunReport, EngineError> = match phase {
+            Phase::Scan => self.engine.scan(set).await,
+            Phase::Policies => self
+                .engine
+                .evaluate_policies(set)
+                .await
+                .map(|outcomes| RunReport {
+                    outcomes,
+                    pushes: Vec::new(),
+                }),
+            Phase::Automations => self.engine.reconcile(set, &self.options).await,
         };
         let elapsed = started.elapsed();
         self.metrics
@@ -375,6 +452,14 @@ impl Scheduler {
                 for r in &set.image_repositories {
                     if let Some(t) = self.repos.get_mut(&key(r.namespace(), r.name())) {
                         t.settle(false, r.spec.interval.0);
+                    }
+                }
+                for p in &set.image_policies {
+                    if let (Some(t), Some(interval)) = (
+                        self.policies.get_mut(&key(p.namespace(), p.name())),
+                        policy_interval(p),
+                    ) {
+                        t.settle(false, interval);
                     }
                 }
                 for a in &set.image_update_automations {
@@ -403,6 +488,17 @@ impl Scheduler {
             }
             if let Some(t) = self.repos.get_mut(&k) {
                 t.settle(ok, r.spec.interval.0);
+            }
+        }
+        // A policy evaluated in any phase restarts its own interval.
+        for p in &subset.image_policies {
+            let ok =
+                outcome(Kind::ImagePolicy, p.namespace(), p.name()).is_none_or(|o| !o.failed());
+            if let (Some(t), Some(interval)) = (
+                self.policies.get_mut(&key(p.namespace(), p.name())),
+                policy_interval(p),
+            ) {
+                t.settle(ok, interval);
             }
         }
         // Tags seen: read back from the store (the outcome only carries a message).
@@ -511,7 +607,7 @@ fn base(full: &ObjectSet) -> ObjectSet {
     }
 }
 
-/// The scan phase: the given repositories and the policies that reference them.
+/// The scan phase: the given repositories only (no policies, so `Engine::scan` only lists tags).
 pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
     let mut set = base(full);
     set.image_repositories = full
@@ -520,10 +616,26 @@ pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
         .filter(|r| repos.contains(&key(r.namespace(), r.name())))
         .cloned()
         .collect();
+    set
+}
+
+/// The policy phase: the given policies and the repositories they reference (for the image
+/// name, the ACL and the credentials of a digest lookup; their tags are read from the store).
+/// No automations: reading holds would fetch Git on every evaluation, so the engine keeps the
+/// last known holds (the automation phase refreshes them).
+pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<Key>) -> ObjectSet {
+    let mut set = base(full);
     set.image_policies = full
         .image_policies
         .iter()
-        .filter(|p| repos.contains(&policy_repo(p)))
+        .filter(|p| policies.contains(&key(p.namespace(), p.name())))
+        .cloned()
+        .collect();
+    let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
+    set.image_repositories = full
+        .image_repositories
+        .iter()
+        .filter(|r| repo_keys.contains(&key(r.namespace(), r.name())))
         .cloned()
         .collect();
     set
@@ -605,6 +717,89 @@ fn policy_refs(engine: &Engine, set: &ObjectSet) -> BTreeMap<Key, Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OBJECTS: &str = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {name: app, namespace: flux-system}
+spec: {image: 127.0.0.1:1/org/app, interval: 1h}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {name: other, namespace: flux-system}
+spec: {image: 127.0.0.1:1/org/other, interval: 1h}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {name: always, namespace: apps}
+spec:
+  imageRepositoryRef: {name: app, namespace: flux-system}
+  digestReflectionPolicy: Always
+  interval: 2s
+  policy: {semver: {range: '>=1.0.0'}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {name: always-default, namespace: apps}
+spec:
+  imageRepositoryRef: {name: app, namespace: flux-system}
+  digestReflectionPolicy: Always
+  policy: {semver: {range: '>=1.0.0'}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {name: once, namespace: apps}
+spec:
+  imageRepositoryRef: {name: other, namespace: flux-system}
+  digestReflectionPolicy: IfNotPresent
+  interval: 2s
+  policy: {semver: {range: '>=1.0.0'}}
+";
+
+    fn objects() -> ObjectSet {
+        ferry_api::load_str("objects.yaml", OBJECTS, &Vars::new()).unwrap()
+    }
+
+    #[test]
+    fn only_always_policies_have_a_timer() {
+        let set = objects();
+        let intervals: Vec<(&str, Option<Duration>)> = set
+            .image_policies
+            .iter()
+            .map(|p| (p.name(), policy_interval(p)))
+            .collect();
+        assert_eq!(
+            intervals,
+            vec![
+                ("always", Some(Duration::from_secs(2))),
+                ("always-default", Some(Duration::from_secs(600))),
+                ("once", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_subset_carries_the_policy_and_its_repository_only() {
+        let set = objects();
+        let want: BTreeSet<Key> = [key("apps", "always")].into();
+        let sub = policy_subset(&set, &want);
+        let names = |s: &ObjectSet| {
+            (
+                s.image_repositories
+                    .iter()
+                    .map(|r| r.name().to_string())
+                    .collect::<Vec<_>>(),
+                s.image_policies
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(names(&sub), (vec!["app".into()], vec!["always".into()]));
+        assert!(sub.image_update_automations.is_empty());
+        // The scan phase carries no policies: `Engine::scan` then only lists tags.
+        let scan = scan_subset(&set, &[key("flux-system", "other")].into());
+        assert_eq!(names(&scan), (vec!["other".into()], vec![]));
+    }
 
     #[test]
     fn backoff_doubles_from_750ms_to_15m() {
