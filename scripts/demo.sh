@@ -8,6 +8,8 @@
 #   bash scripts/demo.sh            # run it; everything is cleaned up at the end
 #   KEEP=1 bash scripts/demo.sh     # keep servers and files to look around (prints how to stop)
 set -euo pipefail
+# rustup installs cargo under ~/.cargo/bin; a non-login shell may not have it on PATH.
+command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-demo}"

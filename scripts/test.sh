@@ -2,6 +2,8 @@
 # The test command: every unit, conformance and integration test, against real servers started on
 # 127.0.0.1 by the tests themselves (through testbed/*.sh). Needs the packages of testbed/install.sh.
 set -euo pipefail
+# rustup installs cargo under ~/.cargo/bin; a non-login shell may not have it on PATH.
+command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
 bash testbed/install.sh
 export FERRY_CONFORMANCE_DIR="${FERRY_CONFORMANCE_DIR:-$(cd .. && pwd)/shared/conformance}"
