@@ -80,17 +80,13 @@ pub(crate) fn repo_access(engine: &Engine, repo: &ImageRepository) -> Result<Rep
     let credentials = credentials(engine, repo, &image, &referrer)?;
     let tls = match &repo.spec.cert_secret_ref {
         Some(r) => {
-            let dir = engine
-                .config()
-                .secrets
+            let secrets = &engine.config().secrets;
+            // Checked here first for the engine's "no --secrets-dir" / "not found" messages.
+            secrets
                 .secret_dir(repo.namespace(), &r.name, &referrer)
                 .map_err(auth_failure)?;
-            let root = dir
-                .parent()
-                .and_then(|p| p.parent())
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
-            TlsMaterial::load_secret(&root, repo.namespace(), &r.name).map_err(|e| Failure {
+            let root = secrets.root().unwrap_or(std::path::Path::new("."));
+            TlsMaterial::load_secret(root, repo.namespace(), &r.name).map_err(|e| Failure {
                 reason: "AuthenticationFailed",
                 message: format!("{referrer}: {e}"),
             })?
