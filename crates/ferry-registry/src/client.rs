@@ -455,6 +455,9 @@ fn retryable_transport(e: &RegistryError) -> bool {
 
 impl RegistryClient {
     pub fn new(options: ClientOptions) -> Self {
+        // reqwest is built without a crypto provider; ring is ours. Installing twice (another
+        // client, or the embedding program already chose one) is fine: the first one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         RegistryClient {
             inner: Arc::new(Inner {
                 options,
