@@ -278,34 +278,15 @@ impl Scheduler {
                     if let Err(e) = self.engine.prune(&objects) {
                         tracing::error!("pruning removed objects from the state store failed: {e}");
                     }
-                    // New or changed objects: everything is due now (this also prunes the
-                    // records of objects that were removed).
-                    self.repos = objects
-                        .image_repositories
-                        .iter()
-                        .map(|r| {
-                            (
-                                (r.namespace().to_string(), r.name().to_string()),
-                                Timer::now(),
-                            )
-                        })
-                        .collect();
-                    self.automations = objects
-                        .image_update_automations
-                        .iter()
-                        .map(|a| {
-                            (
-                                (a.namespace().to_string(), a.name().to_string()),
-                                Timer::now(),
-                            )
-                        })
-                        .collect();
-                    self.policies = objects
-                        .image_policies
-                        .iter()
-                        .filter(|p| policy_interval(p).is_some())
-                        .map(|p| (key(p.namespace(), p.name()), Timer::now()))
-                        .collect();
+                    // New or changed objects: everything is due now.
+                    self.repos = due_now(objects.image_repositories.iter());
+                    self.automations = due_now(objects.image_update_automations.iter());
+                    self.policies = due_now(
+                        objects
+                            .image_policies
+                            .iter()
+                            .filter(|p| policy_interval(p).is_some()),
+                    );
                     self.objects = Some(Arc::new(objects));
                 }
                 self.ready.store(true, Ordering::Release);
@@ -711,6 +692,15 @@ fn policy_refs(engine: &Engine, set: &ObjectSet) -> BTreeMap<Key, Option<String>
                 .map(|l| format!("{}:{}@{}", l.name, l.tag, l.digest.unwrap_or_default()));
             (key(p.namespace(), p.name()), latest)
         })
+        .collect()
+}
+
+/// A timer that fires now for each object.
+fn due_now<'a, S: ferry_api::Spec + 'a>(
+    objects: impl Iterator<Item = &'a ferry_api::Object<S>>,
+) -> BTreeMap<Key, Timer> {
+    objects
+        .map(|o| (key(o.namespace(), o.name()), Timer::now()))
         .collect()
 }
 
