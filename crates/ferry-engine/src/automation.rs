@@ -410,7 +410,11 @@ fn run_one(
             // Holds are read from the very tip being committed on, so a hold pushed meanwhile
             // wins: held policies get their held value, denied tags are never written.
             let holds = crate::rollback::HoldsFile::read(workdir)?;
-            let values = crate::rollback::apply_holds(values, &holds);
+            let mut values = crate::rollback::apply_holds(values, &holds);
+            let root = workdir.join(&target.update_path);
+            for key in newer_in_git(engine, objects, &values, &holds, &root) {
+                values.remove(&key);
+            }
             let tree = ferry_setters::apply_tree(
                 &workdir.join(&target.update_path),
                 &values,
@@ -483,6 +487,83 @@ enum ApplyError {
     Setters(#[from] ferry_setters::SetterError),
     #[error(transparent)]
     Holds(#[from] crate::rollback::HoldsError),
+}
+
+/// Policies whose tag in Git is one this run's scan has not seen but the registry has: another
+/// reconciler with a newer view of the registry wrote it on the tip we are about to commit on,
+/// and writing our older election would move the environment backwards. Those policies are left
+/// as they are in Git for this commit. Held policies are exempt (a hold is written on purpose),
+/// and a tag the registry no longer has (deleted) does not count, so the environment moves off it.
+fn newer_in_git(
+    engine: &Engine,
+    objects: &ObjectSet,
+    values: &PolicyValues,
+    holds: &crate::rollback::HoldsFile,
+    root: &Path,
+) -> Vec<String> {
+    let Ok(sites) = crate::rollback::markers::scan(root) else {
+        return Vec::new();
+    };
+    let mut newer = Vec::new();
+    for (key, value) in values {
+        let Some((ns, name)) = key.split_once(':') else {
+            continue;
+        };
+        if holds.hold(&format!("{ns}/{name}")).is_some() {
+            continue;
+        }
+        let Some(current) = crate::rollback::markers::state_of_sites(&sites, key).tag else {
+            continue;
+        };
+        if current == value.tag {
+            continue;
+        }
+        let Some(policy) = objects.image_policy(ns, name) else {
+            continue;
+        };
+        let repo_ns = policy
+            .spec
+            .image_repository_ref
+            .namespace_or(ns)
+            .to_string();
+        let repo_name = policy.spec.image_repository_ref.name.as_str();
+        let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
+            continue;
+        };
+        let known = engine
+            .store()
+            .get(Kind::ImageRepository, &repo_ns, repo_name)
+            .ok()
+            .flatten()
+            .and_then(|r| r.scan)
+            .is_some_and(|scan| scan.tags.contains(&current));
+        if known {
+            // Our election saw it and chose otherwise (newer, denied or filtered out).
+            continue;
+        }
+        let filter = match &policy.spec.filter_tags {
+            Some(f) => ferry_policy::TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
+            None => Ok(ferry_policy::TagFilter::none()),
+        };
+        if !filter.is_ok_and(|f| !f.apply(std::slice::from_ref(&current)).is_empty()) {
+            continue;
+        }
+        let Ok(access) = crate::scan::repo_access(engine, repo) else {
+            continue;
+        };
+        let exists = tokio::runtime::Handle::current()
+            .block_on(engine.registry().head_manifest(&access, &current));
+        match exists {
+            Err(ferry_registry::RegistryError::NotFound { .. }) => {}
+            // Present, or unknown: do not risk moving the environment backwards.
+            _ => {
+                tracing::info!(policy = %key, git = %current, ours = %value.tag,
+                    "Git holds a tag newer than this run's scan; leaving it");
+                newer.push(key.clone());
+            }
+        }
+    }
+    newer
 }
 
 fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {

@@ -400,13 +400,32 @@ impl Checkout {
         Ok(())
     }
 
+    /// Throws the clone away. It is first renamed aside (atomic, even while a git helper of a
+    /// killed holder, such as `index-pack`, still writes into it), then deleted best-effort;
+    /// leftovers are swept on later wipes.
     fn wipe(&mut self) -> Result<(), GitError> {
         let _ = fs::remove_file(self.entry.join("ready"));
-        match fs::remove_dir_all(&self.repo) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(GitError::io("remove", &self.repo, e)),
+        let trash = self.entry.join(format!(
+            "trash-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        match fs::rename(&self.repo, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GitError::io("move aside", &self.repo, e)),
         }
+        if let Ok(entries) = fs::read_dir(&self.entry) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with("trash-") {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn suspect_corruption(&self, e: &GitError) -> bool {

@@ -16,7 +16,7 @@
 //!    written. This second read is the authority, so a hold pushed a second ago still wins.
 
 pub mod holds;
-mod markers;
+pub(crate) mod markers;
 mod ops;
 mod status;
 mod target;
