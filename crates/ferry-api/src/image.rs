@@ -429,6 +429,19 @@ impl Spec for ImagePolicySpec {
     const API_VERSION: &'static str = IMAGE_API_VERSION;
 }
 
+impl Object<ImageUpdateAutomationSpec> {
+    /// Whether this automation writes `policy`'s setters: same namespace, and `policySelector`
+    /// (none = every policy) matches the policy's labels — as Flux lists them.
+    pub fn selects(&self, policy: &ImagePolicy) -> bool {
+        policy.namespace() == self.namespace()
+            && self
+                .spec
+                .policy_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&policy.metadata.labels))
+    }
+}
+
 impl Spec for ImageUpdateAutomationSpec {
     const KIND: &'static str = "ImageUpdateAutomation";
     const API_VERSION: &'static str = IMAGE_API_VERSION;

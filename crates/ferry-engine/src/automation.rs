@@ -146,12 +146,10 @@ fn policy_values(
     auto: &ImageUpdateAutomation,
 ) -> Result<PolicyValues, EngineError> {
     let mut values = PolicyValues::new();
-    for policy in objects.policies_in(auto.namespace()) {
-        if let Some(selector) = &auto.spec.policy_selector
-            && !selector.matches(&policy.metadata.labels)
-        {
-            continue;
-        }
+    for policy in objects
+        .policies_in(auto.namespace())
+        .filter(|p| auto.selects(p))
+    {
         let rec = engine
             .store()
             .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;

@@ -46,15 +46,7 @@ pub(crate) fn git_target(
     policy: Option<&ImagePolicy>,
     fallback: Option<&GitFallback>,
 ) -> Result<GitTarget, PromoteError> {
-    let auto = policy.and_then(|p| {
-        objects.automations().iter().find(|a| {
-            a.namespace() == p.namespace()
-                && a.spec
-                    .policy_selector
-                    .as_ref()
-                    .is_none_or(|s| s.matches(&p.metadata.labels))
-        })
-    });
+    let auto = policy.and_then(|p| objects.automations().iter().find(|a| a.selects(p)));
     let Some(auto) = auto else {
         let Some(fb) = fallback else {
             return Err(PromoteError::Invalid(format!(

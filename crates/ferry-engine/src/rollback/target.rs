@@ -103,13 +103,7 @@ pub(crate) fn resolve(
     let selecting: Vec<_> = objects
         .image_update_automations
         .iter()
-        .filter(|a| {
-            a.namespace() == ns
-                && a.spec
-                    .policy_selector
-                    .as_ref()
-                    .is_none_or(|s| s.matches(&policy.metadata.labels))
-        })
+        .filter(|a| a.selects(policy))
         .collect();
     let automation = selecting.first().copied();
     let base = AppTarget {

@@ -612,14 +612,7 @@ pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<Key>) -> ObjectSet {
         .filter(|p| policies.contains(&key(p.namespace(), p.name())))
         .cloned()
         .collect();
-    let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
-    set.image_repositories = full
-        .image_repositories
-        .iter()
-        .filter(|r| repo_keys.contains(&key(r.namespace(), r.name())))
-        .cloned()
-        .collect();
-    set
+    with_policy_repositories(set, full)
 }
 
 /// The automation phase:
@@ -633,13 +626,6 @@ pub fn automation_subset(
     changed: &BTreeSet<Key>,
 ) -> ObjectSet {
     let mut set = base(full);
-    let selects = |a: &ferry_api::ImageUpdateAutomation, p: &ferry_api::ImagePolicy| {
-        p.namespace() == a.namespace()
-            && a.spec
-                .policy_selector
-                .as_ref()
-                .is_none_or(|s| s.matches(&p.metadata.labels))
-    };
     let due_ns: BTreeSet<&str> = full
         .image_update_automations
         .iter()
@@ -656,7 +642,7 @@ pub fn automation_subset(
         .iter()
         .filter(|a| {
             due.contains(&key(a.namespace(), a.name()))
-                || changed_policies.iter().any(|p| selects(a, p))
+                || changed_policies.iter().any(|p| a.selects(p))
         })
         .cloned()
         .collect();
@@ -668,6 +654,11 @@ pub fn automation_subset(
         })
         .cloned()
         .collect();
+    with_policy_repositories(set, full)
+}
+
+/// Adds to `set` the ImageRepositories its policies reference (the engine reads their tags).
+fn with_policy_repositories(mut set: ObjectSet, full: &ObjectSet) -> ObjectSet {
     let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
     set.image_repositories = full
         .image_repositories
