@@ -50,5 +50,6 @@ pub fn conformance_dir() -> Option<PathBuf> {
     None
 }
 
+pub mod cluster;
 pub mod git;
 pub mod registry;
