@@ -193,7 +193,6 @@ async fn revisions(api: &Api<ReplicaSet>) -> Vec<(String, String)> {
                 .clone();
             let image = rs
                 .spec
-                .as_ref()?
                 .template
                 .as_ref()?
                 .spec
@@ -211,7 +210,6 @@ async fn revisions(api: &Api<ReplicaSet>) -> Vec<(String, String)> {
 
 fn live_image(d: &Deployment) -> Option<String> {
     d.spec
-        .as_ref()?
         .template
         .spec
         .as_ref()?
@@ -353,20 +351,23 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn start_on_a_taken_port_fails_with_a_clear_message() {
+    // The binaries must exist (the shared control plane starts from them) for the port check to run.
+    if cluster().is_none() {
+        return;
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
     let out = cluster_sh(&["start", "--name", "port-taken-test", "--port", &port]);
     assert!(!out.status.success(), "start on a taken port must fail");
     let err = stderr(&out);
-    // Outside CI an empty cache fails earlier, naming the build to run; both are clear.
-    assert!(
-        err.contains(&format!("port {port} on 127.0.0.1 is taken")) || err.contains("cluster.sh build"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("port {port} on 127.0.0.1 is taken")), "{err}");
 }
 
 #[test]
 fn a_stale_pid_file_is_refused_until_stopped() {
+    if cluster().is_none() {
+        return;
+    }
     let dir = ferry_testbed::registry::testbed_dir();
     std::fs::create_dir_all(&dir).expect("testbed dir");
     let name = format!("stale-{}", std::process::id());
@@ -385,11 +386,7 @@ fn a_stale_pid_file_is_refused_until_stopped() {
     assert!(stderr(&status).contains("stale pid file"), "{}", stderr(&status));
     let start = cluster_sh(&["start", "--name", &name]);
     assert!(!start.status.success());
-    let err = stderr(&start);
-    assert!(
-        err.contains("stale pid file") || err.contains("cluster.sh build"),
-        "{err}"
-    );
+    assert!(stderr(&start).contains("stale pid file"), "{}", stderr(&start));
     let stop = cluster_sh(&["stop", "--name", &name]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(!envfile.exists(), "stop removes the pid file");

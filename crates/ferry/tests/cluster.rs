@@ -68,6 +68,8 @@ fn flux_crds_accept_the_seed_layout_and_flux_get_shows_it() {
     };
     let c = &cluster.env;
     c.install_flux_image_crds();
+    // `flux bootstrap` creates flux-system; the scaffold's objects live in it.
+    c.kubectl(&["create", "namespace", "flux-system"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = "127.0.0.1:5000/org";
     common::ferry(&[
