@@ -6,6 +6,16 @@ set -euo pipefail
 command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
 bash testbed/install.sh
+# Go builds the test peers (kube-apiserver, etcd, kube-controller-manager, kubectl, flux) from pinned
+# modules, once per version, into ~/.cache/ferry-testbed; with a warm cache this is a no-op.
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+if ! bash testbed/cluster.sh build; then
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: the Kubernetes test bed could not be built (see above)" >&2
+    exit 1
+  fi
+  echo "test.sh: warning: no Kubernetes test bed; the cluster tests will print SKIP" >&2
+fi
 export FERRY_CONFORMANCE_DIR="${FERRY_CONFORMANCE_DIR:-$(cd .. && pwd)/shared/conformance}"
 if [ ! -d "$FERRY_CONFORMANCE_DIR" ]; then
   echo "test.sh: Flux conformance corpus not found at $FERRY_CONFORMANCE_DIR" >&2
@@ -13,7 +23,11 @@ if [ ! -d "$FERRY_CONFORMANCE_DIR" ]; then
   [ "${CI:-}" = true ] && exit 1
 fi
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-testbed}"
-cleanup() { bash testbed/registry.sh stop-all >/dev/null 2>&1 || true; bash testbed/gitserver.sh stop >/dev/null 2>&1 || true; }
+cleanup() {
+  bash testbed/registry.sh stop-all >/dev/null 2>&1 || true
+  bash testbed/gitserver.sh stop >/dev/null 2>&1 || true
+  bash testbed/cluster.sh stop --name ferry-cluster >/dev/null 2>&1 || echo "test.sh: could not stop the control plane" >&2
+}
 trap cleanup EXIT
 # Two test threads: the machine has two cores and the servers are shared between tests.
 cargo test --workspace --locked -- --test-threads="${FERRY_TEST_THREADS:-2}"

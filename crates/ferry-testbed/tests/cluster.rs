@@ -26,7 +26,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -77,10 +80,7 @@ async fn custom_resource_create_get_list_watch_and_status_patch() {
         watcher(watch_api, watcher::Config::default())
             .applied_objects()
             .try_filter(|o| {
-                let scanned = o
-                    .data
-                    .pointer("/status/lastScanResult/tagCount")
-                    .is_some();
+                let scanned = o.data.pointer("/status/lastScanResult/tagCount").is_some();
                 futures::future::ready(scanned)
             })
             .boxed()
@@ -147,7 +147,12 @@ async fn namespaces_with_labels() {
     let label = unique_namespace("env");
     for env in ["develop", "staging", "production"] {
         let name = format!("{label}-{env}");
-        namespace(&client, &name, &[("ferry.dev/env", env), ("ferry.dev/run", &label)]).await;
+        namespace(
+            &client,
+            &name,
+            &[("ferry.dev/env", env), ("ferry.dev/run", &label)],
+        )
+        .await;
     }
     let api = Api::<Namespace>::all(client);
     let selector = format!("ferry.dev/run={label}");
@@ -227,38 +232,57 @@ async fn deployment_revisions_and_rollout_undo() {
     namespace(&client, &ns, &[]).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let replicasets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-    let (v1, v2) = ("127.0.0.1:5000/org/backend:v1", "127.0.0.1:5000/org/backend:v2");
+    let (v1, v2) = (
+        "127.0.0.1:5000/org/backend:v1",
+        "127.0.0.1:5000/org/backend:v2",
+    );
 
     deployments
         .create(&PostParams::default(), &deployment("backend", v1))
         .await
         .expect("create deployment");
     let rs = &replicasets;
-    poll("ReplicaSet revision 1", Duration::from_secs(60), || async move {
-        let r = revisions(rs).await;
-        (r == [("1".to_string(), v1.to_string())]).then_some(())
-    })
+    poll(
+        "ReplicaSet revision 1",
+        Duration::from_secs(60),
+        || async move {
+            let r = revisions(rs).await;
+            (r == [("1".to_string(), v1.to_string())]).then_some(())
+        },
+    )
     .await;
 
     let patch = json!({ "spec": { "template": { "spec": { "containers": [
         { "name": "backend", "image": v2 } ] } } } });
     deployments
-        .patch("backend", &PatchParams::default(), &Patch::Strategic(&patch))
+        .patch(
+            "backend",
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
         .await
         .expect("update image");
-    poll("ReplicaSet revision 2", Duration::from_secs(60), || async move {
-        let r = revisions(rs).await;
-        r.contains(&("2".to_string(), v2.to_string())).then_some(())
-    })
+    poll(
+        "ReplicaSet revision 2",
+        Duration::from_secs(60),
+        || async move {
+            let r = revisions(rs).await;
+            r.contains(&("2".to_string(), v2.to_string())).then_some(())
+        },
+    )
     .await;
 
     // The seed's emergency rollback.
     c.kubectl(&["-n", &ns, "rollout", "undo", "deploy/backend"]);
     let d = &deployments;
-    poll("rollout undo restores v1", Duration::from_secs(60), || async move {
-        let dep = d.get("backend").await.ok()?;
-        (live_image(&dep).as_deref() == Some(v1)).then_some(())
-    })
+    poll(
+        "rollout undo restores v1",
+        Duration::from_secs(60),
+        || async move {
+            let dep = d.get("backend").await.ok()?;
+            (live_image(&dep).as_deref() == Some(v1)).then_some(())
+        },
+    )
     .await;
     // The undo re-used revision 1's ReplicaSet as revision 3, as kubectl does against a real cluster.
     poll("revision 3 is v1", Duration::from_secs(60), || async move {
@@ -267,11 +291,17 @@ async fn deployment_revisions_and_rollout_undo() {
     })
     .await;
     let jsonpath = "jsonpath={.spec.template.spec.containers[0].image}";
-    assert_eq!(c.kubectl(&["-n", &ns, "get", "deploy", "backend", "-o", jsonpath]), v1);
+    assert_eq!(
+        c.kubectl(&["-n", &ns, "get", "deploy", "backend", "-o", jsonpath]),
+        v1
+    );
 }
 
 fn token_kubeconfig(c: &ClusterEnv, token: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let ca = c.vars.get("TESTBED_CLUSTER_CA").expect("TESTBED_CLUSTER_CA");
+    let ca = c
+        .vars
+        .get("TESTBED_CLUSTER_CA")
+        .expect("TESTBED_CLUSTER_CA");
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n    certificate-authority: {ca}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context: {{cluster: t, user: sa}}\ncurrent-context: t\n",
         c.url
@@ -314,9 +344,15 @@ fn least_privilege_with_a_service_account_token() {
         let out = c.kubectl_output(&all);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(can(&["list", "imagepolicies.image.toolkit.fluxcd.io", &who]), "yes");
+    assert_eq!(
+        can(&["list", "imagepolicies.image.toolkit.fluxcd.io", &who]),
+        "yes"
+    );
     assert_eq!(can(&["get", "secrets", &who]), "no");
-    assert_eq!(can(&["patch", "imagepolicies.image.toolkit.fluxcd.io", &who]), "no");
+    assert_eq!(
+        can(&["patch", "imagepolicies.image.toolkit.fluxcd.io", &who]),
+        "no"
+    );
 
     // The same answers for a real token of that ServiceAccount (TokenRequest API), not impersonation.
     let token = c.kubectl(&["-n", &ns, "create", "token", "ferry", "--duration=10m"]);
@@ -331,12 +367,20 @@ fn least_privilege_with_a_service_account_token() {
             .expect("kubectl");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(as_token("list", "imagepolicies.image.toolkit.fluxcd.io"), "yes");
+    assert_eq!(
+        as_token("list", "imagepolicies.image.toolkit.fluxcd.io"),
+        "yes"
+    );
     assert_eq!(as_token("get", "secrets"), "no");
     let whoami = std::process::Command::new(&c.kubectl)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
         .output()
         .expect("kubectl");
     assert_eq!(
@@ -360,7 +404,10 @@ fn start_on_a_taken_port_fails_with_a_clear_message() {
     let out = cluster_sh(&["start", "--name", "port-taken-test", "--port", &port]);
     assert!(!out.status.success(), "start on a taken port must fail");
     let err = stderr(&out);
-    assert!(err.contains(&format!("port {port} on 127.0.0.1 is taken")), "{err}");
+    assert!(
+        err.contains(&format!("port {port} on 127.0.0.1 is taken")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -383,10 +430,18 @@ fn a_stale_pid_file_is_refused_until_stopped() {
     .expect("write env");
     let status = cluster_sh(&["status", "--name", &name]);
     assert!(!status.status.success());
-    assert!(stderr(&status).contains("stale pid file"), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("stale pid file"),
+        "{}",
+        stderr(&status)
+    );
     let start = cluster_sh(&["start", "--name", &name]);
     assert!(!start.status.success());
-    assert!(stderr(&start).contains("stale pid file"), "{}", stderr(&start));
+    assert!(
+        stderr(&start).contains("stale pid file"),
+        "{}",
+        stderr(&start)
+    );
     let stop = cluster_sh(&["stop", "--name", &name]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(!envfile.exists(), "stop removes the pid file");
@@ -401,7 +456,11 @@ fn build_without_go_names_the_missing_toolchain() {
         .output()
         .expect("bash");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Go is not installed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Go is not installed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -92,7 +92,11 @@ fn flux_crds_accept_the_seed_layout_and_flux_get_shows_it() {
         .partition(|d| d.to_string_lossy().contains("infrastructure"));
     for d in infra.iter().chain(apps.iter()) {
         let yaml = render(c, d, registry);
-        assert!(!yaml.contains("${"), "unsubstituted variable in {}", d.display());
+        assert!(
+            !yaml.contains("${"),
+            "unsubstituted variable in {}",
+            d.display()
+        );
         apply(c, &yaml, &d.display().to_string());
     }
 
