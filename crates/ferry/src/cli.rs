@@ -116,6 +116,10 @@ pub enum Command {
     Status(crate::cmd_rollback::StatusArgs),
     /// Run as a daemon: intervals, registry/git webhooks, metrics, health.
     Serve(crate::cmd_serve::ServeArgs),
+    /// Run in a cluster in place of Flux's image-reflector and image-automation controllers:
+    /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
+    /// status as Flux does (so `flux get images` shows Ferry's work).
+    Controller(crate::cmd_controller::ControllerArgs),
 }
 
 #[derive(Debug, Args)]

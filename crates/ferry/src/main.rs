@@ -2,6 +2,7 @@
 //! Business logic lives in the library crates (see docs/architecture.md).
 
 mod cli;
+mod cmd_controller;
 mod cmd_promote;
 mod cmd_rollback;
 mod cmd_serve;
@@ -114,6 +115,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::History(args) => cmd_rollback::history(&state, args).await,
         Command::Status(args) => cmd_rollback::status(&state, args).await,
         Command::Serve(args) => cmd_serve::serve(&state, args).await,
+        Command::Controller(args) => cmd_controller::controller(&state, args).await,
     }
 }
 

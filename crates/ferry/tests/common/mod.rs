@@ -5,6 +5,7 @@
 //! Every helper is generic: tests own their own state file, cache dir, repos and registry names.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fault_proxy;
 
 use std::io::Read;

@@ -1,0 +1,135 @@
+//! ferry-controller: Ferry as a drop-in for Flux's image-reflector-controller and
+//! image-automation-controller on a Kubernetes API server.
+//!
+//! Owns: the cluster side of a run. Which objects exist (watched and listed from the API, not
+//! read from files), which Secrets they reference (read from the API into a private, per-pass
+//! folder laid out like a Secret volume), when a pass runs (watch events, `requestedAt`, intervals),
+//! and what is written back: Flux's status fields and conditions, the finalizer, and Events.
+//! Must not: decide tags, write YAML or speak to registries and Git itself (that is
+//! `ferry-engine`, which it drives exactly as the CLI and the daemon do), or print to a terminal
+//! (that is the `ferry` binary).
+//!
+//! The local state file is a cache of tags only: the cluster is the source of truth, and a
+//! controller with an empty disk rebuilds its view from the API and the registries.
+
+mod kinds;
+mod objects;
+mod pass;
+mod secrets;
+mod status;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use kinds::{FINALIZER, REQUESTED_AT};
+pub use pass::PassReport;
+
+/// What `ferry controller` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// kubeconfig file; `None` uses `$KUBECONFIG`, `~/.kube/config` or the in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    pub context: Option<String>,
+    /// Watch one namespace only (`--watch-all-namespaces=false` with `--namespace`).
+    pub namespace: Option<String>,
+    /// Only objects whose labels match (`--watch-label-selector`, Flux's sharding).
+    pub label_selector: Option<String>,
+    /// The tag cache (SQLite); it can be deleted at any time.
+    pub state: PathBuf,
+    /// The clone cache of the write-back repositories.
+    pub cache_dir: PathBuf,
+    /// The longest wait between two passes when nothing happens (objects' intervals are shorter
+    /// or equal; this bounds a missed event).
+    pub resync: Duration,
+    /// Name of this instance in Events (`reportingInstance`).
+    pub instance: String,
+}
+
+/// Errors that stop the controller (one object's failure is its status, never this).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot build a Kubernetes client: {0}")]
+    Config(String),
+    #[error(
+        "the {plural}.{group} CRD ({version}) is not installed: run `ferry install --crds-only | kubectl apply -f -` (or install Flux's image CRDs)"
+    )]
+    MissingCrd {
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+    },
+    #[error(
+        "RBAC denied: cannot {verb} {resource} ({scope}): grant it to the controller's ServiceAccount (see `ferry install`)"
+    )]
+    Forbidden {
+        verb: &'static str,
+        resource: String,
+        scope: String,
+    },
+    #[error("Kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+    #[error(transparent)]
+    Store(#[from] ferry_store::StoreError),
+    #[error(transparent)]
+    Engine(#[from] ferry_engine::EngineError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Builds a client from the options (kubeconfig file and context, else the usual inference).
+pub async fn client(options: &ControllerOptions) -> Result<kube::Client, ControllerError> {
+    let kube_options = kube::config::KubeConfigOptions {
+        context: options.context.clone(),
+        ..Default::default()
+    };
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ControllerError::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+                .await
+                .map_err(|e| ControllerError::Config(format!("{}: {e}", path.display())))?
+        }
+        None if options.context.is_some() => kube::Config::from_kubeconfig(&kube_options)
+            .await
+            .map_err(|e| ControllerError::Config(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ControllerError::Config(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
+}
+
+/// Runs until `shutdown` resolves: checks the CRDs and rights, then reconciles on every watch
+/// event that matters, on `requestedAt`, and on the objects' intervals.
+pub async fn run(
+    options: ControllerOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    let client = client(&options).await?;
+    kinds::preflight(&client, &options).await?;
+    let mut controller = pass::Controller::new(client.clone(), options.clone())?;
+    let mut triggers = watch::Triggers::start(client, &options);
+    tokio::pin!(shutdown);
+    loop {
+        let report = controller.pass().await?;
+        let wait = report.next_due.min(options.resync);
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = triggers.next(wait) => {}
+        }
+    }
+}
+
+/// One pass, for tests and `--once`: everything the controller would do on a trigger.
+pub async fn run_once(options: ControllerOptions) -> Result<PassReport, ControllerError> {
+    let client = client(&options).await?;
+    kinds::preflight(&client, &options).await?;
+    let mut controller = pass::Controller::new(client, options)?;
+    controller.pass().await
+}
+
+#[cfg(test)]
+mod tests;

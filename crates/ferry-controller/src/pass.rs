@@ -1,0 +1,232 @@
+//! One pass of the controller: read the objects and Secrets from the API, run the engine's
+//! scan → policy → automation steps on them, and write back status, finalizers and Events.
+
+use std::time::Duration;
+
+use ferry_engine::{AutomationOptions, Engine, EngineConfig, SecretsDir};
+use ferry_store::{Condition, Store};
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::kinds::{FINALIZER, FluxKind};
+use crate::objects::{self, Listed, Loaded, ObjectKey};
+use crate::secrets::SecretFolder;
+use crate::status::{self, Observed};
+use crate::{ControllerError, ControllerOptions};
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// Objects whose status was written.
+    pub status_writes: usize,
+    /// Commits pushed.
+    pub pushes: usize,
+    /// Objects not Ready (suspended ones excluded).
+    pub failed: usize,
+    /// When the next pass is due by the shortest interval.
+    pub next_due: Duration,
+}
+
+pub struct Controller {
+    client: kube::Client,
+    options: ControllerOptions,
+    engine: Engine,
+    secrets: SecretFolder,
+}
+
+/// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
+const FALLBACK_INTERVAL: Duration = Duration::from_secs(60);
+const MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Controller {
+    pub fn new(client: kube::Client, options: ControllerOptions) -> Result<Controller, ControllerError> {
+        let secrets = SecretFolder::new()?;
+        if let Some(dir) = options.state.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ControllerError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let store = Store::open(&options.state)?;
+        let config = EngineConfig {
+            secrets: SecretsDir::new(Some(secrets.root().to_path_buf())),
+            cache_dir: options.cache_dir.clone(),
+        };
+        Ok(Controller {
+            client,
+            options,
+            engine: Engine::new(config, store),
+            secrets,
+        })
+    }
+
+    pub async fn pass(&mut self) -> Result<PassReport, ControllerError> {
+        let listed = Listed::fetch(&self.client, &self.options).await?;
+        self.finalizers(&listed).await?;
+        self.secrets.refresh(&self.client, &listed).await?;
+        let loaded = objects::load(&listed);
+        let mut report = PassReport {
+            next_due: next_due(&listed),
+            ..PassReport::default()
+        };
+        match self
+            .engine
+            .reconcile(&loaded.set, &AutomationOptions::default())
+            .await
+        {
+            Ok(run) => {
+                report.pushes = run.pushes.len();
+                report.failed = run.outcomes.iter().filter(|o| o.failed()).count();
+            }
+            // A whole-pass failure (the state file, a task) is logged and retried; objects keep
+            // their last status rather than a guess.
+            Err(e) => {
+                tracing::error!(error = %e, "pass failed; retrying");
+                report.next_due = report.next_due.min(Duration::from_secs(10));
+                return Ok(report);
+            }
+        }
+        self.engine.prune(&loaded.set)?;
+        report.status_writes = self.write_statuses(&listed, &loaded).await;
+        Ok(report)
+    }
+
+    /// Adds the finalizer to live objects; removes it from deleted ones (after forgetting them).
+    async fn finalizers(&self, listed: &Listed) -> Result<(), ControllerError> {
+        for (key, obj) in &listed.objects {
+            if key.kind == FluxKind::GitRepository {
+                continue;
+            }
+            let mut list = obj.metadata.finalizers.clone().unwrap_or_default();
+            let has = list.iter().any(|f| f == FINALIZER);
+            let deleting = obj.metadata.deletion_timestamp.is_some();
+            if deleting == has {
+                if deleting {
+                    list.retain(|f| f != FINALIZER);
+                } else {
+                    list.push(FINALIZER.to_string());
+                }
+                let api: kube::Api<kube::api::DynamicObject> =
+                    kube::Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.resource());
+                let patch = json!({ "metadata": { "finalizers": list } });
+                if let Err(e) = api
+                    .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    tracing::warn!(object = %key, error = %e, "cannot update the finalizer");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes each served object's status when it changed; returns how many were written.
+    async fn write_statuses(&self, listed: &Listed, loaded: &Loaded) -> usize {
+        let mut written = 0;
+        for (key, obj) in &listed.objects {
+            let Some(store_kind) = key.kind.store_kind() else {
+                continue;
+            };
+            if obj.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let record = match loaded.invalid.get(key) {
+                Some(_) => None,
+                None => match self.engine.store().get(store_kind, &key.namespace, &key.name) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(object = %key, error = %e, "cannot read the stored record");
+                        None
+                    }
+                },
+            };
+            // Flux leaves a suspended object's status as it is.
+            if record.as_ref().is_some_and(|r| r.suspended) || suspended(obj) {
+                continue;
+            }
+            let ready = match (loaded.invalid.get(key), record.as_ref().and_then(|r| r.ready.clone())) {
+                (Some(message), _) => invalid_condition(key.kind, message, obj),
+                (None, Some(ready)) => ready,
+                (None, None) => continue,
+            };
+            if self.write_one(key, obj, record.as_ref(), ready).await {
+                written += 1;
+            }
+        }
+        written
+    }
+
+    async fn write_one(
+        &self,
+        key: &ObjectKey,
+        obj: &kube::api::DynamicObject,
+        record: Option<&ferry_store::ObjectRecord>,
+        ready: Condition,
+    ) -> bool {
+        let observed = Observed {
+            generation: obj.metadata.generation,
+            requested_at: status::requested_at(obj),
+            ready,
+        };
+        let desired = status::desired(key.kind, &observed, record);
+        if status::up_to_date(obj.data.get("status"), &desired) {
+            return false;
+        }
+        let api = kube::Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.resource());
+        if let Err(e) = status::patch(&api, &key.name, desired).await {
+            tracing::warn!(object = %key, error = %e, "cannot write status");
+            return false;
+        }
+        let now = (observed.ready.status.clone(), observed.ready.message.clone());
+        if status::live_ready(obj).as_ref() != Some(&now) {
+            if let Err(e) = status::event(&self.client, key, obj, &observed.ready, &self.options.instance).await {
+                tracing::warn!(object = %key, error = %e, "cannot record an Event");
+            }
+        }
+        true
+    }
+}
+
+fn suspended(obj: &kube::api::DynamicObject) -> bool {
+    obj.data.pointer("/spec/suspend").and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// An object the engine could not read: Ready=False with the reason Flux gives a bad spec.
+fn invalid_condition(kind: FluxKind, message: &str, obj: &kube::api::DynamicObject) -> Condition {
+    let reason = match kind {
+        FluxKind::ImagePolicy => "InvalidPolicy",
+        FluxKind::ImageRepository => "ImageURLInvalid",
+        _ => "InvalidSourceConfiguration",
+    };
+    let previous = obj
+        .data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .and_then(|l| l.iter().find(|c| c["type"] == "Ready" && c["status"] == "False" && c["message"] == message))
+        .and_then(|c| c["lastTransitionTime"].as_str().map(String::from));
+    Condition {
+        status: "False".to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time: previous.unwrap_or_else(now_rfc3339),
+    }
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The shortest `spec.interval` among the served objects.
+fn next_due(listed: &Listed) -> Duration {
+    listed
+        .objects
+        .iter()
+        .filter(|(k, _)| k.kind != FluxKind::GitRepository)
+        .filter_map(|(_, o)| o.data.pointer("/spec/interval")?.as_str().map(String::from))
+        .map(|s| ferry_api::parse_flux_duration(&s).unwrap_or(FALLBACK_INTERVAL))
+        .min()
+        .unwrap_or(FALLBACK_INTERVAL)
+        .max(MIN_INTERVAL)
+}

@@ -1,0 +1,116 @@
+//! Secrets referenced by the served objects, read from the API into a private folder laid out
+//! like a Secret volume (`ROOT/<namespace>/<name>/<key>`), which is how the engine reads Secrets
+//! in every mode. The folder is rewritten on each pass and removed with the controller.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+
+use crate::ControllerError;
+use crate::kinds::FluxKind;
+use crate::objects::Listed;
+
+/// JSON pointers to the Secret names each kind references (same namespace as the object).
+fn references(kind: FluxKind) -> &'static [&'static str] {
+    match kind {
+        FluxKind::ImageRepository => &[
+            "/spec/secretRef/name",
+            "/spec/certSecretRef/name",
+            "/spec/proxySecretRef/name",
+        ],
+        FluxKind::GitRepository => &["/spec/secretRef/name", "/spec/proxySecretRef/name"],
+        FluxKind::ImageUpdateAutomation => &["/spec/git/commit/signingKey/secretRef/name"],
+        FluxKind::ImagePolicy => &[],
+    }
+}
+
+fn referenced(kind: FluxKind, obj: &DynamicObject) -> impl Iterator<Item = String> + '_ {
+    references(kind)
+        .iter()
+        .filter_map(move |p| obj.data.pointer(p)?.as_str().map(String::from))
+}
+
+/// The private Secrets folder of one controller.
+pub struct SecretFolder {
+    dir: tempfile::TempDir,
+}
+
+impl SecretFolder {
+    pub fn new() -> Result<SecretFolder, ControllerError> {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-controller-secrets-")
+            .tempdir()
+            .map_err(|e| ControllerError::Io(format!("cannot create a private Secrets folder: {e}")))?;
+        Ok(SecretFolder { dir })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes every referenced Secret that exists; a missing one is left absent, so the engine
+    /// reports it on the object that references it.
+    pub async fn refresh(&self, client: &kube::Client, listed: &Listed) -> Result<(), ControllerError> {
+        let wanted: BTreeSet<(String, String)> = listed
+            .objects
+            .iter()
+            .flat_map(|(key, obj)| referenced(key.kind, obj).map(|name| (key.namespace.clone(), name)))
+            .collect();
+        clear(self.root())?;
+        for (namespace, name) in wanted {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            match api.get_opt(&name).await {
+                Ok(Some(secret)) => write_secret(self.root(), &namespace, &name, &secret)?,
+                Ok(None) => {}
+                // Without the right, the Secret is as good as missing: the object says which.
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    tracing::warn!(namespace, name, "RBAC denies get on this Secret")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> ControllerError {
+    ControllerError::Io(format!("{}: {e}", path.display()))
+}
+
+fn clear(root: &Path) -> Result<(), ControllerError> {
+    for entry in std::fs::read_dir(root).map_err(|e| io(root, e))? {
+        let path = entry.map_err(|e| io(root, e))?.path();
+        std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
+fn write_secret(root: &Path, namespace: &str, name: &str, secret: &Secret) -> Result<(), ControllerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir: PathBuf = root.join(namespace).join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let data = secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+    let string_data = secret
+        .string_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+    for (key, bytes) in data.chain(string_data) {
+        // Keys are file names in a Secret volume too; refuse anything that would leave the folder.
+        if key.is_empty() || key.contains('/') || key == "." || key == ".." {
+            continue;
+        }
+        let path = dir.join(&key);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Flux's status fields and conditions, computed from what the engine recorded for an object,
+//! and written through the status subresource only when they change; Events on Ready
+//! transitions.
+
+use ferry_store::{Condition, ObjectRecord};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::kinds::{FluxKind, REQUESTED_AT};
+use crate::objects::ObjectKey;
+
+/// Reasons of configuration errors that retrying will not fix: Ready=False plus Stalled=True.
+const STALLING: &[&str] = &[
+    "InvalidPolicy",
+    "ImageURLInvalid",
+    "InvalidUpdateStrategy",
+    "InvalidPolicySelector",
+    "InvalidSourceConfiguration",
+    "RemovedTemplateField",
+    "AccessDenied",
+];
+
+/// The Ready condition an object should carry, plus its generation and handled request.
+pub struct Observed<'a> {
+    pub generation: Option<i64>,
+    pub requested_at: Option<&'a str>,
+    pub ready: Condition,
+}
+
+fn condition(kind: &str, c: &Condition, generation: Option<i64>) -> Value {
+    json!({
+        "type": kind,
+        "status": c.status,
+        "reason": c.reason,
+        "message": c.message,
+        "lastTransitionTime": c.last_transition_time,
+        "observedGeneration": generation,
+    })
+}
+
+fn conditions(obs: &Observed) -> Value {
+    let mut list = vec![condition("Ready", &obs.ready, obs.generation)];
+    if !obs.ready.is_ready() && STALLING.contains(&obs.ready.reason.as_str()) {
+        list.push(condition("Stalled", &obs.ready, obs.generation));
+    }
+    Value::Array(list)
+}
+
+fn image_ref(r: &ferry_store::ImageRefRecord) -> Value {
+    let mut v = json!({ "name": r.name, "tag": r.tag });
+    if let Some(d) = &r.digest {
+        v["digest"] = json!(d);
+    }
+    v
+}
+
+/// The whole status of one object; fields the record lacks are `null`, so a merge patch removes
+/// them.
+pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) -> Value {
+    let mut status = json!({
+        "observedGeneration": obs.generation,
+        "lastHandledReconcileAt": obs.requested_at,
+        "conditions": conditions(obs),
+    });
+    match kind {
+        FluxKind::ImageRepository => {
+            let scan = record.and_then(|r| r.scan.as_ref());
+            status["canonicalImageName"] = json!(scan.map(|s| &s.canonical_image_name));
+            status["observedExclusionList"] = json!(scan.map(|s| &s.observed_exclusion_list));
+            status["lastScanResult"] = json!(scan.map(|s| json!({
+                "revision": s.revision,
+                "tagCount": s.tag_count,
+                "scanTime": s.scan_time,
+                "latestTags": s.latest_tags,
+            })));
+        }
+        FluxKind::ImagePolicy => {
+            let policy = record.and_then(|r| r.policy.as_ref());
+            status["latestRef"] = json!(policy.and_then(|p| p.latest_ref.as_ref()).map(image_ref));
+            status["observedPreviousRef"] =
+                json!(policy.and_then(|p| p.observed_previous_ref.as_ref()).map(image_ref));
+        }
+        FluxKind::ImageUpdateAutomation => {
+            let a = record.and_then(|r| r.automation.as_ref());
+            status["lastAutomationRunTime"] = json!(a.and_then(|a| a.last_automation_run_time.as_ref()));
+            status["lastPushCommit"] = json!(a.and_then(|a| a.last_push_commit.as_ref()));
+            status["lastPushTime"] = json!(a.and_then(|a| a.last_push_time.as_ref()));
+            status["observedSourceRevision"] = json!(a.and_then(|a| a.observed_source_revision.as_ref()));
+            status["observedPolicies"] = json!(a.map(|a| {
+                a.observed_policies
+                    .iter()
+                    .map(|(k, v)| (k.clone(), image_ref(v)))
+                    .collect::<serde_json::Map<_, _>>()
+            }));
+        }
+        FluxKind::GitRepository => {}
+    }
+    status
+}
+
+/// True when the live status already holds every field of `desired` (nulls meaning absent).
+pub fn up_to_date(live: Option<&Value>, desired: &Value) -> bool {
+    let Some(Value::Object(want)) = Some(desired) else {
+        return false;
+    };
+    want.iter().all(|(k, v)| {
+        let have = live.and_then(|l| l.get(k)).unwrap_or(&Value::Null);
+        have == v
+    })
+}
+
+pub async fn patch(
+    api: &Api<DynamicObject>,
+    name: &str,
+    status: Value,
+) -> Result<(), kube::Error> {
+    let body = json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map(|_| ())
+}
+
+/// The `requestedAt` annotation, echoed as `lastHandledReconcileAt` once handled.
+pub fn requested_at(obj: &DynamicObject) -> Option<&str> {
+    obj.metadata
+        .annotations
+        .as_ref()?
+        .get(REQUESTED_AT)
+        .map(String::as_str)
+}
+
+/// The live Ready condition's status and message, to detect transitions.
+pub fn live_ready(obj: &DynamicObject) -> Option<(String, String)> {
+    let list = obj.data.pointer("/status/conditions")?.as_array()?;
+    let ready = list.iter().find(|c| c["type"] == "Ready")?;
+    Some((
+        ready["status"].as_str()?.to_string(),
+        ready["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// A Kubernetes Event on the object (Normal when Ready, Warning otherwise).
+pub async fn event(
+    client: &kube::Client,
+    key: &ObjectKey,
+    obj: &DynamicObject,
+    ready: &Condition,
+    instance: &str,
+) -> Result<(), kube::Error> {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", key.name)),
+            namespace: Some(key.namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(format!("{}/v1", key.kind.group())),
+            kind: Some(key.kind.kind().to_string()),
+            name: Some(key.name.clone()),
+            namespace: Some(key.namespace.clone()),
+            uid: obj.metadata.uid.clone(),
+            resource_version: obj.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(ready.reason.clone()),
+        message: Some(ready.message.clone()),
+        type_: Some(if ready.is_ready() { "Normal" } else { "Warning" }.to_string()),
+        source: Some(EventSource {
+            component: Some("ferry-controller".to_string()),
+            ..Default::default()
+        }),
+        reporting_component: Some("ferry-controller".to_string()),
+        reporting_instance: Some(instance.to_string()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    };
+    Api::<Event>::namespaced(client.clone(), &key.namespace)
+        .create(&PostParams::default(), &event)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,86 @@
+//! Watches that wake the controller: a new or deleted object, a spec change (generation), a
+//! `reconcile.fluxcd.io/requestedAt` request, or a deletion. Status writes (the controller's own)
+//! change none of these, so they never wake it. A broken watch is restarted by kube-runtime's
+//! watcher with backoff, so an API server restart is survived and the relist catches up.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use tokio::sync::mpsc;
+
+use crate::ControllerOptions;
+use crate::kinds::FluxKind;
+use crate::objects::ObjectKey;
+use crate::status::requested_at;
+
+/// What of an object wakes the controller when it changes.
+type Fingerprint = (Option<i64>, Option<String>, bool);
+
+pub struct Triggers {
+    rx: mpsc::Receiver<()>,
+}
+
+/// Events closer together than this make one pass.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+impl Triggers {
+    pub fn start(client: kube::Client, options: &ControllerOptions) -> Triggers {
+        let (tx, rx) = mpsc::channel(64);
+        for kind in FluxKind::SERVED.into_iter().chain([FluxKind::GitRepository]) {
+            let api = kind.api(&client, options);
+            let mut config = watcher::Config::default();
+            if kind != FluxKind::GitRepository {
+                if let Some(selector) = &options.label_selector {
+                    config = config.labels(selector);
+                }
+            }
+            tokio::spawn(watch_kind(kind, api, config, tx.clone()));
+        }
+        Triggers { rx }
+    }
+
+    /// Waits for a trigger or `limit`, then lets a burst of events settle.
+    pub async fn next(&mut self, limit: Duration) {
+        if tokio::time::timeout(limit, self.rx.recv()).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+async fn watch_kind(
+    kind: FluxKind,
+    api: kube::Api<kube::api::DynamicObject>,
+    config: watcher::Config,
+    tx: mpsc::Sender<()>,
+) {
+    let mut seen: HashMap<ObjectKey, Fingerprint> = HashMap::new();
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(event) = stream.next().await {
+        let wake = match event {
+            Ok(Event::Apply(obj)) | Ok(Event::InitApply(obj)) => {
+                let key = ObjectKey::of(kind, &obj);
+                let print = (
+                    obj.metadata.generation,
+                    requested_at(&obj).map(String::from),
+                    obj.metadata.deletion_timestamp.is_some(),
+                );
+                seen.insert(key, print.clone()) != Some(print)
+            }
+            Ok(Event::Delete(obj)) => seen.remove(&ObjectKey::of(kind, &obj)).is_some(),
+            Ok(Event::Init) | Ok(Event::InitDone) => false,
+            Err(e) => {
+                tracing::warn!(kind = kind.kind(), error = %e, "watch interrupted; restarting");
+                false
+            }
+        };
+        // A full channel already holds a wake-up; dropping this one loses nothing.
+        if wake && tx.try_send(()).is_err() && tx.is_closed() {
+            return;
+        }
+    }
+}

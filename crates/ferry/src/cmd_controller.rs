@@ -1,0 +1,96 @@
+//! `ferry controller`: arguments, then `ferry_controller::run` (the logic lives in the library).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::{CliError, Status};
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount.
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Watch ImageRepositories, ImagePolicies and ImageUpdateAutomations in every namespace.
+    /// With `--watch-all-namespaces=false`, only in `--namespace`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub watch_all_namespaces: bool,
+    /// The namespace to watch when not watching all (Flux's RUNTIME_NAMESPACE).
+    #[arg(long, value_name = "NS", env = "RUNTIME_NAMESPACE", default_value = "flux-system")]
+    pub namespace: String,
+    /// Only objects whose labels match this selector (sharding, as Flux's
+    /// `--watch-label-selector`, e.g. `sharding.fluxcd.io/key=shard1`).
+    #[arg(long, value_name = "SELECTOR")]
+    pub watch_label_selector: Option<String>,
+    /// Directory for the clone cache of write-back repositories. Default: $XDG_CACHE_HOME/ferry/git.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Longest wait between passes when no event arrives.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Run one pass and exit (0: all Ready, 1: some object failed).
+    #[arg(long)]
+    pub once: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+impl ControllerArgs {
+    fn options(self, state: &std::path::Path) -> ferry_controller::ControllerOptions {
+        ferry_controller::ControllerOptions {
+            kubeconfig: self.kubeconfig,
+            context: self.context,
+            namespace: (!self.watch_all_namespaces).then_some(self.namespace),
+            label_selector: self.watch_label_selector,
+            state: state.to_path_buf(),
+            cache_dir: crate::cache_path(self.cache_dir),
+            resync: self.resync,
+            instance: hostname(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()))
+        .unwrap_or_else(|_| "ferry".to_string())
+}
+
+pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result<Status, CliError> {
+    let once = args.once;
+    let options = args.options(state);
+    if once {
+        let report = ferry_controller::run_once(options).await.map_err(CliError::failed)?;
+        println!(
+            "{} status writes, {} pushes, {} not ready",
+            report.status_writes, report.pushes, report.failed
+        );
+        return Ok(if report.failed > 0 { Status::Failed } else { Status::Ok });
+    }
+    ferry_controller::run(options, shutdown_signal())
+        .await
+        .map_err(CliError::failed)?;
+    Ok(Status::Ok)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
