@@ -74,7 +74,6 @@ impl Listed {
         }
         Ok(listed)
     }
-
 }
 
 /// The engine's view, and the objects that could not be read (key → message).

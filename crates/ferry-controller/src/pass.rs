@@ -39,7 +39,10 @@ const FALLBACK_INTERVAL: Duration = Duration::from_secs(60);
 const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Controller {
-    pub fn new(client: kube::Client, options: ControllerOptions) -> Result<Controller, ControllerError> {
+    pub fn new(
+        client: kube::Client,
+        options: ControllerOptions,
+    ) -> Result<Controller, ControllerError> {
         let secrets = SecretFolder::new()?;
         if let Some(dir) = options.state.parent() {
             std::fs::create_dir_all(dir)
@@ -86,6 +89,14 @@ impl Controller {
         }
         self.engine.prune(&loaded.set)?;
         report.status_writes = self.write_statuses(&listed, &loaded).await;
+        tracing::info!(
+            objects = listed.objects.len(),
+            invalid = loaded.invalid.len(),
+            pushes = report.pushes,
+            not_ready = report.failed,
+            status_writes = report.status_writes,
+            "pass done"
+        );
         Ok(report)
     }
 
@@ -104,8 +115,11 @@ impl Controller {
                 } else {
                     list.push(FINALIZER.to_string());
                 }
-                let api: kube::Api<kube::api::DynamicObject> =
-                    kube::Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.resource());
+                let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+                    self.client.clone(),
+                    &key.namespace,
+                    &key.kind.resource(),
+                );
                 let patch = json!({ "metadata": { "finalizers": list } });
                 if let Err(e) = api
                     .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -130,7 +144,11 @@ impl Controller {
             }
             let record = match loaded.invalid.get(key) {
                 Some(_) => None,
-                None => match self.engine.store().get(store_kind, &key.namespace, &key.name) {
+                None => match self
+                    .engine
+                    .store()
+                    .get(store_kind, &key.namespace, &key.name)
+                {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(object = %key, error = %e, "cannot read the stored record");
@@ -142,7 +160,10 @@ impl Controller {
             if record.as_ref().is_some_and(|r| r.suspended) || suspended(obj) {
                 continue;
             }
-            let ready = match (loaded.invalid.get(key), record.as_ref().and_then(|r| r.ready.clone())) {
+            let ready = match (
+                loaded.invalid.get(key),
+                record.as_ref().and_then(|r| r.ready.clone()),
+            ) {
                 (Some(message), _) => invalid_condition(key.kind, message, obj),
                 (None, Some(ready)) => ready,
                 (None, None) => continue,
@@ -170,14 +191,26 @@ impl Controller {
         if status::up_to_date(obj.data.get("status"), &desired) {
             return false;
         }
-        let api = kube::Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.resource());
+        let api =
+            kube::Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.resource());
         if let Err(e) = status::patch(&api, &key.name, desired).await {
             tracing::warn!(object = %key, error = %e, "cannot write status");
             return false;
         }
-        let now = (observed.ready.status.clone(), observed.ready.message.clone());
+        let now = (
+            observed.ready.status.clone(),
+            observed.ready.message.clone(),
+        );
         if status::live_ready(obj).as_ref() != Some(&now) {
-            if let Err(e) = status::event(&self.client, key, obj, &observed.ready, &self.options.instance).await {
+            if let Err(e) = status::event(
+                &self.client,
+                key,
+                obj,
+                &observed.ready,
+                &self.options.instance,
+            )
+            .await
+            {
                 tracing::warn!(object = %key, error = %e, "cannot record an Event");
             }
         }
@@ -200,7 +233,10 @@ fn invalid_condition(kind: FluxKind, message: &str, obj: &kube::api::DynamicObje
         .data
         .pointer("/status/conditions")
         .and_then(|c| c.as_array())
-        .and_then(|l| l.iter().find(|c| c["type"] == "Ready" && c["status"] == "False" && c["message"] == message))
+        .and_then(|l| {
+            l.iter()
+                .find(|c| c["type"] == "Ready" && c["status"] == "False" && c["message"] == message)
+        })
         .and_then(|c| c["lastTransitionTime"].as_str().map(String::from));
     Condition {
         status: "False".to_string(),

@@ -42,7 +42,9 @@ impl SecretFolder {
         let dir = tempfile::Builder::new()
             .prefix("ferry-controller-secrets-")
             .tempdir()
-            .map_err(|e| ControllerError::Io(format!("cannot create a private Secrets folder: {e}")))?;
+            .map_err(|e| {
+                ControllerError::Io(format!("cannot create a private Secrets folder: {e}"))
+            })?;
         Ok(SecretFolder { dir })
     }
 
@@ -52,11 +54,17 @@ impl SecretFolder {
 
     /// Writes every referenced Secret that exists; a missing one is left absent, so the engine
     /// reports it on the object that references it.
-    pub async fn refresh(&self, client: &kube::Client, listed: &Listed) -> Result<(), ControllerError> {
+    pub async fn refresh(
+        &self,
+        client: &kube::Client,
+        listed: &Listed,
+    ) -> Result<(), ControllerError> {
         let wanted: BTreeSet<(String, String)> = listed
             .objects
             .iter()
-            .flat_map(|(key, obj)| referenced(key.kind, obj).map(|name| (key.namespace.clone(), name)))
+            .flat_map(|(key, obj)| {
+                referenced(key.kind, obj).map(|name| (key.namespace.clone(), name))
+            })
             .collect();
         clear(self.root())?;
         for (namespace, name) in wanted {
@@ -87,11 +95,20 @@ fn clear(root: &Path) -> Result<(), ControllerError> {
     Ok(())
 }
 
-fn write_secret(root: &Path, namespace: &str, name: &str, secret: &Secret) -> Result<(), ControllerError> {
+fn write_secret(
+    root: &Path,
+    namespace: &str,
+    name: &str,
+    secret: &Secret,
+) -> Result<(), ControllerError> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir: PathBuf = root.join(namespace).join(name);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let data = secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+    let data = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()));
     let string_data = secret
         .string_data
         .iter()

@@ -79,15 +79,20 @@ pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) ->
         FluxKind::ImagePolicy => {
             let policy = record.and_then(|r| r.policy.as_ref());
             status["latestRef"] = json!(policy.and_then(|p| p.latest_ref.as_ref()).map(image_ref));
-            status["observedPreviousRef"] =
-                json!(policy.and_then(|p| p.observed_previous_ref.as_ref()).map(image_ref));
+            status["observedPreviousRef"] = json!(
+                policy
+                    .and_then(|p| p.observed_previous_ref.as_ref())
+                    .map(image_ref)
+            );
         }
         FluxKind::ImageUpdateAutomation => {
             let a = record.and_then(|r| r.automation.as_ref());
-            status["lastAutomationRunTime"] = json!(a.and_then(|a| a.last_automation_run_time.as_ref()));
+            status["lastAutomationRunTime"] =
+                json!(a.and_then(|a| a.last_automation_run_time.as_ref()));
             status["lastPushCommit"] = json!(a.and_then(|a| a.last_push_commit.as_ref()));
             status["lastPushTime"] = json!(a.and_then(|a| a.last_push_time.as_ref()));
-            status["observedSourceRevision"] = json!(a.and_then(|a| a.observed_source_revision.as_ref()));
+            status["observedSourceRevision"] =
+                json!(a.and_then(|a| a.observed_source_revision.as_ref()));
             status["observedPolicies"] = json!(a.map(|a| {
                 a.observed_policies
                     .iter()
@@ -111,11 +116,7 @@ pub fn up_to_date(live: Option<&Value>, desired: &Value) -> bool {
     })
 }
 
-pub async fn patch(
-    api: &Api<DynamicObject>,
-    name: &str,
-    status: Value,
-) -> Result<(), kube::Error> {
+pub async fn patch(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<(), kube::Error> {
     let body = json!({ "status": status });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
@@ -167,7 +168,14 @@ pub async fn event(
         },
         reason: Some(ready.reason.clone()),
         message: Some(ready.message.clone()),
-        type_: Some(if ready.is_ready() { "Normal" } else { "Warning" }.to_string()),
+        type_: Some(
+            if ready.is_ready() {
+                "Normal"
+            } else {
+                "Warning"
+            }
+            .to_string(),
+        ),
         source: Some(EventSource {
             component: Some("ferry-controller".to_string()),
             ..Default::default()

@@ -27,7 +27,9 @@ fn api_objects_and_namespaces_load_one_by_one() {
         "spec": { "policy": { "semver": { "range": ">=1.0.0" } } }
     }));
     for obj in [good, bad] {
-        listed.objects.insert(ObjectKey::of(FluxKind::ImagePolicy, &obj), obj);
+        listed
+            .objects
+            .insert(ObjectKey::of(FluxKind::ImagePolicy, &obj), obj);
     }
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": { "name": "staging", "labels": { "environment": "staging" } }
@@ -40,7 +42,11 @@ fn api_objects_and_namespaces_load_one_by_one() {
     assert_eq!(loaded.set.image_policies[0].name(), "backend");
     assert_eq!(loaded.set.namespaces.len(), 1);
     assert_eq!(
-        loaded.set.namespaces[0].metadata.labels.get("environment").map(String::as_str),
+        loaded.set.namespaces[0]
+            .metadata
+            .labels
+            .get("environment")
+            .map(String::as_str),
         Some("staging")
     );
     let broken = ObjectKey {

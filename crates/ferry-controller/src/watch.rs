@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use crate::ControllerOptions;
@@ -29,7 +29,10 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 impl Triggers {
     pub fn start(client: kube::Client, options: &ControllerOptions) -> Triggers {
         let (tx, rx) = mpsc::channel(64);
-        for kind in FluxKind::SERVED.into_iter().chain([FluxKind::GitRepository]) {
+        for kind in FluxKind::SERVED
+            .into_iter()
+            .chain([FluxKind::GitRepository])
+        {
             let api = kind.api(&client, options);
             let mut config = watcher::Config::default();
             if kind != FluxKind::GitRepository {

@@ -20,7 +20,12 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub watch_all_namespaces: bool,
     /// The namespace to watch when not watching all (Flux's RUNTIME_NAMESPACE).
-    #[arg(long, value_name = "NS", env = "RUNTIME_NAMESPACE", default_value = "flux-system")]
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "RUNTIME_NAMESPACE",
+        default_value = "flux-system"
+    )]
     pub namespace: String,
     /// Only objects whose labels match this selector (sharding, as Flux's
     /// `--watch-label-selector`, e.g. `sharding.fluxcd.io/key=shard1`).
@@ -58,7 +63,9 @@ impl ControllerArgs {
 
 fn hostname() -> String {
     std::env::var("POD_NAME")
-        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()))
+        .or_else(|_| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|_| "ferry".to_string())
 }
 
@@ -66,12 +73,18 @@ pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result
     let once = args.once;
     let options = args.options(state);
     if once {
-        let report = ferry_controller::run_once(options).await.map_err(CliError::failed)?;
+        let report = ferry_controller::run_once(options)
+            .await
+            .map_err(CliError::failed)?;
         println!(
             "{} status writes, {} pushes, {} not ready",
             report.status_writes, report.pushes, report.failed
         );
-        return Ok(if report.failed > 0 { Status::Failed } else { Status::Ok });
+        return Ok(if report.failed > 0 {
+            Status::Failed
+        } else {
+            Status::Ok
+        });
     }
     ferry_controller::run(options, shutdown_signal())
         .await
@@ -81,7 +94,10 @@ pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -78,6 +78,28 @@ fn wait_for(
     }
 }
 
+/// Every served object has Ready=True at its current generation.
+fn all_ready(c: &ClusterEnv) -> bool {
+    let path = r#"{range .items[*]}{.metadata.generation}={.status.observedGeneration}:{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+    [
+        "imagerepositories",
+        "imagepolicies",
+        "imageupdateautomations",
+    ]
+    .iter()
+    .all(|kind| {
+        let out = c.kubectl_output(&["get", kind, "-A", "-o", &format!("jsonpath={path}")]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success()
+            && text.lines().count() == if *kind == "imagerepositories" { 2 } else { 6 }
+            && text.lines().all(|l| {
+                let (gens, ready) = l.split_once(':').unwrap_or_default();
+                let (g, o) = gens.split_once('=').unwrap_or_default();
+                g == o && ready == "True"
+            })
+    })
+}
+
 const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
 
 #[test]
@@ -101,7 +123,11 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         "--once",
     ]);
     run.expect_code(1);
-    assert!(run.stderr.contains("ferry install --crds-only"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ferry install --crds-only"),
+        "{}",
+        run.stderr
+    );
 
     c.install_flux_image_crds();
     common::cluster::ensure_namespace(c, "flux-system");
@@ -119,31 +145,64 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
     let ctl = Controller::start(c, &seed.ws);
 
     // Every object Ready, with the seed's expected tags; Git written byte-exact.
-    wait_for(c, "staging backend pushed", Duration::from_secs(90), &ctl, || {
-        remote_file(&git, &seed.repo, STAGING_FILE)
-            .contains(NEW_STAGING)
-            .then_some(())
-    });
+    wait_for(
+        c,
+        "staging backend pushed",
+        Duration::from_secs(90),
+        &ctl,
+        || {
+            remote_file(&git, &seed.repo, STAGING_FILE)
+                .contains(NEW_STAGING)
+                .then_some(())
+        },
+    );
     wait_for(c, "all Ready", Duration::from_secs(60), &ctl, || {
-        let (ok, text) = flux(c, &["get", "images", "all", "-A"]);
-        (ok && !text.contains("False") && !text.contains("Unknown")).then_some(())
+        all_ready(c).then_some(())
     });
     let (_, all) = flux(c, &["get", "images", "all", "-A"]);
-    assert!(all.contains(NEW_DEVELOP) && all.contains(NEW_STAGING), "{all}");
+    assert!(
+        all.contains(NEW_DEVELOP) && all.contains(NEW_STAGING),
+        "{all}"
+    );
     seed.assert_develop_and_staging_updated();
     assert_eq!(
-        jsonpath(c, "staging", "imagepolicy/backend", "{.status.latestRef.tag}"),
+        jsonpath(
+            c,
+            "staging",
+            "imagepolicy/backend",
+            "{.status.latestRef.tag}"
+        ),
         NEW_STAGING
     );
-    assert!(!jsonpath(c, "staging", "imageupdateautomation/backend", "{.status.lastPushCommit}").is_empty());
+    assert!(
+        !jsonpath(
+            c,
+            "staging",
+            "imageupdateautomation/backend",
+            "{.status.lastPushCommit}"
+        )
+        .is_empty()
+    );
     assert_eq!(
-        jsonpath(c, "flux-system", "imagerepository/backend", "{.metadata.finalizers[0]}"),
+        jsonpath(
+            c,
+            "flux-system",
+            "imagerepository/backend",
+            "{.metadata.finalizers[0]}"
+        ),
         "finalizers.fluxcd.io"
     );
 
     // The flux CLI's reconcile waits for lastHandledReconcileAt and Ready at the new generation.
     for args in [
-        ["reconcile", "image", "repository", "backend", "-n", "flux-system"],
+        [
+            "reconcile",
+            "image",
+            "repository",
+            "backend",
+            "-n",
+            "flux-system",
+        ],
         ["reconcile", "image", "update", "backend", "-n", "staging"],
     ] {
         let mut args = args.to_vec();
@@ -162,28 +221,77 @@ fn suspend_and_resume(
     seed: &Seed,
     ctl: &Controller,
 ) {
-    let (ok, text) = flux(c, &["suspend", "image", "update", "backend", "-n", "staging"]);
+    let (ok, text) = flux(
+        c,
+        &["suspend", "image", "update", "backend", "-n", "staging"],
+    );
     assert!(ok, "{text}");
     let newer = "staging-v0.0.2-b2c3d4e-1738870000";
-    let org = seed.image_registry.split_once('/').map(|(_, o)| o).unwrap_or_default();
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
     push(reg, &format!("{org}/backend"), newer);
     let (ok, text) = flux(
         c,
-        &["reconcile", "image", "repository", "backend", "-n", "flux-system", "--timeout", "90s"],
+        &[
+            "reconcile",
+            "image",
+            "repository",
+            "backend",
+            "-n",
+            "flux-system",
+            "--timeout",
+            "90s",
+        ],
     );
     assert!(ok, "{text}");
-    wait_for(c, "staging policy sees the new tag", Duration::from_secs(60), ctl, || {
-        (jsonpath(c, "staging", "imagepolicy/backend", "{.status.latestRef.tag}") == newer).then_some(())
-    });
+    wait_for(
+        c,
+        "staging policy sees the new tag",
+        Duration::from_secs(60),
+        ctl,
+        || {
+            (jsonpath(
+                c,
+                "staging",
+                "imagepolicy/backend",
+                "{.status.latestRef.tag}",
+            ) == newer)
+                .then_some(())
+        },
+    );
     // The pass that elected it also ran the automations: the suspended one wrote nothing.
     let file = remote_file(&seed.git, &seed.repo, STAGING_FILE);
-    assert!(file.contains(NEW_STAGING) && !file.contains(newer), "{file}");
+    assert!(
+        file.contains(NEW_STAGING) && !file.contains(newer),
+        "{file}"
+    );
 
-    let (ok, text) = flux(c, &["resume", "image", "update", "backend", "-n", "staging", "--timeout", "90s"]);
+    let (ok, text) = flux(
+        c,
+        &[
+            "resume",
+            "image",
+            "update",
+            "backend",
+            "-n",
+            "staging",
+            "--timeout",
+            "90s",
+        ],
+    );
     assert!(ok, "flux resume:\n{text}\ncontroller log:\n{}", ctl.log());
-    wait_for(c, "resumed automation pushes the new tag", Duration::from_secs(60), ctl, || {
-        remote_file(&seed.git, &seed.repo, STAGING_FILE)
-            .contains(newer)
-            .then_some(())
-    });
+    wait_for(
+        c,
+        "resumed automation pushes the new tag",
+        Duration::from_secs(60),
+        ctl,
+        || {
+            remote_file(&seed.git, &seed.repo, STAGING_FILE)
+                .contains(newer)
+                .then_some(())
+        },
+    );
 }

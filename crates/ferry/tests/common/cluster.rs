@@ -72,12 +72,20 @@ pub fn apply_seed(c: &ClusterEnv, flux_root: &Path, image_registry: &str) {
         .partition(|d| d.to_string_lossy().contains("infrastructure"));
     for d in infra.iter().chain(apps.iter()) {
         let yaml = render(c, d, image_registry);
-        assert!(!yaml.contains("${"), "unsubstituted variable in {}", d.display());
+        assert!(
+            !yaml.contains("${"),
+            "unsubstituted variable in {}",
+            d.display()
+        );
         apply(c, &yaml, &d.display().to_string());
     }
 }
 
 /// Creates a namespace unless it exists.
 pub fn ensure_namespace(c: &ClusterEnv, name: &str) {
-    apply(c, &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"), name);
+    apply(
+        c,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
+        name,
+    );
 }
