@@ -50,7 +50,7 @@ impl Controller {
         }
         let store = Store::open(&options.state)?;
         let config = EngineConfig {
-            secrets: SecretsDir::new(Some(secrets.root().to_path_buf())),
+            secrets: SecretsDir::mirrored_from_api(secrets.root().to_path_buf()),
             cache_dir: options.cache_dir.clone(),
         };
         Ok(Controller {

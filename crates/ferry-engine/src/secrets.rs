@@ -8,11 +8,25 @@ use crate::EngineError;
 #[derive(Debug, Clone, Default)]
 pub struct SecretsDir {
     root: Option<PathBuf>,
+    /// The folder mirrors the cluster's Secrets (controller mode): errors name the Secret, not
+    /// the private folder.
+    from_api: bool,
 }
 
 impl SecretsDir {
     pub fn new(root: Option<PathBuf>) -> SecretsDir {
-        SecretsDir { root }
+        SecretsDir {
+            root,
+            from_api: false,
+        }
+    }
+
+    /// A folder the controller fills from the API with the Secrets the objects reference.
+    pub fn mirrored_from_api(root: PathBuf) -> SecretsDir {
+        SecretsDir {
+            root: Some(root),
+            from_api: true,
+        }
     }
 
     pub fn root(&self) -> Option<&Path> {
@@ -33,6 +47,11 @@ impl SecretsDir {
             )));
         };
         let dir = root.join(namespace).join(name);
+        if !dir.is_dir() && self.from_api {
+            return Err(EngineError::Secret(format!(
+                "{referrer}: Secret {namespace}/{name} not found (or not readable by the controller)"
+            )));
+        }
         if !dir.is_dir() {
             return Err(EngineError::Secret(format!(
                 "{referrer}: Secret {namespace}/{name} not found: no directory {}",

@@ -295,3 +295,197 @@ fn suspend_and_resume(
         },
     );
 }
+
+/// Writes a file and returns its path as a string.
+fn file(ws: &Workspace, name: &str, content: &[u8]) -> String {
+    let path = ws.join(name);
+    std::fs::write(&path, content).expect("write");
+    path.to_string_lossy().into_owned()
+}
+
+fn condition(c: &ClusterEnv, ns: &str, resource: &str, kind: &str, field: &str) -> String {
+    jsonpath(
+        c,
+        ns,
+        resource,
+        &format!("{{.status.conditions[?(@.type==\"{kind}\")].{field}}}"),
+    )
+}
+
+/// Bad input is each object's status, never a crash; credentials appear nowhere; a missing
+/// right stops the controller with the verb and resource.
+#[test]
+fn controller_bad_input_is_status_and_never_leaks() {
+    let (Some(reg), Some(basic)) = (registry(Auth::None, false), registry(Auth::Basic, true))
+    else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("ctlbad-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    c.install_flux_image_crds();
+    let ws = Workspace::new();
+    let repo = common::unique("bad");
+    push(&reg, &format!("{repo}/app"), "1.0.0");
+    let wrong = "wr0ng-PASSWORD-never-printed";
+    let ca = std::fs::read_to_string(basic.ca.as_ref().expect("basic registry CA")).expect("CA");
+    let dockerconfig = String::from_utf8(common::dockerconfigjson(
+        &basic.host,
+        basic.user.as_deref().unwrap_or_default(),
+        wrong,
+    ))
+    .expect("utf8");
+    let objects = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: apps, labels: {{team: a}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: other}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: app, namespace: apps}}
+spec:
+  image: {host}/{repo}/app
+  interval: 1m
+  accessFrom: {{namespaceSelectors: [{{matchLabels: {{team: a}}}}]}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: private, namespace: apps}}
+spec: {{image: {host}/{repo}/private, interval: 1m, secretRef: {{name: missing-creds}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: basic, namespace: apps}}
+spec:
+  image: {basic_host}/{repo}/app
+  interval: 1m
+  secretRef: {{name: wrong-creds}}
+  certSecretRef: {{name: registry-ca}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: good, namespace: apps}}
+spec: {{imageRepositoryRef: {{name: app}}, policy: {{semver: {{range: ">=1.0.0"}}}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: badregex, namespace: apps}}
+spec:
+  imageRepositoryRef: {{name: app}}
+  filterTags: {{pattern: "(["}}
+  policy: {{semver: {{range: ">=1.0.0"}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: denied, namespace: other}}
+spec: {{imageRepositoryRef: {{name: app, namespace: apps}}, policy: {{semver: {{range: ">=1.0.0"}}}}}}
+"#,
+        host = reg.host,
+        basic_host = basic.host,
+    );
+    common::cluster::apply(c, &objects, "bad-input objects");
+    let docker = file(&ws, "dockerconfig.json", dockerconfig.as_bytes());
+    let ca_file = file(&ws, "ca.crt", ca.as_bytes());
+    c.kubectl(&[
+        "-n",
+        "apps",
+        "create",
+        "secret",
+        "generic",
+        "wrong-creds",
+        "--type=kubernetes.io/dockerconfigjson",
+        &format!("--from-file=.dockerconfigjson={docker}"),
+    ]);
+    c.kubectl(&[
+        "-n",
+        "apps",
+        "create",
+        "secret",
+        "generic",
+        "registry-ca",
+        &format!("--from-file=ca.crt={ca_file}"),
+    ]);
+
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let run = ws.ferry(&["-vv", "controller", "--kubeconfig", &kubeconfig, "--once"]);
+    run.expect_code(1).assert_no_secret(wrong);
+
+    assert_eq!(
+        jsonpath(c, "apps", "imagepolicy/good", "{.status.latestRef.tag}"),
+        "1.0.0"
+    );
+    assert_eq!(
+        condition(c, "apps", "imagepolicy/badregex", "Stalled", "reason"),
+        "InvalidPolicy"
+    );
+    assert_eq!(
+        condition(c, "apps", "imagepolicy/badregex", "Ready", "status"),
+        "False"
+    );
+    assert_eq!(
+        condition(c, "other", "imagepolicy/denied", "Ready", "reason"),
+        "AccessDenied"
+    );
+    let missing = condition(c, "apps", "imagerepository/private", "Ready", "message");
+    assert!(
+        missing.contains("Secret apps/missing-creds not found"),
+        "{missing}"
+    );
+    assert!(
+        !missing.contains("/tmp"),
+        "the private Secrets folder leaks into: {missing}"
+    );
+    let denied = condition(c, "apps", "imagerepository/basic", "Ready", "status");
+    assert_eq!(denied, "False");
+
+    // No credential in any status, Event or log line.
+    let everything = c.kubectl(&[
+        "get",
+        "imagerepositories,imagepolicies,events",
+        "-A",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        !everything.contains(wrong),
+        "a credential leaked into status or events"
+    );
+    let warnings = c.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "apps",
+        "--field-selector",
+        "type=Warning",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !warnings.trim().is_empty(),
+        "Ready=False transitions record Warning Events"
+    );
+
+    // A ServiceAccount without rights: the controller names the verb and the resource.
+    c.kubectl(&["-n", "other", "create", "serviceaccount", "nobody"]);
+    let token = c.kubectl(&["-n", "other", "create", "token", "nobody"]);
+    let ca_path = c.vars.get("TESTBED_CLUSTER_CA").expect("CA path");
+    let sa_config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{ca_path}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: u}}\ncurrent-context: t\n",
+        c.url,
+        token.trim()
+    );
+    let sa_kubeconfig = file(&ws, "nobody.kubeconfig", sa_config.as_bytes());
+    let run = ws.ferry(&["controller", "--kubeconfig", &sa_kubeconfig, "--once"]);
+    run.expect_code(1).assert_no_secret(token.trim());
+    assert!(
+        run.stderr
+            .contains("RBAC denied: cannot list imagerepositories.image.toolkit.fluxcd.io"),
+        "{}",
+        run.stderr
+    );
+}
