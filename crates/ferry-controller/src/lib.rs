@@ -13,6 +13,7 @@
 //! controller with an empty disk rebuilds its view from the API and the registries.
 
 mod kinds;
+mod leader;
 mod objects;
 mod pass;
 mod secrets;
@@ -43,8 +44,11 @@ pub struct ControllerOptions {
     /// The longest wait between two passes when nothing happens (objects' intervals are shorter
     /// or equal; this bounds a missed event).
     pub resync: Duration,
-    /// Name of this instance in Events (`reportingInstance`).
+    /// Name of this instance in Events (`reportingInstance`) and in the leader Lease; unique
+    /// per replica.
     pub instance: String,
+    /// Hold a Lease in this namespace before reconciling (`--leader-elect`).
+    pub leader_election: Option<String>,
 }
 
 /// Errors that stop the controller (one object's failure is its status, never this).
@@ -76,6 +80,8 @@ pub enum ControllerError {
     Engine(#[from] ferry_engine::EngineError),
     #[error("{0}")]
     Io(String),
+    #[error("leadership lost (the Lease was not renewed in time or was taken over); stopping")]
+    LeadershipLost,
 }
 
 /// Builds a client from the options (kubeconfig file and context, else the usual inference).
@@ -110,14 +116,37 @@ pub async fn run(
 ) -> Result<(), ControllerError> {
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
+    tokio::pin!(shutdown);
+    let leader = options.leader_election.as_ref().map(|ns| {
+        let config = leader::LeaseConfig::new(ns.clone(), options.instance.clone());
+        leader::Leader::new(client.clone(), config)
+    });
+    if let Some(leader) = &leader {
+        tracing::info!(identity = %options.instance, "waiting for the leader Lease");
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            acquired = leader.acquire() => acquired?,
+        }
+    }
+    let lost = async {
+        match &leader {
+            Some(leader) => leader.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost);
     let mut controller = pass::Controller::new(client.clone(), options.clone())?;
     let mut triggers = watch::Triggers::start(client, &options);
-    tokio::pin!(shutdown);
     loop {
-        let report = controller.pass().await?;
+        let report = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = &mut lost => return Err(ControllerError::LeadershipLost),
+            report = controller.pass() => report?,
+        };
         let wait = report.next_due.min(options.resync);
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            _ = &mut lost => return Err(ControllerError::LeadershipLost),
             _ = triggers.next(wait) => {}
         }
     }

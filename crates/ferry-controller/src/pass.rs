@@ -201,18 +201,12 @@ impl Controller {
             observed.ready.status.clone(),
             observed.ready.message.clone(),
         );
-        if status::live_ready(obj).as_ref() != Some(&now) {
-            if let Err(e) = status::event(
-                &self.client,
-                key,
-                obj,
-                &observed.ready,
-                &self.options.instance,
-            )
-            .await
-            {
-                tracing::warn!(object = %key, error = %e, "cannot record an Event");
-            }
+        if status::live_ready(obj).as_ref() == Some(&now) {
+            return true;
+        }
+        let instance = &self.options.instance;
+        if let Err(e) = status::event(&self.client, key, obj, &observed.ready, instance).await {
+            tracing::warn!(object = %key, error = %e, "cannot record an Event");
         }
         true
     }

@@ -20,12 +20,17 @@ struct Controller {
 
 impl Controller {
     fn start(c: &ClusterEnv, ws: &Workspace) -> Controller {
-        let log = ws.join("controller.log");
+        Controller::start_with(c, ws, &[])
+    }
+
+    fn start_with(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
+        let log = ws.join(&format!("controller-{}.log", extra.len()));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(common::bin())
             .args(["--state", &ws.state_str(), "controller", "--kubeconfig"])
             .arg(&c.kubeconfig)
             .args(["--cache-dir", &ws.cache_str(), "--resync", "30s"])
+            .args(extra)
             .env_remove("KUBECONFIG")
             .env("FERRY_LOG", "warn,ferry_controller=debug,ferry_engine=info")
             .stdout(Stdio::null())
@@ -100,6 +105,23 @@ fn all_ready(c: &ClusterEnv) -> bool {
     })
 }
 
+/// Flux's CRDs, the git credentials Secret, and the seed's objects, as a Flux user has them.
+fn apply_seed_with_credentials(c: &ClusterEnv, seed: &Seed, git: &ferry_testbed::git::GitEnv) {
+    c.install_flux_image_crds();
+    common::cluster::ensure_namespace(c, "flux-system");
+    c.kubectl(&[
+        "-n",
+        "flux-system",
+        "create",
+        "secret",
+        "generic",
+        "git-credentials",
+        &format!("--from-literal=username={}", git.user),
+        &format!("--from-literal=password={}", git.password),
+    ]);
+    common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
+}
+
 const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
 
 #[test]
@@ -114,8 +136,6 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
     // Flux's GitRepository accepts http(s) and ssh URLs only: the http server, with Basic auth
     // from a Secret the controller reads from the API.
     let seed = Seed::new(&reg, &git, "ctl", |g, r| g.http(r), Some("git-credentials"));
-
-    // Before the CRDs exist, the controller says what to do.
     let run = seed.ws.ferry(&[
         "controller",
         "--kubeconfig",
@@ -128,20 +148,7 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         "{}",
         run.stderr
     );
-
-    c.install_flux_image_crds();
-    common::cluster::ensure_namespace(c, "flux-system");
-    c.kubectl(&[
-        "-n",
-        "flux-system",
-        "create",
-        "secret",
-        "generic",
-        "git-credentials",
-        &format!("--from-literal=username={}", git.user),
-        &format!("--from-literal=password={}", git.password),
-    ]);
-    common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
+    apply_seed_with_credentials(c, &seed, &git);
     let ctl = Controller::start(c, &seed.ws);
 
     // Every object Ready, with the seed's expected tags; Git written byte-exact.
@@ -487,5 +494,144 @@ spec: {{imageRepositoryRef: {{name: app, namespace: apps}}, policy: {{semver: {{
             .contains("RBAC denied: cannot list imagerepositories.image.toolkit.fluxcd.io"),
         "{}",
         run.stderr
+    );
+}
+
+fn lease_holder(c: &ClusterEnv) -> String {
+    jsonpath(
+        c,
+        "flux-system",
+        "lease/ferry-controller-leader",
+        "{.spec.holderIdentity}",
+    )
+}
+
+/// Commits whose trailers record `policy` moving to `tag`.
+fn commits_to(seed: &Seed, policy: &str, tag: &str) -> usize {
+    let trailers = common::remote_log(
+        &seed.git,
+        &seed.repo,
+        "%H %(trailers:key=Ferry-Change,valueonly,separator=%x20)",
+    );
+    trailers
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("policy={policy} "))
+                && l.split_whitespace()
+                    .any(|w| w.starts_with("new=") && w.ends_with(&format!(":{tag}")))
+        })
+        .count()
+}
+
+/// Two replicas with `--leader-elect`: kill -9 of the leader during a scan hands over within
+/// 30 s, and every pushed tag gets exactly one commit, never moving an environment backwards.
+#[test]
+fn leader_failover_keeps_one_commit_per_tag() {
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("ctlha-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    let seed = Seed::new(
+        &reg,
+        &git,
+        "ctlha",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    apply_seed_with_credentials(c, &seed, &git);
+    let second = Workspace::new();
+    let elect = ["--leader-elect", "--namespace", "flux-system"];
+    let mut replicas = vec![
+        Controller::start_with(c, &seed.ws, &elect),
+        Controller::start_with(c, &second, &elect),
+    ];
+    wait_for(
+        c,
+        "staging pushed by the leader",
+        Duration::from_secs(90),
+        &replicas[0],
+        || {
+            remote_file(&git, &seed.repo, STAGING_FILE)
+                .contains(NEW_STAGING)
+                .then_some(())
+        },
+    );
+    let holder = lease_holder(c);
+    let leader = replicas
+        .iter()
+        .position(|r| holder.ends_with(&format!("_{}", r.child.id())))
+        .unwrap_or_else(|| panic!("no replica holds the Lease ({holder:?})"));
+
+    // A newer tag, a scan requested, and the leader killed while it runs.
+    let newer = "staging-v0.0.3-c3d4e5f-1738880000";
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    push(&reg, &format!("{org}/backend"), newer);
+    c.kubectl(&[
+        "-n",
+        "flux-system",
+        "annotate",
+        "--overwrite",
+        "imagerepository/backend",
+        "reconcile.fluxcd.io/requestedAt=failover",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let killed_at = std::time::Instant::now();
+    replicas[leader].child.kill().expect("kill -9 the leader");
+    let _ = replicas[leader].child.wait();
+    let survivor = &replicas[1 - leader];
+    wait_for(
+        c,
+        "the other replica takes the Lease",
+        Duration::from_secs(30),
+        survivor,
+        || {
+            let holder = lease_holder(c);
+            holder
+                .ends_with(&format!("_{}", survivor.child.id()))
+                .then_some(())
+        },
+    );
+    let takeover = killed_at.elapsed();
+    assert!(
+        takeover < Duration::from_secs(30),
+        "takeover took {takeover:?}"
+    );
+    eprintln!("leader takeover after kill -9: {takeover:?}");
+    wait_for(
+        c,
+        "the new leader pushes the newer tag",
+        Duration::from_secs(60),
+        survivor,
+        || {
+            remote_file(&git, &seed.repo, STAGING_FILE)
+                .contains(newer)
+                .then_some(())
+        },
+    );
+    replicas.clear();
+
+    // Exactly one commit per tag, in order: the environment never moved backwards.
+    assert_eq!(commits_to(&seed, "staging/backend", NEW_STAGING), 1);
+    assert_eq!(commits_to(&seed, "staging/backend", newer), 1);
+    let values = common::remote_log(
+        &seed.git,
+        &seed.repo,
+        "%(trailers:key=Ferry-Change,valueonly,separator=%x20)",
+    );
+    let order: Vec<&str> = values
+        .lines()
+        .filter(|l| l.contains("policy=staging/backend "))
+        .collect();
+    assert_eq!(order.len(), 2, "{values}");
+    assert!(
+        order[0].contains(newer) && order[1].contains(NEW_STAGING),
+        "newest first: {order:?}"
     );
 }
