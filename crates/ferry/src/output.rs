@@ -389,3 +389,86 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
         }
     }
 }
+
+/// One object of `ferry render`.
+#[derive(Serialize)]
+struct RenderRow {
+    kind: String,
+    namespace: String,
+    name: String,
+    /// `namespace/name` of the Flux Kustomization, or `(plain file)`.
+    kustomization: String,
+    /// `file:line` in the source tree.
+    source: String,
+    object: serde_json::Value,
+}
+
+fn render_rows(objects: &ferry_api::ObjectSet) -> anyhow::Result<Vec<RenderRow>> {
+    fn rows<S: ferry_api::Spec + Serialize>(
+        set: &ferry_api::ObjectSet,
+        list: &[ferry_api::Object<S>],
+        out: &mut Vec<RenderRow>,
+    ) -> anyhow::Result<()> {
+        for o in list {
+            let r = o.object_ref();
+            out.push(RenderRow {
+                kustomization: set
+                    .origins
+                    .get(&r)
+                    .cloned()
+                    .unwrap_or_else(|| "(plain file)".to_string()),
+                source: o.source.to_string(),
+                object: serde_json::to_value(o)?,
+                kind: r.kind,
+                namespace: r.namespace,
+                name: r.name,
+            });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    rows(objects, &objects.image_repositories, &mut out)?;
+    rows(objects, &objects.image_policies, &mut out)?;
+    rows(objects, &objects.image_update_automations, &mut out)?;
+    rows(objects, &objects.git_repositories, &mut out)?;
+    out.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    Ok(out)
+}
+
+/// `ferry render` output: a table, or JSON/YAML lists (deterministic order).
+pub fn print_render(
+    objects: &ferry_api::ObjectSet,
+    format: crate::cli::RenderFormat,
+) -> anyhow::Result<()> {
+    use crate::cli::RenderFormat;
+    let rows = render_rows(objects)?;
+    match format {
+        RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        RenderFormat::Yaml => print!("{}", serde_saphyr::to_string(&rows)?),
+        RenderFormat::Table => {
+            let head = ["KIND", "NAMESPACE", "NAME", "KUSTOMIZATION", "SOURCE"];
+            let cells: Vec<[&str; 5]> = rows
+                .iter()
+                .map(|r| [&*r.kind, &*r.namespace, &*r.name, &*r.kustomization, &*r.source])
+                .collect();
+            let mut width = head.map(str::len);
+            for c in &cells {
+                for (w, v) in width.iter_mut().zip(c) {
+                    *w = (*w).max(v.len());
+                }
+            }
+            for line in std::iter::once(head).chain(cells) {
+                let mut s = String::new();
+                for (i, (v, w)) in line.iter().zip(width).enumerate() {
+                    if i + 1 == line.len() {
+                        s.push_str(v);
+                    } else {
+                        s.push_str(&format!("{v:<w$}  "));
+                    }
+                }
+                println!("{s}");
+            }
+        }
+    }
+    Ok(())
+}
