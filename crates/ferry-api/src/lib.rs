@@ -52,13 +52,13 @@ pub use image::{
     UpdateStrategy, UpdateStrategyName,
 };
 pub use load::{Loaded, REMOVED_TEMPLATE_FIELD, load_dir, load_dir_report, load_str};
-pub use rendered::{RenderedDoc, RenderedLoader, locate_document};
 pub use meta::{
     DEFAULT_NAMESPACE, LocalObjectReference, NamespacedObjectReference, ObjectMeta, ObjectRef,
     Source,
 };
 pub use object::{Object, Spec};
 pub use pipeline::{FERRY_API_VERSION, Gates, Namespace, Pipeline, PipelineSpec, Stage};
+pub use rendered::{RenderedDoc, RenderedLoader, locate_document};
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorError, SelectorOperator};
 pub use set::ObjectSet;
 pub use vars::{VarError, Vars, is_valid_var_name, substitute_text};

@@ -396,7 +396,10 @@ enum Target {
 
 /// Image API versions that Flux removed but whose fields map onto v1 (`flux migrate` rewrites
 /// them); Ferry loads them as v1 with one warning per file.
-const OLD_IMAGE_VERSIONS: [&str; 2] = ["image.toolkit.fluxcd.io/v1beta2", "image.toolkit.fluxcd.io/v1beta1"];
+const OLD_IMAGE_VERSIONS: [&str; 2] = [
+    "image.toolkit.fluxcd.io/v1beta2",
+    "image.toolkit.fluxcd.io/v1beta1",
+];
 
 /// Flux's condition reason for a template that uses a field removed from the v1 data model.
 pub const REMOVED_TEMPLATE_FIELD: &str = "RemovedTemplateField";
@@ -418,9 +421,18 @@ fn removed_template_field(text: &str) -> Option<LoadErrorKind> {
 
 impl Loader {
     /// Maps a removed image API version to v1, warning once per file.
-    fn old_image_version<'s>(&mut self, rel: &str, api: &'s str, kind: &str, line: usize) -> &'s str {
+    fn old_image_version<'s>(
+        &mut self,
+        rel: &str,
+        api: &'s str,
+        kind: &str,
+        line: usize,
+    ) -> &'s str {
         if !OLD_IMAGE_VERSIONS.contains(&api)
-            || !matches!(kind, "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation")
+            || !matches!(
+                kind,
+                "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation"
+            )
         {
             return api;
         }
@@ -654,7 +666,11 @@ impl Loader {
         let text = if disabled {
             doc.text.clone()
         } else {
-            match self.vars.as_ref().map_or_else(|| Ok(doc.text.clone()), |v| substitute(&doc.text, v)) {
+            match self
+                .vars
+                .as_ref()
+                .map_or_else(|| Ok(doc.text.clone()), |v| substitute(&doc.text, v))
+            {
                 Ok(t) => t,
                 Err(errs) => {
                     for e in errs {

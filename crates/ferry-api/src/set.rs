@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::git::GitRepository;
-use crate::meta::ObjectRef;
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
+use crate::meta::ObjectRef;
 use crate::pipeline::{Namespace, Pipeline};
 
 /// Every supported object found under a root, in file order (sorted paths, then document order).

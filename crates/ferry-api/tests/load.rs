@@ -668,7 +668,11 @@ fn old_image_versions_load_as_v1_with_one_warning_per_file() {
             "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: n}}\nspec: {{imageRepositoryRef: {{name: r}}, policy: {{semver: {{range: '>=1.0.0'}}}}}}\n"
         )
     };
-    write(dir.path(), "old.yaml", &format!("{}---\n{}", policy("a"), policy("b")));
+    write(
+        dir.path(),
+        "old.yaml",
+        &format!("{}---\n{}", policy("a"), policy("b")),
+    );
     write(
         dir.path(),
         "auto.yaml",
@@ -679,11 +683,15 @@ fn old_image_versions_load_as_v1_with_one_warning_per_file() {
     assert_eq!(loaded.set.image_update_automations.len(), 1);
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings.iter().all(|w| w.contains("flux migrate")), "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.contains("flux migrate")),
+        "{warnings:?}"
+    );
     let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].contains("ImageUpdateAutomation n/old") && errors[0].contains("RemovedTemplateField"),
+        errors[0].contains("ImageUpdateAutomation n/old")
+            && errors[0].contains("RemovedTemplateField"),
         "{errors:?}"
     );
 }

@@ -126,8 +126,8 @@ fn load_tree(
         vars: vars.clone(),
         ..RenderOptions::default()
     };
-    let render = ferry_render::render(root, scope, &opts)
-        .map_err(|e| EngineError::Source(e.to_string()))?;
+    let render =
+        ferry_render::render(root, scope, &opts).map_err(|e| EngineError::Source(e.to_string()))?;
     let Render::Flux(render) = render else {
         return Ok(SourceLoad {
             loaded: ferry_api::load_dir_report(scope, vars),

@@ -345,7 +345,14 @@ impl Renderer<'_> {
     }
 
     /// A Kustomization produced by `unit`, after `unit`'s substitution.
-    fn child(&self, unit: &Unit, d: &TextDoc, v: &Value, file: &str, line: usize) -> Option<Pending> {
+    fn child(
+        &self,
+        unit: &Unit,
+        d: &TextDoc,
+        v: &Value,
+        file: &str,
+        line: usize,
+    ) -> Option<Pending> {
         if v["kind"] != "Kustomization"
             || !v["apiVersion"]
                 .as_str()
@@ -365,7 +372,12 @@ impl Renderer<'_> {
 
     /// Runs kustomize on `dir` with the Kustomization's additions written into its
     /// kustomization file (as kustomize-controller does), then restores the folder.
-    fn kustomize_build(&mut self, ks: &Pending, dir: &Path, path: &str) -> Result<String, RenderError> {
+    fn kustomize_build(
+        &mut self,
+        ks: &Pending,
+        dir: &Path,
+        path: &str,
+    ) -> Result<String, RenderError> {
         if self.kustomize.is_none() {
             self.kustomize = Kustomize::find(self.opts.kustomize.as_deref());
         }
@@ -489,9 +501,7 @@ fn append(obj: &mut serde_json::Map<String, Value>, key: &str, items: Option<&Ve
     let Some(items) = items.filter(|i| !i.is_empty()) else {
         return;
     };
-    let list = obj
-        .entry(key)
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let list = obj.entry(key).or_insert_with(|| Value::Array(Vec::new()));
     if let Some(list) = list.as_array_mut() {
         list.extend(items.iter().cloned());
     }
@@ -517,9 +527,9 @@ pub fn source_root(dir: &Path) -> PathBuf {
     }
     dir.ancestors()
         .find(|a| {
-            paths.iter().all(|p| {
-                tree::contained_join(a, a, p).is_some_and(|d| d.is_dir())
-            })
+            paths
+                .iter()
+                .all(|p| tree::contained_join(a, a, p).is_some_and(|d| d.is_dir()))
         })
         .map_or(dir.clone(), Path::to_path_buf)
 }

@@ -20,8 +20,12 @@ impl ValueSources {
         }
         let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-        self.objects
-            .push((kind.to_string(), ns.to_string(), name.to_string(), obj.clone()));
+        self.objects.push((
+            kind.to_string(),
+            ns.to_string(),
+            name.to_string(),
+            obj.clone(),
+        ));
     }
 
     fn find(&self, kind: &str, ns: &str, name: &str) -> Option<&Value> {
@@ -141,6 +145,15 @@ mod tests {
     #[test]
     fn no_post_build_means_no_substitution() {
         let k = serde_json::json!({"kind": "Kustomization", "spec": {"path": "./"}});
-        assert!(variables(&k, "x", &ValueSources::default(), &Vars::new(), &mut Vec::new()).is_none());
+        assert!(
+            variables(
+                &k,
+                "x",
+                &ValueSources::default(),
+                &Vars::new(),
+                &mut Vec::new()
+            )
+            .is_none()
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::RenderError;
 
 /// Names kustomize recognises for a kustomization file, in its order.
-pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// One YAML document of a file: its text and 1-based first line.
 #[derive(Debug, Clone)]

@@ -128,7 +128,8 @@ pub enum Command {
     Serve(crate::cmd_serve::ServeArgs),
 }
 
-const RENDER_ABOUT: &str = "Print the image-automation objects Ferry sees (ImageRepository, ImagePolicy, \
+const RENDER_ABOUT: &str =
+    "Print the image-automation objects Ferry sees (ImageRepository, ImagePolicy, \
 ImageUpdateAutomation, GitRepository), each with the Flux Kustomization it came from.
 
 With Flux Kustomizations (kustomize.toolkit.fluxcd.io) in the tree, objects are what Flux would \

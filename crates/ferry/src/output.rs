@@ -449,7 +449,15 @@ pub fn print_render(
             let head = ["KIND", "NAMESPACE", "NAME", "KUSTOMIZATION", "SOURCE"];
             let cells: Vec<[&str; 5]> = rows
                 .iter()
-                .map(|r| [&*r.kind, &*r.namespace, &*r.name, &*r.kustomization, &*r.source])
+                .map(|r| {
+                    [
+                        &*r.kind,
+                        &*r.namespace,
+                        &*r.name,
+                        &*r.kustomization,
+                        &*r.source,
+                    ]
+                })
                 .collect();
             let mut width = head.map(str::len);
             for c in &cells {

@@ -33,7 +33,11 @@ fn kubectl_available() -> bool {
 fn expected_objects(root: &Path, ks: &Ks) -> Vec<serde_json::Value> {
     let scratch = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
-        .args(["-a", &format!("{}/.", root.display()), scratch.path().to_str().unwrap()])
+        .args([
+            "-a",
+            &format!("{}/.", root.display()),
+            scratch.path().to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -53,7 +57,11 @@ fn expected_objects(root: &Path, ks: &Ks) -> Vec<serde_json::Value> {
         .args(["kustomize", scratch.path().join(ks.path).to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut text = String::from_utf8(out.stdout).unwrap();
     for (k, v) in ks.vars {
         text = text.replace(&format!("${{{k}}}"), v);
@@ -82,7 +90,10 @@ fn identities(objects: &[serde_json::Value]) -> BTreeSet<(String, String, String
             };
             (
                 o["kind"].as_str().unwrap().to_string(),
-                o["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
                 o["metadata"]["name"].as_str().unwrap().to_string(),
                 key.as_str().unwrap_or_default().to_string(),
             )
@@ -217,11 +228,17 @@ fn corpus_a(root: &Path, registry: &str, git_url: &str) -> Vec<Ks> {
     );
     let vars_a: &'static [(&str, &str)] = Box::leak(Box::new([
         ("APP", "app-a"),
-        ("REGISTRY", Box::leak(registry.to_string().into_boxed_str()) as &str),
+        (
+            "REGISTRY",
+            Box::leak(registry.to_string().into_boxed_str()) as &str,
+        ),
     ]));
     let vars_b: &'static [(&str, &str)] = Box::leak(Box::new([
         ("APP", "app-b"),
-        ("REGISTRY", Box::leak(registry.to_string().into_boxed_str()) as &str),
+        (
+            "REGISTRY",
+            Box::leak(registry.to_string().into_boxed_str()) as &str,
+        ),
     ]));
     vec![
         Ks {
@@ -274,8 +291,18 @@ fn corpus_a_matches_kustomize_plus_substitution() {
     r.expect_code(0);
     assert_eq!(rendered(&r), want, "{}", r.stderr);
     for t in [
-        tuple("ImageRepository", "team-a", "app-a", "127.0.0.1:5000/org/app-a"),
-        tuple("ImageRepository", "team-b", "app-b", "127.0.0.1:5000/org/app-b"),
+        tuple(
+            "ImageRepository",
+            "team-a",
+            "app-a",
+            "127.0.0.1:5000/org/app-a",
+        ),
+        tuple(
+            "ImageRepository",
+            "team-b",
+            "app-b",
+            "127.0.0.1:5000/org/app-b",
+        ),
         tuple("ImagePolicy", "team-a", "app-a", "app-a"),
         tuple("ImagePolicy", "team-b", "app-b", "app-b"),
         tuple("ImagePolicy", "team-a", "legacy", "app-a"),
@@ -283,7 +310,11 @@ fn corpus_a_matches_kustomize_plus_substitution() {
     ] {
         assert!(want.contains(&t), "{t:?} not in {want:#?}");
     }
-    let migrate: Vec<&str> = r.stderr.lines().filter(|l| l.contains("flux migrate")).collect();
+    let migrate: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("flux migrate"))
+        .collect();
     assert_eq!(migrate.len(), 1, "{}", r.stderr);
     assert!(migrate[0].contains("infra/old-policy.yaml"), "{}", r.stderr);
     let rows = r.json();
@@ -300,7 +331,11 @@ fn corpus_a_matches_kustomize_plus_substitution() {
     // The table names the Kustomization and the source file; scan needs no GitRepository.
     let t = ferry(&["render", "--dir", root.to_str().unwrap()]);
     t.expect_code(0);
-    assert!(t.stdout.contains("components/image/repository.yaml"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("components/image/repository.yaml"),
+        "{}",
+        t.stdout
+    );
 }
 
 /// Multi-cluster layout: `--path clusters/staging` renders only that cluster's Kustomizations.
@@ -324,9 +359,18 @@ fn multi_cluster_is_chosen_with_path() {
         &[
             ("clusters/staging/apps.yaml", &cluster("staging")),
             ("clusters/production/apps.yaml", &cluster("production")),
-            ("envs/staging/kustomization.yaml", "namespace: staging\nresources:\n- ../base\n"),
-            ("envs/production/kustomization.yaml", "namespace: production\nresources:\n- ../base\n"),
-            ("envs/base/kustomization.yaml", "resources:\n- policy.yaml\n"),
+            (
+                "envs/staging/kustomization.yaml",
+                "namespace: staging\nresources:\n- ../base\n",
+            ),
+            (
+                "envs/production/kustomization.yaml",
+                "namespace: production\nresources:\n- ../base\n",
+            ),
+            (
+                "envs/base/kustomization.yaml",
+                "resources:\n- policy.yaml\n",
+            ),
             (
                 "envs/base/policy.yaml",
                 "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: app-${ENV}\nspec:\n  imageRepositoryRef:\n    name: app\n    namespace: flux-system\n  policy:\n    numerical:\n      order: asc\n",
@@ -335,13 +379,24 @@ fn multi_cluster_is_chosen_with_path() {
     );
     for env in ["staging", "production"] {
         let path = format!("clusters/{env}");
-        let r = ferry(&["render", "--dir", root.to_str().unwrap(), "--path", &path, "-o", "json"]);
+        let r = ferry(&[
+            "render",
+            "--dir",
+            root.to_str().unwrap(),
+            "--path",
+            &path,
+            "-o",
+            "json",
+        ]);
         r.expect_code(0);
         let corpus = [Ks {
             path: Box::leak(format!("envs/{env}").into_boxed_str()),
             components: &[],
             target_namespace: None,
-            vars: Box::leak(Box::new([("ENV", Box::leak(env.to_string().into_boxed_str()) as &str)])),
+            vars: Box::leak(Box::new([(
+                "ENV",
+                Box::leak(env.to_string().into_boxed_str()) as &str,
+            )])),
         }];
         let want = expectation(&root, &corpus);
         assert_eq!(rendered(&r), want);
@@ -351,4 +406,76 @@ fn multi_cluster_is_chosen_with_path() {
     let r = ferry(&["render", "--dir", root.to_str().unwrap(), "-o", "json"]);
     r.expect_code(0);
     assert!(r.stderr.contains("--path"), "{}", r.stderr);
+}
+
+/// Corpus A through a real reconcile (testbed registry and git http server with the patched-in
+/// `secretRef`): both apps of the shared component are written, each through its own
+/// namespace's marker (`team-a:app-a` in a Deployment, `team-b:app-b:tag` in HelmRelease values).
+#[test]
+fn corpus_a_reconciles_against_the_real_registry_and_git_server() {
+    use ferry_testbed::git::git_servers;
+    use ferry_testbed::registry::{Auth, registry};
+    if !kubectl_available() {
+        eprintln!("skipped: kubectl not found");
+        return;
+    }
+    let Some(env) = git_servers() else { return };
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
+    let ws = Workspace::new();
+    let org = unique("render");
+    for app in ["app-a", "app-b"] {
+        for tag in ["1.0.0", "1.2.0"] {
+            push(&reg, &format!("{org}/{app}"), tag);
+        }
+    }
+    let image_registry = format!("{}/{org}", reg.host);
+    let repo = env.new_repo("render-corpus", false).unwrap();
+    let tree = ws.join("tree");
+    corpus_a(&tree, &image_registry, &env.http(&repo));
+    push_tree(&env, &repo, &tree);
+    ws.secret(
+        "flux-system",
+        "git-auth",
+        &[
+            ("username", env.user.as_bytes()),
+            ("password", env.password.as_bytes()),
+        ],
+    );
+    let (url, secrets, cache) = (env.file(&repo), ws.secrets_str(), ws.cache_str());
+    let flags = [
+        "--repo",
+        &url,
+        "--ref",
+        "main",
+        "--secrets-dir",
+        &secrets,
+        "--cache-dir",
+        &cache,
+    ];
+    let mut args = vec!["reconcile"];
+    args.extend(flags);
+    let r = ws.ferry(&args);
+    r.expect_code(3);
+    assert_eq!(
+        ws.latest("team-b", "app-b").as_deref(),
+        Some(format!("{image_registry}/app-b:1.2.0").as_str())
+    );
+    let deploy = remote_file(&env, &repo, "apps/app-a/deployment.yaml");
+    assert!(
+        deploy.contains(&format!(
+            "image: {image_registry}/app-a:1.2.0 # {{\"$imagepolicy\": \"team-a:app-a\"}}"
+        )),
+        "{deploy}"
+    );
+    let release = remote_file(&env, &repo, "apps/app-b/release.yaml");
+    assert!(
+        release.contains("tag: 1.2.0 # {\"$imagepolicy\": \"team-b:app-b:tag\"}"),
+        "{release}"
+    );
+    // Nothing left to do.
+    args = vec!["reconcile"];
+    args.extend(flags);
+    ws.ferry(&args).expect_code(0);
 }
