@@ -77,6 +77,18 @@ pub struct SourceArgs {
     /// Directory for the persistent clone cache. Default: $XDG_CACHE_HOME/ferry/git.
     #[arg(long, value_name = "DIR", env = "FERRY_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// URL of the GitRepository flux-system/flux-system when the source does not define it
+    /// (`flux bootstrap` creates it in the cluster, outside Git).
+    #[arg(long, value_name = "URL")]
+    pub git_url: Option<String>,
+    /// Branch of the --git-url GitRepository.
+    #[arg(
+        long,
+        value_name = "BRANCH",
+        default_value = "main",
+        requires = "git_url"
+    )]
+    pub git_branch: String,
     /// kustomize binary used to build Flux Kustomizations (`kubectl` works too). Default:
     /// `kustomize` on PATH, else `kubectl kustomize`.
     #[arg(long, value_name = "PATH", env = "FERRY_KUSTOMIZE")]

@@ -120,7 +120,8 @@ impl SourceArgs {
         let Some(source) = self.object_source(true)? else {
             return Ok((ferry_api::ObjectSet::default(), false));
         };
-        let load = ferry_engine::load_source(config, &source, &vars)?;
+        let mut load = ferry_engine::load_source(config, &source, &vars)?;
+        self.add_bootstrap_source(&mut load.loaded.set)?;
         for w in &load.warnings {
             eprintln!("warning: {w}");
         }
@@ -142,6 +143,28 @@ impl SourceArgs {
             eprintln!("error: {e}");
         }
         Ok((load.loaded.set, true))
+    }
+}
+
+impl SourceArgs {
+    /// `--git-url`: the GitRepository flux-system/flux-system that `flux bootstrap` creates
+    /// outside Git, unless the source defines it.
+    fn add_bootstrap_source(&self, set: &mut ferry_api::ObjectSet) -> Result<(), CliError> {
+        let Some(url) = &self.git_url else {
+            return Ok(());
+        };
+        if set.git_repository("flux-system", "flux-system").is_some() {
+            return Ok(());
+        }
+        let yaml = format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 1m0s\n  ref:\n    branch: {}\n  url: {}\n",
+            serde_json::to_string(&self.git_branch).map_err(CliError::bad_input)?,
+            serde_json::to_string(url).map_err(CliError::bad_input)?,
+        );
+        let extra =
+            ferry_api::load_str("(--git-url)", &yaml, &Vars::new()).map_err(CliError::bad_input)?;
+        set.git_repositories.extend(extra.git_repositories);
+        Ok(())
     }
 }
 

@@ -343,13 +343,7 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
     let mut rows = Vec::new();
     for (file, objects) in &tree.files {
         for (id, changes) in objects {
-            let object = if id.kind.is_empty() && id.name.is_empty() {
-                "-".to_string()
-            } else if id.namespace.is_empty() {
-                format!("{} {}", id.kind, id.name)
-            } else {
-                format!("{} {}/{}", id.kind, id.namespace, id.name)
-            };
+            let object = object_label(id);
             for c in changes {
                 rows.push(Row {
                     file,
@@ -381,12 +375,32 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
     }
     if dry_run {
         // Paths relative to --dir, like the change lines: `a//abs/path` is no use to `patch -p1`.
+        // With -o json/yaml stdout carries only the document; the diff goes to stderr.
         for (path, edit) in &tree.edits {
-            print!(
-                "{}",
-                ferry_setters::unified_diff(path, &edit.old, &edit.new)
-            );
+            let diff = ferry_setters::unified_diff(path, &edit.old, &edit.new);
+            if format == OutputFormat::Table {
+                print!("{diff}");
+            } else {
+                eprint!("{diff}");
+            }
         }
+    }
+}
+
+/// `Kind ns/name` of a changed document; documents without `metadata` (a kustomize Component,
+/// a nameless HelmRelease) say so instead of printing a blank name.
+fn object_label(id: &ferry_setters::ObjectId) -> String {
+    let kind = if id.kind.is_empty() {
+        "(no kind)"
+    } else {
+        &id.kind
+    };
+    match (id.namespace.is_empty(), id.name.is_empty()) {
+        (_, true) if id.kind.is_empty() => "-".to_string(),
+        (true, true) => format!("{kind} (no metadata.name)"),
+        (false, true) => format!("{kind} {}/(no metadata.name)", id.namespace),
+        (true, false) => format!("{kind} {}", id.name),
+        (false, false) => format!("{kind} {}/{}", id.namespace, id.name),
     }
 }
 
