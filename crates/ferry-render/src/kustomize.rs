@@ -20,6 +20,9 @@ impl Kustomize {
     /// on `PATH` (which embeds kustomize). `None` when there is none.
     pub fn find(explicit: Option<&Path>) -> Option<Kustomize> {
         if let Some(p) = explicit {
+            if p.components().count() > 1 && !p.is_file() {
+                return None;
+            }
             let kubectl = p.file_name().is_some_and(|n| n == "kubectl");
             return Some(Kustomize {
                 program: p.to_path_buf(),

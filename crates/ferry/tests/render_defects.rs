@@ -201,3 +201,89 @@ fn git_secret_is_reported_as_the_git_repositorys() {
         r.stderr
     );
 }
+
+/// A Flux repo needs kustomize: without it the error names the folder to build and the flag.
+#[test]
+fn missing_kustomize_names_the_folder() {
+    let ws = Workspace::new();
+    let tree = ws.join("tree");
+    write_tree(
+        &tree,
+        &[
+            (
+                "clusters/prod/apps.yaml",
+                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+            ),
+            (
+                "apps/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+            ),
+        ],
+    );
+    let r = ferry(&[
+        "render",
+        "--dir",
+        tree.to_str().unwrap(),
+        "--kustomize",
+        "/nonexistent/kustomize",
+    ]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("kustomize is needed to build ./apps")
+            && r.stderr.contains("flux-system/apps")
+            && r.stderr.contains("--kustomize"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Errors are per Kustomization, as in Flux: one that fails to build (a missing file, a remote
+/// base that cannot be fetched) is reported with file and reason and its objects are missing;
+/// the others load; exit 1.
+#[test]
+fn a_failing_kustomization_fails_alone() {
+    let ws = Workspace::new();
+    let tree = ws.join("tree");
+    let ks = |name: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./{name}\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+        )
+    };
+    write_tree(
+        &tree,
+        &[
+            (
+                "clusters/all.yaml",
+                &format!("{}---\n{}---\n{}", ks("good"), ks("broken"), ks("remote")),
+            ),
+            (
+                "good/policy.yaml",
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  imageRepositoryRef:\n    name: app\n  policy:\n    semver:\n      range: '>=1.0.0'\n",
+            ),
+            ("broken/kustomization.yaml", "resources:\n- missing.yaml\n"),
+            (
+                "remote/kustomization.yaml",
+                "resources:\n- https://127.0.0.1:1/org/repo//base?ref=main\n",
+            ),
+        ],
+    );
+    let r = ferry(&["render", "--dir", tree.to_str().unwrap(), "-o", "json"]);
+    r.expect_code(1);
+    let rows = r.json();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows:#}");
+    assert_eq!(rows[0]["name"], "app");
+    assert!(
+        r.stderr.contains("clusters/all.yaml:")
+            && r.stderr
+                .contains("Kustomization flux-system/broken: build failed")
+            && r.stderr.contains("missing.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("Kustomization flux-system/remote: build failed"),
+        "{}",
+        r.stderr
+    );
+}
