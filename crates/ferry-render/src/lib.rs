@@ -15,11 +15,12 @@
 //! A tree without any Flux Kustomization renders as [`Render::Plain`]: every file is an object,
 //! as before.
 
+mod build;
 mod kustomize;
 mod postbuild;
 mod tree;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,6 +160,10 @@ impl fmt::Display for Failure {
     }
 }
 
+/// One build: the built folder (source-root relative) and kustomize's output, or the
+/// Kustomization's failure.
+type Built = Result<(String, String), RenderError>;
+
 /// A Flux Kustomization waiting to be built.
 struct Pending {
     id: KsId,
@@ -189,12 +194,11 @@ pub fn render(root: &Path, scope: &Path, opts: &RenderOptions) -> Result<Render,
             path: std::env::temp_dir(),
             error: e.to_string(),
         })?;
-    let copy = work.path().join("src");
-    tree::copy_tree(root, &copy)?;
     let mut r = Renderer {
-        root: copy,
+        source: root.to_path_buf(),
+        work: work.path().to_path_buf(),
+        copies: Vec::new(),
         opts,
-        kustomize: None,
         out: FluxRender::default(),
         sources: ValueSources::default(),
         files: HashMap::new(),
@@ -244,10 +248,13 @@ fn as_kustomization(doc: &TextDoc, file: &str, default_ns: &str) -> Option<Pendi
 }
 
 struct Renderer<'a> {
-    /// The private copy kustomize builds in.
-    root: PathBuf,
+    /// The source root (read only).
+    source: PathBuf,
+    /// Scratch folder holding the copies.
+    work: PathBuf,
+    /// Private copies of the source root, one per build worker; kustomize builds in them.
+    copies: Vec<PathBuf>,
     opts: &'a RenderOptions,
-    kustomize: Option<Kustomize>,
     out: FluxRender,
     sources: ValueSources,
     /// Source file contents, for locating documents.
@@ -255,60 +262,117 @@ struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
+    /// Renders in waves: every pending Kustomization of a wave is built in parallel (each worker
+    /// in its own copy), then the outputs are taken in order (variables, produced
+    /// Kustomizations), so the result does not depend on the number of workers.
     fn run(&mut self, found: Vec<Pending>) -> Result<(), RenderError> {
-        let mut queue: VecDeque<Pending> = found.into();
+        let mut queue = found;
         let mut seen: HashMap<KsId, String> = HashMap::new();
-        while let Some(ks) = queue.pop_front() {
-            if let Some(first) = seen.get(&ks.id) {
-                if *first != format!("{}:{}", ks.file, ks.line) && !ks.file.is_empty() {
-                    self.out.warnings.push(format!(
-                        "{}:{}: Kustomization {} is also defined at {first}; only that one is \
-                         rendered (choose one cluster folder with --path)",
-                        ks.file, ks.line, ks.id
-                    ));
+        while !queue.is_empty() {
+            let wave = self.dedupe(std::mem::take(&mut queue), &mut seen);
+            let outputs = self.build_wave(&wave)?;
+            for (ks, output) in wave.iter().zip(outputs) {
+                match output.and_then(|(dir, text)| self.build_one(ks, &dir, &text)) {
+                    Ok((unit, children)) => {
+                        self.out.units.push(unit);
+                        queue.extend(children);
+                    }
+                    Err(RenderError::Build(reason)) => self.out.failures.push(Failure {
+                        id: ks.id.clone(),
+                        file: ks.file.clone(),
+                        line: ks.line,
+                        reason,
+                    }),
+                    Err(e) => return Err(e),
                 }
-                continue;
-            }
-            seen.insert(ks.id.clone(), format!("{}:{}", ks.file, ks.line));
-            match self.build_one(&ks) {
-                Ok((unit, children)) => {
-                    self.out.units.push(unit);
-                    queue.extend(children);
-                }
-                Err(RenderError::Build(reason)) => self.out.failures.push(Failure {
-                    id: ks.id.clone(),
-                    file: ks.file.clone(),
-                    line: ks.line,
-                    reason,
-                }),
-                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
-    /// Builds one Kustomization; returns its unit and the Kustomizations it produced.
-    fn build_one(&mut self, ks: &Pending) -> Result<(Unit, Vec<Pending>), RenderError> {
-        let spec = &ks.object["spec"];
-        if let Some(kind) = spec["sourceRef"]["kind"].as_str()
-            && kind != "GitRepository"
-        {
-            return Err(RenderError::Build(format!(
-                "sourceRef {kind} {} is not this Git repository; not rendered",
-                spec["sourceRef"]["name"].as_str().unwrap_or_default()
-            )));
+    /// Drops Kustomizations already rendered (a second definition is a warning).
+    fn dedupe(&mut self, pending: Vec<Pending>, seen: &mut HashMap<KsId, String>) -> Vec<Pending> {
+        let mut wave = Vec::new();
+        for ks in pending {
+            let at = format!("{}:{}", ks.file, ks.line);
+            match seen.get(&ks.id) {
+                Some(first) if *first != at => self.out.warnings.push(format!(
+                    "{at}: Kustomization {} is also defined at {first}; only that one is \
+                     rendered (choose one cluster folder with --path)",
+                    ks.id
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(ks.id.clone(), at);
+                    wave.push(ks);
+                }
+            }
         }
-        let path = spec["path"].as_str().unwrap_or("./");
-        let dir = tree::contained_join(&self.root, &self.root, path).ok_or_else(|| {
-            RenderError::Build(format!("spec.path {path:?} leaves the repository"))
-        })?;
-        if !dir.is_dir() {
-            return Err(RenderError::Build(format!(
-                "spec.path {path:?}: no such folder in the repository"
-            )));
+        wave
+    }
+
+    /// Runs kustomize for every Kustomization of a wave; per item the built folder (relative
+    /// to the source root) and the output, or that Kustomization's failure.
+    fn build_wave(&mut self, wave: &[Pending]) -> Result<Vec<Built>, RenderError> {
+        let Some(first) = wave.first() else {
+            return Ok(Vec::new());
+        };
+        let Some(kz) = Kustomize::find(self.opts.kustomize.as_deref()) else {
+            return Err(RenderError::NoKustomize {
+                kustomization: first.id.to_string(),
+                folder: first.object["spec"]["path"]
+                    .as_str()
+                    .unwrap_or("./")
+                    .to_string(),
+            });
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(wave.len());
+        while self.copies.len() < workers {
+            let copy = self.work.join(format!("src{}", self.copies.len()));
+            tree::copy_tree(&self.source, &copy)?;
+            self.copies.push(copy);
         }
-        let output = self.kustomize_build(ks, &dir, path)?;
-        let docs = tree::split_docs(&output);
+        let timeout = self.opts.timeout;
+        let mut results: Vec<Option<Built>> = (0..wave.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self.copies[..workers]
+                .iter()
+                .enumerate()
+                .map(|(w, copy)| {
+                    let kz = &kz;
+                    scope.spawn(move || {
+                        (w..wave.len())
+                            .step_by(workers)
+                            .map(|i| (i, build::build(copy, &wave[i].object, kz, timeout)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                let done = h.join().unwrap_or_default();
+                for (i, r) in done {
+                    results[i] = Some(r);
+                }
+            }
+        });
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RenderError::Build("build worker panicked".into()))))
+            .collect())
+    }
+
+    /// Takes one Kustomization's output (built in `dir`, source-root relative): its documents,
+    /// variables and the Kustomizations it produced.
+    fn build_one(
+        &mut self,
+        ks: &Pending,
+        dir: &str,
+        output: &str,
+    ) -> Result<(Unit, Vec<Pending>), RenderError> {
+        let docs = tree::split_docs(output);
         let mut values = Vec::with_capacity(docs.len());
         for d in &docs {
             let v: Value = serde_saphyr::from_str(&d.text).unwrap_or(Value::Null);
@@ -330,6 +394,7 @@ impl Renderer<'_> {
             docs: Vec::new(),
         };
         let mut children = Vec::new();
+        let dir = self.source.join(dir);
         for (d, v) in docs.into_iter().zip(values) {
             let (file, line) = self.locate(&dir, &v);
             if let Some(child) = self.child(&unit, &d, &v, &file, line) {
@@ -370,69 +435,16 @@ impl Renderer<'_> {
         as_kustomization(&doc, file, "default")
     }
 
-    /// Runs kustomize on `dir` with the Kustomization's additions written into its
-    /// kustomization file (as kustomize-controller does), then restores the folder.
-    fn kustomize_build(
-        &mut self,
-        ks: &Pending,
-        dir: &Path,
-        path: &str,
-    ) -> Result<String, RenderError> {
-        if self.kustomize.is_none() {
-            self.kustomize = Kustomize::find(self.opts.kustomize.as_deref());
-        }
-        let Some(kz) = self.kustomize.clone() else {
-            return Err(RenderError::NoKustomize {
-                kustomization: ks.id.to_string(),
-                folder: path.to_string(),
-            });
-        };
-        let existing = tree::kustomization_file(dir);
-        let (kfile, original, mut k) = match &existing {
-            Some(f) => {
-                let text = std::fs::read_to_string(f).map_err(|e| RenderError::Io {
-                    path: f.clone(),
-                    error: e.to_string(),
-                })?;
-                let v: Value = serde_saphyr::from_str(&text).map_err(|e| {
-                    RenderError::Build(format!("{path}/{}: {e}", tree::rel(dir, f)))
-                })?;
-                (f.clone(), Some(text), v)
-            }
-            None => {
-                let resources = tree::generated_resources(dir)?;
-                let v = serde_json::json!({
-                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                    "kind": "Kustomization",
-                    "resources": resources,
-                });
-                (dir.join(tree::KUSTOMIZATION_FILES[0]), None, v)
-            }
-        };
-        apply_flux_fields(&mut k, &ks.object["spec"]);
-        let io = |e: std::io::Error| RenderError::Io {
-            path: kfile.clone(),
-            error: e.to_string(),
-        };
-        std::fs::write(&kfile, k.to_string()).map_err(io)?;
-        let result = kz.build(dir, self.opts.timeout);
-        match original {
-            Some(text) => std::fs::write(&kfile, text).map_err(io)?,
-            None => std::fs::remove_file(&kfile).map_err(io)?,
-        }
-        result
-    }
-
     /// Source file and line of a built document, from kustomize's origin annotation.
     fn locate(&mut self, dir: &Path, v: &Value) -> (String, usize) {
         let origin = v["metadata"]["annotations"][ORIGIN_ANNOTATION]
             .as_str()
             .and_then(|o| o.lines().find_map(|l| l.strip_prefix("path: ")))
             .map(|p| p.trim().trim_matches('"').to_string());
-        let Some(p) = origin.and_then(|p| tree::contained_join(&self.root, dir, &p)) else {
-            return (tree::rel(&self.root, dir), 1);
+        let Some(p) = origin.and_then(|p| tree::contained_join(&self.source, dir, &p)) else {
+            return (tree::rel(&self.source, dir), 1);
         };
-        let file = tree::rel(&self.root, &p);
+        let file = tree::rel(&self.source, &p);
         let content = self
             .files
             .entry(file.clone())
@@ -453,58 +465,6 @@ fn substitution_disabled(v: &Value) -> bool {
     ["labels", "annotations"]
         .iter()
         .any(|m| v["metadata"][m][key] == "disabled")
-}
-
-/// Writes a Flux Kustomization's `targetNamespace`, `components`, `patches` and `images` into
-/// a kustomization file, and asks kustomize for origin annotations.
-fn apply_flux_fields(k: &mut Value, spec: &Value) {
-    let Some(obj) = k.as_object_mut() else {
-        return;
-    };
-    if let Some(ns) = spec["targetNamespace"].as_str().filter(|s| !s.is_empty()) {
-        obj.insert("namespace".into(), Value::String(ns.to_string()));
-    }
-    append(obj, "components", spec["components"].as_array());
-    let patches: Option<Vec<Value>> = spec["patches"].as_array().map(|ps| {
-        ps.iter()
-            .map(|p| {
-                let mut out = serde_json::Map::new();
-                out.insert("patch".into(), p["patch"].clone());
-                if !p["target"].is_null() {
-                    out.insert("target".into(), p["target"].clone());
-                }
-                Value::Object(out)
-            })
-            .collect()
-    });
-    append(obj, "patches", patches.as_ref());
-    for image in spec["images"].as_array().into_iter().flatten() {
-        let list = obj
-            .entry("images")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Some(list) = list.as_array_mut() {
-            list.retain(|i| i["name"] != image["name"]);
-            list.push(image.clone());
-        }
-    }
-    let meta = obj
-        .entry("buildMetadata")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if let Some(m) = meta.as_array_mut()
-        && !m.iter().any(|x| x == "originAnnotations")
-    {
-        m.push(Value::String("originAnnotations".into()));
-    }
-}
-
-fn append(obj: &mut serde_json::Map<String, Value>, key: &str, items: Option<&Vec<Value>>) {
-    let Some(items) = items.filter(|i| !i.is_empty()) else {
-        return;
-    };
-    let list = obj.entry(key).or_insert_with(|| Value::Array(Vec::new()));
-    if let Some(list) = list.as_array_mut() {
-        list.extend(items.iter().cloned());
-    }
 }
 
 /// The source root for a `--dir` tree: the nearest folder (the tree itself or above) holding

@@ -324,6 +324,14 @@ pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
+/// `ferry render`: the image-automation objects and the Flux Kustomization each came from.
+pub fn render(args: crate::cli::RenderArgs) -> Result<Status, CliError> {
+    let config = args.source.engine_config();
+    let (objects, failed) = args.source.load_per_object(&config, Needs::All)?;
+    output::print_render(&objects, args.output).map_err(CliError::failed)?;
+    Ok(if failed { Status::Failed } else { Status::Ok })
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_set;
@@ -341,12 +349,4 @@ mod tests {
         assert!(parse_set("nsp=reg/app:1").is_err());
         assert!(parse_set("ns:p=reg/app:1@sha256:short").is_err());
     }
-}
-
-/// `ferry render`: the image-automation objects and the Flux Kustomization each came from.
-pub fn render(args: crate::cli::RenderArgs) -> Result<Status, CliError> {
-    let config = args.source.engine_config();
-    let (objects, failed) = args.source.load_per_object(&config, Needs::All)?;
-    output::print_render(&objects, args.output).map_err(CliError::failed)?;
-    Ok(if failed { Status::Failed } else { Status::Ok })
 }
