@@ -326,9 +326,11 @@ impl Renderer<'_> {
                     .to_string(),
             });
         };
+        // kustomize spends about half of its wall time off the CPU (process start-up), so two
+        // builds per core, at most 8.
         let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4)
+            .map_or(1, |n| 2 * n.get())
+            .clamp(1, 8)
             .min(wave.len());
         while self.copies.len() < workers {
             let copy = self.work.join(format!("src{}", self.copies.len()));

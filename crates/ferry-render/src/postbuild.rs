@@ -76,7 +76,8 @@ pub fn variables(
             let _ = vars.insert(name, v);
         }
     }
-    Some(vars)
+    // Flux substitutes only when there is at least one variable.
+    (!vars.is_empty()).then_some(vars)
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -140,6 +141,21 @@ mod tests {
         assert_eq!(v.get("c"), Some("secret"));
         assert_eq!(v.get("n"), Some("5"));
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn sops_secret_is_a_warning_naming_var() {
+        let mut src = ValueSources::default();
+        src.offer(&serde_json::json!({"kind": "Secret",
+            "metadata": {"name": "enc", "namespace": "apps"},
+            "data": {"k": "ENC[AES256_GCM,data:x]"}, "sops": {"version": "3.9.0"}}));
+        let k = ks(serde_json::json!({"substituteFrom": [{"kind": "Secret", "name": "enc"}],
+                                      "substitute": {"a": "b"}}));
+        let mut w = Vec::new();
+        let v = variables(&k, "apps", &src, &Vars::new(), &mut w).unwrap();
+        assert_eq!(v.get("k"), None);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("SOPS") && w[0].contains("--var"), "{w:?}");
     }
 
     #[test]
