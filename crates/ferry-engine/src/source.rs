@@ -124,6 +124,8 @@ fn load_tree(
     let opts = RenderOptions {
         kustomize: config.kustomize.clone(),
         vars: vars.clone(),
+        // Beside the clone cache: `$XDG_CACHE_HOME/ferry/render`.
+        cache_dir: config.cache_dir.parent().map(|p| p.join("render")),
         ..RenderOptions::default()
     };
     let render =

@@ -16,6 +16,7 @@
 //! as before.
 
 mod build;
+mod cache;
 mod kustomize;
 mod postbuild;
 mod tree;
@@ -73,6 +74,9 @@ pub struct RenderOptions {
     /// `--var` / `--vars-file` values: fallback for `substituteFrom`, and they win over a
     /// Kustomization's own values.
     pub vars: Vars,
+    /// Folder for cached kustomize outputs (keyed by the whole tree, the Kustomization's spec
+    /// and the kustomize binary); `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -81,6 +85,7 @@ impl Default for RenderOptions {
             kustomize: None,
             timeout: DEFAULT_TIMEOUT,
             vars: Vars::new(),
+            cache_dir: None,
         }
     }
 }
@@ -198,6 +203,7 @@ pub fn render(root: &Path, scope: &Path, opts: &RenderOptions) -> Result<Render,
         source: root.to_path_buf(),
         work: work.path().to_path_buf(),
         copies: Vec::new(),
+        cache: None,
         opts,
         out: FluxRender::default(),
         sources: ValueSources::default(),
@@ -254,6 +260,8 @@ struct Renderer<'a> {
     work: PathBuf,
     /// Private copies of the source root, one per build worker; kustomize builds in them.
     copies: Vec<PathBuf>,
+    /// Opened on the first wave: `Some(None)` when there is no usable cache.
+    cache: Option<Option<cache::Cache>>,
     opts: &'a RenderOptions,
     out: FluxRender,
     sources: ValueSources,
@@ -326,36 +334,46 @@ impl Renderer<'_> {
                     .to_string(),
             });
         };
+        if self.cache.is_none() {
+            let base = self.opts.cache_dir.as_deref();
+            self.cache =
+                Some(base.and_then(|b| cache::Cache::open(b, &self.source, &kz.describe())));
+        }
+        let mut results: Vec<Option<Built>> = wave.iter().map(|ks| self.cached(ks)).collect();
+        let misses: Vec<usize> = (0..wave.len()).filter(|i| results[*i].is_none()).collect();
         // kustomize spends about half of its wall time off the CPU (process start-up), so two
         // builds per core, at most 8.
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| 2 * n.get())
             .clamp(1, 8)
-            .min(wave.len());
+            .min(misses.len());
         while self.copies.len() < workers {
             let copy = self.work.join(format!("src{}", self.copies.len()));
             tree::copy_tree(&self.source, &copy)?;
             self.copies.push(copy);
         }
         let timeout = self.opts.timeout;
-        let mut results: Vec<Option<Built>> = (0..wave.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
             let handles: Vec<_> = self.copies[..workers]
                 .iter()
                 .enumerate()
                 .map(|(w, copy)| {
-                    let kz = &kz;
+                    let (kz, misses) = (&kz, &misses);
                     scope.spawn(move || {
-                        (w..wave.len())
+                        misses
+                            .iter()
+                            .skip(w)
                             .step_by(workers)
-                            .map(|i| (i, build::build(copy, &wave[i].object, kz, timeout)))
+                            .map(|&i| (i, build::build(copy, &wave[i].object, kz, timeout)))
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             for h in handles {
-                let done = h.join().unwrap_or_default();
-                for (i, r) in done {
+                for (i, r) in h.join().unwrap_or_default() {
+                    if let (Ok((_, out)), Some(Some(c))) = (&r, &self.cache) {
+                        c.put(&wave[i].object["spec"], out);
+                    }
                     results[i] = Some(r);
                 }
             }
@@ -364,6 +382,16 @@ impl Renderer<'_> {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(RenderError::Build("build worker panicked".into()))))
             .collect())
+    }
+
+    /// A cached output of `ks`, with its folder.
+    fn cached(&self, ks: &Pending) -> Option<Built> {
+        let cache = self.cache.as_ref()?.as_ref()?;
+        let spec = &ks.object["spec"];
+        let path = spec["path"].as_str().unwrap_or("./");
+        let dir = tree::contained_join(&self.source, &self.source, path)?;
+        let output = cache.get(spec)?;
+        Some(Ok((tree::rel(&self.source, &dir), output)))
     }
 
     /// Takes one Kustomization's output (built in `dir`, source-root relative): its documents,

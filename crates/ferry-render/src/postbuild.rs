@@ -149,8 +149,10 @@ mod tests {
         src.offer(&serde_json::json!({"kind": "Secret",
             "metadata": {"name": "enc", "namespace": "apps"},
             "data": {"k": "ENC[AES256_GCM,data:x]"}, "sops": {"version": "3.9.0"}}));
-        let k = ks(serde_json::json!({"substituteFrom": [{"kind": "Secret", "name": "enc"}],
-                                      "substitute": {"a": "b"}}));
+        let k = ks(
+            serde_json::json!({"substituteFrom": [{"kind": "Secret", "name": "enc"}],
+                                      "substitute": {"a": "b"}}),
+        );
         let mut w = Vec::new();
         let v = variables(&k, "apps", &src, &Vars::new(), &mut w).unwrap();
         assert_eq!(v.get("k"), None);
