@@ -47,6 +47,23 @@ impl Kustomize {
         format!("{} {verb}", self.program.display())
     }
 
+    /// What identifies this kustomize for the render cache: its path, size and modification
+    /// time (an upgrade in place misses the cache).
+    pub fn identity(&self) -> String {
+        let meta = std::fs::metadata(&self.program).ok().or_else(|| {
+            on_path(&self.program.to_string_lossy()).and_then(|p| std::fs::metadata(p).ok())
+        });
+        let stamp = meta.map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{mtime}", m.len())
+        });
+        format!("{} {}", self.describe(), stamp.unwrap_or_default())
+    }
+
     /// Builds `dir` (load restrictions off, as kustomize-controller builds; the caller keeps
     /// every path inside the source root). Fails on a non-zero exit or after `timeout`.
     pub fn build(&self, dir: &Path, timeout: Duration) -> Result<String, RenderError> {

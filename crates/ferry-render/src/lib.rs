@@ -337,7 +337,7 @@ impl Renderer<'_> {
         if self.cache.is_none() {
             let base = self.opts.cache_dir.as_deref();
             self.cache =
-                Some(base.and_then(|b| cache::Cache::open(b, &self.source, &kz.describe())));
+                Some(base.and_then(|b| cache::Cache::open(b, &self.source, &kz.identity())));
         }
         let mut results: Vec<Option<Built>> = wave.iter().map(|ks| self.cached(ks)).collect();
         let misses: Vec<usize> = (0..wave.len()).filter(|i| results[*i].is_none()).collect();
