@@ -31,6 +31,7 @@ mod load;
 mod meta;
 mod object;
 mod pipeline;
+mod rendered;
 mod selector;
 mod set;
 mod vars;
@@ -50,13 +51,14 @@ pub use image::{
     NumericalPolicy, PushSpec, SemVerPolicy, SigningKey, SigningKeyType, SortOrder, TagFilter,
     UpdateStrategy, UpdateStrategyName,
 };
-pub use load::{load_dir, load_str};
+pub use load::{Loaded, REMOVED_TEMPLATE_FIELD, load_dir, load_dir_report, load_str};
 pub use meta::{
     DEFAULT_NAMESPACE, LocalObjectReference, NamespacedObjectReference, ObjectMeta, ObjectRef,
     Source,
 };
 pub use object::{Object, Spec};
 pub use pipeline::{FERRY_API_VERSION, Gates, Namespace, Pipeline, PipelineSpec, Stage};
+pub use rendered::{RenderedDoc, RenderedLoader, locate_document};
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorError, SelectorOperator};
 pub use set::ObjectSet;
-pub use vars::{VarError, Vars, is_valid_var_name};
+pub use vars::{VarError, Vars, is_valid_var_name, substitute_text};

@@ -33,36 +33,103 @@ pub fn load_dir(root: &Path, vars: &Vars) -> Result<ObjectSet, LoadErrors> {
     let mut errors = Vec::new();
     let files = collect_files(root, &mut errors);
     let vars = with_post_build_defaults(vars, &files);
-    let mut loader = Loader {
-        vars: &vars,
-        set: ObjectSet::default(),
-        errors,
-        seen: HashMap::new(),
-    };
+    let mut loader = Loader::new(Some(vars));
+    loader.errors = errors;
     for (rel, path) in files {
         loader.load_file(&rel, &path);
     }
-    if loader.errors.is_empty() {
-        Ok(loader.set)
-    } else {
-        Err(LoadErrors(loader.errors))
+    loader.finish()
+}
+
+/// Like [`load_dir`], but keeps every good object: problems are per object, as in Flux.
+pub fn load_dir_report(root: &Path, vars: &Vars) -> Loaded {
+    let mut errors = Vec::new();
+    let files = collect_files(root, &mut errors);
+    let vars = with_post_build_defaults(vars, &files);
+    let mut loader = Loader::new(Some(vars));
+    loader.errors = errors;
+    for (rel, path) in files {
+        loader.load_file(&rel, &path);
+    }
+    loader.into_loaded()
+}
+
+/// The result of a per-object load: every good object, every problem, every warning.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The objects that loaded.
+    pub set: ObjectSet,
+    /// One entry per problem; the object concerned (when known) is missing from `set`.
+    pub errors: Vec<LoadError>,
+    /// Non-fatal findings (e.g. an old API version loaded as v1, once per file).
+    pub warnings: Vec<LoadError>,
+}
+
+impl Loaded {
+    /// The objects, or every problem when there is any (the all-or-nothing contract of
+    /// [`load_dir`]).
+    pub fn into_result(self) -> Result<ObjectSet, LoadErrors> {
+        if self.errors.is_empty() {
+            Ok(self.set)
+        } else {
+            Err(LoadErrors(self.errors))
+        }
+    }
+}
+
+/// See [`crate::locate_document`].
+pub(crate) fn locate(content: &str, kind: &str, name: &str) -> Option<usize> {
+    let mut first_of_kind = None;
+    for doc in split_documents(content) {
+        let Ok(idx) = LineIndex::parse(&doc.text, doc.start_line - 1) else {
+            continue;
+        };
+        if idx.scalar(&["kind"]) != Some(kind) {
+            continue;
+        }
+        if idx.scalar(&["metadata", "name"]) == Some(name) {
+            return Some(doc.first_line);
+        }
+        first_of_kind.get_or_insert(doc.first_line);
+    }
+    first_of_kind
+}
+
+impl Loader {
+    pub(crate) fn new(vars: Option<Vars>) -> Self {
+        Loader {
+            vars,
+            set: ObjectSet::default(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            warned: std::collections::HashSet::new(),
+            rendered: None,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn finish(self) -> Result<ObjectSet, LoadErrors> {
+        if self.errors.is_empty() {
+            Ok(self.set)
+        } else {
+            Err(LoadErrors(self.errors))
+        }
+    }
+
+    pub(crate) fn into_loaded(self) -> Loaded {
+        Loaded {
+            set: self.set,
+            errors: self.errors,
+            warnings: self.warnings,
+        }
     }
 }
 
 /// Loads objects from one YAML text (as if it were file `name` under a root).
 pub fn load_str(name: &str, content: &str, vars: &Vars) -> Result<ObjectSet, LoadErrors> {
-    let mut loader = Loader {
-        vars,
-        set: ObjectSet::default(),
-        errors: Vec::new(),
-        seen: HashMap::new(),
-    };
+    let mut loader = Loader::new(Some(vars.clone()));
     loader.load_text(name, content, false);
-    if loader.errors.is_empty() {
-        Ok(loader.set)
-    } else {
-        Err(LoadErrors(loader.errors))
-    }
+    loader.finish()
 }
 
 /// Flux fills `${var}` from the `spec.postBuild.substitute` of the Kustomization that applies a
@@ -327,6 +394,63 @@ enum Target {
     Pipeline,
 }
 
+/// Image API versions that Flux removed but whose fields map onto v1 (`flux migrate` rewrites
+/// them); Ferry loads them as v1 with one warning per file.
+const OLD_IMAGE_VERSIONS: [&str; 2] = [
+    "image.toolkit.fluxcd.io/v1beta2",
+    "image.toolkit.fluxcd.io/v1beta1",
+];
+
+/// Flux's condition reason for a template that uses a field removed from the v1 data model.
+pub const REMOVED_TEMPLATE_FIELD: &str = "RemovedTemplateField";
+
+/// The v1beta1 `.Updated` template field was removed in v1: Flux refuses such an automation
+/// with reason `RemovedTemplateField`.
+fn removed_template_field(text: &str) -> Option<LoadErrorKind> {
+    static UPDATED: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"\{\{[^}]*\.Updated\b").ok());
+    let value: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    let template = value["spec"]["git"]["commit"]["messageTemplate"].as_str()?;
+    UPDATED.as_ref()?.is_match(template).then(|| {
+        LoadErrorKind::Invalid(format!(
+            "{REMOVED_TEMPLATE_FIELD}: spec.git.commit.messageTemplate uses the removed '.Updated' \
+             field (v1beta1); use '.Changed' (see `flux migrate` and the v1 template data model)"
+        ))
+    })
+}
+
+impl Loader {
+    /// Maps a removed image API version to v1, warning once per file.
+    fn old_image_version<'s>(
+        &mut self,
+        rel: &str,
+        api: &'s str,
+        kind: &str,
+        line: usize,
+    ) -> &'s str {
+        if !OLD_IMAGE_VERSIONS.contains(&api)
+            || !matches!(
+                kind,
+                "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation"
+            )
+        {
+            return api;
+        }
+        if self.warned.insert(rel.to_string()) {
+            self.warnings.push(LoadError::new(
+                rel,
+                self.rendered.as_ref().map_or(line, |r| r.0),
+                None,
+                LoadErrorKind::Invalid(format!(
+                    "{api} is a removed API version, loaded as {IMAGE_API_VERSION}; \
+                     run `flux migrate -f {rel}` to rewrite the file"
+                )),
+            ));
+        }
+        IMAGE_API_VERSION
+    }
+}
+
 fn classify(api: &str, kind: &str) -> Result<Option<Target>, LoadErrorKind> {
     let unsupported = |expected: &str| LoadErrorKind::UnsupportedVersion {
         kind: kind.to_string(),
@@ -398,10 +522,18 @@ fn render_path(path: &[&str]) -> String {
     s
 }
 
-struct Loader<'a> {
-    vars: &'a Vars,
-    set: ObjectSet,
-    errors: Vec<LoadError>,
+pub(crate) struct Loader {
+    /// `None`: no substitution (a Flux Kustomization without `postBuild`).
+    pub(crate) vars: Option<Vars>,
+    pub(crate) set: ObjectSet,
+    pub(crate) errors: Vec<LoadError>,
+    /// Non-fatal findings (old API versions loaded as v1).
+    pub(crate) warnings: Vec<LoadError>,
+    /// Files already warned about an old API version (one warning per file).
+    pub(crate) warned: std::collections::HashSet<String>,
+    /// Rendered mode: every problem of a document is reported at this source line, and loaded
+    /// objects record this origin (the Flux Kustomization that produced them).
+    pub(crate) rendered: Option<(usize, String)>,
     /// (kind, namespace, name) → first definition.
     seen: HashMap<(String, String, String), Source>,
 }
@@ -435,7 +567,7 @@ impl<'a> Problems<'a> {
     }
 }
 
-impl Loader<'_> {
+impl Loader {
     fn load_file(&mut self, rel: &str, path: &Path) {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -458,7 +590,7 @@ impl Loader<'_> {
         }
     }
 
-    fn load_text(&mut self, rel: &str, content: &str, not_utf8: bool) {
+    pub(crate) fn load_text(&mut self, rel: &str, content: &str, not_utf8: bool) {
         let content = content.strip_prefix('\u{feff}').unwrap_or(content);
         for doc in split_documents(content) {
             if not_utf8 {
@@ -516,6 +648,7 @@ impl Loader<'_> {
                 .unwrap_or(DEFAULT_NAMESPACE)
         };
         let ident = ObjectRef::new(kind, raw_ns, raw_name);
+        let api = self.old_image_version(rel, api, kind, doc.first_line);
         let target = match classify(api, kind) {
             Ok(Some(t)) => t,
             Ok(None) => return,
@@ -533,7 +666,11 @@ impl Loader<'_> {
         let text = if disabled {
             doc.text.clone()
         } else {
-            match substitute(&doc.text, self.vars) {
+            match self
+                .vars
+                .as_ref()
+                .map_or_else(|| Ok(doc.text.clone()), |v| substitute(&doc.text, v))
+            {
                 Ok(t) => t,
                 Err(errs) => {
                     for e in errs {
@@ -565,9 +702,16 @@ impl Loader<'_> {
                 }
             }
         };
+        if target == Target::ImageUpdateAutomation
+            && let Some(e) = removed_template_field(&text)
+        {
+            self.errors
+                .push(LoadError::new(rel, doc.first_line, Some(ident), e));
+            return;
+        }
         let ctx = DocCtx {
             rel,
-            doc_line: doc.first_line,
+            doc_line: self.rendered.as_ref().map_or(doc.first_line, |r| r.0),
             offset,
             text: &text,
             idx: &idx,
@@ -658,6 +802,9 @@ impl Loader<'_> {
             return false;
         }
         self.seen.insert(key, source.clone());
+        if let Some((_, origin)) = &self.rendered {
+            self.set.origins.insert(object.clone(), origin.clone());
+        }
         true
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::git::GitRepository;
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
+use crate::meta::ObjectRef;
 use crate::pipeline::{Namespace, Pipeline};
 
 /// Every supported object found under a root, in file order (sorted paths, then document order).
@@ -21,6 +22,9 @@ pub struct ObjectSet {
     pub namespaces: Vec<Namespace>,
     /// Ferry `Pipeline` objects.
     pub pipelines: Vec<Pipeline>,
+    /// For rendered sources: the Flux Kustomization (`namespace/name`) each object came from.
+    /// Empty for plain-file loads.
+    pub origins: BTreeMap<ObjectRef, String>,
 }
 
 impl ObjectSet {

@@ -313,6 +313,13 @@ pub(crate) struct SubstError {
     pub kind: LoadErrorKind,
 }
 
+/// Substitutes `${...}` in one YAML document with Flux post-build semantics (see the module
+/// docs), for callers outside this crate (the renderer substitutes a parent Kustomization's
+/// variables into the Kustomizations it produces). Returns every problem found.
+pub fn substitute_text(text: &str, vars: &Vars) -> Result<String, Vec<LoadErrorKind>> {
+    substitute(text, vars).map_err(|errs| errs.into_iter().map(|e| e.kind).collect())
+}
+
 /// Substitutes `${...}` in `text`, skipping YAML comments. Returns the new text or every
 /// problem found.
 pub(crate) fn substitute(text: &str, vars: &Vars) -> Result<String, Vec<SubstError>> {

@@ -640,21 +640,59 @@ spec:
 }
 
 #[test]
-fn unsupported_versions_and_unknown_ferry_kinds() {
+fn unknown_ferry_kinds_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
         "old.yaml",
-        "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: {name: p, namespace: n}\nspec: {}\n---\napiVersion: ferry.dev/v1alpha1\nkind: Pipelin\nmetadata: {name: x}\n",
+        "apiVersion: ferry.dev/v1alpha1\nkind: Pipelin\nmetadata: {name: x}\n",
     );
     let errs = load_dir(dir.path(), &Vars::new()).unwrap_err();
     let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
         vec![
-            "old.yaml:1: ImagePolicy n/p: apiVersion image.toolkit.fluxcd.io/v1beta2 is not supported for ImagePolicy; use image.toolkit.fluxcd.io/v1",
-            "old.yaml:6: Pipelin default/x: unknown kind \"Pipelin\" in apiVersion ferry.dev/v1alpha1; Ferry defines: Pipeline",
+            "old.yaml:1: Pipelin default/x: unknown kind \"Pipelin\" in apiVersion ferry.dev/v1alpha1; Ferry defines: Pipeline",
         ]
+    );
+}
+
+/// Issue 15, defect 5: v1beta2 (and v1beta1) image objects load as v1, with ONE warning per
+/// file naming `flux migrate`; a v1beta1 `.Updated` template fails only its automation, with
+/// Flux's reason RemovedTemplateField.
+#[test]
+fn old_image_versions_load_as_v1_with_one_warning_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |name: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: n}}\nspec: {{imageRepositoryRef: {{name: r}}, policy: {{semver: {{range: '>=1.0.0'}}}}}}\n"
+        )
+    };
+    write(
+        dir.path(),
+        "old.yaml",
+        &format!("{}---\n{}", policy("a"), policy("b")),
+    );
+    write(
+        dir.path(),
+        "auto.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1beta1\nkind: ImageUpdateAutomation\nmetadata: {name: old, namespace: n}\nspec:\n  interval: 1m\n  sourceRef: {kind: GitRepository, name: g}\n  git:\n    commit:\n      author: {email: a@b}\n      messageTemplate: '{{range .Updated.Images}}{{.}}{{end}}'\n---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageUpdateAutomation\nmetadata: {name: ok, namespace: n}\nspec:\n  interval: 1m\n  sourceRef: {kind: GitRepository, name: g}\n",
+    );
+    let loaded = ferry_api::load_dir_report(dir.path(), &Vars::new());
+    assert_eq!(loaded.set.image_policies.len(), 2);
+    assert_eq!(loaded.set.image_update_automations.len(), 1);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.contains("flux migrate")),
+        "{warnings:?}"
+    );
+    let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("ImageUpdateAutomation n/old")
+            && errors[0].contains("RemovedTemplateField"),
+        "{errors:?}"
     );
 }
 

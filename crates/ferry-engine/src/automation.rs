@@ -231,16 +231,18 @@ pub(crate) fn target(
     let Some(repo) = objects.git_repository(&src_ns, &src_name) else {
         return Err(stalled(
             "SourceManagerFailed",
-            format!("{id}: GitRepository {src_ns}/{src_name} not found in the source"),
+            missing_git_repository(&id, &src_ns, &src_name),
         ));
     };
+    // The Secret belongs to the GitRepository (and its namespace), not to the automation.
+    let referrer = format!("GitRepository {src_ns}/{src_name} (the source of {id})");
     let auth = engine
         .config()
         .secrets
         .git_auth(
             &src_ns,
             repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
-            &id,
+            &referrer,
         )
         .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
     let checkout_ref = git
@@ -352,6 +354,54 @@ fn safe_relative_path(path: &str) -> Option<PathBuf> {
     Some(out)
 }
 
+/// Why a GitRepository is missing, and how to supply it. `flux bootstrap` creates
+/// `flux-system/flux-system` in the cluster (its gotk-sync.yaml is often not in Git).
+fn missing_git_repository(id: &str, ns: &str, name: &str) -> String {
+    let mut msg = format!("{id}: GitRepository {ns}/{name} not found in the source");
+    if ns == "flux-system" && name == "flux-system" {
+        msg.push_str(
+            "; flux bootstrap creates it in the cluster, outside Git: pass --git-url URL (with \
+             --git-branch) to supply it, or add a file defining it (a GitRepository whose url \
+             may use ${var}, filled with --var)",
+        );
+    } else {
+        msg.push_str("; add a file defining it, or pass --git-url URL for flux-system/flux-system");
+    }
+    msg
+}
+
+/// The commit message from the automation's template (Flux's data model). A template using
+/// the v1beta1 `.Updated` field fails with Flux's reason `RemovedTemplateField`.
+fn commit_message(
+    auto: &ImageUpdateAutomation,
+    target: &Target,
+    tree: &TreeUpdate,
+) -> Result<String, Failure> {
+    let data = TemplateData {
+        automation: AutomationObject {
+            namespace: auto.namespace().to_string(),
+            name: auto.name().to_string(),
+        },
+        values: target.template_values.clone(),
+        changed: ChangeResult {
+            file_changes: tree.files.clone(),
+        },
+    };
+    let template = target
+        .template
+        .as_deref()
+        .unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
+    ferry_template::render_commit_message(template, &data).map_err(|e| {
+        let msg = e.to_string();
+        let reason = if msg.contains(".Updated") {
+            ferry_api::REMOVED_TEMPLATE_FIELD
+        } else {
+            "GitOperationFailed"
+        };
+        stalled(reason, msg)
+    })
+}
+
 fn run_one(
     engine: &Engine,
     objects: &ObjectSet,
@@ -381,6 +431,8 @@ fn run_one(
         if tree.files.is_empty() {
             return Ok(None);
         }
+        // The message is rendered as the real run would, so a bad template fails here too.
+        commit_message(auto, &target, &tree)?;
         return Ok(Some(PushReport {
             automation: automation_id,
             commit: None,
@@ -422,28 +474,17 @@ fn run_one(
                 last_tree = None;
                 return Ok(None);
             }
-            let data = TemplateData {
-                automation: AutomationObject {
-                    namespace: auto.namespace().to_string(),
-                    name: auto.name().to_string(),
-                },
-                values: target.template_values.clone(),
-                changed: ChangeResult {
-                    file_changes: tree.files.clone(),
-                },
-            };
-            let template = target
-                .template
-                .as_deref()
-                .unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
-            let message = match ferry_template::render_commit_message(template, &data) {
+            let message = match commit_message(auto, &target, &tree) {
                 Ok(m) => m,
-                Err(e) => {
-                    template_error = Some(stalled("GitOperationFailed", e.to_string()));
+                Err(f) => {
+                    template_error = Some(f);
                     return Ok(None);
                 }
             };
-            let changes: Vec<_> = data.changed.changes();
+            let changes: Vec<_> = ChangeResult {
+                file_changes: tree.files.clone(),
+            }
+            .changes();
             let spec = CommitSpec {
                 message,
                 trailers: automation_trailers(&automation_id, &changes),

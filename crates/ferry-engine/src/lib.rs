@@ -24,7 +24,7 @@ use ferry_api::ObjectSet;
 use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::SecretsDir;
-pub use source::{ObjectSource, load_objects};
+pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an
 /// [`ObjectOutcome`] with `ready == false`).
@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub secrets: SecretsDir,
     /// Root of the persistent clone cache.
     pub cache_dir: PathBuf,
+    /// `--kustomize PATH` for rendering Flux Kustomizations (default: `kustomize`, else
+    /// `kubectl kustomize`, from `PATH`).
+    pub kustomize: Option<PathBuf>,
 }
 
 /// One object's result in a run.
@@ -302,6 +305,7 @@ mod tests {
             EngineConfig {
                 secrets: SecretsDir::new(None),
                 cache_dir: dir.join("ferry-engine-test-cache"),
+                kustomize: None,
             },
             Store::in_memory().unwrap(),
         );

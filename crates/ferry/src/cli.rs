@@ -54,8 +54,10 @@ pub struct SourceArgs {
         default_value = "main"
     )]
     pub git_ref: String,
-    /// Sub-directory of --repo to read.
-    #[arg(long, value_name = "SUBDIR", requires = "repo")]
+    /// Sub-directory of --repo (or --dir) to read: with Flux Kustomizations, the cluster folder
+    /// whose Kustomizations are rendered (their spec.path stays relative to the repository
+    /// root), e.g. clusters/staging.
+    #[arg(long, value_name = "SUBDIR")]
     pub path: Option<PathBuf>,
     /// Credentials for --repo: a Secret in --secrets-dir with Flux GitRepository keys
     /// (username/password, bearerToken, identity + known_hosts, ca.crt).
@@ -64,8 +66,9 @@ pub struct SourceArgs {
     /// Kubernetes-Secret-like tree: DIR/<namespace>/<secret-name>/<key>.
     #[arg(long, value_name = "DIR", env = "FERRY_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
-    /// Substitute ${KEY} in the objects (Flux postBuild style). Repeatable. Values from Flux
-    /// Kustomizations' spec.postBuild.substitute in the tree are used when not given here.
+    /// Substitute ${KEY} in the objects (Flux postBuild style). Repeatable. Each Flux
+    /// Kustomization substitutes its own spec.postBuild values; these win over them and stand in
+    /// for substituteFrom ConfigMaps/Secrets that are not in Git.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
     /// File of KEY=VALUE lines (or a YAML/JSON map) for ${KEY} substitution.
@@ -74,6 +77,22 @@ pub struct SourceArgs {
     /// Directory for the persistent clone cache. Default: $XDG_CACHE_HOME/ferry/git.
     #[arg(long, value_name = "DIR", env = "FERRY_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// URL of the GitRepository flux-system/flux-system when the source does not define it
+    /// (`flux bootstrap` creates it in the cluster, outside Git).
+    #[arg(long, value_name = "URL")]
+    pub git_url: Option<String>,
+    /// Branch of the --git-url GitRepository.
+    #[arg(
+        long,
+        value_name = "BRANCH",
+        default_value = "main",
+        requires = "git_url"
+    )]
+    pub git_branch: String,
+    /// kustomize binary used to build Flux Kustomizations (`kubectl` works too). Default:
+    /// `kustomize` on PATH, else `kubectl kustomize`.
+    #[arg(long, value_name = "PATH", env = "FERRY_KUSTOMIZE")]
+    pub kustomize: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -96,6 +115,9 @@ pub enum Command {
     Setters(SettersCommand),
     /// Scaffold the seed's GitOps layout (Flux objects, setter-marked manifests).
     Init(crate::init::InitArgs),
+    /// Print the image-automation objects Ferry sees, and the Flux Kustomization each came from.
+    #[command(long_about = RENDER_ABOUT)]
+    Render(RenderArgs),
     /// Add env, immutable and commit tags to a pushed image, server-side (no rebuild).
     Publish(crate::cmd_promote::PublishArgs),
     /// Promote an app's tested image to the next environment by digest.
@@ -120,6 +142,39 @@ pub enum Command {
     /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
     /// status as Flux does (so `flux get images` shows Ferry's work).
     Controller(crate::cmd_controller::ControllerArgs),
+}
+
+const RENDER_ABOUT: &str =
+    "Print the image-automation objects Ferry sees (ImageRepository, ImagePolicy, \
+ImageUpdateAutomation, GitRepository), each with the Flux Kustomization it came from.
+
+With Flux Kustomizations (kustomize.toolkit.fluxcd.io) in the tree, objects are what Flux would \
+create: each Kustomization is built with kustomize (its path, components, patches, \
+targetNamespace; Flux's generated kustomization.yaml for a folder without one), then \
+substituted with its own postBuild variables; Kustomizations produced by a render are rendered \
+in turn. Files that no Kustomization includes are not objects. Without any Flux Kustomization, \
+every YAML file is read as objects and the origin is \"(plain file)\".
+
+Order: kind, namespace, name. Problems are printed on stderr, one per object; exit 1 when any.
+
+Examples:
+  ferry render --dir .
+  ferry render --repo https://git.example/gitops.git --path clusters/staging -o json";
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = RenderFormat::Table)]
+    pub output: RenderFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RenderFormat {
+    Table,
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]

@@ -440,6 +440,7 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
         git_repositories: objects.git_repositories.clone(),
         namespaces: objects.namespaces.clone(),
         pipelines: Vec::new(),
+        origins: objects.origins.clone(),
     };
     if subset.image_update_automations.is_empty() {
         return;

@@ -92,7 +92,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let config = source.engine_config();
     let object_source = source
         .object_source(true)?
-        .unwrap_or_else(|| ObjectSource::Dir(".".into()));
+        .unwrap_or_else(|| ObjectSource::dir("."));
     if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))

@@ -18,6 +18,29 @@ use crate::{CliError, Status, cache_path, output};
 struct Prepared {
     engine: Engine,
     objects: ferry_api::ObjectSet,
+    /// An object the command needs failed to load (reported on stderr): exit 1 at the end.
+    load_failed: bool,
+}
+
+/// What a command needs from the source, to decide which load problems are errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `scan`: ImageRepository, ImagePolicy, Namespace.
+    Scan,
+    /// `reconcile`, `render`: every object.
+    All,
+}
+
+impl Needs {
+    fn needs(self, e: &ferry_api::LoadError) -> bool {
+        match (self, &e.object) {
+            (Needs::All, _) | (_, None) => true,
+            (Needs::Scan, Some(o)) => matches!(
+                o.kind.as_str(),
+                "ImageRepository" | "ImagePolicy" | "Namespace" | "Kustomization"
+            ),
+        }
+    }
 }
 
 impl SourceArgs {
@@ -26,11 +49,12 @@ impl SourceArgs {
         Vars::from_cli(&self.vars, &self.vars_file).map_err(CliError::bad_input)
     }
 
-    /// Secrets and clone cache.
+    /// Secrets, clone cache, kustomize.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             secrets: SecretsDir::new(self.secrets_dir.clone()),
             cache_dir: cache_path(self.cache_dir.clone()),
+            kustomize: self.kustomize.clone(),
         }
     }
 
@@ -58,8 +82,14 @@ impl SourceArgs {
                 path: self.path.clone(),
                 auth: self.repo_auth()?,
             }),
-            (Some(dir), None) => Some(ObjectSource::Dir(dir.clone())),
-            (None, None) => default_to_cwd.then(|| ObjectSource::Dir(".".into())),
+            (Some(dir), None) => Some(ObjectSource::Dir {
+                dir: dir.clone(),
+                path: self.path.clone(),
+            }),
+            (None, None) => default_to_cwd.then(|| ObjectSource::Dir {
+                dir: ".".into(),
+                path: self.path.clone(),
+            }),
         })
     }
 
@@ -75,15 +105,77 @@ impl SourceArgs {
             None => Ok(ferry_api::ObjectSet::default()),
         }
     }
+
+    /// Loads per object: warnings and problems go to stderr. A problem in an object the command
+    /// does not need is a warning. Problems in needed objects: with plain files (no Flux
+    /// Kustomization) the command stops with exit 2 as before; with rendered Flux
+    /// Kustomizations, as in Flux, the object is missing, the others proceed, and the second
+    /// value is true (exit 1 at the end).
+    pub fn load_per_object(
+        &self,
+        config: &EngineConfig,
+        needs: Needs,
+    ) -> Result<(ferry_api::ObjectSet, bool), CliError> {
+        let vars = self.vars()?;
+        let Some(source) = self.object_source(true)? else {
+            return Ok((ferry_api::ObjectSet::default(), false));
+        };
+        let mut load = ferry_engine::load_source(config, &source, &vars)?;
+        self.add_bootstrap_source(&mut load.loaded.set)?;
+        for w in &load.warnings {
+            eprintln!("warning: {w}");
+        }
+        for w in &load.loaded.warnings {
+            eprintln!("warning: {w}");
+        }
+        let (needed, unneeded): (Vec<_>, Vec<_>) =
+            load.loaded.errors.into_iter().partition(|e| needs.needs(e));
+        for e in &unneeded {
+            eprintln!("warning: {e} (not used by this command)");
+        }
+        if needed.is_empty() {
+            return Ok((load.loaded.set, false));
+        }
+        if !load.rendered {
+            return Err(CliError::bad_input(ferry_api::LoadErrors(needed)));
+        }
+        for e in &needed {
+            eprintln!("error: {e}");
+        }
+        Ok((load.loaded.set, true))
+    }
 }
 
-fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
+impl SourceArgs {
+    /// `--git-url`: the GitRepository flux-system/flux-system that `flux bootstrap` creates
+    /// outside Git, unless the source defines it.
+    fn add_bootstrap_source(&self, set: &mut ferry_api::ObjectSet) -> Result<(), CliError> {
+        let Some(url) = &self.git_url else {
+            return Ok(());
+        };
+        if set.git_repository("flux-system", "flux-system").is_some() {
+            return Ok(());
+        }
+        let yaml = format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 1m0s\n  ref:\n    branch: {}\n  url: {}\n",
+            serde_json::to_string(&self.git_branch).map_err(CliError::bad_input)?,
+            serde_json::to_string(url).map_err(CliError::bad_input)?,
+        );
+        let extra =
+            ferry_api::load_str("(--git-url)", &yaml, &Vars::new()).map_err(CliError::bad_input)?;
+        set.git_repositories.extend(extra.git_repositories);
+        Ok(())
+    }
+}
+
+fn prepare(state: &Path, source: &SourceArgs, needs: Needs) -> Result<Prepared, CliError> {
     let config = source.engine_config();
-    let objects = source.load(&config, true)?;
+    let (objects, load_failed) = source.load_per_object(&config, needs)?;
     let store = Store::open(state).map_err(CliError::failed)?;
     Ok(Prepared {
         engine: Engine::new(config, store),
         objects,
+        load_failed,
     })
 }
 
@@ -105,14 +197,14 @@ fn finish(bar: Option<indicatif::ProgressBar>) {
 }
 
 pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source, Needs::Scan)?;
     let bar = progress("scanning image repositories");
     let report = p.engine.scan(&p.objects).await;
     finish(bar);
     let report = report?;
     p.engine.prune(&p.objects)?;
     output::print_summary(&report);
-    Ok(if report.failed() {
+    Ok(if report.failed() || p.load_failed {
         Status::Failed
     } else {
         Status::Ok
@@ -120,7 +212,7 @@ pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
 }
 
 pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source, Needs::All)?;
     let options = AutomationOptions {
         dry_run: args.dry_run,
         ..AutomationOptions::default()
@@ -132,7 +224,7 @@ pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliE
     p.engine.prune(&p.objects)?;
     output::print_summary(&report);
     output::print_pushes(&report, args.dry_run);
-    Ok(if report.failed() {
+    Ok(if report.failed() || p.load_failed {
         Status::Failed
     } else if report.changed() {
         Status::Changed
@@ -230,6 +322,14 @@ pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
         println!("{}", path.display());
     }
     Ok(Status::Ok)
+}
+
+/// `ferry render`: the image-automation objects and the Flux Kustomization each came from.
+pub fn render(args: crate::cli::RenderArgs) -> Result<Status, CliError> {
+    let config = args.source.engine_config();
+    let (objects, failed) = args.source.load_per_object(&config, Needs::All)?;
+    output::print_render(&objects, args.output).map_err(CliError::failed)?;
+    Ok(if failed { Status::Failed } else { Status::Ok })
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Reconcile(args) => commands::reconcile(&state, args).await,
         Command::Setters(cmd) => commands::setters(cmd),
         Command::Init(args) => commands::init(args),
+        Command::Render(args) => commands::render(args),
         Command::Publish(args) => cmd_promote::publish(&state, args).await,
         Command::Promote(args) => cmd_promote::promote(&state, args).await,
         Command::Approve(args) => cmd_promote::approve(&state, args).await,

@@ -343,13 +343,7 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
     let mut rows = Vec::new();
     for (file, objects) in &tree.files {
         for (id, changes) in objects {
-            let object = if id.kind.is_empty() && id.name.is_empty() {
-                "-".to_string()
-            } else if id.namespace.is_empty() {
-                format!("{} {}", id.kind, id.name)
-            } else {
-                format!("{} {}/{}", id.kind, id.namespace, id.name)
-            };
+            let object = object_label(id);
             for c in changes {
                 rows.push(Row {
                     file,
@@ -381,11 +375,122 @@ pub fn print_setter_changes(tree: &TreeUpdate, format: OutputFormat, dry_run: bo
     }
     if dry_run {
         // Paths relative to --dir, like the change lines: `a//abs/path` is no use to `patch -p1`.
+        // With -o json/yaml stdout carries only the document; the diff goes to stderr.
         for (path, edit) in &tree.edits {
-            print!(
-                "{}",
-                ferry_setters::unified_diff(path, &edit.old, &edit.new)
-            );
+            let diff = ferry_setters::unified_diff(path, &edit.old, &edit.new);
+            if format == OutputFormat::Table {
+                print!("{diff}");
+            } else {
+                eprint!("{diff}");
+            }
         }
     }
+}
+
+/// `Kind ns/name` of a changed document; documents without `metadata` (a kustomize Component,
+/// a nameless HelmRelease) say so instead of printing a blank name.
+fn object_label(id: &ferry_setters::ObjectId) -> String {
+    let kind = if id.kind.is_empty() {
+        "(no kind)"
+    } else {
+        &id.kind
+    };
+    match (id.namespace.is_empty(), id.name.is_empty()) {
+        (_, true) if id.kind.is_empty() => "-".to_string(),
+        (true, true) => format!("{kind} (no metadata.name)"),
+        (false, true) => format!("{kind} {}/(no metadata.name)", id.namespace),
+        (true, false) => format!("{kind} {}", id.name),
+        (false, false) => format!("{kind} {}/{}", id.namespace, id.name),
+    }
+}
+
+/// One object of `ferry render`.
+#[derive(Serialize)]
+struct RenderRow {
+    kind: String,
+    namespace: String,
+    name: String,
+    /// `namespace/name` of the Flux Kustomization, or `(plain file)`.
+    kustomization: String,
+    /// `file:line` in the source tree.
+    source: String,
+    object: serde_json::Value,
+}
+
+fn render_rows(objects: &ferry_api::ObjectSet) -> anyhow::Result<Vec<RenderRow>> {
+    fn rows<S: ferry_api::Spec + Serialize>(
+        set: &ferry_api::ObjectSet,
+        list: &[ferry_api::Object<S>],
+        out: &mut Vec<RenderRow>,
+    ) -> anyhow::Result<()> {
+        for o in list {
+            let r = o.object_ref();
+            out.push(RenderRow {
+                kustomization: set
+                    .origins
+                    .get(&r)
+                    .cloned()
+                    .unwrap_or_else(|| "(plain file)".to_string()),
+                source: o.source.to_string(),
+                object: serde_json::to_value(o)?,
+                kind: r.kind,
+                namespace: r.namespace,
+                name: r.name,
+            });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    rows(objects, &objects.image_repositories, &mut out)?;
+    rows(objects, &objects.image_policies, &mut out)?;
+    rows(objects, &objects.image_update_automations, &mut out)?;
+    rows(objects, &objects.git_repositories, &mut out)?;
+    out.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    Ok(out)
+}
+
+/// `ferry render` output: a table, or JSON/YAML lists (deterministic order).
+pub fn print_render(
+    objects: &ferry_api::ObjectSet,
+    format: crate::cli::RenderFormat,
+) -> anyhow::Result<()> {
+    use crate::cli::RenderFormat;
+    let rows = render_rows(objects)?;
+    match format {
+        RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        RenderFormat::Yaml => print!("{}", serde_saphyr::to_string(&rows)?),
+        RenderFormat::Table => {
+            let head = ["KIND", "NAMESPACE", "NAME", "KUSTOMIZATION", "SOURCE"];
+            let cells: Vec<[&str; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        &*r.kind,
+                        &*r.namespace,
+                        &*r.name,
+                        &*r.kustomization,
+                        &*r.source,
+                    ]
+                })
+                .collect();
+            let mut width = head.map(str::len);
+            for c in &cells {
+                for (w, v) in width.iter_mut().zip(c) {
+                    *w = (*w).max(v.len());
+                }
+            }
+            for line in std::iter::once(head).chain(cells) {
+                let mut s = String::new();
+                for (i, (v, w)) in line.iter().zip(width).enumerate() {
+                    if i + 1 == line.len() {
+                        s.push_str(v);
+                    } else {
+                        s.push_str(&format!("{v:<w$}  "));
+                    }
+                }
+                println!("{s}");
+            }
+        }
+    }
+    Ok(())
 }

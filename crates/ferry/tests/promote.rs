@@ -70,8 +70,15 @@ impl Setup {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
         let infra = gitops.join("flux/bootstrap/infrastructure/image-automation");
+        // The seed is a Flux repo: a new file is an object once a kustomization lists it.
+        let include = |name: &str| {
+            let k = infra.join("kustomization.yaml");
+            let text = std::fs::read_to_string(&k).unwrap();
+            std::fs::write(&k, format!("{text}- {name}\n")).unwrap();
+        };
         for (name, content) in &opts.extra {
             std::fs::write(infra.join(name), content).unwrap();
+            include(name);
         }
         if opts.cross_repo || opts.other_registry.is_some() {
             let repo = std::fs::read_to_string(infra.join("backend-image-repo.yaml")).unwrap();
@@ -96,6 +103,7 @@ impl Setup {
                 .replace("name: backend\n", "name: backend-prod\n")
                 .replace("${image_registry}/backend", &target);
             std::fs::write(infra.join("backend-prod-image-repo.yaml"), prod).unwrap();
+            include("backend-prod-image-repo.yaml");
             let pol = gitops.join("flux/apps/backend/production/image-policy.yaml");
             let p = std::fs::read_to_string(&pol).unwrap();
             std::fs::write(

@@ -90,7 +90,11 @@ fn seed_environments_resolve_from_real_registry_and_access_from_denies() {
     );
 
     // A policy in a namespace the repository does not grant access to is denied; every other
-    // object is still processed and keeps its result.
+    // object is still processed and keeps its result. The seed is a Flux repo: a new file is an
+    // object once the flux-system Kustomization includes it.
+    let root_k = ws.join("gitops/flux/bootstrap/flux-system/kustomization.yaml");
+    let k = std::fs::read_to_string(&root_k).unwrap();
+    std::fs::write(&root_k, format!("{k}- ../../sandbox.yaml\n")).unwrap();
     std::fs::write(
         ws.join("gitops/flux/sandbox.yaml"),
         docs(&[
