@@ -52,6 +52,8 @@ impl Controller {
         let config = EngineConfig {
             secrets: SecretsDir::mirrored_from_api(secrets.root().to_path_buf()),
             cache_dir: options.cache_dir.clone(),
+            // Objects come from the API, already rendered by whoever applied them.
+            kustomize: None,
         };
         Ok(Controller {
             client,
