@@ -12,6 +12,7 @@
 //! The local state file is a cache of tags only: the cluster is the source of truth, and a
 //! controller with an empty disk rebuilds its view from the API and the registries.
 
+mod http;
 mod kinds;
 mod leader;
 mod objects;
@@ -49,6 +50,8 @@ pub struct ControllerOptions {
     pub instance: String,
     /// Hold a Lease in this namespace before reconciling (`--leader-elect`).
     pub leader_election: Option<String>,
+    /// `/healthz`, `/readyz` and `/metrics` on this address.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Errors that stop the controller (one object's failure is its status, never this).
@@ -116,12 +119,21 @@ pub async fn run(
 ) -> Result<(), ControllerError> {
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
+    let metrics = std::sync::Arc::new(http::Metrics::new());
+    if let Some(addr) = options.listen {
+        let bound = http::serve(addr, metrics.clone()).await?;
+        tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+    }
     tokio::pin!(shutdown);
     let leader = options.leader_election.as_ref().map(|ns| {
         let config = leader::LeaseConfig::new(ns.clone(), options.instance.clone());
         leader::Leader::new(client.clone(), config)
     });
     if let Some(leader) = &leader {
+        // A standby is healthy and ready: it is doing its job by waiting.
+        metrics
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(identity = %options.instance, "waiting for the leader Lease");
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
@@ -136,6 +148,7 @@ pub async fn run(
     };
     tokio::pin!(lost);
     let mut controller = pass::Controller::new(client.clone(), options.clone())?;
+    controller.set_metrics(metrics.clone());
     let mut triggers = watch::Triggers::start(client, &options);
     loop {
         let report = tokio::select! {
@@ -143,6 +156,9 @@ pub async fn run(
             _ = &mut lost => return Err(ControllerError::LeadershipLost),
             report = controller.pass() => report?,
         };
+        metrics
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let wait = report.next_due.min(options.resync);
         tokio::select! {
             _ = &mut shutdown => return Ok(()),

@@ -8,6 +8,7 @@ use ferry_store::{Condition, Store};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+use crate::http::{Metrics, ObjectLabels, ReadyLabel};
 use crate::kinds::{FINALIZER, FluxKind};
 use crate::objects::{self, Listed, Loaded, ObjectKey};
 use crate::secrets::SecretFolder;
@@ -32,6 +33,7 @@ pub struct Controller {
     options: ControllerOptions,
     engine: Engine,
     secrets: SecretFolder,
+    metrics: Option<std::sync::Arc<Metrics>>,
 }
 
 /// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
@@ -60,10 +62,57 @@ impl Controller {
             options,
             engine: Engine::new(config, store),
             secrets,
+            metrics: None,
         })
     }
 
+    pub fn set_metrics(&mut self, metrics: std::sync::Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    fn observe(
+        &self,
+        listed: &Listed,
+        report: &PassReport,
+        outcomes: &[ferry_engine::ObjectOutcome],
+        took: Duration,
+    ) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        m.passes.inc();
+        m.pushes.inc_by(report.pushes as u64);
+        m.status_writes.inc_by(report.status_writes as u64);
+        for key in listed
+            .objects
+            .keys()
+            .filter(|k| k.kind != FluxKind::GitRepository)
+        {
+            let labels = ObjectLabels {
+                kind: key.kind.kind().to_string(),
+                name: key.name.clone(),
+                namespace: key.namespace.clone(),
+            };
+            m.reconcile_duration
+                .get_or_create(&labels)
+                .observe(took.as_secs_f64());
+        }
+        let failed = outcomes.iter().filter(|o| o.failed()).count() as i64;
+        let total = outcomes.len() as i64;
+        m.objects
+            .get_or_create(&ReadyLabel {
+                ready: "false".into(),
+            })
+            .set(failed);
+        m.objects
+            .get_or_create(&ReadyLabel {
+                ready: "true".into(),
+            })
+            .set(total - failed);
+    }
+
     pub async fn pass(&mut self) -> Result<PassReport, ControllerError> {
+        let started = std::time::Instant::now();
         let listed = Listed::fetch(&self.client, &self.options).await?;
         self.finalizers(&listed).await?;
         self.secrets.refresh(&self.client, &listed).await?;
@@ -72,7 +121,7 @@ impl Controller {
             next_due: next_due(&listed),
             ..PassReport::default()
         };
-        match self
+        let outcomes = match self
             .engine
             .reconcile(&loaded.set, &AutomationOptions::default())
             .await
@@ -80,6 +129,7 @@ impl Controller {
             Ok(run) => {
                 report.pushes = run.pushes.len();
                 report.failed = run.outcomes.iter().filter(|o| o.failed()).count();
+                run.outcomes
             }
             // A whole-pass failure (the state file, a task) is logged and retried; objects keep
             // their last status rather than a guess.
@@ -88,9 +138,10 @@ impl Controller {
                 report.next_due = report.next_due.min(Duration::from_secs(10));
                 return Ok(report);
             }
-        }
+        };
         self.engine.prune(&loaded.set)?;
         report.status_writes = self.write_statuses(&listed, &loaded).await;
+        self.observe(&listed, &report, &outcomes, started.elapsed());
         tracing::info!(
             objects = listed.objects.len(),
             invalid = loaded.invalid.len(),

@@ -44,6 +44,10 @@ pub struct ControllerArgs {
     /// that several replicas can run and one takes over within ~20 s when the leader dies.
     #[arg(long, conflicts_with = "once")]
     pub leader_elect: bool,
+    /// Serve /healthz, /readyz and /metrics (Prometheus, with Flux's
+    /// gotk_reconcile_duration_seconds) on this address (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -61,6 +65,7 @@ impl ControllerArgs {
             cache_dir: crate::cache_path(self.cache_dir),
             resync: self.resync,
             leader_election: self.leader_elect.then(|| self.namespace.clone()),
+            listen: self.listen,
             instance: instance_name(),
         }
     }

@@ -149,7 +149,12 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         run.stderr
     );
     apply_seed_with_credentials(c, &seed, &git);
-    let ctl = Controller::start(c, &seed.ws);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let ctl = Controller::start_with(c, &seed.ws, &["--listen", &listen]);
 
     // Every object Ready, with the seed's expected tags; Git written byte-exact.
     wait_for(
@@ -199,6 +204,25 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         ),
         "finalizers.fluxcd.io"
     );
+
+    // Health, readiness and Flux's reconcile-duration metric on --listen.
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "5", &format!("http://{listen}{path}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/healthz"), "ok");
+    assert_eq!(get("/readyz"), "ok");
+    let metrics = get("/metrics");
+    assert!(
+        metrics.contains(
+            r#"gotk_reconcile_duration_seconds_count{kind="ImagePolicy",name="backend",namespace="staging"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ferry_controller_pushes_total"), "{metrics}");
 
     // The flux CLI's reconcile waits for lastHandledReconcileAt and Ready at the new generation.
     for args in [
