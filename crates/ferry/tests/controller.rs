@@ -19,11 +19,7 @@ struct Controller {
 }
 
 impl Controller {
-    fn start(c: &ClusterEnv, ws: &Workspace) -> Controller {
-        Controller::start_with(c, ws, &[])
-    }
-
-    fn start_with(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
+    fn start(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
         let log = ws.join(&format!("controller-{}.log", extra.len()));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(common::bin())
@@ -154,7 +150,7 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         .expect("free port")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let ctl = Controller::start_with(c, &seed.ws, &["--listen", &listen]);
+    let ctl = Controller::start(c, &seed.ws, &["--listen", &listen]);
 
     // Every object Ready, with the seed's expected tags; Git written byte-exact.
     wait_for(
@@ -222,7 +218,10 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         ),
         "{metrics}"
     );
-    assert!(metrics.contains("ferry_controller_pushes_total"), "{metrics}");
+    assert!(
+        metrics.contains("ferry_controller_pushes_total"),
+        "{metrics}"
+    );
 
     // The flux CLI's reconcile waits for lastHandledReconcileAt and Ready at the new generation.
     for args in [
@@ -569,8 +568,8 @@ fn leader_failover_keeps_one_commit_per_tag() {
     let second = Workspace::new();
     let elect = ["--leader-elect", "--namespace", "flux-system"];
     let mut replicas = vec![
-        Controller::start_with(c, &seed.ws, &elect),
-        Controller::start_with(c, &second, &elect),
+        Controller::start(c, &seed.ws, &elect),
+        Controller::start(c, &second, &elect),
     ];
     wait_for(
         c,
