@@ -6,6 +6,7 @@
 #   bash testbed/cluster.sh start [--name NAME] [--port PORT] [--etcd-port PORT]
 #   bash testbed/cluster.sh stop [--name NAME]
 #   bash testbed/cluster.sh status [--name NAME]
+#   bash testbed/cluster.sh restart-apiserver [--name NAME]   (same port, same etcd: for tests)
 #
 # `build` builds whatever is missing from the cache ($FERRY_TESTBED_CACHE, default
 # ~/.cache/ferry-testbed, one folder per version) and prints how long each build took. `all` (the
@@ -35,7 +36,7 @@ FLUX_BIN=$CACHE/flux-$FLUX_VERSION
 CRD_DIR=$CACHE/crds-source-$SOURCE_CONTROLLER_VERSION-irc-$IRC_VERSION-iac-$IAC_VERSION
 FLUXCTL_BIN=$CACHE/flux-controllers-irc-$IRC_VERSION-iac-$IAC_VERSION
 
-usage() { sed -n '5,8p' "$0" | sed 's/^# *//' >&2; exit 2; }
+usage() { sed -n '5,9p' "$0" | sed 's/^# *//' >&2; exit 2; }
 
 # ---------------------------------------------------------------------------------------------
 # build
@@ -414,6 +415,21 @@ start() {
   grep '^export' "$envfile"
 }
 
+# Stops kube-apiserver and starts it again on the same port over the same etcd, as a control
+# plane upgrade or crash does; clients must reconnect.
+restart_apiserver() {
+  running || tb_die "$name is not running"
+  local p e old
+  p=$(tb_env_get "$envfile" TESTBED_CLUSTER_PORT)
+  e=$(tb_env_get "$envfile" TESTBED_ETCD_URL)
+  e=${e##*:}
+  old=$(tb_env_get "$envfile" TESTBED_APISERVER_PID)
+  tb_stop "$old" kube-apiserver
+  start_apiserver "$p" "$e" || tb_die "kube-apiserver did not come back (log: $state/kube-apiserver.log)"
+  sed -i "s/^export TESTBED_APISERVER_PID='$old'\$/export TESTBED_APISERVER_PID='$APISERVER_PID'/" "$envfile"
+  tb_say "$name: kube-apiserver restarted (pid $old -> $APISERVER_PID)"
+}
+
 status() {
   if running; then
     grep '^export' "$envfile"
@@ -431,5 +447,6 @@ case $cmd in
   start) parse_run_args "$@"; start ;;
   stop) parse_run_args "$@"; stop ;;
   status) parse_run_args "$@"; status ;;
+  restart-apiserver) parse_run_args "$@"; restart_apiserver ;;
   *) usage ;;
 esac

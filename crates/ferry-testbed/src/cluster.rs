@@ -231,3 +231,15 @@ pub fn unique_namespace(prefix: &str) -> String {
         nanos % 100_000
     )
 }
+
+impl ClusterEnv {
+    /// Stops kube-apiserver and starts it again on the same port (etcd keeps the data).
+    pub fn restart_apiserver(&self) {
+        let out = cluster_sh(&["restart-apiserver", "--name", &self.name]);
+        assert!(
+            out.status.success(),
+            "cluster.sh restart-apiserver failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -242,6 +242,57 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
     }
 
     suspend_and_resume(c, &reg, &seed, &ctl);
+    survives_an_api_server_restart(c, &reg, &seed, &ctl);
+}
+
+/// kube-apiserver restarts under the controller; the next change is still handled.
+fn survives_an_api_server_restart(
+    c: &ClusterEnv,
+    reg: &ferry_testbed::registry::RegistryEnv,
+    seed: &Seed,
+    ctl: &Controller,
+) {
+    c.restart_apiserver();
+    let newer = "develop-v0.0.9-d4e5f6a-1738890000";
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    push(reg, &format!("{org}/backend"), newer);
+    let (ok, text) = flux(
+        c,
+        &[
+            "reconcile",
+            "image",
+            "repository",
+            "backend",
+            "-n",
+            "flux-system",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert!(
+        ok,
+        "flux reconcile after the restart:\n{text}\ncontroller log:\n{}",
+        ctl.log()
+    );
+    wait_for(
+        c,
+        "the develop tag after the restart reaches Git",
+        Duration::from_secs(60),
+        ctl,
+        || {
+            remote_file(
+                &seed.git,
+                &seed.repo,
+                "flux/apps/backend/develop/deployment.yaml",
+            )
+            .contains(newer)
+            .then_some(())
+        },
+    );
 }
 
 /// `flux suspend image update` holds a new staging tag out of Git; `flux resume` lets it in.
