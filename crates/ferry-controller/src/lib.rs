@@ -15,6 +15,7 @@
 mod http;
 mod kinds;
 mod leader;
+mod notify;
 mod objects;
 mod pass;
 mod secrets;
@@ -52,6 +53,8 @@ pub struct ControllerOptions {
     pub leader_election: Option<String>,
     /// `/healthz`, `/readyz` and `/metrics` on this address.
     pub listen: Option<std::net::SocketAddr>,
+    /// Also POST each Event as Flux's event JSON here (notification-controller's address).
+    pub events_addr: Option<String>,
 }
 
 /// Errors that stop the controller (one object's failure is its status, never this).
@@ -173,7 +176,11 @@ pub async fn run_once(options: ControllerOptions) -> Result<PassReport, Controll
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
     let mut controller = pass::Controller::new(client, options)?;
-    controller.pass().await
+    let report = controller.pass().await;
+    controller
+        .flush_events(std::time::Duration::from_secs(30))
+        .await;
+    report
 }
 
 #[cfg(test)]

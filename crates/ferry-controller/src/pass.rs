@@ -34,6 +34,9 @@ pub struct Controller {
     engine: Engine,
     secrets: SecretFolder,
     metrics: Option<std::sync::Arc<Metrics>>,
+    http: reqwest::Client,
+    /// Event deliveries still under way (awaited only by `--once`, before exiting).
+    deliveries: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
@@ -63,6 +66,8 @@ impl Controller {
             engine: Engine::new(config, store),
             secrets,
             metrics: None,
+            http: reqwest::Client::new(),
+            deliveries: Vec::new(),
         })
     }
 
@@ -111,8 +116,15 @@ impl Controller {
             .set(total - failed);
     }
 
+    /// Waits (at most `limit`) for the Event deliveries still under way.
+    pub async fn flush_events(&mut self, limit: Duration) {
+        let all = futures::future::join_all(self.deliveries.drain(..));
+        let _ = tokio::time::timeout(limit, all).await;
+    }
+
     pub async fn pass(&mut self) -> Result<PassReport, ControllerError> {
         let started = std::time::Instant::now();
+        self.deliveries.retain(|d| !d.is_finished());
         let listed = Listed::fetch(&self.client, &self.options).await?;
         self.finalizers(&listed).await?;
         self.secrets.refresh(&self.client, &listed).await?;
@@ -186,7 +198,7 @@ impl Controller {
     }
 
     /// Writes each served object's status when it changed; returns how many were written.
-    async fn write_statuses(&self, listed: &Listed, loaded: &Loaded) -> usize {
+    async fn write_statuses(&mut self, listed: &Listed, loaded: &Loaded) -> usize {
         let mut written = 0;
         for (key, obj) in &listed.objects {
             let Some(store_kind) = key.kind.store_kind() else {
@@ -229,7 +241,7 @@ impl Controller {
     }
 
     async fn write_one(
-        &self,
+        &mut self,
         key: &ObjectKey,
         obj: &kube::api::DynamicObject,
         record: Option<&ferry_store::ObjectRecord>,
@@ -260,6 +272,11 @@ impl Controller {
         let instance = &self.options.instance;
         if let Err(e) = status::event(&self.client, key, obj, &observed.ready, instance).await {
             tracing::warn!(object = %key, error = %e, "cannot record an Event");
+        }
+        if let Some(addr) = &self.options.events_addr {
+            let body = crate::notify::payload(key, obj, &observed.ready, instance);
+            let delivery = crate::notify::send(self.http.clone(), addr.clone(), body);
+            self.deliveries.push(delivery);
         }
         true
     }

@@ -48,6 +48,10 @@ pub struct ControllerArgs {
     /// gotk_reconcile_duration_seconds) on this address (port 0: any free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Also POST every Event as Flux's event JSON to this URL (Flux's notification-controller:
+    /// http://notification-controller.flux-system.svc.cluster.local./), so existing Alerts work.
+    #[arg(long, value_name = "URL")]
+    pub events_addr: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -66,6 +70,7 @@ impl ControllerArgs {
             resync: self.resync,
             leader_election: self.leader_elect.then(|| self.namespace.clone()),
             listen: self.listen,
+            events_addr: self.events_addr,
             instance: instance_name(),
         }
     }

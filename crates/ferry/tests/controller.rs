@@ -377,6 +377,75 @@ fn suspend_and_resume(
     );
 }
 
+/// A local HTTP receiver that answers 202 and keeps every request body.
+struct Receiver {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut out = stream;
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = l.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        store
+                            .lock()
+                            .expect("lock")
+                            .push(String::from_utf8_lossy(&body).into_owned());
+                        let reply = "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n";
+                        if out.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect()
+    }
+}
+
 /// Writes a file and returns its path as a string.
 fn file(ws: &Workspace, name: &str, content: &[u8]) -> String {
     let path = ws.join(name);
@@ -493,8 +562,43 @@ spec: {{imageRepositoryRef: {{name: app, namespace: apps}}, policy: {{semver: {{
     ]);
 
     let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
-    let run = ws.ferry(&["-vv", "controller", "--kubeconfig", &kubeconfig, "--once"]);
+    let receiver = Receiver::start();
+    let run = ws.ferry(&[
+        "-vv",
+        "controller",
+        "--kubeconfig",
+        &kubeconfig,
+        "--once",
+        "--events-addr",
+        &receiver.url,
+    ]);
     run.expect_code(1).assert_no_secret(wrong);
+
+    // Flux's event JSON reached the receiver, one per Ready transition.
+    let events = receiver.bodies();
+    let denied_event = events
+        .iter()
+        .find(|e| {
+            e["involvedObject"]["name"] == "denied" && e["involvedObject"]["kind"] == "ImagePolicy"
+        })
+        .unwrap_or_else(|| panic!("no event for the denied policy in {events:?}"));
+    assert_eq!(denied_event["severity"], "error");
+    assert_eq!(denied_event["reason"], "AccessDenied");
+    assert_eq!(denied_event["involvedObject"]["namespace"], "other");
+    assert_eq!(
+        denied_event["involvedObject"]["apiVersion"],
+        "image.toolkit.fluxcd.io/v1"
+    );
+    let good = events
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == "good")
+        .expect("event for the good policy");
+    assert_eq!(good["severity"], "info");
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap_or_default()
+            .contains(wrong)
+    );
 
     assert_eq!(
         jsonpath(c, "apps", "imagepolicy/good", "{.status.latestRef.tag}"),
