@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use ferry_api::{ImageUpdateAutomation, ObjectSet};
+use ferry_api::{ImagePolicy, ImageUpdateAutomation, ObjectSet};
 use ferry_git::{
     Backoff, CloneCache, CommitSpec, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
 };
@@ -136,6 +136,32 @@ pub(crate) async fn run_all(
         )?);
     }
     Ok((outcomes, pushes))
+}
+
+/// The automations that select `policy` (same namespace, `policySelector` matches), the one that
+/// writes it first. Several automations select a policy when they have no `policySelector` (the
+/// seed's layout: one automation per app and environment, each with its own `update.path`);
+/// the writer is then the one with an explicit selector, else the one named after the policy,
+/// else the first in source order.
+pub fn automations_for<'a>(
+    objects: &'a ObjectSet,
+    policy: &ImagePolicy,
+) -> Vec<&'a ImageUpdateAutomation> {
+    let mut found: Vec<_> = objects
+        .automations()
+        .iter()
+        .filter(|a| a.selects(policy))
+        .collect();
+    found.sort_by_key(|a| {
+        if a.spec.policy_selector.is_some() {
+            0
+        } else if a.name() == policy.name() {
+            1
+        } else {
+            2
+        }
+    });
+    found
 }
 
 /// The setter values of every policy in the automation's namespace that matches its

@@ -19,7 +19,7 @@ pub mod trailers;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-pub use automation::{AutomationOptions, PushReport};
+pub use automation::{AutomationOptions, PushReport, automations_for};
 use ferry_api::ObjectSet;
 use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};

@@ -402,8 +402,10 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
     Ok(Status::Ok)
 }
 
-/// Runs the target environment's automations now, so Git points at the new tag at once.
-/// A failure here is a warning: the promotion itself is complete and the daemon catches up.
+/// Runs the automation that writes the target stage's policy now, so Git points at the new tag
+/// at once. A failure here is a warning: the promotion itself is complete and the daemon catches
+/// up. Only that policy is evaluated (the automation writes the stored values of the others it
+/// selects), so another app's state is neither re-evaluated nor reported.
 async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &PromoteReport) {
     let Some(stage) = ferry_engine::promote::AppPipeline::resolve(objects, &report.app)
         .ok()
@@ -411,39 +413,31 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
     else {
         return;
     };
-    let ns = stage.namespace.as_str();
-    let policies: Vec<_> = objects
-        .image_policies
-        .iter()
-        .filter(|p| p.namespace() == ns)
-        .cloned()
-        .collect();
+    let Some(policy) = objects.image_policy(&stage.namespace, &stage.policy) else {
+        return;
+    };
+    let Some(automation) = ferry_engine::automations_for(objects, policy)
+        .first()
+        .copied()
+    else {
+        return;
+    };
+    let repo_ns = policy
+        .spec
+        .image_repository_ref
+        .namespace_or(policy.namespace());
     let subset = ObjectSet {
         image_repositories: objects
-            .image_repositories
-            .iter()
-            .filter(|r| {
-                policies.iter().any(|p| {
-                    p.spec.image_repository_ref.name == r.name()
-                        && p.spec.image_repository_ref.namespace_or(p.namespace()) == r.namespace()
-                })
-            })
+            .image_repository(repo_ns, &policy.spec.image_repository_ref.name)
             .cloned()
+            .into_iter()
             .collect(),
-        image_policies: policies,
-        image_update_automations: objects
-            .image_update_automations
-            .iter()
-            .filter(|a| a.namespace() == ns)
-            .cloned()
-            .collect(),
+        image_policies: vec![policy.clone()],
+        image_update_automations: vec![automation.clone()],
         git_repositories: objects.git_repositories.clone(),
         namespaces: objects.namespaces.clone(),
         pipelines: Vec::new(),
     };
-    if subset.image_update_automations.is_empty() {
-        return;
-    }
     match engine
         .reconcile(&subset, &AutomationOptions::default())
         .await

@@ -39,6 +39,8 @@ struct Options {
     /// with its own storage (cross-registry promotion), with Secrets `flux-system/prodcred`
     /// (credentials) and `flux-system/prodca` (CA) when that registry needs them.
     other_registry: Option<RegistryEnv>,
+    /// Also lay out `frontend` (a kustomize base plus overlays), as the seed does.
+    frontend: bool,
 }
 
 impl Setup {
@@ -61,6 +63,9 @@ impl Setup {
             "--git-url".into(),
             url.clone(),
         ];
+        if opts.frontend {
+            init.extend(["--app".to_string(), "frontend".to_string()]);
+        }
         if opts.secret {
             init.extend(["--registry-secret".to_string(), "regcred".to_string()]);
         }
@@ -432,6 +437,74 @@ fn publish_then_promote_same_repo_keeps_the_digest_and_records_the_release() {
         "1738870000",
     ]);
     assert!(out.contains("staging-v0.0.2-bbbbbbb-1738870000"), "{out}");
+}
+
+/// Issue 14, defect 3: with one automation per app in each environment (none has a
+/// `policySelector`), promoting `frontend` writes through, reports and runs the `frontend`
+/// automation, never `backend`'s.
+#[test]
+fn promoting_the_second_app_uses_its_own_automation() {
+    let opts = Options {
+        frontend: true,
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    let img = format!("{}/frontend", s.prefix);
+    s.reg.push_image_with(
+        &format!("{}/frontend", s.repo_path),
+        "build1",
+        "frontend build 1",
+    );
+    s.ok(&[
+        "publish",
+        &format!("{img}:build1"),
+        "--env",
+        "staging",
+        "--version",
+        "0.0.1",
+        "--sha",
+        SHA,
+        "--timestamp",
+        "1738860123",
+    ]);
+    // Exit 1: backend has no image at all.
+    let out = s.ferry(&["reconcile"]);
+    assert!(
+        matches!(out.status.code(), Some(1 | 3)),
+        "{}",
+        text(&out.stderr)
+    );
+    let overlays = "flux/apps/frontend/overlays";
+    assert!(
+        s.file(&format!("{overlays}/staging/kustomization.yaml"))
+            .contains(STAGING_TAG)
+    );
+
+    let out = s.ferry(&[
+        "promote",
+        "frontend",
+        "--to",
+        "production",
+        "--by",
+        "alice",
+        "--timestamp",
+        "1738861000",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("write-back of ImageUpdateAutomation production/frontend"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("production/backend"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("production/backend"), "{stdout}\n{stderr}");
+    // The frontend automation ran right away.
+    assert!(
+        s.file(&format!("{overlays}/production/kustomization.yaml"))
+            .contains("production-v0.0.1-a1b2c3d-1738861000")
+    );
 }
 
 #[test]

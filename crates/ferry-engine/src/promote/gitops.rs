@@ -46,7 +46,7 @@ pub(crate) fn git_target(
     policy: Option<&ImagePolicy>,
     fallback: Option<&GitFallback>,
 ) -> Result<GitTarget, PromoteError> {
-    let auto = policy.and_then(|p| objects.automations().iter().find(|a| a.selects(p)));
+    let auto = policy.and_then(|p| crate::automations_for(objects, p).first().copied());
     let Some(auto) = auto else {
         let Some(fb) = fallback else {
             return Err(PromoteError::Invalid(format!(
