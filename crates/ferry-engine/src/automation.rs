@@ -54,6 +54,7 @@ pub(crate) async fn run_all(
     engine: &Engine,
     objects: &ObjectSet,
     options: &AutomationOptions,
+    pass: &crate::writeback::Pass,
 ) -> Result<(Vec<ObjectOutcome>, Vec<PushReport>), EngineError> {
     let mut outcomes = Vec::new();
     let mut pushes = Vec::new();
@@ -89,7 +90,7 @@ pub(crate) async fn run_all(
                     )
                 })
                 .collect();
-            tokio::task::block_in_place(|| run_one(engine, objects, auto, &values, options))
+            tokio::task::block_in_place(|| run_one(engine, objects, auto, &values, options, pass))
         };
         let (ready, reason, message) = match result {
             Ok(Some(report)) => {
@@ -384,14 +385,15 @@ fn run_one(
     auto: &ImageUpdateAutomation,
     values: &PolicyValues,
     options: &AutomationOptions,
+    pass: &crate::writeback::Pass,
 ) -> Result<Option<PushReport>, Failure> {
     let target = target(engine, objects, auto)?;
     let automation_id = format!("{}/{}", auto.namespace(), auto.name());
     let cache = CloneCache::new(engine.config().cache_dir.clone())
         .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
     if options.dry_run {
-        let checkout = cache
-            .checkout(&target.remote, &target.checkout_branch)
+        let checkout = pass
+            .checkout(&cache, &target.remote, &target.checkout_branch)
             .map_err(|e| {
                 stalled(
                     "GitOperationFailed",
@@ -425,6 +427,8 @@ fn run_one(
         refspec: target.refspec.clone(),
         max_attempts: options.max_push_attempts.max(1),
         backoff: Backoff::default(),
+        fresh: pass.is_fresh(&cache, &target.remote, &target.checkout_branch),
+        before_push: Some(crate::test_hooks::before_push),
     };
     let outcome = ferry_git::update_and_push(
         &cache,
@@ -480,6 +484,9 @@ fn run_one(
             Ok(Some(spec))
         },
     );
+    if outcome.is_ok() {
+        pass.mark(&cache, &target.remote, &target.checkout_branch);
+    }
     if let Some(f) = template_error {
         return Err(f);
     }

@@ -14,7 +14,9 @@ pub mod rollback;
 mod scan;
 pub mod secrets;
 mod source;
+pub mod test_hooks;
 pub mod trailers;
+mod writeback;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -129,11 +131,19 @@ impl Engine {
 
     /// Scans every ImageRepository and evaluates every ImagePolicy, storing the results.
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
+        self.scan_in(objects, &writeback::Pass::default()).await
+    }
+
+    async fn scan_in(
+        &self,
+        objects: &ObjectSet,
+        pass: &writeback::Pass,
+    ) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
         report.outcomes.extend(scan::scan_all(self, objects).await?);
         report
             .outcomes
-            .extend(policy::evaluate_all(self, objects).await?);
+            .extend(policy::evaluate_all(self, objects, pass).await?);
         Ok(report)
     }
 
@@ -146,7 +156,7 @@ impl Engine {
         &self,
         objects: &ObjectSet,
     ) -> Result<Vec<ObjectOutcome>, EngineError> {
-        policy::evaluate_all(self, objects).await
+        policy::evaluate_all(self, objects, &writeback::Pass::default()).await
     }
 
     /// Forgets the stored records of objects that are no longer in the source. Call it with the
@@ -175,8 +185,11 @@ impl Engine {
         objects: &ObjectSet,
         options: &AutomationOptions,
     ) -> Result<RunReport, EngineError> {
-        let mut report = self.scan(objects).await?;
-        let (outcomes, pushes) = automation::run_all(self, objects, options).await?;
+        // One pass: each write-back repository is fetched once (when its holds are read) and
+        // every automation writing to it starts from that fetch.
+        let pass = writeback::Pass::default();
+        let mut report = self.scan_in(objects, &pass).await?;
+        let (outcomes, pushes) = automation::run_all(self, objects, options, &pass).await?;
         report.outcomes.extend(outcomes);
         report.pushes.extend(pushes);
         Ok(report)

@@ -64,6 +64,12 @@ pub struct UpdatePlan {
     pub max_attempts: u32,
     /// Delay between attempts.
     pub backoff: Backoff,
+    /// The checkout branch was fetched by this caller a moment ago: the first attempt computes
+    /// on that local copy without fetching again (a stale view is caught by the push, which the
+    /// remote rejects, and the next attempt fetches).
+    pub fresh: bool,
+    /// Called right before each push with the attempt number (1-based).
+    pub before_push: Option<fn(u32)>,
 }
 
 impl UpdatePlan {
@@ -76,6 +82,8 @@ impl UpdatePlan {
             refspec: None,
             max_attempts: 5,
             backoff: Backoff::default(),
+            fresh: false,
+            before_push: None,
         }
     }
 }
@@ -149,7 +157,11 @@ where
         .clone()
         .unwrap_or_else(|| plan.checkout_branch.clone());
     let max = plan.max_attempts.max(1);
-    let mut co = cache.checkout(remote, &plan.checkout_branch)?;
+    let mut co = if plan.fresh {
+        cache.checkout_local(remote, &plan.checkout_branch)?
+    } else {
+        cache.checkout(remote, &plan.checkout_branch)?
+    };
     let mut last_reason = String::new();
     for attempt in 1..=max {
         if attempt > 1 {
@@ -172,6 +184,9 @@ where
         let Some(sha) = co.commit_all(&spec)? else {
             return Ok(UpdateOutcome::NothingToDo { head });
         };
+        if let Some(hook) = plan.before_push {
+            hook(attempt);
+        }
         match co.push(&target, &plan.push_options)? {
             PushOutcome::Pushed { .. } => {
                 if let Some(rs) = &plan.refspec

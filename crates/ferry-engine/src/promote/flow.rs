@@ -495,6 +495,8 @@ fn push(
         refspec: None,
         max_attempts: 8,
         backoff: Backoff::default(),
+        fresh: false,
+        before_push: Some(crate::test_hooks::before_push),
     };
     ferry_git::update_and_push(&cache, &target.remote, &plan, f).map_err(|e| match e {
         UpdateError::Git(g) => PromoteError::Git(g),

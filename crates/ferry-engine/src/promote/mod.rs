@@ -21,10 +21,6 @@ pub use flow::{
 pub use gitops::GitFallback;
 pub use retag::{TagOutcome, TagWrite};
 
-/// Test-only hook (documented in docs/promotion.md): `FERRY_TEST_ABORT_AFTER=first-tag` kills the
-/// process with SIGKILL right after the first tag write, to prove a re-run resumes cleanly.
-pub const TEST_ABORT_ENV: &str = "FERRY_TEST_ABORT_AFTER";
-
 /// Why a publish, promotion, approval or version query stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PromoteError {

@@ -14,11 +14,6 @@ use super::{RollbackError, trailer};
 use crate::trailers::{CHANGE, ChangeTrailer, KIND};
 use crate::{Engine, now_rfc3339};
 
-/// Test-only hook: a shell command run right before each push of a rollback, hold or unhold
-/// (with `FERRY_TEST_ATTEMPT` set to the attempt number). Tests use it to push a concurrent
-/// human commit at the worst moment. Not for production use.
-pub const TEST_BEFORE_PUSH_ENV: &str = "FERRY_TEST_BEFORE_PUSH";
-
 /// Where the GitOps repository is when no automation names it (`--repo`, `--ref`, `--path`).
 #[derive(Debug, Clone)]
 pub struct RepoFallback {
@@ -124,20 +119,6 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run_test_hook(attempt: u32) {
-    let Some(cmd) = std::env::var_os(TEST_BEFORE_PUSH_ENV) else {
-        return;
-    };
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("FERRY_TEST_ATTEMPT", attempt.to_string())
-        .status();
-    if let Err(e) = status {
-        tracing::warn!(error = %e, "{TEST_BEFORE_PUSH_ENV} hook failed to run");
-    }
-}
-
 fn cache(engine: &Engine) -> Result<CloneCache, RollbackError> {
     Ok(CloneCache::new(engine.config().cache_dir.clone())?)
 }
@@ -207,7 +188,7 @@ fn push_loop<T>(
                 diff: Some(diff),
             });
         }
-        run_test_hook(attempt);
+        crate::test_hooks::before_push(attempt);
         match co.push(&target.branch, &Default::default())? {
             PushOutcome::Pushed { sha } => {
                 return Ok(Pushed {
