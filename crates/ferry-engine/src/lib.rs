@@ -27,6 +27,7 @@ use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::SecretsDir;
 pub use source::{ObjectSource, load_objects};
+pub use writeback::PassGuard;
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an
 /// [`ObjectOutcome`] with `ready == false`).
@@ -96,6 +97,8 @@ pub struct Engine {
     config: EngineConfig,
     registry: RegistryClient,
     store: Mutex<Store>,
+    /// The open pass, if any: what it has fetched from the write-back repositories.
+    pass: Mutex<Option<writeback::Pass>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,7 +115,27 @@ impl Engine {
             config,
             registry: RegistryClient::new(ferry_registry::ClientOptions::default()),
             store: Mutex::new(store),
+            pass: Mutex::new(None),
         }
+    }
+
+    /// Opens a pass (or joins the one already open) until the guard is dropped: within it each
+    /// write-back repository and branch is fetched at most once, and every later read or push
+    /// starts from that fetch plus the pass's own pushes (a push from a stale view is rejected
+    /// by the remote and retried on a new fetch). `scan` and `reconcile` open one themselves; a
+    /// command that runs several steps on one repository (promote, then the target's
+    /// automation) holds one around them all. The daemon opens none between its passes.
+    pub fn pass(&self) -> PassGuard<'_> {
+        PassGuard::open(&self.pass)
+    }
+
+    /// The open pass, or a new one that shares nothing.
+    pub(crate) fn current_pass(&self) -> writeback::Pass {
+        self.pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -131,7 +154,8 @@ impl Engine {
 
     /// Scans every ImageRepository and evaluates every ImagePolicy, storing the results.
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
-        self.scan_in(objects, &writeback::Pass::default()).await
+        let _pass = self.pass();
+        self.scan_in(objects, &self.current_pass()).await
     }
 
     async fn scan_in(
@@ -187,7 +211,8 @@ impl Engine {
     ) -> Result<RunReport, EngineError> {
         // One pass: each write-back repository is fetched once (when its holds are read) and
         // every automation writing to it starts from that fetch.
-        let pass = writeback::Pass::default();
+        let _pass = self.pass();
+        let pass = self.current_pass();
         let mut report = self.scan_in(objects, &pass).await?;
         let (outcomes, pushes) = automation::run_all(self, objects, options, &pass).await?;
         report.outcomes.extend(outcomes);

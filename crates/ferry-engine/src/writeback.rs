@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use ferry_git::{Checkout, CloneCache, GitError, Remote};
 
 /// The (cache entry, branch) pairs fetched in this pass. Cheap to clone; clones share the set.
+/// Outside a pass (see [`crate::Engine::pass`]) every checkout gets a new, empty one, so it
+/// fetches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pass {
     fetched: Arc<Mutex<HashSet<(PathBuf, String)>>>,
@@ -60,5 +62,31 @@ impl Pass {
         };
         self.mark(cache, remote, branch);
         Ok(co)
+    }
+}
+
+/// Keeps the engine's pass open; the pass ends when the outermost guard is dropped.
+#[must_use = "the pass ends when the guard is dropped"]
+pub struct PassGuard<'a> {
+    slot: &'a Mutex<Option<Pass>>,
+    outermost: bool,
+}
+
+impl<'a> PassGuard<'a> {
+    pub(crate) fn open(slot: &'a Mutex<Option<Pass>>) -> PassGuard<'a> {
+        let mut current = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let outermost = current.is_none();
+        if outermost {
+            *current = Some(Pass::default());
+        }
+        PassGuard { slot, outermost }
+    }
+}
+
+impl Drop for PassGuard<'_> {
+    fn drop(&mut self) {
+        if self.outermost {
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 }

@@ -366,6 +366,9 @@ fn confirm(question: &str) -> bool {
 
 pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source, true)?;
+    // One pass: the preview, the promotion and the target's automation share one fetch of the
+    // write-back repository.
+    let _pass = p.engine.pass();
     let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
     if interactive {
         let preview = promote::promote(

@@ -41,6 +41,8 @@ struct Options {
     other_registry: Option<RegistryEnv>,
     /// Also lay out `frontend` (a kustomize base plus overlays), as the seed does.
     frontend: bool,
+    /// The GitOps repository over git:// (the daemon logs every fetch), not file://.
+    daemon: bool,
 }
 
 impl Setup {
@@ -51,7 +53,11 @@ impl Setup {
         let repo_path = unique_repo("promote");
         let prefix = format!("{}/{repo_path}", reg.host);
         let bare = git.new_repo("promote", false).unwrap();
-        let url = git.file(&bare);
+        let url = if opts.daemon {
+            git.daemon(&bare)
+        } else {
+            git.file(&bare)
+        };
         let gitops = dir.path().join("gitops");
         let mut init = vec![
             "init".to_string(),
@@ -437,6 +443,42 @@ fn publish_then_promote_same_repo_keeps_the_digest_and_records_the_release() {
         "1738870000",
     ]);
     assert!(out.contains("staging-v0.0.2-bbbbbbb-1738870000"), "{out}");
+}
+
+/// Issue 14: a promotion fetches the target repository at most twice (here: the clone that
+/// loads the objects, and one fetch shared by the gates, the release commit and the target's
+/// automation), counted in the git daemon's log.
+#[test]
+fn a_promotion_fetches_the_target_repository_at_most_twice() {
+    let opts = Options {
+        daemon: true,
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    s.build_and_deploy_staging(false);
+    let repo = s.url.rsplit('/').next().unwrap().to_string();
+    let before = s.git.daemon_fetches(&repo);
+    s.ok(&[
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--by",
+        "alice",
+        "--timestamp",
+        "1738861000",
+    ]);
+    let fetches = s.git.daemon_fetches(&repo) - before;
+    eprintln!("promote: {fetches} fetches");
+    assert!(fetches <= 2, "{fetches} fetches of {repo}");
+    assert_eq!(s.commits_of_kind("promotion").len(), 1);
+    // The production automation ran in the same pass.
+    assert!(
+        s.file("flux/apps/backend/production/deployment.yaml")
+            .contains("production-v0.0.1-a1b2c3d-1738861000")
+    );
 }
 
 /// Issue 14, defect 3: with one automation per app in each environment (none has a

@@ -123,7 +123,7 @@ impl Gated {
 /// automation edits on odd rounds (a different line of the same file). Committed, not pushed.
 fn human_commit(h: &Path, i: usize) {
     git(h, &["pull", "-q", "--rebase", "origin", "main"]);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         std::fs::create_dir_all(h.join("notes")).unwrap();
         std::fs::write(
             h.join(format!("notes/human-{i}.txt")),
@@ -352,6 +352,11 @@ fn kill_9_during_reconcile_then_rerun_converges() {
         ],
     );
     let org_path = seed.image_registry.split_once('/').unwrap().1.to_string();
+    // How long a whole run takes here (it pushes the seed's first changes), so the kills walk
+    // through a run whatever the machine's speed.
+    let t0 = Instant::now();
+    assert_eq!(seed.reconcile(&[]).code, Some(3));
+    let whole = t0.elapsed();
     let mut killed = 0;
     for k in 0..8 {
         push(&reg, &format!("{org_path}/backend"), &develop_tag(k));
@@ -362,7 +367,7 @@ fn kill_9_during_reconcile_then_rerun_converges() {
         args.extend(["--state", &state]);
         let mut child = command(&args).spawn().unwrap();
         // The fault: SIGKILL after a delay that walks through the run (load, scan, git).
-        let delay = Duration::from_millis(150 + 120 * k as u64);
+        let delay = whole * (k as u32 + 1) / 10;
         let exited = poll(delay, || child.try_wait().unwrap());
         if exited.is_none() {
             child.kill().unwrap(); // SIGKILL

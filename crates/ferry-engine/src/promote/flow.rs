@@ -488,6 +488,7 @@ fn push(
     f: impl FnMut(&Path) -> Result<Option<CommitSpec>, std::io::Error>,
 ) -> Result<UpdateOutcome, PromoteError> {
     let cache = CloneCache::new(engine.config().cache_dir.clone())?;
+    let pass = engine.current_pass();
     let plan = UpdatePlan {
         checkout_branch: target.branch.clone(),
         push_branch: Some(target.push_branch.clone()),
@@ -495,10 +496,14 @@ fn push(
         refspec: None,
         max_attempts: 8,
         backoff: Backoff::default(),
-        fresh: false,
+        fresh: pass.is_fresh(&cache, &target.remote, &target.branch),
         before_push: Some(crate::test_hooks::before_push),
     };
-    ferry_git::update_and_push(&cache, &target.remote, &plan, f).map_err(|e| match e {
+    let outcome = ferry_git::update_and_push(&cache, &target.remote, &plan, f);
+    if outcome.is_ok() {
+        pass.mark(&cache, &target.remote, &target.branch);
+    }
+    outcome.map_err(|e| match e {
         UpdateError::Git(g) => PromoteError::Git(g),
         UpdateError::Apply(io) => PromoteError::Failed(format!("writing the release files: {io}")),
         other => PromoteError::Failed(format!(

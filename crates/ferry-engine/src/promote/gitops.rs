@@ -87,7 +87,9 @@ pub(crate) fn git_target(
 
 pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
     let cache = CloneCache::new(engine.config().cache_dir.clone())?;
-    Ok(cache.checkout(&target.remote, &target.branch)?)
+    Ok(engine
+        .current_pass()
+        .checkout(&cache, &target.remote, &target.branch)?)
 }
 
 /// What an environment's Git state points to for one policy.
