@@ -48,6 +48,19 @@ pub enum EngineError {
     Registry(#[from] ferry_registry::RegistryError),
     #[error("{0}")]
     Invalid(String),
+    /// A task of the engine panicked or was cancelled: an internal failure, not bad input.
+    #[error("an engine task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Runs blocking work (git processes, file I/O) on tokio's blocking pool, so the async workers
+/// stay free; works on any runtime flavour (unlike `block_in_place`).
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await
 }
 
 /// Settings shared by every engine operation.

@@ -40,6 +40,9 @@ pub enum PromoteError {
     /// Anything else (I/O, a push rejected on every attempt, a digest that did not verify).
     #[error("{0}")]
     Failed(String),
+    /// The blocking task doing the Git work panicked or was cancelled (an internal failure).
+    #[error("a promotion task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl PromoteError {

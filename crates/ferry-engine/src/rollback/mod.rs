@@ -57,6 +57,9 @@ pub enum RollbackError {
     Holds(#[from] HoldsError),
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    /// The blocking task doing the Git work panicked or was cancelled (an internal failure).
+    #[error("a rollback task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl RollbackError {

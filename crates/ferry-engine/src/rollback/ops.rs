@@ -384,7 +384,8 @@ impl Engine {
     ) -> Result<RollbackReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| rollback_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || rollback_blocking(&cache, &target, &req)).await?
     }
 
     /// Holds ENV/APP at the value its markers hold now.
@@ -395,7 +396,8 @@ impl Engine {
     ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| hold_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || hold_blocking(&cache, &target, &req)).await?
     }
 
     /// Lifts the hold of ENV/APP (and, if asked, denials).
@@ -406,7 +408,8 @@ impl Engine {
     ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| unhold_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || unhold_blocking(&cache, &target, &req)).await?
     }
 
     /// The timeline of ENV/APP from Git, oldest first.
@@ -419,7 +422,9 @@ impl Engine {
     ) -> Result<Vec<HistoryRow>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
         let cache = cache(self)?;
-        let mut rows = tokio::task::block_in_place(|| {
+        let t = target.clone();
+        let mut rows = crate::blocking(move || {
+            let target = t;
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
             if files.is_empty() {
@@ -434,7 +439,8 @@ impl Engine {
             Ok::<_, RollbackError>(
                 timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows,
             )
-        })?;
+        })
+        .await??;
         // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
         // tag still exists there.
         let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();

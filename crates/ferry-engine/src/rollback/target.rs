@@ -15,6 +15,7 @@ use super::ops::RepoFallback;
 use crate::Engine;
 
 /// Everything an operation on ENV/APP needs.
+#[derive(Debug, Clone)]
 pub(crate) struct AppTarget {
     pub policy_ns: String,
     pub policy_name: String,
