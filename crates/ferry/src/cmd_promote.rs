@@ -469,8 +469,9 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
         tag: args.tag.clone(),
         by: args.by.clone(),
     };
-    let r =
-        promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req).map_err(cli_error)?;
+    let r = promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req)
+        .await
+        .map_err(cli_error)?;
     match &r.commit {
         Some(sha) => println!(
             "approved {} {} for {} by {}: {} committed as {}",
@@ -492,6 +493,7 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
 pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source, true)?;
     let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app)
+        .await
         .map_err(cli_error)?;
     if args.next {
         println!("{}", r.next);

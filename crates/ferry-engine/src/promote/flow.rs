@@ -282,7 +282,7 @@ fn release_target(
 }
 
 /// `ferry version APP`: the highest version released to the last stage, and the next one.
-pub fn version(
+pub async fn version(
     engine: &Engine,
     objects: &ObjectSet,
     fallback: Option<&GitFallback>,
@@ -290,10 +290,12 @@ pub fn version(
 ) -> Result<VersionReport, PromoteError> {
     let pipe = AppPipeline::resolve(objects, app)?;
     let target = release_target(engine, objects, &pipe, fallback)?;
-    blocking(|| {
-        let co = gitops::checkout(engine, &target)?;
+    let (cache, pass) = gitops::git_access(engine)?;
+    crate::blocking(move || {
+        let co = pass.checkout(&cache, &target.remote, &target.branch)?;
         version_of(co.workdir(), &pipe)
     })
+    .await?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,20 +332,21 @@ pub async fn publish(
         Ok(s) => s.template.clone(),
         Err(_) => TagTemplate::parse(DEFAULT_TAG_TEMPLATE).map_err(PromoteError::Invalid)?,
     };
-    let version = match &req.version {
-        Some(v) => Version::parse(v).ok_or_else(|| {
-            PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH"))
-        })?,
-        None => {
-            let report = version(engine, objects, fallback, &app).map_err(|e| match e {
+    let version =
+        match &req.version {
+            Some(v) => Version::parse(v).ok_or_else(|| {
+                PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH"))
+            })?,
+            None => {
+                let report = version(engine, objects, fallback, &app).await.map_err(|e| match e {
                 PromoteError::Invalid(m) => PromoteError::Invalid(format!(
                     "{m}; pass --version, or --repo/--dir so the app's next version can be read"
                 )),
                 other => other,
             })?;
-            Version::parse(&report.next).unwrap_or_default()
-        }
-    };
+                Version::parse(&report.next).unwrap_or_default()
+            }
+        };
     let access =
         match objects.image_repositories.iter().find(|r| {
             ImageName::parse(&r.spec.image).is_ok_and(|n| n.canonical() == name.canonical())
@@ -400,7 +403,7 @@ pub async fn publish(
 // approve
 
 /// `ferry approve`: records an approval for promoting `tag` into `env`, as one Git commit.
-pub fn approve(
+pub async fn approve(
     engine: &Engine,
     objects: &ObjectSet,
     fallback: Option<&GitFallback>,
@@ -434,15 +437,18 @@ pub fn approve(
         author: target.author.clone(),
         signing: None,
     };
-    let outcome = blocking(|| {
-        push(engine, &target, |workdir| {
-            if workdir.join(&rel).exists() {
+    let (cache, pass) = gitops::git_access(engine)?;
+    let path = rel.clone();
+    let outcome = crate::blocking(move || {
+        push_with(&cache, &pass, &target, |workdir| {
+            if workdir.join(&path).exists() {
                 return Ok(None);
             }
-            write_text(workdir, &rel, &content)?;
+            write_text(workdir, &path, &content)?;
             Ok(Some(spec.clone()))
         })
-    })?;
+    })
+    .await??;
     Ok(match outcome {
         UpdateOutcome::Pushed { sha, .. } => ApproveReport {
             path: rel,
@@ -487,8 +493,17 @@ fn push(
     target: &GitTarget,
     f: impl FnMut(&Path) -> Result<Option<CommitSpec>, std::io::Error>,
 ) -> Result<UpdateOutcome, PromoteError> {
-    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
-    let pass = engine.current_pass();
+    let (cache, pass) = gitops::git_access(engine)?;
+    push_with(&cache, &pass, target, f)
+}
+
+/// [`push`] with the cache and pass in hand (for a blocking task).
+fn push_with(
+    cache: &CloneCache,
+    pass: &crate::writeback::Pass,
+    target: &GitTarget,
+    f: impl FnMut(&Path) -> Result<Option<CommitSpec>, std::io::Error>,
+) -> Result<UpdateOutcome, PromoteError> {
     let plan = UpdatePlan {
         checkout_branch: target.branch.clone(),
         push_branch: Some(target.push_branch.clone()),
@@ -496,12 +511,12 @@ fn push(
         refspec: None,
         max_attempts: 8,
         backoff: Backoff::default(),
-        fresh: pass.is_fresh(&cache, &target.remote, &target.branch),
+        fresh: pass.is_fresh(cache, &target.remote, &target.branch),
         before_push: Some(crate::test_hooks::before_push),
     };
-    let outcome = ferry_git::update_and_push(&cache, &target.remote, &plan, f);
+    let outcome = ferry_git::update_and_push(cache, &target.remote, &plan, f);
     if outcome.is_ok() {
-        pass.mark(&cache, &target.remote, &target.branch);
+        pass.mark(cache, &target.remote, &target.branch);
     }
     outcome.map_err(|e| match e {
         UpdateError::Git(g) => PromoteError::Git(g),

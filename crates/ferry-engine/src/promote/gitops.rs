@@ -86,10 +86,18 @@ pub(crate) fn git_target(
 }
 
 pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
-    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
-    Ok(engine
-        .current_pass()
-        .checkout(&cache, &target.remote, &target.branch)?)
+    let (cache, pass) = git_access(engine)?;
+    Ok(pass.checkout(&cache, &target.remote, &target.branch)?)
+}
+
+/// The clone cache and the open pass: what a blocking task needs to check out or push.
+pub(crate) fn git_access(
+    engine: &Engine,
+) -> Result<(CloneCache, crate::writeback::Pass), PromoteError> {
+    Ok((
+        CloneCache::new(engine.config().cache_dir.clone())?,
+        engine.current_pass(),
+    ))
 }
 
 /// What an environment's Git state points to for one policy.
