@@ -85,11 +85,6 @@ pub(crate) fn git_target(
     })
 }
 
-pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
-    let (cache, pass) = git_access(engine)?;
-    Ok(pass.checkout(&cache, &target.remote, &target.branch)?)
-}
-
 /// The clone cache and the open pass: what a blocking task needs to check out or push.
 pub(crate) fn git_access(
     engine: &Engine,
