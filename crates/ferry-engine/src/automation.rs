@@ -631,17 +631,12 @@ impl NewerInGit {
         .map_err(|e| stalled("GitOperationFailed", format!("automation task failed: {e}")))?;
         let (holds, sites) = read.map_err(|e| stalled("GitOperationFailed", e))?;
         let mut decided = HashMap::new();
-        for (key, value) in values {
-            if holds.hold(&key.replacen(':', "/", 1)).is_some() {
-                continue;
-            }
-            let Some(current) = crate::rollback::markers::state_of_sites(&sites, key).tag else {
-                continue;
-            };
-            if current != value.tag {
-                let newer = tag_is_newer(engine, objects, key, &current).await;
-                decided.insert((key.clone(), current), newer);
-            }
+        let differing: Vec<_> = differing(&sites, values, &holds)
+            .map(|(key, _, current)| (key.clone(), current))
+            .collect();
+        for (key, current) in differing {
+            let newer = tag_is_newer(engine, objects, &key, &current).await;
+            decided.insert((key, current), newer);
         }
         Ok(NewerInGit { decided })
     }
@@ -657,16 +652,7 @@ impl NewerInGit {
             return Vec::new();
         };
         let mut newer = Vec::new();
-        for (key, value) in values {
-            if holds.hold(&key.replacen(':', "/", 1)).is_some() {
-                continue;
-            }
-            let Some(current) = crate::rollback::markers::state_of_sites(&sites, key).tag else {
-                continue;
-            };
-            if current == value.tag {
-                continue;
-            }
+        for (key, value, current) in differing(&sites, values, holds) {
             if self
                 .decided
                 .get(&(key.clone(), current.clone()))
@@ -680,6 +666,22 @@ impl NewerInGit {
         }
         newer
     }
+}
+
+/// `(policy key, our value, Git's tag)` of the policies that are not held and whose markers among
+/// `sites` hold another tag than ours.
+fn differing<'a>(
+    sites: &'a [ferry_setters::MarkerSite],
+    values: &'a PolicyValues,
+    holds: &'a crate::rollback::HoldsFile,
+) -> impl Iterator<Item = (&'a String, &'a ImageRef, String)> + 'a {
+    values.iter().filter_map(move |(key, value)| {
+        if holds.hold(&key.replacen(':', "/", 1)).is_some() {
+            return None;
+        }
+        let current = crate::rollback::markers::state_of_sites(sites, key).tag?;
+        (current != value.tag).then_some((key, value, current))
+    })
 }
 
 /// True when `tag` (in Git for policy `key`) is newer than this run's view: unseen by the scan,

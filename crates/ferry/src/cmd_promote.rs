@@ -447,15 +447,7 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
     {
         Ok(run) => {
             output::print_pushes(&run, false);
-            for o in run.outcomes.iter().filter(|o| o.failed()) {
-                eprintln!(
-                    "warning: {} {}/{}: {}",
-                    o.kind.as_str(),
-                    o.namespace,
-                    o.name,
-                    o.message
-                );
-            }
+            output::print_failures(&run, "warning:");
         }
         Err(e) => eprintln!("warning: running the {} automation failed: {e}", report.to),
     }

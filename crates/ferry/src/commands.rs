@@ -150,14 +150,7 @@ pub async fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
         let p = prepare(state, &args.source)?;
         let report = p.engine.scan(&p.objects).await?;
         p.engine.prune(&p.objects)?;
-        for o in report.outcomes.iter().filter(|o| o.failed()) {
-            eprintln!(
-                "✗ {} {}/{}: {}",
-                o.kind.as_str(),
-                o.namespace,
-                o.name,
-                o.message
-            );
+        if output::print_failures(&report, "✗") {
             status = Status::Failed;
         }
     }
