@@ -544,6 +544,7 @@ async fn run_one(
         backoff: Backoff::default(),
         fresh: pass.is_fresh(&cache, &job.target.remote, &job.target.checkout_branch),
         before_push: Some(crate::test_hooks::before_push),
+        dry_run: false,
     };
     let (job, cache, result) = crate::blocking(move || {
         let result = job.push(&cache, &plan);
@@ -570,7 +571,7 @@ async fn run_one(
             diff: None,
             attempts,
         })),
-        Ok(UpdateOutcome::NothingToDo { .. }) => Ok(None),
+        Ok(UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. }) => Ok(None),
         Err(ferry_git::UpdateError::Apply(e)) => Err(stalled(
             "UpdateFailed",
             format!("failed to apply policies: {e}"),

@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::auth::Remote;
 use crate::error::GitError;
-use crate::repo::{CloneCache, CommitSpec, PushOutcome};
+use crate::repo::{Checkout, CloneCache, CommitSpec, PushOutcome};
 
 /// Bounded exponential backoff between attempts, with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,9 @@ pub struct UpdatePlan {
     pub fresh: bool,
     /// Called right before each push with the attempt number (1-based).
     pub before_push: Option<fn(u32)>,
+    /// Compute and commit locally, report the diff, push nothing
+    /// ([`UpdateOutcome::WouldPush`]); the next checkout throws the local commit away.
+    pub dry_run: bool,
 }
 
 impl UpdatePlan {
@@ -84,6 +87,7 @@ impl UpdatePlan {
             backoff: Backoff::default(),
             fresh: false,
             before_push: None,
+            dry_run: false,
         }
     }
 }
@@ -106,6 +110,13 @@ pub enum UpdateOutcome {
     NothingToDo {
         /// The tip the callback looked at.
         head: String,
+    },
+    /// A dry run: what would be pushed.
+    WouldPush {
+        /// The tip the change was computed on.
+        head: String,
+        /// Unified diff of the change.
+        diff: String,
     },
 }
 
@@ -152,6 +163,20 @@ pub fn update_and_push<F, E>(
 where
     F: FnMut(&Path) -> Result<Option<CommitSpec>, E>,
 {
+    update_and_push_checkout(cache, remote, plan, |co: &mut Checkout| f(co.workdir()))
+}
+
+/// [`update_and_push`] for callers that need the [`Checkout`] itself (history, `git revert`):
+/// the one compute–commit–push loop of Ferry.
+pub fn update_and_push_checkout<F, E>(
+    cache: &CloneCache,
+    remote: &Remote,
+    plan: &UpdatePlan,
+    mut f: F,
+) -> Result<UpdateOutcome, UpdateError<E>>
+where
+    F: FnMut(&mut Checkout) -> Result<Option<CommitSpec>, E>,
+{
     let target = plan
         .push_branch
         .clone()
@@ -178,12 +203,16 @@ where
             co.reset_to(&target, &start)?;
         }
         let head = co.head()?;
-        let Some(spec) = f(co.workdir()).map_err(UpdateError::Apply)? else {
+        let Some(spec) = f(&mut co).map_err(UpdateError::Apply)? else {
             return Ok(UpdateOutcome::NothingToDo { head });
         };
         let Some(sha) = co.commit_all(&spec)? else {
             return Ok(UpdateOutcome::NothingToDo { head });
         };
+        if plan.dry_run {
+            let diff = co.diff(&head, &sha, None)?;
+            return Ok(UpdateOutcome::WouldPush { head, diff });
+        }
         if let Some(hook) = plan.before_push {
             hook(attempt);
         }

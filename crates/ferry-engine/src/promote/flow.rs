@@ -453,7 +453,7 @@ pub async fn approve(
             commit: Some(sha),
             already: false,
         },
-        UpdateOutcome::NothingToDo { .. } => ApproveReport {
+        UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. } => ApproveReport {
             path: rel,
             commit: None,
             already: true,
@@ -502,6 +502,7 @@ fn push(
         backoff: Backoff::default(),
         fresh: pass.is_fresh(cache, &target.remote, &target.branch),
         before_push: Some(crate::test_hooks::before_push),
+        dry_run: false,
     };
     let outcome = ferry_git::update_and_push(cache, &target.remote, &plan, f);
     if outcome.is_ok() {
@@ -1149,7 +1150,7 @@ async fn release(
         })?;
         let commit = match outcome {
             UpdateOutcome::Pushed { sha, .. } => Some(sha),
-            UpdateOutcome::NothingToDo { .. } => None,
+            UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. } => None,
         };
         Ok((commit, next_seen, None))
     })
