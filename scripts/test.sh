@@ -23,10 +23,19 @@ if [ ! -d "$FERRY_CONFORMANCE_DIR" ]; then
   [ "${CI:-}" = true ] && exit 1
 fi
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-testbed}"
+# Stops every server the tests started under $TESTBED_DIR. A server that will not stop fails the
+# command loudly: the test command leaves nothing running.
 cleanup() {
-  bash testbed/registry.sh stop-all >/dev/null 2>&1 || true
-  bash testbed/gitserver.sh stop >/dev/null 2>&1 || true
-  bash testbed/cluster.sh stop --name ferry-cluster >/dev/null 2>&1 || echo "test.sh: could not stop the control plane" >&2
+  local rc=$? ok=1
+  bash testbed/registry.sh stop-all >/dev/null || ok=0
+  bash testbed/gitserver.sh stop >/dev/null || ok=0
+  bash testbed/cluster.sh stop --name ferry-cluster >/dev/null || ok=0
+  if [ "$ok" = 0 ]; then
+    echo "test.sh: CLEANUP FAILED: test servers under $TESTBED_DIR may still be running" >&2
+    echo "test.sh: check with: pgrep -a registry; pgrep -af token_issuer" >&2
+    [ "$rc" = 0 ] && rc=1
+  fi
+  exit "$rc"
 }
 trap cleanup EXIT
 # Two test threads: the machine has two cores and the servers are shared between tests.

@@ -266,14 +266,15 @@ start_daemon() {
     port=$(free_port)
     # the binary itself (not `git daemon`) so that the PID is the server's
     pid=$(spawn "$S/daemon.log" "$bin" --reuseaddr --listen="$HOST" --port="$port" --base-path="$ROOT" \
-      --export-all --enable=receive-pack --informative-errors)
+      --export-all --enable=receive-pack --informative-errors --verbose)
     if wait_ready "$pid" "$S/daemon.log" tcp_open "$port"; then break; fi
     stop_pid "$pid"; pid=""
     [ "$try" = 3 ] && die "git daemon did not start (see $S/daemon.log)"
   done
   write_env "$(svc_env daemon)" \
     TESTBED_GIT_DAEMON_URL="git://$HOST:$port" TESTBED_GIT_DAEMON_PORT="$port" \
-    TESTBED_GIT_DAEMON_PID="$pid" TESTBED_GIT_DAEMON_LOG="$S/daemon.log"
+    TESTBED_GIT_DAEMON_PID="$pid" TESTBED_GIT_DAEMON_LOG="$S/daemon.log" \
+    TESTBED_GIT_DAEMON_VERBOSE=1
   say "daemon: git://$HOST:$port/<repo>.git"
 }
 
@@ -294,7 +295,9 @@ do_start() {
     if running "$s"; then
       mode=""
       [ "$s" = http ] && mode="$(env_get "$(svc_env http)" TESTBED_GIT_HTTP_AUTH_MODE)/$(env_get "$(svc_env http)" TESTBED_GIT_HTTP_TLS)"
-      if [ "$s" != http ] || [ "$mode" = "$AUTH/$TLS" ]; then say "$s: already running"; continue; fi
+      [ "$s" = daemon ] && mode="$(env_get "$(svc_env daemon)" TESTBED_GIT_DAEMON_VERBOSE)"
+      if { [ "$s" != http ] && [ "$s" != daemon ]; } || [ "$mode" = "$AUTH/$TLS" ] ||
+        { [ "$s" = daemon ] && [ "$mode" = 1 ]; }; then say "$s: already running"; continue; fi
       stop_one "$s"
     fi
     "start_$s"

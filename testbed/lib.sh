@@ -84,6 +84,10 @@ tb_stop() {
   done
   tb_say "$name ($pid) survived SIGTERM; killing"
   kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 40); do
+    tb_alive "$pid" || return 0
+    sleep 0.05
+  done
 }
 
 # tb_env_write FILE K=V...: `export K='V'` lines, readable by `source` and by simple parsers.

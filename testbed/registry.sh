@@ -4,6 +4,7 @@
 #   bash testbed/registry.sh start [--auth none|basic|token] [--tls] [--name NAME]
 #   bash testbed/registry.sh stop [--name NAME]
 #   bash testbed/registry.sh status [--name NAME]
+#   bash testbed/registry.sh stop-all
 #
 # Writes $TESTBED_DIR/NAME.env (NAME defaults to "registry"; TESTBED_DIR to /tmp/ferry-testbed)
 # with TESTBED_REGISTRY_* variables. Starting again with the same options reuses the server;
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-usage() { sed -n '4,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
+usage() { sed -n '4,7p' "$0" | sed 's/^# *//' >&2; exit 2; }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
@@ -55,10 +56,29 @@ stop() {
     rm -rf "$state"
     return 0
   fi
-  tb_stop "$(tb_env_get "$envfile" TESTBED_REGISTRY_PID)" docker-registry
-  tb_stop "$(tb_env_get "$envfile" TESTBED_REGISTRY_TOKEN_PID)" token-issuer
+  local pid tpid
+  pid=$(tb_env_get "$envfile" TESTBED_REGISTRY_PID)
+  tpid=$(tb_env_get "$envfile" TESTBED_REGISTRY_TOKEN_PID)
+  tb_stop "$pid" docker-registry
+  tb_stop "$tpid" token-issuer
+  if tb_alive "$pid" || tb_alive "$tpid"; then
+    tb_say "$name: could not stop docker-registry ($pid) or token-issuer ($tpid)"
+    return 1
+  fi
   rm -rf "$envfile" "$state"
   tb_say "$name stopped"
+}
+
+# Every registry this TESTBED_DIR knows of (registry.sh and registry-notify.sh write the same
+# env file); non-zero when one of them would not stop.
+stop_all() {
+  local f rc=0
+  for f in "$TESTBED_DIR"/*.env; do
+    [ -f "$f" ] && grep -q '^export TESTBED_REGISTRY_PID=' "$f" || continue
+    name=$(basename "$f" .env) state=$TESTBED_DIR/$name envfile=$f
+    stop || rc=1
+  done
+  return "$rc"
 }
 
 start() {
@@ -178,6 +198,7 @@ mkdir -p "$TESTBED_DIR"
 case $cmd in
   start) start ;;
   stop) stop ;;
+  stop-all) stop_all ;;
   status) if running; then grep '^export' "$envfile"; else tb_say "$name not running"; exit 1; fi ;;
   *) usage ;;
 esac

@@ -1,10 +1,10 @@
 //! ImageUpdateAutomation: write each policy's `latestRef` through the setters, commit with
 //! trailers and push, recomputing on the new tip when the push is rejected.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use ferry_api::{ImageUpdateAutomation, ObjectSet};
+use ferry_api::{ImagePolicy, ImageUpdateAutomation, ObjectSet};
 use ferry_git::{
     Backoff, CloneCache, CommitSpec, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
 };
@@ -54,6 +54,7 @@ pub(crate) async fn run_all(
     engine: &Engine,
     objects: &ObjectSet,
     options: &AutomationOptions,
+    pass: &crate::writeback::Pass,
 ) -> Result<(Vec<ObjectOutcome>, Vec<PushReport>), EngineError> {
     let mut outcomes = Vec::new();
     let mut pushes = Vec::new();
@@ -89,7 +90,7 @@ pub(crate) async fn run_all(
                     )
                 })
                 .collect();
-            tokio::task::block_in_place(|| run_one(engine, objects, auto, &values, options))
+            run_one(engine, objects, auto, &values, options, pass).await
         };
         let (ready, reason, message) = match result {
             Ok(Some(report)) => {
@@ -136,6 +137,32 @@ pub(crate) async fn run_all(
         )?);
     }
     Ok((outcomes, pushes))
+}
+
+/// The automations that select `policy` (same namespace, `policySelector` matches), the one that
+/// writes it first. Several automations select a policy when they have no `policySelector` (the
+/// seed's layout: one automation per app and environment, each with its own `update.path`);
+/// the writer is then the one with an explicit selector, else the one named after the policy,
+/// else the first in source order.
+pub fn automations_for<'a>(
+    objects: &'a ObjectSet,
+    policy: &ImagePolicy,
+) -> Vec<&'a ImageUpdateAutomation> {
+    let mut found: Vec<_> = objects
+        .automations()
+        .iter()
+        .filter(|a| a.selects(policy))
+        .collect();
+    found.sort_by_key(|a| {
+        if a.spec.policy_selector.is_some() {
+            0
+        } else if a.name() == policy.name() {
+            1
+        } else {
+            2
+        }
+    });
+    found
 }
 
 /// The setter values of every policy in the automation's namespace that matches its
@@ -370,144 +397,209 @@ fn missing_git_repository(id: &str, ns: &str, name: &str) -> String {
     msg
 }
 
-/// The commit message from the automation's template (Flux's data model). A template using
-/// the v1beta1 `.Updated` field fails with Flux's reason `RemovedTemplateField`.
-fn commit_message(
-    auto: &ImageUpdateAutomation,
-    target: &Target,
-    tree: &TreeUpdate,
-) -> Result<String, Failure> {
-    let data = TemplateData {
-        automation: AutomationObject {
-            namespace: auto.namespace().to_string(),
-            name: auto.name().to_string(),
-        },
-        values: target.template_values.clone(),
-        changed: ChangeResult {
-            file_changes: tree.files.clone(),
-        },
-    };
-    let template = target
-        .template
-        .as_deref()
-        .unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
-    ferry_template::render_commit_message(template, &data).map_err(|e| {
-        let msg = e.to_string();
-        let reason = if msg.contains(".Updated") {
-            ferry_api::REMOVED_TEMPLATE_FIELD
-        } else {
-            "GitOperationFailed"
-        };
-        stalled(reason, msg)
-    })
+/// What one automation run computes on a tip, owned so it can move to a blocking task.
+struct Job {
+    target: Target,
+    values: PolicyValues,
+    newer: NewerInGit,
+    namespace: String,
+    name: String,
+    automation_id: String,
 }
 
-fn run_one(
-    engine: &Engine,
-    objects: &ObjectSet,
-    auto: &ImageUpdateAutomation,
-    values: &PolicyValues,
-    options: &AutomationOptions,
-) -> Result<Option<PushReport>, Failure> {
-    let target = target(engine, objects, auto)?;
-    let automation_id = format!("{}/{}", auto.namespace(), auto.name());
-    let cache = CloneCache::new(engine.config().cache_dir.clone())
-        .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
-    if options.dry_run {
-        let checkout = cache
-            .checkout(&target.remote, &target.checkout_branch)
+/// The outcome of a [`Job`] on the tips it was computed on.
+struct JobResult {
+    outcome: Result<UpdateOutcome, ferry_git::UpdateError<ApplyError>>,
+    tree: Option<TreeUpdate>,
+    template_error: Option<Failure>,
+}
+
+impl Job {
+    /// The setter values to write on the tip in `workdir`: holds applied (read from that very
+    /// tip, so a hold pushed meanwhile wins), Git tags newer than this run's scan left alone.
+    fn values_on(&self, workdir: &Path) -> Result<PolicyValues, ApplyError> {
+        let holds = crate::rollback::HoldsFile::read(workdir)?;
+        let mut values = crate::rollback::apply_holds(&self.values, &holds);
+        for key in self
+            .newer
+            .keys_on(&workdir.join(&self.target.update_path), &values, &holds)
+        {
+            values.remove(&key);
+        }
+        Ok(values)
+    }
+
+    /// The commit for `tree`, or `Err` with a template failure.
+    fn commit_spec(&self, tree: &TreeUpdate) -> Result<CommitSpec, Failure> {
+        let data = TemplateData {
+            automation: AutomationObject {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+            },
+            values: self.target.template_values.clone(),
+            changed: ChangeResult {
+                file_changes: tree.files.clone(),
+            },
+        };
+        let template = self
+            .target
+            .template
+            .as_deref()
+            .unwrap_or(ferry_template::DEFAULT_COMMIT_MESSAGE);
+        // A template using the v1beta1 `.Updated` field fails with Flux's reason.
+        let message = ferry_template::render_commit_message(template, &data).map_err(|e| {
+            let msg = e.to_string();
+            let reason = if msg.contains(".Updated") {
+                ferry_api::REMOVED_TEMPLATE_FIELD
+            } else {
+                "GitOperationFailed"
+            };
+            stalled(reason, msg)
+        })?;
+        Ok(CommitSpec {
+            message,
+            trailers: automation_trailers(&self.automation_id, &data.changed.changes()),
+            author: self.target.author.clone(),
+            signing: self.target.signing.clone(),
+        })
+    }
+
+    /// The dry run: the same values on the pass's tip, applied without writing.
+    fn dry_run(
+        &self,
+        cache: &CloneCache,
+        pass: &crate::writeback::Pass,
+    ) -> Result<Option<PushReport>, Failure> {
+        let checkout = pass
+            .checkout(cache, &self.target.remote, &self.target.checkout_branch)
             .map_err(|e| {
                 stalled(
                     "GitOperationFailed",
                     format!("failed to checkout source: {e}"),
                 )
             })?;
-        let root = checkout.workdir().join(&target.update_path);
-        let holds = crate::rollback::HoldsFile::read(checkout.workdir())
-            .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
-        let values = crate::rollback::apply_holds(values, &holds);
+        let failed =
+            |e: ApplyError| stalled("UpdateFailed", format!("failed to apply policies: {e}"));
+        let values = self.values_on(checkout.workdir()).map_err(failed)?;
+        let root = checkout.workdir().join(&self.target.update_path);
         let tree = ferry_setters::apply_tree(&root, &values, WriteMode::DryRun)
-            .map_err(|e| stalled("UpdateFailed", format!("failed to apply policies: {e}")))?;
+            .map_err(|e| failed(e.into()))?;
         if tree.files.is_empty() {
             return Ok(None);
         }
         // The message is rendered as the real run would, so a bad template fails here too.
-        commit_message(auto, &target, &tree)?;
-        return Ok(Some(PushReport {
-            automation: automation_id,
+        self.commit_spec(&tree)?;
+        Ok(Some(PushReport {
+            automation: self.automation_id.clone(),
             commit: None,
-            branch: target.push_branch.clone(),
+            branch: self.target.push_branch.clone(),
             changes: change_trailers(&tree),
-            diff: Some(tree_diff(&tree, &target.update_path)),
+            diff: Some(tree_diff(&tree, &self.target.update_path)),
             attempts: 0,
-        }));
+        }))
     }
-    let mut last_tree: Option<TreeUpdate> = None;
-    let mut template_error: Option<Failure> = None;
-    let plan = UpdatePlan {
-        checkout_branch: target.checkout_branch.clone(),
-        push_branch: Some(target.push_branch.clone()),
-        push_options: target.push_options.clone(),
-        refspec: target.refspec.clone(),
-        max_attempts: options.max_push_attempts.max(1),
-        backoff: Backoff::default(),
-    };
-    let outcome = ferry_git::update_and_push(
-        &cache,
-        &target.remote,
-        &plan,
-        |workdir: &Path| -> Result<Option<CommitSpec>, ApplyError> {
-            // Holds are read from the very tip being committed on, so a hold pushed meanwhile
-            // wins: held policies get their held value, denied tags are never written.
-            let holds = crate::rollback::HoldsFile::read(workdir)?;
-            let mut values = crate::rollback::apply_holds(values, &holds);
-            let root = workdir.join(&target.update_path);
-            for key in newer_in_git(engine, objects, &values, &holds, &root) {
-                values.remove(&key);
-            }
-            let tree = ferry_setters::apply_tree(
-                &workdir.join(&target.update_path),
-                &values,
-                WriteMode::Write,
-            )?;
-            if tree.files.is_empty() {
-                last_tree = None;
-                return Ok(None);
-            }
-            let message = match commit_message(auto, &target, &tree) {
-                Ok(m) => m,
-                Err(f) => {
-                    template_error = Some(f);
+
+    /// Fetch (unless the pass already did), compute, commit, push; recompute on a moved tip.
+    fn push(&self, cache: &CloneCache, plan: &UpdatePlan) -> JobResult {
+        let mut tree_seen: Option<TreeUpdate> = None;
+        let mut template_error: Option<Failure> = None;
+        let outcome =
+            ferry_git::update_and_push(cache, &self.target.remote, plan, |workdir: &Path| {
+                let values = self.values_on(workdir)?;
+                let tree = ferry_setters::apply_tree(
+                    &workdir.join(&self.target.update_path),
+                    &values,
+                    WriteMode::Write,
+                )?;
+                tree_seen = None;
+                if tree.files.is_empty() {
                     return Ok(None);
                 }
-            };
-            let changes: Vec<_> = ChangeResult {
-                file_changes: tree.files.clone(),
-            }
-            .changes();
-            let spec = CommitSpec {
-                message,
-                trailers: automation_trailers(&automation_id, &changes),
-                author: target.author.clone(),
-                signing: target.signing.clone(),
-            };
-            last_tree = Some(tree);
-            Ok(Some(spec))
-        },
-    );
-    if let Some(f) = template_error {
+                match self.commit_spec(&tree) {
+                    Ok(spec) => {
+                        tree_seen = Some(tree);
+                        Ok(Some(spec))
+                    }
+                    Err(f) => {
+                        template_error = Some(f);
+                        Ok(None)
+                    }
+                }
+            });
+        JobResult {
+            outcome,
+            tree: tree_seen,
+            template_error,
+        }
+    }
+}
+
+async fn run_one(
+    engine: &Engine,
+    objects: &ObjectSet,
+    auto: &ImageUpdateAutomation,
+    values: &PolicyValues,
+    options: &AutomationOptions,
+    pass: &crate::writeback::Pass,
+) -> Result<Option<PushReport>, Failure> {
+    let target = target(engine, objects, auto)?;
+    let cache = CloneCache::new(engine.config().cache_dir.clone())
+        .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
+    let newer = NewerInGit::decide(engine, objects, values, &cache, &target, pass).await?;
+    let job = Job {
+        target,
+        values: values.clone(),
+        newer,
+        namespace: auto.namespace().to_string(),
+        name: auto.name().to_string(),
+        automation_id: format!("{}/{}", auto.namespace(), auto.name()),
+    };
+    let task_failed = |e: tokio::task::JoinError| {
+        stalled("GitOperationFailed", format!("automation task failed: {e}"))
+    };
+    if options.dry_run {
+        let pass = pass.clone();
+        return crate::blocking(move || job.dry_run(&cache, &pass))
+            .await
+            .map_err(task_failed)?;
+    }
+    let plan = UpdatePlan {
+        checkout_branch: job.target.checkout_branch.clone(),
+        push_branch: Some(job.target.push_branch.clone()),
+        push_options: job.target.push_options.clone(),
+        refspec: job.target.refspec.clone(),
+        max_attempts: options.max_push_attempts.max(1),
+        backoff: Backoff::default(),
+        fresh: pass.is_fresh(&cache, &job.target.remote, &job.target.checkout_branch),
+        before_push: Some(crate::test_hooks::before_push),
+        dry_run: false,
+    };
+    let (job, cache, result) = crate::blocking(move || {
+        let result = job.push(&cache, &plan);
+        (job, cache, result)
+    })
+    .await
+    .map_err(task_failed)?;
+    if result.outcome.is_ok() {
+        pass.mark(&cache, &job.target.remote, &job.target.checkout_branch);
+    }
+    if let Some(f) = result.template_error {
         return Err(f);
     }
-    match outcome {
+    match result.outcome {
         Ok(UpdateOutcome::Pushed { sha, attempts, .. }) => Ok(Some(PushReport {
-            automation: automation_id,
+            automation: job.automation_id,
             commit: Some(sha),
-            branch: target.push_branch.clone(),
-            changes: last_tree.as_ref().map(change_trailers).unwrap_or_default(),
+            branch: job.target.push_branch.clone(),
+            changes: result
+                .tree
+                .as_ref()
+                .map(change_trailers)
+                .unwrap_or_default(),
             diff: None,
             attempts,
         })),
-        Ok(UpdateOutcome::NothingToDo { .. }) => Ok(None),
+        Ok(UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. }) => Ok(None),
         Err(ferry_git::UpdateError::Apply(e)) => Err(stalled(
             "UpdateFailed",
             format!("failed to apply policies: {e}"),
@@ -533,76 +625,138 @@ enum ApplyError {
 /// and writing our older election would move the environment backwards. Those policies are left
 /// as they are in Git for this commit. Held policies are exempt (a hold is written on purpose),
 /// and a tag the registry no longer has (deleted) does not count, so the environment moves off it.
-fn newer_in_git(
-    engine: &Engine,
-    objects: &ObjectSet,
-    values: &PolicyValues,
-    holds: &crate::rollback::HoldsFile,
-    root: &Path,
-) -> Vec<String> {
-    let Ok(sites) = crate::rollback::markers::scan(root) else {
-        return Vec::new();
-    };
-    let mut newer = Vec::new();
-    for (key, value) in values {
-        let Some((ns, name)) = key.split_once(':') else {
-            continue;
-        };
-        if holds.hold(&format!("{ns}/{name}")).is_some() {
-            continue;
+///
+/// The registry is asked (asynchronously) about the tags Git holds at the pass's tip, before the
+/// push loop; a tag met only on a tip that moved meanwhile is treated as newer (unknown: never
+/// risk moving backwards) until the next run asks about it.
+struct NewerInGit {
+    /// `(policy key, Git tag)` → newer than this run's view.
+    decided: HashMap<(String, String), bool>,
+}
+
+impl NewerInGit {
+    async fn decide(
+        engine: &Engine,
+        objects: &ObjectSet,
+        values: &PolicyValues,
+        cache: &CloneCache,
+        target: &Target,
+        pass: &crate::writeback::Pass,
+    ) -> Result<NewerInGit, Failure> {
+        let (cache, pass) = (cache.clone(), pass.clone());
+        let (remote, branch) = (target.remote.clone(), target.checkout_branch.clone());
+        let path = target.update_path.clone();
+        let read = crate::blocking(move || -> Result<_, String> {
+            let co = pass
+                .checkout(&cache, &remote, &branch)
+                .map_err(|e| format!("failed to checkout source: {e}"))?;
+            let holds =
+                crate::rollback::HoldsFile::read(co.workdir()).map_err(|e| e.to_string())?;
+            let sites =
+                crate::rollback::markers::scan(&co.workdir().join(&path)).unwrap_or_default();
+            Ok((holds, sites))
+        })
+        .await
+        .map_err(|e| stalled("GitOperationFailed", format!("automation task failed: {e}")))?;
+        let (holds, sites) = read.map_err(|e| stalled("GitOperationFailed", e))?;
+        let mut decided = HashMap::new();
+        let differing: Vec<_> = differing(&sites, values, &holds)
+            .map(|(key, _, current)| (key.clone(), current))
+            .collect();
+        for (key, current) in differing {
+            let newer = tag_is_newer(engine, objects, &key, &current).await;
+            decided.insert((key, current), newer);
         }
-        let Some(current) = crate::rollback::markers::state_of_sites(&sites, key).tag else {
-            continue;
+        Ok(NewerInGit { decided })
+    }
+
+    /// The keys to leave as Git has them on the tip under `root`.
+    fn keys_on(
+        &self,
+        root: &Path,
+        values: &PolicyValues,
+        holds: &crate::rollback::HoldsFile,
+    ) -> Vec<String> {
+        let Ok(sites) = crate::rollback::markers::scan(root) else {
+            return Vec::new();
         };
-        if current == value.tag {
-            continue;
-        }
-        let Some(policy) = objects.image_policy(ns, name) else {
-            continue;
-        };
-        let repo_ns = policy
-            .spec
-            .image_repository_ref
-            .namespace_or(ns)
-            .to_string();
-        let repo_name = policy.spec.image_repository_ref.name.as_str();
-        let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
-            continue;
-        };
-        let known = engine
-            .store()
-            .get(Kind::ImageRepository, &repo_ns, repo_name)
-            .ok()
-            .flatten()
-            .and_then(|r| r.scan)
-            .is_some_and(|scan| scan.tags.contains(&current));
-        if known {
-            // Our election saw it and chose otherwise (newer, denied or filtered out).
-            continue;
-        }
-        let filter = match &policy.spec.filter_tags {
-            Some(f) => ferry_policy::TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
-            None => Ok(ferry_policy::TagFilter::none()),
-        };
-        if !filter.is_ok_and(|f| !f.apply(std::slice::from_ref(&current)).is_empty()) {
-            continue;
-        }
-        let Ok(access) = crate::scan::repo_access(engine, repo) else {
-            continue;
-        };
-        let exists = tokio::runtime::Handle::current()
-            .block_on(engine.registry().head_manifest(&access, &current));
-        match exists {
-            Err(ferry_registry::RegistryError::NotFound { .. }) => {}
-            // Present, or unknown: do not risk moving the environment backwards.
-            _ => {
+        let mut newer = Vec::new();
+        for (key, value, current) in differing(&sites, values, holds) {
+            if self
+                .decided
+                .get(&(key.clone(), current.clone()))
+                .copied()
+                .unwrap_or(true)
+            {
                 tracing::info!(policy = %key, git = %current, ours = %value.tag,
                     "Git holds a tag newer than this run's scan; leaving it");
                 newer.push(key.clone());
             }
         }
+        newer
     }
-    newer
+}
+
+/// `(policy key, our value, Git's tag)` of the policies that are not held and whose markers among
+/// `sites` hold another tag than ours.
+fn differing<'a>(
+    sites: &'a [ferry_setters::MarkerSite],
+    values: &'a PolicyValues,
+    holds: &'a crate::rollback::HoldsFile,
+) -> impl Iterator<Item = (&'a String, &'a ImageRef, String)> + 'a {
+    values.iter().filter_map(move |(key, value)| {
+        if holds.hold(&key.replacen(':', "/", 1)).is_some() {
+            return None;
+        }
+        let current = crate::rollback::markers::state_of_sites(sites, key).tag?;
+        (current != value.tag).then_some((key, value, current))
+    })
+}
+
+/// True when `tag` (in Git for policy `key`) is newer than this run's view: unseen by the scan,
+/// within the policy's filter, and present (or of unknown presence) in the registry.
+async fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str) -> bool {
+    let Some((ns, name)) = key.split_once(':') else {
+        return false;
+    };
+    let Some(policy) = objects.image_policy(ns, name) else {
+        return false;
+    };
+    let repo_ns = policy
+        .spec
+        .image_repository_ref
+        .namespace_or(ns)
+        .to_string();
+    let repo_name = policy.spec.image_repository_ref.name.as_str();
+    let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
+        return false;
+    };
+    let known = engine
+        .store()
+        .get(Kind::ImageRepository, &repo_ns, repo_name)
+        .ok()
+        .flatten()
+        .and_then(|r| r.scan)
+        .is_some_and(|scan| scan.tags.iter().any(|t| t == tag));
+    if known {
+        // Our election saw it and chose otherwise (newer, denied or filtered out).
+        return false;
+    }
+    let filter = match &policy.spec.filter_tags {
+        Some(f) => ferry_policy::TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
+        None => Ok(ferry_policy::TagFilter::none()),
+    };
+    if !filter.is_ok_and(|f| !f.apply(&[tag.to_string()]).is_empty()) {
+        return false;
+    }
+    let Ok(access) = crate::scan::repo_access(engine, repo) else {
+        return false;
+    };
+    // Present, or unknown: do not risk moving the environment backwards.
+    !matches!(
+        engine.registry().head_manifest(&access, tag).await,
+        Err(ferry_registry::RegistryError::NotFound { .. })
+    )
 }
 
 fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {

@@ -14,17 +14,20 @@ pub mod rollback;
 mod scan;
 pub mod secrets;
 mod source;
+pub mod test_hooks;
 pub mod trailers;
+mod writeback;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-pub use automation::{AutomationOptions, PushReport};
+pub use automation::{AutomationOptions, PushReport, automations_for};
 use ferry_api::ObjectSet;
 use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::SecretsDir;
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
+pub use writeback::PassGuard;
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an
 /// [`ObjectOutcome`] with `ready == false`).
@@ -45,6 +48,19 @@ pub enum EngineError {
     Registry(#[from] ferry_registry::RegistryError),
     #[error("{0}")]
     Invalid(String),
+    /// A task of the engine panicked or was cancelled: an internal failure, not bad input.
+    #[error("an engine task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Runs blocking work (git processes, file I/O) on tokio's blocking pool, so the async workers
+/// stay free; works on any runtime flavour (unlike `block_in_place`).
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await
 }
 
 /// Settings shared by every engine operation.
@@ -97,6 +113,8 @@ pub struct Engine {
     config: EngineConfig,
     registry: RegistryClient,
     store: Mutex<Store>,
+    /// The open pass, if any: what it has fetched from the write-back repositories.
+    pass: Mutex<Option<writeback::Pass>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,7 +131,27 @@ impl Engine {
             config,
             registry: RegistryClient::new(ferry_registry::ClientOptions::default()),
             store: Mutex::new(store),
+            pass: Mutex::new(None),
         }
+    }
+
+    /// Opens a pass (or joins the one already open) until the guard is dropped: within it each
+    /// write-back repository and branch is fetched at most once, and every later read or push
+    /// starts from that fetch plus the pass's own pushes (a push from a stale view is rejected
+    /// by the remote and retried on a new fetch). `scan` and `reconcile` open one themselves; a
+    /// command that runs several steps on one repository (promote, then the target's
+    /// automation) holds one around them all. The daemon opens none between its passes.
+    pub fn pass(&self) -> PassGuard<'_> {
+        PassGuard::open(&self.pass)
+    }
+
+    /// The open pass, or a new one that shares nothing.
+    pub(crate) fn current_pass(&self) -> writeback::Pass {
+        self.pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -132,11 +170,20 @@ impl Engine {
 
     /// Scans every ImageRepository and evaluates every ImagePolicy, storing the results.
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
+        let _pass = self.pass();
+        self.scan_in(objects, &self.current_pass()).await
+    }
+
+    async fn scan_in(
+        &self,
+        objects: &ObjectSet,
+        pass: &writeback::Pass,
+    ) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
         report.outcomes.extend(scan::scan_all(self, objects).await?);
         report
             .outcomes
-            .extend(policy::evaluate_all(self, objects).await?);
+            .extend(policy::evaluate_all(self, objects, pass).await?);
         Ok(report)
     }
 
@@ -149,7 +196,7 @@ impl Engine {
         &self,
         objects: &ObjectSet,
     ) -> Result<Vec<ObjectOutcome>, EngineError> {
-        policy::evaluate_all(self, objects).await
+        policy::evaluate_all(self, objects, &writeback::Pass::default()).await
     }
 
     /// Forgets the stored records of objects that are no longer in the source. Call it with the
@@ -178,8 +225,12 @@ impl Engine {
         objects: &ObjectSet,
         options: &AutomationOptions,
     ) -> Result<RunReport, EngineError> {
-        let mut report = self.scan(objects).await?;
-        let (outcomes, pushes) = automation::run_all(self, objects, options).await?;
+        // One pass: each write-back repository is fetched once (when its holds are read) and
+        // every automation writing to it starts from that fetch.
+        let _pass = self.pass();
+        let pass = self.current_pass();
+        let mut report = self.scan_in(objects, &pass).await?;
+        let (outcomes, pushes) = automation::run_all(self, objects, options, &pass).await?;
         report.outcomes.extend(outcomes);
         report.pushes.extend(pushes);
         Ok(report)

@@ -14,10 +14,11 @@ use crate::{Observation, record_observation};
 pub(crate) async fn evaluate_all(
     engine: &Engine,
     objects: &ObjectSet,
+    pass: &crate::writeback::Pass,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut outcomes = Vec::new();
     // Holds and denied tags from the GitOps repos, read once per run (docs/rollback.md).
-    let holds = crate::rollback::gather_holds(engine, objects).await;
+    let holds = crate::rollback::gather_holds(engine, objects, pass).await;
     for policy in &objects.image_policies {
         let previous = engine
             .store()

@@ -30,7 +30,7 @@ pub(crate) async fn scan_all(
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(r) => results.push(r),
-            Err(e) => return Err(EngineError::Invalid(format!("scan task failed: {e}"))),
+            Err(e) => return Err(EngineError::Task(e)),
         }
     }
     results.sort_by_key(|(i, _)| *i);

@@ -74,6 +74,7 @@ fn run() -> Result<(), String> {
             println!("{head}");
             eprintln!("nothing to do at {head} ({ms} ms)");
         }
+        UpdateOutcome::WouldPush { diff, .. } => print!("{diff}"),
     }
     Ok(())
 }

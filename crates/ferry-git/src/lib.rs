@@ -43,7 +43,9 @@ pub use repo::{
     Signature,
 };
 pub use signing::SigningKey;
-pub use update::{Backoff, UpdateError, UpdateOutcome, UpdatePlan, update_and_push};
+pub use update::{
+    Backoff, UpdateError, UpdateOutcome, UpdatePlan, update_and_push, update_and_push_checkout,
+};
 
 /// A boxed callback error, for the object-safe [`GitBackend::update_and_push`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

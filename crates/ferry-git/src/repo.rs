@@ -184,6 +184,19 @@ impl CloneCache {
     ///
     /// Blocks while another thread or process holds the same entry.
     pub fn checkout(&self, remote: &Remote, branch: &str) -> Result<Checkout, GitError> {
+        self.open(remote, branch, true)
+    }
+
+    /// Like [`checkout`](Self::checkout), but without contacting the remote when the entry
+    /// already holds `refs/remotes/origin/<branch>`: the work tree is reset to what the last
+    /// fetch (or this cache's own last push) saw. For callers that fetched this branch a moment
+    /// ago and only need a clean tree again; a push from a stale view is rejected by the remote,
+    /// never forced. Fetches when the entry has no such ref.
+    pub fn checkout_local(&self, remote: &Remote, branch: &str) -> Result<Checkout, GitError> {
+        self.open(remote, branch, false)
+    }
+
+    fn open(&self, remote: &Remote, branch: &str, fetch: bool) -> Result<Checkout, GitError> {
         check_branch(branch)?;
         let entry = self.entry_dir(remote)?;
         fs::create_dir_all(&entry).map_err(|e| GitError::io("create", &entry, e))?;
@@ -208,6 +221,12 @@ impl CloneCache {
         let crashed = co.entry.join("busy").exists();
         touch(&co.entry.join("busy"))?;
         co.prepare(crashed)?;
+        let tracking = format!("refs/remotes/origin/{branch}");
+        if !fetch && !crashed && co.entry.join("ready").exists() && co.resolve(&tracking)?.is_some()
+        {
+            co.reset_to(branch, &tracking)?;
+            return Ok(co);
+        }
         match co.fetch_and_reset(branch) {
             Ok(_) => {}
             Err(e) if co.suspect_corruption(&e) => {
@@ -679,7 +698,18 @@ impl Checkout {
     ) -> Result<PushOutcome, GitError> {
         check_branch(push_branch)?;
         let head = self.head()?;
-        self.push_spec(&format!("HEAD:refs/heads/{push_branch}"), options, &head)
+        let out = self.push_spec(&format!("HEAD:refs/heads/{push_branch}"), options, &head)?;
+        if let PushOutcome::Pushed { sha } = &out {
+            // The remote branch is now our commit: later local checkouts start from it.
+            self.git()
+                .args([
+                    "update-ref",
+                    &format!("refs/remotes/origin/{push_branch}"),
+                    sha,
+                ])
+                .run()?;
+        }
+        Ok(out)
     }
 
     /// Pushes an extra refspec (Flux `git.push.refspec`), never forced: a leading `+` is refused.

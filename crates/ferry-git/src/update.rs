@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::auth::Remote;
 use crate::error::GitError;
-use crate::repo::{CloneCache, CommitSpec, PushOutcome};
+use crate::repo::{Checkout, CloneCache, CommitSpec, PushOutcome};
 
 /// Bounded exponential backoff between attempts, with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,15 @@ pub struct UpdatePlan {
     pub max_attempts: u32,
     /// Delay between attempts.
     pub backoff: Backoff,
+    /// The checkout branch was fetched by this caller a moment ago: the first attempt computes
+    /// on that local copy without fetching again (a stale view is caught by the push, which the
+    /// remote rejects, and the next attempt fetches).
+    pub fresh: bool,
+    /// Called right before each push with the attempt number (1-based).
+    pub before_push: Option<fn(u32)>,
+    /// Compute and commit locally, report the diff, push nothing
+    /// ([`UpdateOutcome::WouldPush`]); the next checkout throws the local commit away.
+    pub dry_run: bool,
 }
 
 impl UpdatePlan {
@@ -76,6 +85,9 @@ impl UpdatePlan {
             refspec: None,
             max_attempts: 5,
             backoff: Backoff::default(),
+            fresh: false,
+            before_push: None,
+            dry_run: false,
         }
     }
 }
@@ -98,6 +110,13 @@ pub enum UpdateOutcome {
     NothingToDo {
         /// The tip the callback looked at.
         head: String,
+    },
+    /// A dry run: what would be pushed.
+    WouldPush {
+        /// The tip the change was computed on.
+        head: String,
+        /// Unified diff of the change.
+        diff: String,
     },
 }
 
@@ -144,12 +163,30 @@ pub fn update_and_push<F, E>(
 where
     F: FnMut(&Path) -> Result<Option<CommitSpec>, E>,
 {
+    update_and_push_checkout(cache, remote, plan, |co: &mut Checkout| f(co.workdir()))
+}
+
+/// [`update_and_push`] for callers that need the [`Checkout`] itself (history, `git revert`):
+/// the one compute–commit–push loop of Ferry.
+pub fn update_and_push_checkout<F, E>(
+    cache: &CloneCache,
+    remote: &Remote,
+    plan: &UpdatePlan,
+    mut f: F,
+) -> Result<UpdateOutcome, UpdateError<E>>
+where
+    F: FnMut(&mut Checkout) -> Result<Option<CommitSpec>, E>,
+{
     let target = plan
         .push_branch
         .clone()
         .unwrap_or_else(|| plan.checkout_branch.clone());
     let max = plan.max_attempts.max(1);
-    let mut co = cache.checkout(remote, &plan.checkout_branch)?;
+    let mut co = if plan.fresh {
+        cache.checkout_local(remote, &plan.checkout_branch)?
+    } else {
+        cache.checkout(remote, &plan.checkout_branch)?
+    };
     let mut last_reason = String::new();
     for attempt in 1..=max {
         if attempt > 1 {
@@ -166,12 +203,19 @@ where
             co.reset_to(&target, &start)?;
         }
         let head = co.head()?;
-        let Some(spec) = f(co.workdir()).map_err(UpdateError::Apply)? else {
+        let Some(spec) = f(&mut co).map_err(UpdateError::Apply)? else {
             return Ok(UpdateOutcome::NothingToDo { head });
         };
         let Some(sha) = co.commit_all(&spec)? else {
             return Ok(UpdateOutcome::NothingToDo { head });
         };
+        if plan.dry_run {
+            let diff = co.diff(&head, &sha, None)?;
+            return Ok(UpdateOutcome::WouldPush { head, diff });
+        }
+        if let Some(hook) = plan.before_push {
+            hook(attempt);
+        }
         match co.push(&target, &plan.push_options)? {
             PushOutcome::Pushed { .. } => {
                 if let Some(rs) = &plan.refspec

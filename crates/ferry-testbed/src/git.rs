@@ -38,6 +38,9 @@ pub struct GitEnv {
     pub known_hosts: PathBuf,
     /// `git://127.0.0.1:P` (push enabled).
     pub daemon_url: String,
+    /// The git daemon's log (`--verbose`: one `Request upload-pack for '/REPO'` line per fetch
+    /// or clone, `Request receive-pack` per push).
+    pub daemon_log: PathBuf,
     /// The testbed state directory.
     pub testbed_dir: PathBuf,
     script: PathBuf,
@@ -111,6 +114,7 @@ fn start() -> Result<GitEnv> {
         ssh_key: get("TESTBED_GIT_SSH_KEY")?.into(),
         known_hosts: get("TESTBED_GIT_SSH_KNOWN_HOSTS")?.into(),
         daemon_url: get("TESTBED_GIT_DAEMON_URL")?,
+        daemon_log: get("TESTBED_GIT_DAEMON_LOG")?.into(),
         testbed_dir: dir,
         script,
     })
@@ -184,6 +188,17 @@ impl GitEnv {
     /// git:// URL of a repo.
     pub fn daemon(&self, repo: &str) -> String {
         format!("{}/{repo}", self.daemon_url)
+    }
+
+    /// How many fetches and clones of `repo` the git daemon has served so far (from its
+    /// `--verbose` log).
+    pub fn daemon_fetches(&self, repo: &str) -> usize {
+        let needle = format!("Request upload-pack for '/{repo}'");
+        std::fs::read_to_string(&self.daemon_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
     }
 
     /// Runs plain `git` with the arguments in `dir` (test helper; isolated from user config).

@@ -224,6 +224,13 @@ pub struct GetImagesArgs {
     /// Omit the header row.
     #[arg(long)]
     pub no_header: bool,
+    /// Scan first (registries, and holds from the write-back repositories in Git), then show.
+    /// Without it the command reads the stored state only and touches no network.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Where the objects come from (only with --refresh).
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -366,6 +366,9 @@ fn confirm(question: &str) -> bool {
 
 pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source, true)?;
+    // One pass: the preview, the promotion and the target's automation share one fetch of the
+    // write-back repository.
+    let _pass = p.engine.pass();
     let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
     if interactive {
         let preview = promote::promote(
@@ -402,8 +405,10 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
     Ok(Status::Ok)
 }
 
-/// Runs the target environment's automations now, so Git points at the new tag at once.
-/// A failure here is a warning: the promotion itself is complete and the daemon catches up.
+/// Runs the automation that writes the target stage's policy now, so Git points at the new tag
+/// at once. A failure here is a warning: the promotion itself is complete and the daemon catches
+/// up. Only that policy is evaluated (the automation writes the stored values of the others it
+/// selects), so another app's state is neither re-evaluated nor reported.
 async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &PromoteReport) {
     let Some(stage) = ferry_engine::promote::AppPipeline::resolve(objects, &report.app)
         .ok()
@@ -411,55 +416,39 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
     else {
         return;
     };
-    let ns = stage.namespace.as_str();
-    let policies: Vec<_> = objects
-        .image_policies
-        .iter()
-        .filter(|p| p.namespace() == ns)
-        .cloned()
-        .collect();
+    let Some(policy) = objects.image_policy(&stage.namespace, &stage.policy) else {
+        return;
+    };
+    let Some(automation) = ferry_engine::automations_for(objects, policy)
+        .first()
+        .copied()
+    else {
+        return;
+    };
+    let repo_ns = policy
+        .spec
+        .image_repository_ref
+        .namespace_or(policy.namespace());
     let subset = ObjectSet {
         image_repositories: objects
-            .image_repositories
-            .iter()
-            .filter(|r| {
-                policies.iter().any(|p| {
-                    p.spec.image_repository_ref.name == r.name()
-                        && p.spec.image_repository_ref.namespace_or(p.namespace()) == r.namespace()
-                })
-            })
+            .image_repository(repo_ns, &policy.spec.image_repository_ref.name)
             .cloned()
+            .into_iter()
             .collect(),
-        image_policies: policies,
-        image_update_automations: objects
-            .image_update_automations
-            .iter()
-            .filter(|a| a.namespace() == ns)
-            .cloned()
-            .collect(),
+        image_policies: vec![policy.clone()],
+        image_update_automations: vec![automation.clone()],
         git_repositories: objects.git_repositories.clone(),
         namespaces: objects.namespaces.clone(),
         pipelines: Vec::new(),
         origins: objects.origins.clone(),
     };
-    if subset.image_update_automations.is_empty() {
-        return;
-    }
     match engine
         .reconcile(&subset, &AutomationOptions::default())
         .await
     {
         Ok(run) => {
             output::print_pushes(&run, false);
-            for o in run.outcomes.iter().filter(|o| o.failed()) {
-                eprintln!(
-                    "warning: {} {}/{}: {}",
-                    o.kind.as_str(),
-                    o.namespace,
-                    o.name,
-                    o.message
-                );
-            }
+            output::print_failures(&run, "warning:");
         }
         Err(e) => eprintln!("warning: running the {} automation failed: {e}", report.to),
     }
@@ -473,8 +462,9 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
         tag: args.tag.clone(),
         by: args.by.clone(),
     };
-    let r =
-        promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req).map_err(cli_error)?;
+    let r = promote::approve(&p.engine, &p.objects, p.fallback.as_ref(), &req)
+        .await
+        .map_err(cli_error)?;
     match &r.commit {
         Some(sha) => println!(
             "approved {} {} for {} by {}: {} committed as {}",
@@ -496,6 +486,7 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
 pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source, true)?;
     let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app)
+        .await
         .map_err(cli_error)?;
     if args.next {
         println!("{}", r.next);

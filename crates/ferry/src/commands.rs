@@ -233,8 +233,19 @@ pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliE
     })
 }
 
-pub fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
+/// `ferry get images`: the stored state; with `--refresh`, after a scan (which contacts the
+/// registries and reads holds from Git). A failed object of that scan makes the exit 1.
+pub async fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
     let GetWhat::Images(args) = args.what;
+    let mut status = Status::Ok;
+    if args.refresh {
+        let p = prepare(state, &args.source, Needs::Scan)?;
+        let report = p.engine.scan(&p.objects).await?;
+        p.engine.prune(&p.objects)?;
+        if output::print_failures(&report, "✗") || p.load_failed {
+            status = Status::Failed;
+        }
+    }
     if !state.exists() {
         return Err(CliError::failed(anyhow!(
             "no state at {}: run `ferry scan` (or `ferry reconcile`) first, or pass --state",
@@ -245,7 +256,7 @@ pub fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
     let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
     output::print_images(&store, args.kind, namespace, args.output, args.no_header)
         .map_err(CliError::failed)?;
-    Ok(Status::Ok)
+    Ok(status)
 }
 
 pub fn setters(cmd: SettersCommand) -> Result<Status, CliError> {

@@ -101,7 +101,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
     let state = state_path(cli.global.state.clone());
     match cli.command {
         Command::Scan(args) => commands::scan(&state, args).await,
-        Command::Get(args) => commands::get(&state, args),
+        Command::Get(args) => commands::get(&state, args).await,
         Command::Reconcile(args) => commands::reconcile(&state, args).await,
         Command::Setters(cmd) => commands::setters(cmd),
         Command::Init(args) => commands::init(args),

@@ -285,6 +285,22 @@ fn hold_cell(policy: Option<&ferry_store::PolicyRecord>) -> String {
 }
 
 /// One line per failed object on stderr, a count on stdout.
+/// One `PREFIX KIND NS/NAME: MESSAGE` line on stderr per failed object; true when there was one.
+pub fn print_failures(report: &RunReport, prefix: &str) -> bool {
+    let mut any = false;
+    for o in report.outcomes.iter().filter(|o| o.failed()) {
+        eprintln!(
+            "{prefix} {} {}/{}: {}",
+            o.kind.as_str(),
+            o.namespace,
+            o.name,
+            o.message
+        );
+        any = true;
+    }
+    any
+}
+
 pub fn print_summary(report: &RunReport) {
     let mut ok = 0;
     let mut failed = 0;

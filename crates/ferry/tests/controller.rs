@@ -411,10 +411,11 @@ impl Receiver {
                             if l.is_empty() {
                                 break;
                             }
-                            if let Some((k, v)) = l.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    length = v.trim().parse().unwrap_or(0);
-                                }
+                            if let Some((_, v)) = l
+                                .split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                            {
+                                length = v.trim().parse().unwrap_or(0);
                             }
                         }
                         let mut body = vec![0; length];

@@ -39,6 +39,10 @@ struct Options {
     /// with its own storage (cross-registry promotion), with Secrets `flux-system/prodcred`
     /// (credentials) and `flux-system/prodca` (CA) when that registry needs them.
     other_registry: Option<RegistryEnv>,
+    /// Also lay out `frontend` (a kustomize base plus overlays), as the seed does.
+    frontend: bool,
+    /// The GitOps repository over git:// (the daemon logs every fetch), not file://.
+    daemon: bool,
 }
 
 impl Setup {
@@ -49,7 +53,11 @@ impl Setup {
         let repo_path = unique_repo("promote");
         let prefix = format!("{}/{repo_path}", reg.host);
         let bare = git.new_repo("promote", false).unwrap();
-        let url = git.file(&bare);
+        let url = if opts.daemon {
+            git.daemon(&bare)
+        } else {
+            git.file(&bare)
+        };
         let gitops = dir.path().join("gitops");
         let mut init = vec![
             "init".to_string(),
@@ -61,6 +69,9 @@ impl Setup {
             "--git-url".into(),
             url.clone(),
         ];
+        if opts.frontend {
+            init.extend(["--app".to_string(), "frontend".to_string()]);
+        }
         if opts.secret {
             init.extend(["--registry-secret".to_string(), "regcred".to_string()]);
         }
@@ -440,6 +451,110 @@ fn publish_then_promote_same_repo_keeps_the_digest_and_records_the_release() {
         "1738870000",
     ]);
     assert!(out.contains("staging-v0.0.2-bbbbbbb-1738870000"), "{out}");
+}
+
+/// Issue 14: a promotion fetches the target repository at most twice (here: the clone that
+/// loads the objects, and one fetch shared by the gates, the release commit and the target's
+/// automation), counted in the git daemon's log.
+#[test]
+fn a_promotion_fetches_the_target_repository_at_most_twice() {
+    let opts = Options {
+        daemon: true,
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    s.build_and_deploy_staging(false);
+    let repo = s.url.rsplit('/').next().unwrap().to_string();
+    let before = s.git.daemon_fetches(&repo);
+    s.ok(&[
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--by",
+        "alice",
+        "--timestamp",
+        "1738861000",
+    ]);
+    let fetches = s.git.daemon_fetches(&repo) - before;
+    eprintln!("promote: {fetches} fetches");
+    assert!(fetches <= 2, "{fetches} fetches of {repo}");
+    assert_eq!(s.commits_of_kind("promotion").len(), 1);
+    // The production automation ran in the same pass.
+    assert!(
+        s.file("flux/apps/backend/production/deployment.yaml")
+            .contains("production-v0.0.1-a1b2c3d-1738861000")
+    );
+}
+
+/// Issue 14, defect 3: with one automation per app in each environment (none has a
+/// `policySelector`), promoting `frontend` writes through, reports and runs the `frontend`
+/// automation, never `backend`'s.
+#[test]
+fn promoting_the_second_app_uses_its_own_automation() {
+    let opts = Options {
+        frontend: true,
+        ..Options::default()
+    };
+    let Some(s) = Setup::new(Auth::None, opts) else {
+        return;
+    };
+    let img = format!("{}/frontend", s.prefix);
+    s.reg.push_image_with(
+        &format!("{}/frontend", s.repo_path),
+        "build1",
+        "frontend build 1",
+    );
+    s.ok(&[
+        "publish",
+        &format!("{img}:build1"),
+        "--env",
+        "staging",
+        "--version",
+        "0.0.1",
+        "--sha",
+        SHA,
+        "--timestamp",
+        "1738860123",
+    ]);
+    // Exit 1: backend has no image at all.
+    let out = s.ferry(&["reconcile"]);
+    assert!(
+        matches!(out.status.code(), Some(1 | 3)),
+        "{}",
+        text(&out.stderr)
+    );
+    let overlays = "flux/apps/frontend/overlays";
+    assert!(
+        s.file(&format!("{overlays}/staging/kustomization.yaml"))
+            .contains(STAGING_TAG)
+    );
+
+    let out = s.ferry(&[
+        "promote",
+        "frontend",
+        "--to",
+        "production",
+        "--by",
+        "alice",
+        "--timestamp",
+        "1738861000",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("write-back of ImageUpdateAutomation production/frontend"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("production/backend"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("production/backend"), "{stdout}\n{stderr}");
+    // The frontend automation ran right away.
+    assert!(
+        s.file(&format!("{overlays}/production/kustomization.yaml"))
+            .contains("production-v0.0.1-a1b2c3d-1738861000")
+    );
 }
 
 #[test]

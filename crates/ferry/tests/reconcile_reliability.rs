@@ -4,20 +4,22 @@
 //! - `kill -9` during a reconcile, several times: every rerun converges and the clone cache is
 //!   never left broken.
 //!
+//! The race is deterministic (issue 14): each reconciler stops right before each push (the
+//! engine's before-push test hook, built with the `test-hooks` feature) until the test releases
+//! that attempt, so the test places the human's push between the reconcilers' fetch and push.
+//! Three interleavings rotate, the same ones every run.
+//!
 //! Rounds default to 50 (`FERRY_RELIABILITY_ROUNDS` overrides; at least 20 are always run).
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
-
-/// (reconciler, exit code) of one run.
-type RunCode = (usize, Option<i32>);
 
 fn rounds() -> usize {
     std::env::var("FERRY_RELIABILITY_ROUNDS")
@@ -36,122 +38,208 @@ fn develop_tag(i: usize) -> String {
     )
 }
 
+/// The before-push hook: announce attempt N (`at-N`), then wait until the test creates `go-N`.
+/// It gives up when ferry is gone (a failed test kills it), so nothing is left running.
+const GATE: &str = r#"touch "$FERRY_GATE/at-$FERRY_TEST_ATTEMPT"; while [ ! -e "$FERRY_GATE/go-$FERRY_TEST_ATTEMPT" ] && kill -0 $PPID 2>/dev/null; do sleep 0.02; done"#;
+
+/// One `ferry reconcile` process held at its pushes.
+struct Gated {
+    name: &'static str,
+    child: Option<Child>,
+    gate: PathBuf,
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Gated {
+    fn start(seed: &Seed, name: &'static str, gate: PathBuf) -> Gated {
+        std::fs::create_dir_all(&gate).unwrap();
+        // Each reconciler has its own clone cache and state, like two machines.
+        let mut args: Vec<String> = vec!["reconcile".into()];
+        args.extend(seed.flags());
+        let i = args.iter().position(|a| a == "--cache-dir").unwrap();
+        args[i + 1] = seed.ws.join(&format!("cache-{name}")).display().to_string();
+        args.extend([
+            "--state".into(),
+            seed.ws
+                .join(&format!("state-{name}.db"))
+                .display()
+                .to_string(),
+        ]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = command(&argv)
+            .env("FERRY_TEST_BEFORE_PUSH", GATE)
+            .env("FERRY_GATE", &gate)
+            .spawn()
+            .unwrap();
+        Gated {
+            name,
+            child: Some(child),
+            gate,
+        }
+    }
+
+    /// Waits until the process stands right before push attempt `n`.
+    fn wait_at(&mut self, n: u32, round: usize) {
+        let at = self.gate.join(format!("at-{n}"));
+        let reached = poll(Duration::from_secs(120), || {
+            if at.exists() {
+                return Some(true);
+            }
+            let child = self.child.as_mut().unwrap();
+            child.try_wait().unwrap().map(|_| false)
+        });
+        if reached != Some(true) {
+            let run = self.finish();
+            panic!(
+                "round {round}: {} never reached push attempt {n} (exit {:?}):\n{}\n{}",
+                self.name, run.code, run.stdout, run.stderr
+            );
+        }
+    }
+
+    fn release(&self, n: u32) {
+        std::fs::write(self.gate.join(format!("go-{n}")), "").unwrap();
+    }
+
+    fn reached(&self, n: u32) -> bool {
+        self.gate.join(format!("at-{n}")).exists()
+    }
+
+    fn finish(&mut self) -> Run {
+        let child = self.child.take().expect("finished once");
+        wait_with_timeout(child, RUN_TIMEOUT, vec![self.name.into()])
+    }
+}
+
+/// A human commit: a new file on even rounds, the replica count of the very Deployment the
+/// automation edits on odd rounds (a different line of the same file). Committed, not pushed.
+fn human_commit(h: &Path, i: usize) {
+    git(h, &["pull", "-q", "--rebase", "origin", "main"]);
+    if i.is_multiple_of(2) {
+        std::fs::create_dir_all(h.join("notes")).unwrap();
+        std::fs::write(
+            h.join(format!("notes/human-{i}.txt")),
+            format!("human note {i}\n"),
+        )
+        .unwrap();
+    } else {
+        let p = h.join("flux/apps/backend/develop/deployment.yaml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("replicas:"))
+            .unwrap()
+            .to_string();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        std::fs::write(
+            &p,
+            text.replacen(&line, &format!("{indent}replicas: {}", i + 1), 1),
+        )
+        .unwrap();
+    }
+    git(h, &["add", "-A"]);
+    git(h, &["commit", "-q", "-m", &format!("human commit {i}")]);
+}
+
+/// Pushes the human's commit; `rebase_first` when the test knows the remote moved.
+fn human_push(h: &Path, rebase_first: bool) {
+    if rebase_first {
+        git(h, &["pull", "-q", "--rebase", "origin", "main"]);
+    }
+    git(h, &["push", "-q", "origin", "HEAD:main"]);
+}
+
+/// One round: both reconcilers fetch and stop before their push; then, by `i % 3`,
+/// 0: the human pushes, A pushes (rejected, recomputes, pushes), then B (rejected, nothing left);
+/// 1: the same with B first; 2: A pushes first, then the human, then B.
+fn race_round(seed: &Seed, h: &Path, i: usize) {
+    let gates = seed.ws.join(&format!("gates/{i}"));
+    let mut a = Gated::start(seed, "A", gates.join("A"));
+    let mut b = Gated::start(seed, "B", gates.join("B"));
+    a.wait_at(1, i);
+    b.wait_at(1, i);
+    let (first, second) = if i % 3 == 1 {
+        (&mut b, &mut a)
+    } else {
+        (&mut a, &mut b)
+    };
+    let human_between = i % 3 != 2;
+    if human_between {
+        human_push(h, false);
+        first.release(1);
+        first.wait_at(2, i);
+        first.release(2);
+    } else {
+        first.release(1);
+    }
+    let run = first.finish();
+    assert_eq!(
+        run.code,
+        Some(3),
+        "round {i}: {}\n{}\n{}",
+        first.name,
+        run.stdout,
+        run.stderr
+    );
+    if !human_between {
+        human_push(h, true);
+    }
+    // The second's view is stale: its push is rejected and, on the new tip, nothing is left.
+    second.release(1);
+    second.release(2);
+    let run = second.finish();
+    assert_eq!(
+        run.code,
+        Some(0),
+        "round {i}: {}\n{}\n{}",
+        second.name,
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        !second.reached(2),
+        "round {i}: {} pushed twice",
+        second.name
+    );
+}
+
 #[test]
 fn two_reconcilers_and_a_human_lose_nothing() {
     let Some(reg) = registry(Auth::None, false) else {
         return;
     };
     let Some(genv) = git_servers() else { return };
-    let seed = Arc::new(Seed::new(&reg, &genv, "rel-race", |g, r| g.file(r), None));
+    let seed = Seed::new(&reg, &genv, "rel-race", |g, r| g.file(r), None);
     let n = rounds();
-    let round = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    // Per reconciler: the round its last finished run started in (+1, 0 = none yet).
-    let done: Arc<Vec<AtomicUsize>> = Arc::new(vec![AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let codes: Arc<std::sync::Mutex<Vec<RunCode>>> = Arc::default();
-
-    let workers: Vec<_> = (0..2)
-        .map(|w| {
-            let (seed, round, stop, done, codes) = (
-                seed.clone(),
-                round.clone(),
-                stop.clone(),
-                done.clone(),
-                codes.clone(),
-            );
-            std::thread::spawn(move || {
-                // Each reconciler has its own clone cache and state, like two machines.
-                let cache = seed.ws.join(&format!("cache-{w}"));
-                let state = seed.ws.join(&format!("state-{w}.db"));
-                while !stop.load(Ordering::SeqCst) {
-                    let r = round.load(Ordering::SeqCst);
-                    let mut args: Vec<String> = vec!["reconcile".into()];
-                    args.extend(seed.flags());
-                    let i = args.iter().position(|a| a == "--cache-dir").unwrap();
-                    args[i + 1] = cache.to_string_lossy().into_owned();
-                    args.extend(["--state".into(), state.to_string_lossy().into_owned()]);
-                    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let run = ferry(&argv);
-                    assert!(
-                        matches!(run.code, Some(0) | Some(3)),
-                        "reconciler {w} failed in round {r}:\n{}\n{}",
-                        run.stdout,
-                        run.stderr
-                    );
-                    codes.lock().unwrap().push((w, run.code));
-                    done[w].store(r + 1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-
+    // The seed's first changes (develop and staging of both apps) land before the race, so each
+    // round has exactly one change to race for: backend's develop tag.
+    assert_eq!(seed.reconcile(&[]).code, Some(3));
     let human = clone(&genv, &seed.repo);
     let h = human.path();
+    let org = seed.image_registry.split_once('/').unwrap().1.to_string();
     let start = Instant::now();
     for i in 0..n {
-        round.store(i, Ordering::SeqCst);
-        push(
-            &reg,
-            &format!("{}/backend", seed.image_registry.split_once('/').unwrap().1),
-            &develop_tag(i),
+        push(&reg, &format!("{org}/backend"), &develop_tag(i));
+        human_commit(h, i);
+        race_round(&seed, h, i);
+        let dep = remote_file(
+            &genv,
+            &seed.repo,
+            "flux/apps/backend/develop/deployment.yaml",
         );
-        // A human commit: a new file on even rounds, the replica count of the very Deployment the
-        // automation edits on odd rounds (a different line of the same file).
-        git(h, &["pull", "-q", "--rebase", "origin", "main"]);
-        if i % 2 == 0 {
-            std::fs::create_dir_all(h.join("notes")).unwrap();
-            std::fs::write(
-                h.join(format!("notes/human-{i}.txt")),
-                format!("human note {i}\n"),
-            )
-            .unwrap();
-        } else {
-            let p = h.join("flux/apps/backend/develop/deployment.yaml");
-            let text = std::fs::read_to_string(&p).unwrap();
-            let line = text
-                .lines()
-                .find(|l| l.trim_start().starts_with("replicas:"))
-                .unwrap()
-                .to_string();
-            let indent = &line[..line.len() - line.trim_start().len()];
-            std::fs::write(
-                &p,
-                text.replacen(&line, &format!("{indent}replicas: {}", i + 1), 1),
-            )
-            .unwrap();
-        }
-        git(h, &["add", "-A"]);
-        git(h, &["commit", "-q", "-m", &format!("human commit {i}")]);
-        let pushed = poll(Duration::from_secs(60), || {
-            if git_cmd(h, &["push", "-q", "origin", "HEAD:main"])
-                .output()
-                .unwrap()
-                .status
-                .success()
-            {
-                return Some(());
-            }
-            git(h, &["pull", "-q", "--rebase", "origin", "main"]);
-            None
-        });
-        assert!(pushed.is_some(), "human could not push in round {i}");
-        // Both reconcilers finish a run that started in this round before the next round.
-        let synced = poll(Duration::from_secs(300), || {
-            done.iter()
-                .all(|d| d.load(Ordering::SeqCst) > i)
-                .then_some(())
-        });
-        assert!(synced.is_some(), "reconcilers stalled in round {i}");
-    }
-    stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        w.join().unwrap();
+        assert!(dep.contains(&develop_tag(i)), "round {i}: {dep}");
     }
     eprintln!("{n} rounds in {:.1?}", start.elapsed());
 
-    // One more run converges (nothing to do, or the last tag).
-    let last = seed.reconcile(&[]);
-    assert!(matches!(last.code, Some(0) | Some(3)), "{}", last.stderr);
+    // One more run has nothing to do.
     assert_eq!(seed.reconcile(&[]).code, Some(0));
 
     // Every human commit is in the remote history, exactly once.
@@ -191,7 +279,7 @@ fn two_reconcilers_and_a_human_lose_nothing() {
         "flux/apps/frontend/overlays/develop/kustomization.yaml",
     );
     assert!(fe.contains(&format!("newTag: {NEW_DEVELOP}")), "{fe}");
-    // Ferry's commits only ever moved the develop tag forward.
+    // Ferry's commits only ever moved the develop tag forward, one commit per round.
     let changes = remote_log(&genv, &seed.repo, "%(trailers:key=Ferry-Change,valueonly)");
     let mut seen: Vec<usize> = changes
         .lines()
@@ -201,15 +289,14 @@ fn two_reconcilers_and_a_human_lose_nothing() {
         .filter_map(|ts| ts.parse::<usize>().ok())
         .collect();
     seen.reverse(); // oldest first
+    assert_eq!(
+        seen.len(),
+        n + 1,
+        "one develop commit per round plus the first: {seen:?}"
+    );
     assert!(
         seen.windows(2).all(|w| w[0] < w[1]),
         "develop tag went backwards: {seen:?}"
-    );
-    let c = codes.lock().unwrap();
-    eprintln!(
-        "reconcile runs: {} ({} pushed)",
-        c.len(),
-        c.iter().filter(|(_, code)| *code == Some(3)).count()
     );
 }
 
@@ -265,6 +352,11 @@ fn kill_9_during_reconcile_then_rerun_converges() {
         ],
     );
     let org_path = seed.image_registry.split_once('/').unwrap().1.to_string();
+    // How long a whole run takes here (it pushes the seed's first changes), so the kills walk
+    // through a run whatever the machine's speed.
+    let t0 = Instant::now();
+    assert_eq!(seed.reconcile(&[]).code, Some(3));
+    let whole = t0.elapsed();
     let mut killed = 0;
     for k in 0..8 {
         push(&reg, &format!("{org_path}/backend"), &develop_tag(k));
@@ -275,7 +367,7 @@ fn kill_9_during_reconcile_then_rerun_converges() {
         args.extend(["--state", &state]);
         let mut child = command(&args).spawn().unwrap();
         // The fault: SIGKILL after a delay that walks through the run (load, scan, git).
-        let delay = Duration::from_millis(150 + 120 * k as u64);
+        let delay = whole * (k as u32 + 1) / 10;
         let exited = poll(delay, || child.try_wait().unwrap());
         if exited.is_none() {
             child.kill().unwrap(); // SIGKILL

@@ -281,3 +281,33 @@ fn git_failures_exit_1_and_never_leak_credentials() {
 fn g_user(g: &GitEnv) -> &[u8] {
     g.user.as_bytes()
 }
+
+/// Issue 14: one `ferry reconcile --once` pass fetches each write-back repository at most once,
+/// plus the clone that loads the objects (`--repo`), counted in the git daemon's log. The seed
+/// has six automations writing to one repository and branch.
+#[test]
+fn one_pass_fetches_the_write_back_repository_once() {
+    let Some(reg) = registry(Auth::None, false) else {
+        return;
+    };
+    let Some(git) = git_servers() else { return };
+    let seed = Seed::new(&reg, &git, "rc-fetches", |g, r| g.daemon(r), None);
+    let mut args: Vec<String> = vec!["reconcile".into(), "--once".into()];
+    args.extend(seed.flags());
+    // The objects come over git:// too, so the load's clone is counted as well.
+    let i = args.iter().position(|a| a == "--repo").unwrap();
+    args[i + 1] = git.daemon(&seed.repo);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    for (run, code) in [(1, 3), (2, 0)] {
+        let before = git.daemon_fetches(&seed.repo);
+        seed.ws.ferry(&argv).expect_code(code);
+        let fetches = git.daemon_fetches(&seed.repo) - before;
+        eprintln!("run {run}: {fetches} fetches");
+        assert!(
+            fetches <= 2,
+            "run {run}: {fetches} fetches of {} (at most 1 load + 1 write-back)",
+            seed.repo
+        );
+    }
+    seed.assert_develop_and_staging_updated();
+}

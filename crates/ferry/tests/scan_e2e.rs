@@ -509,3 +509,81 @@ fn two_scans_at_once_share_the_state_file() {
         assert!(l.ends_with(":develop-v1.0.1-bbbbbbb-2"), "{l}");
     }
 }
+
+/// Issue 14, defect 2: `get images` shows the stored state and runs no git (no fetch of holds),
+/// even when the write-back repository is unreachable; `--refresh` opts in to a scan, which
+/// does read holds from Git.
+#[test]
+fn get_reads_stored_state_only_and_refresh_opts_in() {
+    let ws = Workspace::new();
+    let gitops = ws.join("gitops");
+    // Nothing listens on port 1: every registry and Git access fails at once.
+    init_seed(
+        &gitops,
+        "127.0.0.1:1/org",
+        "git://127.0.0.1:1/gitops.git",
+        &[],
+    );
+    // A `git` on PATH that records every call before running the real one.
+    let bin = ws.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = ws.join("git-calls.log");
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wrapper = bin.join("git");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| {
+        let state = ws.state_str();
+        let cache = ws.cache_str();
+        let mut full = args.to_vec();
+        full.extend(["--state", &state]);
+        if args.contains(&"--refresh") || args[0] == "scan" {
+            full.extend(["--cache-dir", &cache]);
+        }
+        let child = command(&full).env("PATH", &path).spawn().unwrap();
+        wait_with_timeout(child, RUN_TIMEOUT, Vec::new())
+    };
+    let fetches = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("fetch"))
+            .count()
+    };
+
+    let dir = gitops.to_string_lossy().into_owned();
+    run(&["scan", "--dir", &dir]).expect_code(1);
+    let after_scan = fetches();
+    assert_eq!(after_scan, 1, "the scan reads holds from Git once");
+
+    let get = run(&["get", "images", "all", "-A"]);
+    get.expect_code(0);
+    assert_eq!(fetches(), after_scan, "get must not fetch");
+    assert!(!get.stderr.contains("fetch"), "{}", get.stderr);
+    assert!(get.stdout.contains("imagepolicy/backend"), "{}", get.stdout);
+
+    let refreshed = run(&["get", "images", "all", "-A", "--refresh", "--dir", &dir]);
+    refreshed.expect_code(1);
+    assert_eq!(fetches(), after_scan + 1, "--refresh scans, holds included");
+    assert!(refreshed.stdout.contains("imagepolicy/backend"));
+}

@@ -9,7 +9,9 @@ use ferry_policy::TagFilter;
 use ferry_registry::{Credentials, ImageName, RegistryError, RepoAccess, TlsMaterial};
 
 use super::PromoteError;
-use super::config::{AppPipeline, Bump, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version};
+use super::config::{
+    AppPipeline, Bump, DEFAULT_TAG_TEMPLATE, StageConfig, TagFields, TagTemplate, Version,
+};
 use super::gitops::{
     self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, quote, read_text,
     record_path, top_level_fields, version_path, write_text,
@@ -150,10 +152,6 @@ fn rfc3339(ts: i64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 /// Splits `IMAGE[:TAG|@DIGEST]`.
 fn split_reference(image: &str) -> Result<(ImageName, String), PromoteError> {
     let (base, reference) = if let Some((b, d)) = image.split_once('@') {
@@ -282,7 +280,7 @@ fn release_target(
 }
 
 /// `ferry version APP`: the highest version released to the last stage, and the next one.
-pub fn version(
+pub async fn version(
     engine: &Engine,
     objects: &ObjectSet,
     fallback: Option<&GitFallback>,
@@ -290,10 +288,12 @@ pub fn version(
 ) -> Result<VersionReport, PromoteError> {
     let pipe = AppPipeline::resolve(objects, app)?;
     let target = release_target(engine, objects, &pipe, fallback)?;
-    blocking(|| {
-        let co = gitops::checkout(engine, &target)?;
+    let (cache, pass) = gitops::git_access(engine)?;
+    crate::blocking(move || {
+        let co = pass.checkout(&cache, &target.remote, &target.branch)?;
         version_of(co.workdir(), &pipe)
     })
+    .await?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,20 +330,21 @@ pub async fn publish(
         Ok(s) => s.template.clone(),
         Err(_) => TagTemplate::parse(DEFAULT_TAG_TEMPLATE).map_err(PromoteError::Invalid)?,
     };
-    let version = match &req.version {
-        Some(v) => Version::parse(v).ok_or_else(|| {
-            PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH"))
-        })?,
-        None => {
-            let report = version(engine, objects, fallback, &app).map_err(|e| match e {
+    let version =
+        match &req.version {
+            Some(v) => Version::parse(v).ok_or_else(|| {
+                PromoteError::Invalid(format!("--version {v:?}: expected MAJOR.MINOR.PATCH"))
+            })?,
+            None => {
+                let report = version(engine, objects, fallback, &app).await.map_err(|e| match e {
                 PromoteError::Invalid(m) => PromoteError::Invalid(format!(
                     "{m}; pass --version, or --repo/--dir so the app's next version can be read"
                 )),
                 other => other,
             })?;
-            Version::parse(&report.next).unwrap_or_default()
-        }
-    };
+                Version::parse(&report.next).unwrap_or_default()
+            }
+        };
     let access =
         match objects.image_repositories.iter().find(|r| {
             ImageName::parse(&r.spec.image).is_ok_and(|n| n.canonical() == name.canonical())
@@ -400,7 +401,7 @@ pub async fn publish(
 // approve
 
 /// `ferry approve`: records an approval for promoting `tag` into `env`, as one Git commit.
-pub fn approve(
+pub async fn approve(
     engine: &Engine,
     objects: &ObjectSet,
     fallback: Option<&GitFallback>,
@@ -434,22 +435,25 @@ pub fn approve(
         author: target.author.clone(),
         signing: None,
     };
-    let outcome = blocking(|| {
-        push(engine, &target, |workdir| {
-            if workdir.join(&rel).exists() {
+    let (cache, pass) = gitops::git_access(engine)?;
+    let path = rel.clone();
+    let outcome = crate::blocking(move || {
+        push(&cache, &pass, &target, |workdir| {
+            if workdir.join(&path).exists() {
                 return Ok(None);
             }
-            write_text(workdir, &rel, &content)?;
+            write_text(workdir, &path, &content)?;
             Ok(Some(spec.clone()))
         })
-    })?;
+    })
+    .await??;
     Ok(match outcome {
         UpdateOutcome::Pushed { sha, .. } => ApproveReport {
             path: rel,
             commit: Some(sha),
             already: false,
         },
-        UpdateOutcome::NothingToDo { .. } => ApproveReport {
+        UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. } => ApproveReport {
             path: rel,
             commit: None,
             already: true,
@@ -481,13 +485,14 @@ fn check_name(by: &str) -> Result<String, PromoteError> {
     Ok(by.to_string())
 }
 
-/// `update_and_push` on the target's branch, recomputing on a moved tip.
+/// `update_and_push` on the target's branch, recomputing on a moved tip; the first attempt
+/// starts from the pass's fetch when there was one.
 fn push(
-    engine: &Engine,
+    cache: &CloneCache,
+    pass: &crate::writeback::Pass,
     target: &GitTarget,
     f: impl FnMut(&Path) -> Result<Option<CommitSpec>, std::io::Error>,
 ) -> Result<UpdateOutcome, PromoteError> {
-    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
     let plan = UpdatePlan {
         checkout_branch: target.branch.clone(),
         push_branch: Some(target.push_branch.clone()),
@@ -495,8 +500,15 @@ fn push(
         refspec: None,
         max_attempts: 8,
         backoff: Backoff::default(),
+        fresh: pass.is_fresh(cache, &target.remote, &target.branch),
+        before_push: Some(crate::test_hooks::before_push),
+        dry_run: false,
     };
-    ferry_git::update_and_push(&cache, &target.remote, &plan, f).map_err(|e| match e {
+    let outcome = ferry_git::update_and_push(cache, &target.remote, &plan, f);
+    if outcome.is_ok() {
+        pass.mark(cache, &target.remote, &target.branch);
+    }
+    outcome.map_err(|e| match e {
         UpdateError::Git(g) => PromoteError::Git(g),
         UpdateError::Apply(io) => PromoteError::Failed(format!("writing the release files: {io}")),
         other => PromoteError::Failed(format!(
@@ -554,9 +566,9 @@ struct Views {
 }
 
 fn read_views(
-    engine: &Engine,
-    source: &GitTarget,
-    target: &GitTarget,
+    cache: &CloneCache,
+    pass: &crate::writeback::Pass,
+    (source, target): (&GitTarget, &GitTarget),
     src_key: &str,
     app: &str,
     to: &str,
@@ -564,7 +576,7 @@ fn read_views(
 ) -> Result<Views, PromoteError> {
     let same = source.remote.url == target.remote.url && source.branch == target.branch;
     let (deployed, deploy_commit) = {
-        let mut co = gitops::checkout(engine, source)?;
+        let mut co = pass.checkout(cache, &source.remote, &source.branch)?;
         let deployed = gitops::deployed(co.workdir(), src_key)?;
         let commit = match (&deployed, want_soak) {
             (Some(d), true) => gitops::deploy_commit(&mut co, d)?,
@@ -581,7 +593,7 @@ fn read_views(
         }
         (deployed, commit)
     };
-    let co = gitops::checkout(engine, target)?;
+    let co = pass.checkout(cache, &target.remote, &target.branch)?;
     let (records, approvals) = target_files(co.workdir(), app, to)?;
     Ok(Views {
         deployed,
@@ -765,12 +777,26 @@ fn human(d: Duration) -> String {
 }
 
 /// `ferry promote`: the steps are described in docs/promotion.md.
-pub async fn promote(
+/// What a promotion resolves from the objects before it reads or writes anything.
+struct Resolved<'a> {
+    pipe: AppPipeline,
+    from: StageConfig,
+    to: StageConfig,
+    by: String,
+    src_policy: &'a ImagePolicy,
+    src_repo: &'a ImageRepository,
+    src: RepoAccess,
+    dst: RepoAccess,
+    source_git: GitTarget,
+    target_git: GitTarget,
+}
+
+fn resolve_promotion<'a>(
     engine: &Engine,
-    objects: &ObjectSet,
+    objects: &'a ObjectSet,
     fallback: Option<&GitFallback>,
     req: &PromoteRequest,
-) -> Result<PromoteReport, PromoteError> {
+) -> Result<Resolved<'a>, PromoteError> {
     let pipe = AppPipeline::resolve(objects, &req.app)?;
     let to: StageConfig = pipe.stage(&req.to)?.clone();
     let from: StageConfig = match &req.from {
@@ -791,62 +817,57 @@ pub async fn promote(
     let dst_policy = pipe.policy(objects, &to)?;
     let src_repo = stage_repository(objects, src_policy)?;
     let dst_repo = stage_repository(objects, dst_policy)?;
-    let src = access_for(engine, src_repo)?;
-    let dst = access_for(engine, dst_repo)?;
-    let source_git = gitops::git_target(engine, objects, Some(src_policy), fallback)?;
-    let target_git = gitops::git_target(engine, objects, Some(dst_policy), fallback)?;
-    let client = engine.registry();
-    let before = client.stats().total;
-    let mut log = RequestLog::default();
-    let started = Instant::now();
+    Ok(Resolved {
+        src: access_for(engine, src_repo)?,
+        dst: access_for(engine, dst_repo)?,
+        source_git: gitops::git_target(engine, objects, Some(src_policy), fallback)?,
+        target_git: gitops::git_target(engine, objects, Some(dst_policy), fallback)?,
+        pipe,
+        from,
+        to,
+        by,
+        src_policy,
+        src_repo,
+    })
+}
 
-    // 1. The source tag and its digest.
-    let source_tag = match &req.tag {
-        Some(t) => t.clone(),
-        None => newest_tag(engine, &src, src_repo, src_policy, &mut log).await?,
-    };
-    log.read("GET", &src, &format!("manifests/{source_tag}"));
-    let manifest = match client.get_manifest(&src, &source_tag).await {
-        Err(RegistryError::NotFound { .. }) => {
-            return Err(PromoteError::Refused(format!(
-                "{}:{source_tag} does not exist",
-                src.image
-            )));
-        }
-        other => other?,
-    };
-    let mut registry_time = started.elapsed();
-
-    // 2. What Git says.
-    let src_key = format!("{}:{}", from.namespace, from.policy);
-    let want_soak = to.soak.is_some();
-    let views = blocking(|| {
+/// Reads what Git says about both stages, on a blocking task (one fetch per pass).
+async fn views_of(engine: &Engine, r: &Resolved<'_>) -> Result<Views, PromoteError> {
+    let (cache, pass) = gitops::git_access(engine)?;
+    let (source, target) = (r.source_git.clone(), r.target_git.clone());
+    let src_key = format!("{}:{}", r.from.namespace, r.from.policy);
+    let (app, to, want_soak) = (r.pipe.app.clone(), r.to.name.clone(), r.to.soak.is_some());
+    crate::blocking(move || {
         read_views(
-            engine,
-            &source_git,
-            &target_git,
+            &cache,
+            &pass,
+            (&source, &target),
             &src_key,
-            &pipe.app,
-            &to.name,
+            &app,
+            &to,
             want_soak,
         )
-    })?;
-    let mut gates = Vec::new();
+    })
+    .await?
+}
 
-    // 3. Gate: the source stage runs this digest.
-    let resumed_tag = views
-        .records
-        .iter()
-        .rev()
-        .find(|(r, _)| r.digest == manifest.digest)
-        .and_then(|(_, t)| t.clone());
-    let t0 = Instant::now();
-    let (source_ok, git_line) = match &views.deployed {
+/// The source gate: the source stage runs this digest (or `--force`, recorded).
+async fn source_gate(
+    r: &Resolved<'_>,
+    views: &Views,
+    manifest: &ferry_registry::Manifest,
+    source_tag: &str,
+    force: bool,
+    client: &ferry_registry::RegistryClient,
+    log: &mut RequestLog,
+) -> Result<GateResult, PromoteError> {
+    let from = &r.from;
+    let (ok, line) = match &views.deployed {
         None => (
             false,
             format!(
                 "no setter marker for ImagePolicy {}/{} in {}",
-                from.namespace, from.policy, source_git.origin
+                from.namespace, from.policy, r.source_git.origin
             ),
         ),
         Some(d) => {
@@ -854,8 +875,8 @@ pub async fn promote(
                 Some(g) => g.clone(),
                 None if d.tag == source_tag => manifest.digest.clone(),
                 None => {
-                    log.read("HEAD", &src, &format!("manifests/{}", d.tag));
-                    match client.head_manifest(&src, &d.tag).await {
+                    log.read("HEAD", &r.src, &format!("manifests/{}", d.tag));
+                    match client.head_manifest(&r.src, &d.tag).await {
                         Ok(h) => h.digest,
                         Err(RegistryError::NotFound { .. }) => {
                             "(tag not in the registry)".to_string()
@@ -875,127 +896,167 @@ pub async fn promote(
             )
         }
     };
-    registry_time += t0.elapsed();
-    if !source_ok && !req.force {
+    if !ok && !force {
         return Err(PromoteError::Refused(format!(
-            "{source_tag} ({}) is not what {} runs: {git_line}. Let {} deploy it first, or pass --force (recorded)",
+            "{source_tag} ({}) is not what {} runs: {line}. Let {} deploy it first, or pass --force (recorded)",
             manifest.digest, from.name, from.name
         )));
     }
-    gates.push(GateResult {
+    Ok(GateResult {
         gate: "source-deployed".into(),
-        passed: source_ok,
-        detail: if source_ok {
-            git_line.clone()
-        } else {
-            format!("FORCED: {git_line}")
-        },
-    });
-    let forced = !source_ok;
+        passed: ok,
+        detail: if ok { line } else { format!("FORCED: {line}") },
+    })
+}
 
-    // 4. Version and commit, from the tag (or the immutable tag Git holds, for an alias).
-    let deployed_tag = views.deployed.as_ref().map(|d| d.tag.clone());
-    let (traced_tag, fields) = match from.template.parse_tag(&from.name, &source_tag) {
-        Some(f) => (source_tag.clone(), f),
-        None => match deployed_tag
-            .as_ref()
-            .filter(|_| source_ok)
-            .and_then(|t| Some((t.clone(), from.template.parse_tag(&from.name, t)?)))
-        {
-            Some(x) => x,
-            None => {
-                return Err(PromoteError::Invalid(format!(
-                    "cannot read the version and commit from tag {source_tag:?} (stage {} template expects e.g. {}); pass --tag with an immutable tag",
-                    from.name,
-                    from.template
-                        .render(&from.name, &Version::default(), "a1b2c3d", 1738860000)
-                )));
-            }
-        },
+/// The version and commit, from the tag (or the immutable tag Git holds, for an alias).
+fn traced_fields(
+    from: &StageConfig,
+    source_tag: &str,
+    views: &Views,
+    source_ok: bool,
+) -> Result<(String, TagFields), PromoteError> {
+    if let Some(f) = from.template.parse_tag(&from.name, source_tag) {
+        return Ok((source_tag.to_string(), f));
+    }
+    views
+        .deployed
+        .as_ref()
+        .filter(|_| source_ok)
+        .and_then(|d| Some((d.tag.clone(), from.template.parse_tag(&from.name, &d.tag)?)))
+        .ok_or_else(|| {
+            PromoteError::Invalid(format!(
+                "cannot read the version and commit from tag {source_tag:?} (stage {} template expects e.g. {}); pass --tag with an immutable tag",
+                from.name,
+                from.template
+                    .render(&from.name, &Version::default(), "a1b2c3d", 1738860000)
+            ))
+        })
+}
+
+/// The gates passed, their lines for the release record, and who approved.
+struct Gates {
+    results: Vec<GateResult>,
+    lines: String,
+    approved_by: Option<String>,
+}
+
+/// The soak gate: the traced tag has been in the source stage long enough.
+fn soak_gate(
+    r: &Resolved<'_>,
+    views: &Views,
+    source_ok: bool,
+    traced_tag: &str,
+    now: u64,
+    gates: &mut Gates,
+) -> Result<(), PromoteError> {
+    let (from, to) = (&r.from, &r.to);
+    let Some(soak) = to.soak else {
+        return Ok(());
     };
-
-    // 5. Pipeline gates.
-    let mut gate_lines = format!(
-        "  sourceDeployed:\n    passed: {source_ok}\n    detail: {}\n",
-        quote(&gates[0].detail)
+    let Some((sha, at)) = views.deploy_commit.clone().filter(|_| source_ok) else {
+        return Err(PromoteError::Refused(format!(
+            "{} requires a soak of {} in {}, but no commit putting {traced_tag} into {} was found",
+            to.name,
+            human(soak),
+            from.name,
+            from.name
+        )));
+    };
+    let elapsed = Duration::from_secs(now.saturating_sub(u64::try_from(at).unwrap_or(0)));
+    if elapsed < soak {
+        return Err(PromoteError::Refused(format!(
+            "soak not elapsed: {traced_tag} has been in {} since commit {} at {} ({} ago); {} requires {} (ready at {})",
+            from.name,
+            &sha[..sha.len().min(12)],
+            rfc3339(at),
+            human(elapsed),
+            to.name,
+            human(soak),
+            rfc3339(at + i64::try_from(soak.as_secs()).unwrap_or(0))
+        )));
+    }
+    gates.results.push(GateResult {
+        gate: "soak".into(),
+        passed: true,
+        detail: format!(
+            "in {} since {} (commit {sha}); required {}",
+            from.name,
+            rfc3339(at),
+            human(soak)
+        ),
+    });
+    let _ = std::fmt::Write::write_fmt(
+        &mut gates.lines,
+        format_args!(
+            "  soak:\n    required: {}\n    since: {}\n    commit: {}\n",
+            quote(&human(soak)),
+            quote(&rfc3339(at)),
+            quote(&sha)
+        ),
     );
-    let now = now_secs();
-    if let Some(soak) = to.soak {
-        let Some((sha, at)) = views.deploy_commit.clone().filter(|_| source_ok) else {
-            return Err(PromoteError::Refused(format!(
-                "{} requires a soak of {} in {}, but no commit putting {traced_tag} into {} was found",
-                to.name,
-                human(soak),
-                from.name,
-                from.name
-            )));
-        };
-        let elapsed = Duration::from_secs(now.saturating_sub(u64::try_from(at).unwrap_or(0)));
-        if elapsed < soak {
-            return Err(PromoteError::Refused(format!(
-                "soak not elapsed: {traced_tag} has been in {} since commit {} at {} ({} ago); {} requires {} (ready at {})",
-                from.name,
-                &sha[..sha.len().min(12)],
-                rfc3339(at),
-                human(elapsed),
-                to.name,
-                human(soak),
-                rfc3339(at + i64::try_from(soak.as_secs()).unwrap_or(0))
-            )));
-        }
-        gates.push(GateResult {
-            gate: "soak".into(),
-            passed: true,
-            detail: format!(
-                "in {} since {} (commit {sha}); required {}",
-                from.name,
-                rfc3339(at),
-                human(soak)
-            ),
-        });
-        let _ = std::fmt::Write::write_fmt(
-            &mut gate_lines,
-            format_args!(
-                "  soak:\n    required: {}\n    since: {}\n    commit: {}\n",
-                quote(&human(soak)),
-                quote(&rfc3339(at)),
-                quote(&sha)
-            ),
-        );
-    }
-    let mut approved_by = None;
-    if to.approval {
-        let found = views
-            .approvals
-            .iter()
-            .find(|(t, _, _)| *t == traced_tag || *t == source_tag);
-        let Some((tag, who, at)) = found else {
-            return Err(PromoteError::Refused(format!(
-                "{} requires an approval and {traced_tag} has none: run `ferry approve {} --env {} --tag {traced_tag} --by NAME`",
-                to.name, pipe.app, to.name
-            )));
-        };
-        gates.push(GateResult {
-            gate: "approval".into(),
-            passed: true,
-            detail: format!("approved by {who} at {at} (tag {tag})"),
-        });
-        let _ = std::fmt::Write::write_fmt(
-            &mut gate_lines,
-            format_args!(
-                "  approval:\n    by: {}\n    at: {}\n    tag: {}\n",
-                quote(who),
-                quote(at),
-                quote(tag)
-            ),
-        );
-        approved_by = Some(who.clone());
-    }
+    Ok(())
+}
 
-    // 6. Target tags: a finished or interrupted run of this promotion keeps its tag.
-    let jpath = journal_path(engine, &pipe.app, &to.name);
-    let journal =
-        load_journal(&jpath).filter(|j| j.digest == manifest.digest && j.traced_tag == traced_tag);
+/// The approval gate: an approval of the traced (or source) tag is recorded in Git.
+fn approval_gate(
+    r: &Resolved<'_>,
+    views: &Views,
+    traced_tag: &str,
+    source_tag: &str,
+    gates: &mut Gates,
+) -> Result<(), PromoteError> {
+    if !r.to.approval {
+        return Ok(());
+    }
+    let found = views
+        .approvals
+        .iter()
+        .find(|(t, _, _)| t == traced_tag || t == source_tag);
+    let Some((tag, who, at)) = found else {
+        return Err(PromoteError::Refused(format!(
+            "{} requires an approval and {traced_tag} has none: run `ferry approve {} --env {} --tag {traced_tag} --by NAME`",
+            r.to.name, r.pipe.app, r.to.name
+        )));
+    };
+    gates.results.push(GateResult {
+        gate: "approval".into(),
+        passed: true,
+        detail: format!("approved by {who} at {at} (tag {tag})"),
+    });
+    let _ = std::fmt::Write::write_fmt(
+        &mut gates.lines,
+        format_args!(
+            "  approval:\n    by: {}\n    at: {}\n    tag: {}\n",
+            quote(who),
+            quote(at),
+            quote(tag)
+        ),
+    );
+    gates.approved_by = Some(who.clone());
+    Ok(())
+}
+
+/// The target's immutable tag, its timestamp, and whether a finished or interrupted run of this
+/// promotion is resumed (it keeps its tag). Starts the journal of a new run.
+fn target_tag(
+    engine: &Engine,
+    r: &Resolved<'_>,
+    req: &PromoteRequest,
+    views: &Views,
+    digest: &str,
+    (traced_tag, fields): (&str, &TagFields),
+    now: u64,
+) -> Result<(String, u64, bool), PromoteError> {
+    let to = &r.to;
+    let resumed_tag = views
+        .records
+        .iter()
+        .rev()
+        .find(|(rec, _)| rec.digest == digest)
+        .and_then(|(_, t)| t.clone());
+    let jpath = journal_path(engine, &r.pipe.app, &to.name);
+    let journal = load_journal(&jpath).filter(|j| j.digest == digest && j.traced_tag == traced_tag);
     let (immutable, ts, resumed) = match (&resumed_tag, &journal) {
         (Some(tag), _) => {
             let ts = to
@@ -1025,50 +1086,28 @@ pub async fn promote(
         save_journal(
             &jpath,
             &Journal {
-                digest: manifest.digest.clone(),
-                traced_tag: traced_tag.clone(),
+                digest: digest.to_string(),
+                traced_tag: traced_tag.to_string(),
                 ts,
             },
         )?;
     }
+    Ok((immutable, ts, resumed))
+}
 
-    // 7. Retag (immutable first), confirm.
-    let plan = TagPlan {
-        immutable: vec![immutable.clone()],
-        mutable: vec![to.alias.clone()],
-    };
-    let t1 = Instant::now();
-    let tags = write_tags(client, &src, &manifest, &dst, &plan, req.dry_run, &mut log).await?;
-    registry_time += t1.elapsed();
-    let request_count = client.stats().total - before;
-
-    // 8. The release commit.
-    let input = ReleaseInput {
-        app: pipe.app.clone(),
-        from: from.name.clone(),
-        to: to.name.clone(),
-        is_last: pipe.is_last(&to.name),
-        bump: req.bump,
-        version: fields.version,
-        sha7: fields.sha7.clone(),
-        source_image: src.image.to_string(),
-        target_image: dst.image.to_string(),
-        digest: manifest.digest.clone(),
-        media_type: manifest.media_type.clone(),
-        source_tag: source_tag.clone(),
-        traced_tag: traced_tag.clone(),
-        immutable_tag: immutable.clone(),
-        tags: vec![immutable.clone(), to.alias.clone()],
-        ts,
-        by,
-        forced,
-        gate_lines,
-        approved_by,
-    };
-    let record = record_path(&pipe.app, &to.name, &immutable);
-    let (commit, next_version, git_changes) = if req.dry_run {
-        let (diff, next) = blocking(|| -> Result<(String, Option<String>), PromoteError> {
-            let co = gitops::checkout(engine, &target_git)?;
+/// The release commit: its diff in a dry run, else pushed (recomputed on a moved tip). Returns
+/// the commit, the next version and the diff.
+async fn release(
+    engine: &Engine,
+    target: &GitTarget,
+    input: ReleaseInput,
+    dry_run: bool,
+) -> Result<(Option<String>, Option<String>, Option<String>), PromoteError> {
+    let (cache, pass) = gitops::git_access(engine)?;
+    let target = target.clone();
+    if dry_run {
+        return crate::blocking(move || {
+            let co = pass.checkout(&cache, &target.remote, &target.branch)?;
             let files = release_files(co.workdir(), &input)?;
             let next = next_version_in(&files);
             let mut diff = String::new();
@@ -1081,61 +1120,215 @@ pub async fn promote(
                     ));
                 }
             }
-            let spec = release_commit(&input, next.as_deref(), &target_git);
+            let spec = release_commit(&input, next.as_deref(), &target);
             diff.push_str(&format!("\ncommit message:\n{}\n\n", spec.message));
             for (k, v) in &spec.trailers {
                 diff.push_str(&format!("{k}: {v}\n"));
             }
-            Ok((diff, next))
-        })?;
-        (None, next, Some(diff))
-    } else {
+            Ok((None, next, Some(diff)))
+        })
+        .await?;
+    }
+    crate::blocking(move || {
         let mut next_seen = None;
-        let outcome = blocking(|| {
-            push(engine, &target_git, |workdir| {
-                let files = release_files(workdir, &input)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let next = next_version_in(&files);
-                let mut changed = false;
-                for (path, old, new) in &files {
-                    if old.as_deref() != Some(new.as_str()) {
-                        write_text(workdir, path, new)?;
-                        changed = true;
-                    }
+        let outcome = push(&cache, &pass, &target, |workdir| {
+            let files =
+                release_files(workdir, &input).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let next = next_version_in(&files);
+            let mut changed = false;
+            for (path, old, new) in &files {
+                if old.as_deref() != Some(new.as_str()) {
+                    write_text(workdir, path, new)?;
+                    changed = true;
                 }
-                next_seen = next.clone();
-                if !changed {
-                    return Ok(None);
-                }
-                Ok(Some(release_commit(&input, next.as_deref(), &target_git)))
-            })
+            }
+            next_seen = next.clone();
+            if !changed {
+                return Ok(None);
+            }
+            Ok(Some(release_commit(&input, next.as_deref(), &target)))
         })?;
-        let _ = std::fs::remove_file(&jpath);
         let commit = match outcome {
             UpdateOutcome::Pushed { sha, .. } => Some(sha),
-            UpdateOutcome::NothingToDo { .. } => None,
+            UpdateOutcome::NothingToDo { .. } | UpdateOutcome::WouldPush { .. } => None,
         };
-        (commit, next_seen, None)
+        Ok((commit, next_seen, None))
+    })
+    .await?
+}
+
+/// What steps 1 to 5 of a promotion found: the source, what Git says, and the gates passed.
+struct Checked {
+    source_tag: String,
+    manifest: ferry_registry::Manifest,
+    views: Views,
+    forced: bool,
+    traced_tag: String,
+    fields: TagFields,
+    gates: Gates,
+    now: u64,
+    /// Time spent reading Git (not counted as registry time).
+    git_time: Duration,
+}
+
+/// Steps 1 to 5: the source tag and digest, what Git says, the source gate, the version, and
+/// the pipeline gates. Nothing is written.
+async fn check(
+    engine: &Engine,
+    r: &Resolved<'_>,
+    req: &PromoteRequest,
+    log: &mut RequestLog,
+) -> Result<Checked, PromoteError> {
+    let client = engine.registry();
+    // 1. The source tag and its digest.
+    let source_tag = match &req.tag {
+        Some(t) => t.clone(),
+        None => newest_tag(engine, &r.src, r.src_repo, r.src_policy, log).await?,
     };
+    log.read("GET", &r.src, &format!("manifests/{source_tag}"));
+    let manifest = match client.get_manifest(&r.src, &source_tag).await {
+        Err(RegistryError::NotFound { .. }) => {
+            return Err(PromoteError::Refused(format!(
+                "{}:{source_tag} does not exist",
+                r.src.image
+            )));
+        }
+        other => other?,
+    };
+    // 2. What Git says. 3. Gate: the source stage runs this digest.
+    let t0 = Instant::now();
+    let views = views_of(engine, r).await?;
+    let git_time = t0.elapsed();
+    let source = source_gate(r, &views, &manifest, &source_tag, req.force, client, log).await?;
+    let forced = !source.passed;
+    // 4. Version and commit. 5. Pipeline gates.
+    let (traced_tag, fields) = traced_fields(&r.from, &source_tag, &views, source.passed)?;
+    let mut gates = Gates {
+        lines: format!(
+            "  sourceDeployed:\n    passed: {}\n    detail: {}\n",
+            source.passed,
+            quote(&source.detail)
+        ),
+        results: vec![source],
+        approved_by: None,
+    };
+    let now = now_secs();
+    soak_gate(r, &views, !forced, &traced_tag, now, &mut gates)?;
+    approval_gate(r, &views, &traced_tag, &source_tag, &mut gates)?;
+    Ok(Checked {
+        source_tag,
+        manifest,
+        views,
+        forced,
+        traced_tag,
+        fields,
+        gates,
+        now,
+        git_time,
+    })
+}
+
+/// What the release commit records.
+fn release_input(
+    r: &Resolved<'_>,
+    req: &PromoteRequest,
+    c: &Checked,
+    immutable: &str,
+    ts: u64,
+) -> ReleaseInput {
+    ReleaseInput {
+        app: r.pipe.app.clone(),
+        from: r.from.name.clone(),
+        to: r.to.name.clone(),
+        is_last: r.pipe.is_last(&r.to.name),
+        bump: req.bump,
+        version: c.fields.version,
+        sha7: c.fields.sha7.clone(),
+        source_image: r.src.image.to_string(),
+        target_image: r.dst.image.to_string(),
+        digest: c.manifest.digest.clone(),
+        media_type: c.manifest.media_type.clone(),
+        source_tag: c.source_tag.clone(),
+        traced_tag: c.traced_tag.clone(),
+        immutable_tag: immutable.to_string(),
+        tags: vec![immutable.to_string(), r.to.alias.clone()],
+        ts,
+        by: r.by.clone(),
+        forced: c.forced,
+        gate_lines: c.gates.lines.clone(),
+        approved_by: c.gates.approved_by.clone(),
+    }
+}
+
+pub async fn promote(
+    engine: &Engine,
+    objects: &ObjectSet,
+    fallback: Option<&GitFallback>,
+    req: &PromoteRequest,
+) -> Result<PromoteReport, PromoteError> {
+    let r = resolve_promotion(engine, objects, fallback, req)?;
+    let client = engine.registry();
+    let before = client.stats().total;
+    let mut log = RequestLog::default();
+    let started = Instant::now();
+    let c = check(engine, &r, req, &mut log).await?;
+
+    // 6. Target tags: a finished or interrupted run of this promotion keeps its tag.
+    let (immutable, ts, resumed) = target_tag(
+        engine,
+        &r,
+        req,
+        &c.views,
+        &c.manifest.digest,
+        (&c.traced_tag, &c.fields),
+        c.now,
+    )?;
+
+    // 7. Retag (immutable first), confirm.
+    let plan = TagPlan {
+        immutable: vec![immutable.clone()],
+        mutable: vec![r.to.alias.clone()],
+    };
+    let tags = write_tags(
+        client,
+        &r.src,
+        &c.manifest,
+        &r.dst,
+        &plan,
+        req.dry_run,
+        &mut log,
+    )
+    .await?;
+    let registry_time = started.elapsed().saturating_sub(c.git_time);
+    let request_count = client.stats().total - before;
+
+    // 8. The release commit.
+    let input = release_input(&r, req, &c, &immutable, ts);
+    let record = record_path(&r.pipe.app, &r.to.name, &immutable);
+    let (commit, next_version, git_changes) =
+        release(engine, &r.target_git, input, req.dry_run).await?;
+    if !req.dry_run {
+        let _ = std::fs::remove_file(journal_path(engine, &r.pipe.app, &r.to.name));
+    }
 
     Ok(PromoteReport {
-        app: pipe.app.clone(),
-        from: from.name.clone(),
-        to: to.name.clone(),
-        source_image: src.image.to_string(),
-        target_image: dst.image.to_string(),
-        source_tag,
-        digest: manifest.digest,
-        media_type: manifest.media_type,
-        version: fields.version.to_string(),
+        app: r.pipe.app.clone(),
+        from: r.from.name.clone(),
+        to: r.to.name.clone(),
+        source_image: r.src.image.to_string(),
+        target_image: r.dst.image.to_string(),
+        source_tag: c.source_tag,
+        digest: c.manifest.digest,
+        media_type: c.manifest.media_type,
+        version: c.fields.version.to_string(),
         tags,
-        forced,
-        gates,
+        forced: c.forced,
+        gates: c.gates.results,
         record_path: record,
         commit,
         next_version,
         git_changes,
-        git_repository: target_git.origin.clone(),
+        git_repository: r.target_git.origin.clone(),
         requests: log.lines,
         request_count,
         registry_millis: u64::try_from(registry_time.as_millis()).unwrap_or(u64::MAX),

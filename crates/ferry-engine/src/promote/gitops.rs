@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use ferry_api::{ImagePolicy, ObjectSet};
 use ferry_git::{Checkout, CloneCache, GitAuth, History, LogQuery, Remote, Signature};
-use ferry_setters::{MarkerSite, SetterField};
+use ferry_setters::MarkerSite;
 
 use super::PromoteError;
 use super::config::Version;
 use crate::Engine;
+use crate::rollback::markers::MarkerState;
 
 /// `--repo URL --ref BRANCH`: the GitOps repository when no ImageUpdateAutomation names one.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub(crate) fn git_target(
     policy: Option<&ImagePolicy>,
     fallback: Option<&GitFallback>,
 ) -> Result<GitTarget, PromoteError> {
-    let auto = policy.and_then(|p| objects.automations().iter().find(|a| a.selects(p)));
+    let auto = policy.and_then(|p| crate::automations_for(objects, p).first().copied());
     let Some(auto) = auto else {
         let Some(fb) = fallback else {
             return Err(PromoteError::Invalid(format!(
@@ -85,9 +86,14 @@ pub(crate) fn git_target(
     })
 }
 
-pub(crate) fn checkout(engine: &Engine, target: &GitTarget) -> Result<Checkout, PromoteError> {
-    let cache = CloneCache::new(engine.config().cache_dir.clone())?;
-    Ok(cache.checkout(&target.remote, &target.branch)?)
+/// The clone cache and the open pass: what a blocking task needs to check out or push.
+pub(crate) fn git_access(
+    engine: &Engine,
+) -> Result<(CloneCache, crate::writeback::Pass), PromoteError> {
+    Ok((
+        CloneCache::new(engine.config().cache_dir.clone())?,
+        engine.current_pass(),
+    ))
 }
 
 /// What an environment's Git state points to for one policy.
@@ -101,9 +107,10 @@ pub(crate) struct Deployed {
     pub files: Vec<String>,
 }
 
-/// Reads the markers of `policy_key` (`ns:name`) in the work tree.
+/// Reads the markers of `policy_key` (`ns:name`) in the work tree, each through the one marker
+/// reader ([`crate::rollback::markers`]); they must agree on the tag and the digest.
 pub(crate) fn deployed(workdir: &Path, policy_key: &str) -> Result<Option<Deployed>, PromoteError> {
-    let sites = ferry_setters::scan_markers(workdir).map_err(|e| {
+    let sites = crate::rollback::markers::scan(workdir).map_err(|e| {
         PromoteError::Failed(format!(
             "reading setter markers in the GitOps repository: {e}"
         ))
@@ -115,24 +122,11 @@ pub(crate) fn deployed(workdir: &Path, policy_key: &str) -> Result<Option<Deploy
     let mut tags: Vec<(String, String)> = Vec::new();
     let mut digests: Vec<String> = Vec::new();
     for s in &sites {
-        let at = format!("{}:{}", s.file, s.line);
-        match s.field {
-            SetterField::Tag => tags.push((s.value.clone(), at)),
-            SetterField::Digest if !s.value.is_empty() => digests.push(s.value.clone()),
-            SetterField::Full => {
-                let (rest, digest) = match s.value.split_once('@') {
-                    Some((r, d)) => (r, Some(d.to_string())),
-                    None => (s.value.as_str(), None),
-                };
-                if let Some(d) = digest {
-                    digests.push(d);
-                }
-                if let Some((_, tag)) = rest.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-                    tags.push((tag.to_string(), at));
-                }
-            }
-            _ => {}
+        let one = MarkerState::from_values([(s.field, s.value.as_str())]);
+        if let Some(tag) = one.tag {
+            tags.push((tag, format!("{}:{}", s.file, s.line)));
         }
+        digests.extend(one.digest);
     }
     let mut distinct: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
     distinct.sort_unstable();

@@ -21,10 +21,6 @@ pub use flow::{
 pub use gitops::GitFallback;
 pub use retag::{TagOutcome, TagWrite};
 
-/// Test-only hook (documented in docs/promotion.md): `FERRY_TEST_ABORT_AFTER=first-tag` kills the
-/// process with SIGKILL right after the first tag write, to prove a re-run resumes cleanly.
-pub const TEST_ABORT_ENV: &str = "FERRY_TEST_ABORT_AFTER";
-
 /// Why a publish, promotion, approval or version query stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PromoteError {
@@ -44,6 +40,9 @@ pub enum PromoteError {
     /// Anything else (I/O, a push rejected on every attempt, a digest that did not verify).
     #[error("{0}")]
     Failed(String),
+    /// The blocking task doing the Git work panicked or was cancelled (an internal failure).
+    #[error("a promotion task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl PromoteError {

@@ -4,7 +4,7 @@
 
 use ferry_registry::{Manifest, RegistryClient, RegistryError, RepoAccess};
 
-use super::{PromoteError, TEST_ABORT_ENV};
+use super::PromoteError;
 
 /// What happened to one tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -89,17 +89,6 @@ async fn check_immutable(
     Ok(present)
 }
 
-/// Kills the process (SIGKILL, like `kill -9`) when the test hook asks for it at `point`.
-fn test_abort(point: &str) {
-    if std::env::var(TEST_ABORT_ENV).is_ok_and(|v| v == point) {
-        let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid])
-            .status();
-        std::process::abort();
-    }
-}
-
 /// Writes `plan`'s tags in `dst` for `manifest` (read from `src`), then confirms with a HEAD.
 pub(crate) async fn write_tags(
     client: &RegistryClient,
@@ -149,7 +138,7 @@ pub(crate) async fn write_tags(
         }
         if !dry_run {
             written_any = true;
-            test_abort("first-tag");
+            crate::test_hooks::abort_after("first-tag");
         }
         out.push(TagWrite {
             tag: tag.clone(),

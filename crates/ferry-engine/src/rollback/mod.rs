@@ -57,6 +57,9 @@ pub enum RollbackError {
     Holds(#[from] HoldsError),
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    /// The blocking task doing the Git work panicked or was cancelled (an internal failure).
+    #[error("a rollback task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl RollbackError {
@@ -161,8 +164,12 @@ pub(crate) fn hold_since(co: &ferry_git::Checkout, policy: &str) -> Option<Strin
 }
 
 /// Reads `.ferry/holds.yaml` from the write-back branch of every automation (once per
-/// repository and branch).
-pub async fn gather_holds(engine: &Engine, objects: &ObjectSet) -> GatheredHolds {
+/// repository and branch, and that fetch is the pass's: the automations start from it).
+pub(crate) async fn gather_holds(
+    engine: &Engine,
+    objects: &ObjectSet,
+    pass: &crate::writeback::Pass,
+) -> GatheredHolds {
     let mut repos: HashMap<(String, String), (ferry_git::Remote, Vec<String>)> = HashMap::new();
     for auto in &objects.image_update_automations {
         let Ok(t) = crate::automation::target(engine, objects, auto) else {
@@ -177,11 +184,12 @@ pub async fn gather_holds(engine: &Engine, objects: &ObjectSet) -> GatheredHolds
     for ((_, branch), (remote, namespaces)) in repos {
         let cache_root = engine.config().cache_dir.clone();
         let shown_url = remote.display_url();
+        let pass = pass.clone();
         let read =
             tokio::task::spawn_blocking(move || -> Result<Vec<(String, PolicyHolds)>, String> {
                 let cache = CloneCache::new(cache_root).map_err(|e| e.to_string())?;
-                let co = cache
-                    .checkout(&remote, &branch)
+                let co = pass
+                    .checkout(&cache, &remote, &branch)
                     .map_err(|e| e.to_string())?;
                 let file = HoldsFile::read(co.workdir()).map_err(|e| e.to_string())?;
                 let mut policies: Vec<String> = file

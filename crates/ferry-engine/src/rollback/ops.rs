@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use ferry_api::ObjectSet;
-use ferry_git::{Checkout, CloneCache, CommitSpec, PushOutcome, RevertOutcome, UpdatePlan};
+use ferry_git::{
+    Checkout, CloneCache, CommitSpec, RevertOutcome, UpdateError, UpdateOutcome, UpdatePlan,
+};
 use ferry_setters::{PolicyValues, WriteMode};
 
 use super::holds::{Denied, Hold, HoldsFile};
@@ -13,11 +15,6 @@ use super::timeline::{self, HistoryRow, Timeline};
 use super::{RollbackError, trailer};
 use crate::trailers::{CHANGE, ChangeTrailer, KIND};
 use crate::{Engine, now_rfc3339};
-
-/// Test-only hook: a shell command run right before each push of a rollback, hold or unhold
-/// (with `FERRY_TEST_ATTEMPT` set to the attempt number). Tests use it to push a concurrent
-/// human commit at the worst moment. Not for production use.
-pub const TEST_BEFORE_PUSH_ENV: &str = "FERRY_TEST_BEFORE_PUSH";
 
 /// Where the GitOps repository is when no automation names it (`--repo`, `--ref`, `--path`).
 #[derive(Debug, Clone)]
@@ -124,20 +121,6 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run_test_hook(attempt: u32) {
-    let Some(cmd) = std::env::var_os(TEST_BEFORE_PUSH_ENV) else {
-        return;
-    };
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("FERRY_TEST_ATTEMPT", attempt.to_string())
-        .status();
-    if let Err(e) = status {
-        tracing::warn!(error = %e, "{TEST_BEFORE_PUSH_ENV} hook failed to run");
-    }
-}
-
 fn cache(engine: &Engine) -> Result<CloneCache, RollbackError> {
     Ok(CloneCache::new(engine.config().cache_dir.clone())?)
 }
@@ -159,8 +142,8 @@ struct Pushed<T> {
 }
 
 /// Compute on the tip, commit, push without force; when the remote moved, fetch the new tip and
-/// compute again from scratch (the same contract as `ferry_git::update_and_push`, with the
-/// [`Checkout`] in hand because a rollback needs `git log` and `git revert`).
+/// compute again from scratch: `ferry_git::update_and_push_checkout`, the one push loop, with the
+/// [`Checkout`] in hand because a rollback needs `git log` and `git revert`.
 fn push_loop<T>(
     cache: &CloneCache,
     target: &AppTarget,
@@ -168,72 +151,45 @@ fn push_loop<T>(
     dry_run: bool,
     mut f: impl FnMut(&mut Checkout) -> Result<Step<T>, RollbackError>,
 ) -> Result<Pushed<T>, RollbackError> {
-    let max = max_attempts.max(1);
-    let mut co = cache.checkout(&target.remote, &target.branch)?;
-    let mut last = String::new();
-    let backoff = UpdatePlan::new(target.branch.clone()).backoff;
-    for attempt in 1..=max {
-        if attempt > 1 {
-            std::thread::sleep(backoff.delay(attempt - 1));
-            co.fetch_and_reset(&target.branch)?;
-        }
-        let tip = co.head()?;
-        let (spec, value) = match f(&mut co)? {
-            Step::Nothing(v) => {
-                return Ok(Pushed {
-                    value: v,
-                    commit: None,
-                    attempts: attempt,
-                    diff: None,
-                });
-            }
-            Step::Commit(spec, v) => (spec, v),
+    let plan = UpdatePlan {
+        max_attempts: max_attempts.max(1),
+        before_push: Some(crate::test_hooks::before_push),
+        dry_run,
+        ..UpdatePlan::new(target.branch.clone())
+    };
+    let mut value = None;
+    let outcome = ferry_git::update_and_push_checkout(cache, &target.remote, &plan, |co| {
+        let (spec, v) = match f(co)? {
+            Step::Commit(spec, v) => (Some(spec), v),
+            Step::Nothing(v) => (None, v),
         };
-        let Some(sha) = co.commit_all(&spec)? else {
-            return Ok(Pushed {
-                value,
-                commit: None,
-                attempts: attempt,
-                diff: None,
-            });
-        };
-        if dry_run {
-            // The local commit is thrown away by the next checkout (reset to the remote tip).
-            let diff = co.diff(&tip, &sha, None)?;
-            return Ok(Pushed {
-                value,
-                commit: None,
-                attempts: 0,
-                diff: Some(diff),
-            });
-        }
-        run_test_hook(attempt);
-        match co.push(&target.branch, &Default::default())? {
-            PushOutcome::Pushed { sha } => {
-                return Ok(Pushed {
-                    value,
-                    commit: Some(sha),
-                    attempts: attempt,
-                    diff: None,
-                });
-            }
-            PushOutcome::Rejected { reason, retryable } => {
-                if !retryable {
-                    return Err(RollbackError::Failed(format!(
-                        "push to {} branch {} rejected: {reason}",
-                        co.display_url(),
-                        target.branch
-                    )));
-                }
-                tracing::info!(branch = %target.branch, attempt, reason = %reason, "remote moved; recomputing on the new tip");
-                last = reason;
-            }
-        }
-    }
-    Err(RollbackError::Failed(format!(
-        "push to branch {} rejected after {max} attempt(s): {last}",
-        target.branch
-    )))
+        value = Some(v);
+        Ok::<_, RollbackError>(spec)
+    });
+    let outcome = outcome.map_err(|e| match e {
+        UpdateError::Apply(e) => e,
+        UpdateError::Git(g) => RollbackError::Git(g),
+        UpdateError::Rejected {
+            branch,
+            attempts,
+            reason,
+        } => RollbackError::Failed(format!(
+            "push to branch {branch} rejected after {attempts} attempt(s): {reason}"
+        )),
+        other => RollbackError::Failed(other.to_string()),
+    })?;
+    let value = value.ok_or_else(|| RollbackError::Failed("nothing was computed".into()))?;
+    let (commit, attempts, diff) = match outcome {
+        UpdateOutcome::Pushed { sha, attempts, .. } => (Some(sha), attempts, None),
+        UpdateOutcome::NothingToDo { .. } => (None, 1, None),
+        UpdateOutcome::WouldPush { diff, .. } => (None, 0, Some(diff)),
+    };
+    Ok(Pushed {
+        value,
+        commit,
+        attempts,
+        diff,
+    })
 }
 
 /// True when `sha` changed nothing but this policy's marker values (so `git revert` of it
@@ -403,7 +359,8 @@ impl Engine {
     ) -> Result<RollbackReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| rollback_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || rollback_blocking(&cache, &target, &req)).await?
     }
 
     /// Holds ENV/APP at the value its markers hold now.
@@ -414,7 +371,8 @@ impl Engine {
     ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| hold_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || hold_blocking(&cache, &target, &req)).await?
     }
 
     /// Lifts the hold of ENV/APP (and, if asked, denials).
@@ -425,7 +383,8 @@ impl Engine {
     ) -> Result<HoldReport, RollbackError> {
         let target = resolve(self, objects, &req.env, &req.app, req.repo.as_ref())?;
         let cache = cache(self)?;
-        tokio::task::block_in_place(|| unhold_blocking(&cache, &target, req))
+        let req = req.clone();
+        crate::blocking(move || unhold_blocking(&cache, &target, &req)).await?
     }
 
     /// The timeline of ENV/APP from Git, oldest first.
@@ -438,7 +397,9 @@ impl Engine {
     ) -> Result<Vec<HistoryRow>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
         let cache = cache(self)?;
-        let mut rows = tokio::task::block_in_place(|| {
+        let t = target.clone();
+        let mut rows = crate::blocking(move || {
+            let target = t;
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
             if files.is_empty() {
@@ -453,7 +414,8 @@ impl Engine {
             Ok::<_, RollbackError>(
                 timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows,
             )
-        })?;
+        })
+        .await??;
         // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
         // tag still exists there.
         let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();

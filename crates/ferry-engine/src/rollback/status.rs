@@ -8,7 +8,7 @@ use ferry_store::Kind;
 
 use super::holds::HoldsFile;
 use super::markers::MarkerState;
-use super::target::{marker_files, resolve};
+use super::target::{AppTarget, marker_files, resolve};
 use super::{RollbackError, hold_since};
 use crate::Engine;
 
@@ -92,6 +92,54 @@ fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)>
         .collect()
 }
 
+/// The tag, digest (when the markers pin one), hold and denials of one cell, from the markers and
+/// the holds file on the target's branch (fetched once per pass).
+async fn fill_from_git(
+    cell: &mut StatusCell,
+    cache: &CloneCache,
+    pass: &crate::writeback::Pass,
+    target: &AppTarget,
+) {
+    let (cache, pass, t) = (cache.clone(), pass.clone(), target.clone());
+    let read = crate::blocking(
+        move || -> Result<(MarkerState, HoldsFile, Option<String>), RollbackError> {
+            let target = t;
+            let co = pass.checkout(&cache, &target.remote, &target.branch)?;
+            let (_, state) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
+            let holds = HoldsFile::read(co.workdir())?;
+            let since = holds
+                .hold(&target.id())
+                .and_then(|_| hold_since(&co, &target.id()));
+            Ok((state, holds, since))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| Err(RollbackError::Task(e)));
+    let (state, holds, since) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            cell.error = Some(e.to_string());
+            return;
+        }
+    };
+    cell.tag = state.tag.clone();
+    if let Some(d) = &state.digest {
+        cell.digest = Some(d.clone());
+        cell.digest_source = Some("markers".into());
+    }
+    if let Some(h) = holds.hold(&target.id()) {
+        cell.held = true;
+        cell.hold = Some(ferry_store::HoldRecord {
+            tag: h.tag.clone(),
+            since,
+            by: h.by.clone(),
+            reason: h.reason.clone(),
+            at: h.at.clone(),
+        });
+    }
+    cell.denied = holds.denied_tags(&target.id());
+}
+
 impl Engine {
     /// The status matrix. Digests: from the markers, else a registry HEAD of the tag, else the
     /// stored `latestRef` when it names the same tag.
@@ -109,6 +157,9 @@ impl Engine {
             )));
         }
         let cache = CloneCache::new(self.config().cache_dir.clone())?;
+        // One pass: every cell of one repository and branch reads the same fetch.
+        let _pass = self.pass();
+        let pass = self.current_pass();
         let mut apps = Vec::new();
         let mut env_order: Vec<String> = Vec::new();
         for (app_name, envs) in &layout {
@@ -138,39 +189,7 @@ impl Engine {
                         continue;
                     }
                 };
-                let read = tokio::task::block_in_place(
-                    || -> Result<(MarkerState, HoldsFile, Option<String>), RollbackError> {
-                        let co = cache.checkout(&target.remote, &target.branch)?;
-                        let (_, state) =
-                            marker_files(co.workdir(), &target.scan_root, &target.key())?;
-                        let holds = HoldsFile::read(co.workdir())?;
-                        let since = holds
-                            .hold(&target.id())
-                            .and_then(|_| hold_since(&co, &target.id()));
-                        Ok((state, holds, since))
-                    },
-                );
-                match read {
-                    Ok((state, holds, since)) => {
-                        cell.tag = state.tag.clone();
-                        if let Some(d) = &state.digest {
-                            cell.digest = Some(d.clone());
-                            cell.digest_source = Some("markers".into());
-                        }
-                        if let Some(h) = holds.hold(&target.id()) {
-                            cell.held = true;
-                            cell.hold = Some(ferry_store::HoldRecord {
-                                tag: h.tag.clone(),
-                                since,
-                                by: h.by.clone(),
-                                reason: h.reason.clone(),
-                                at: h.at.clone(),
-                            });
-                        }
-                        cell.denied = holds.denied_tags(&target.id());
-                    }
-                    Err(e) => cell.error = Some(e.to_string()),
-                }
+                fill_from_git(&mut cell, &cache, &pass, &target).await;
                 if cell.digest.is_none()
                     && let Some(tag) = &cell.tag
                 {

@@ -15,6 +15,7 @@ use super::ops::RepoFallback;
 use crate::Engine;
 
 /// Everything an operation on ENV/APP needs.
+#[derive(Debug, Clone)]
 pub(crate) struct AppTarget {
     pub policy_ns: String,
     pub policy_name: String,
@@ -99,12 +100,8 @@ pub(crate) fn resolve(
         .map(|_| (repo_ns.clone(), repo_name.clone()));
     // Every automation in the namespace that selects the policy writes its markers within its
     // own update path (as in Flux), so the markers are looked for under the deepest directory
-    // that holds all of those paths; Git settings come from the first automation.
-    let selecting: Vec<_> = objects
-        .image_update_automations
-        .iter()
-        .filter(|a| a.selects(policy))
-        .collect();
+    // that holds all of those paths; Git settings come from the one that writes it.
+    let selecting = crate::automations_for(objects, policy);
     let automation = selecting.first().copied();
     let base = AppTarget {
         policy_ns: ns.clone(),

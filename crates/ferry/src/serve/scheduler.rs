@@ -252,9 +252,11 @@ impl Scheduler {
         let engine = self.engine.clone();
         let source = self.source.clone();
         let vars = self.vars.clone();
-        let loaded = tokio::task::block_in_place(|| {
+        let loaded = tokio::task::spawn_blocking(move || {
             ferry_engine::load_objects(engine.config(), &source, &vars)
-        });
+        })
+        .await
+        .unwrap_or_else(|e| Err(ferry_engine::EngineError::Task(e)));
         match loaded {
             Ok(objects) => {
                 Metrics::result(&self.metrics.source_loads, "success");
