@@ -90,14 +90,25 @@ pub async fn preflight(
     client: &kube::Client,
     options: &ControllerOptions,
 ) -> Result<(), ControllerError> {
+    let kinds = [
+        FluxKind::ImageRepository,
+        FluxKind::ImagePolicy,
+        FluxKind::ImageUpdateAutomation,
+        FluxKind::GitRepository,
+    ];
+    preflight_kinds(client, options, &kinds).await
+}
+
+pub async fn preflight_kinds(
+    client: &kube::Client,
+    options: &ControllerOptions,
+    kinds: &[FluxKind],
+) -> Result<(), ControllerError> {
     let scope = match &options.namespace {
         Some(ns) => format!("namespace {ns}"),
         None => "all namespaces".to_string(),
     };
-    let kinds = FluxKind::SERVED
-        .into_iter()
-        .chain([FluxKind::GitRepository]);
-    for kind in kinds {
+    for &kind in kinds {
         let api = kind.api(client, options);
         match api.list(&ListParams::default().limit(1)).await {
             Ok(_) => {}

@@ -57,6 +57,25 @@ pub struct ControllerOptions {
     pub events_addr: Option<String>,
 }
 
+impl ControllerOptions {
+    /// Options for reading the cluster only (no state, no cache, no leader election).
+    pub fn reader(kubeconfig: PathBuf, context: Option<String>, namespace: Option<String>) -> Self {
+        ControllerOptions {
+            kubeconfig: Some(kubeconfig),
+            context,
+            namespace,
+            label_selector: None,
+            state: PathBuf::new(),
+            cache_dir: PathBuf::new(),
+            resync: Duration::from_secs(600),
+            instance: String::new(),
+            leader_election: None,
+            listen: None,
+            events_addr: None,
+        }
+    }
+}
+
 /// Errors that stop the controller (one object's failure is its status, never this).
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -169,6 +188,27 @@ pub async fn run(
             _ = triggers.next(wait) => {}
         }
     }
+}
+
+/// The three image kinds' live status, as the store's records (for `ferry get images
+/// --kubeconfig`); `namespace` limits the listing.
+pub async fn live_records(
+    options: &ControllerOptions,
+) -> Result<Vec<ferry_store::ObjectRecord>, ControllerError> {
+    let client = client(options).await?;
+    kinds::preflight_kinds(&client, options, &kinds::FluxKind::SERVED).await?;
+    let mut out = Vec::new();
+    for kind in kinds::FluxKind::SERVED {
+        let list = kind
+            .api(&client, options)
+            .list(&kinds::FluxKind::list_params(options))
+            .await?;
+        out.extend(
+            list.iter()
+                .filter_map(|o| status::record_from_live(kind, o)),
+        );
+    }
+    Ok(out)
 }
 
 /// One pass, for tests and `--once`: everything the controller would do on a trigger.

@@ -192,3 +192,86 @@ pub async fn event(
         .await
         .map(|_| ())
 }
+
+fn image_ref_from(v: &Value) -> Option<ferry_store::ImageRefRecord> {
+    Some(ferry_store::ImageRefRecord {
+        name: v.get("name")?.as_str()?.to_string(),
+        tag: v.get("tag")?.as_str()?.to_string(),
+        digest: v.get("digest").and_then(Value::as_str).map(String::from),
+    })
+}
+
+fn text(v: &Value, pointer: &str) -> Option<String> {
+    v.pointer(pointer)?.as_str().map(String::from)
+}
+
+fn strings(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The inverse of [`desired`]: what a live object's status says, as the store's record, so that
+/// `ferry get images --kubeconfig` prints the cluster with the same code as the local state.
+pub fn record_from_live(kind: FluxKind, obj: &DynamicObject) -> Option<ObjectRecord> {
+    let store_kind = kind.store_kind()?;
+    let status = obj.data.get("status").cloned().unwrap_or(Value::Null);
+    let ready = status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| Condition {
+            status: text(c, "/status").unwrap_or_else(|| "Unknown".into()),
+            reason: text(c, "/reason").unwrap_or_default(),
+            message: text(c, "/message").unwrap_or_default(),
+            last_transition_time: text(c, "/lastTransitionTime").unwrap_or_default(),
+        });
+    let scan = status
+        .get("lastScanResult")
+        .map(|r| ferry_store::ScanRecord {
+            canonical_image_name: text(&status, "/canonicalImageName").unwrap_or_default(),
+            tags: Vec::new(),
+            tag_count: r.get("tagCount").and_then(Value::as_u64).unwrap_or(0) as usize,
+            scan_time: text(r, "/scanTime").unwrap_or_default(),
+            revision: text(r, "/revision").unwrap_or_default(),
+            latest_tags: strings(r, "/latestTags"),
+            observed_exclusion_list: strings(&status, "/observedExclusionList"),
+        });
+    let policy = (kind == FluxKind::ImagePolicy).then(|| ferry_store::PolicyRecord {
+        latest_ref: status.get("latestRef").and_then(image_ref_from),
+        observed_previous_ref: status.get("observedPreviousRef").and_then(image_ref_from),
+        ..Default::default()
+    });
+    let automation =
+        (kind == FluxKind::ImageUpdateAutomation).then(|| ferry_store::AutomationRecord {
+            last_automation_run_time: text(&status, "/lastAutomationRunTime"),
+            last_push_commit: text(&status, "/lastPushCommit"),
+            last_push_time: text(&status, "/lastPushTime"),
+            observed_source_revision: text(&status, "/observedSourceRevision"),
+            observed_policies: status
+                .get("observedPolicies")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), image_ref_from(v)?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    Some(ObjectRecord {
+        kind: store_kind,
+        namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+        name: obj.metadata.name.clone().unwrap_or_default(),
+        ready,
+        scan,
+        policy,
+        automation,
+        suspended: obj.data.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true),
+        updated_at: String::new(),
+    })
+}

@@ -228,6 +228,13 @@ pub struct GetImagesArgs {
     /// Without it the command reads the stored state only and touches no network.
     #[arg(long)]
     pub refresh: bool,
+    /// Read the objects' status from this cluster (as `flux get images` does) instead of the
+    /// local state: what `ferry controller` (or Flux) last wrote.
+    #[arg(long, value_name = "PATH", conflicts_with = "refresh")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (with --kubeconfig).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
     /// Where the objects come from (only with --refresh).
     #[command(flatten)]
     pub source: SourceArgs,

@@ -233,10 +233,42 @@ pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliE
     })
 }
 
+/// `ferry get images --kubeconfig`: the live status, printed by the same code as the state file.
+async fn get_from_cluster(
+    kubeconfig: &Path,
+    args: &crate::cli::GetImagesArgs,
+) -> Result<Status, CliError> {
+    let namespace = (!args.all_namespaces).then(|| args.namespace.clone());
+    let options = ferry_controller::ControllerOptions::reader(
+        kubeconfig.to_path_buf(),
+        args.context.clone(),
+        namespace.clone(),
+    );
+    let records = ferry_controller::live_records(&options)
+        .await
+        .map_err(CliError::failed)?;
+    let mut store = Store::in_memory().map_err(CliError::failed)?;
+    for record in &records {
+        store.put(record).map_err(CliError::failed)?;
+    }
+    output::print_images(
+        &store,
+        args.kind,
+        namespace.as_deref(),
+        args.output,
+        args.no_header,
+    )
+    .map_err(CliError::failed)?;
+    Ok(Status::Ok)
+}
+
 /// `ferry get images`: the stored state; with `--refresh`, after a scan (which contacts the
 /// registries and reads holds from Git). A failed object of that scan makes the exit 1.
 pub async fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
     let GetWhat::Images(args) = args.what;
+    if let Some(kubeconfig) = &args.kubeconfig {
+        return get_from_cluster(kubeconfig, &args).await;
+    }
     let mut status = Status::Ok;
     if args.refresh {
         let p = prepare(state, &args.source, Needs::Scan)?;

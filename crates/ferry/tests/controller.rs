@@ -20,6 +20,15 @@ struct Controller {
 
 impl Controller {
     fn start(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
+        Controller::start_env(c, ws, extra, &[])
+    }
+
+    fn start_env(
+        c: &ClusterEnv,
+        ws: &Workspace,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Controller {
         let log = ws.join(&format!("controller-{}.log", extra.len()));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(common::bin())
@@ -27,6 +36,7 @@ impl Controller {
             .arg(&c.kubeconfig)
             .args(["--cache-dir", &ws.cache_str(), "--resync", "30s"])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("KUBECONFIG")
             .env("FERRY_LOG", "warn,ferry_controller=debug,ferry_engine=info")
             .stdout(Stdio::null())
@@ -200,6 +210,44 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         ),
         "finalizers.fluxcd.io"
     );
+
+    // Ferry's own CLI reads the same status from the cluster.
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let get = seed.ws.ferry(&[
+        "get",
+        "images",
+        "policy",
+        "-A",
+        "--kubeconfig",
+        &kubeconfig,
+        "-o",
+        "json",
+    ]);
+    get.expect_code(0);
+    let tags: Vec<String> = get
+        .json()
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    o.pointer("/status/latestRef/tag")
+                        .or_else(|| o.pointer("/latestRef/tag"))
+                        .and_then(|t| t.as_str())
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        tags.iter().any(|t| t == NEW_STAGING) && tags.iter().any(|t| t == NEW_DEVELOP),
+        "{}",
+        get.stdout
+    );
+    let table = seed
+        .ws
+        .ferry(&["get", "images", "all", "-A", "--kubeconfig", &kubeconfig]);
+    table.expect_code(0);
+    assert!(table.stdout.contains(NEW_STAGING), "{}", table.stdout);
 
     // Health, readiness and Flux's reconcile-duration metric on --listen.
     let get = |path: &str| {
@@ -813,4 +861,68 @@ fn leader_failover_keeps_one_commit_per_tag() {
         order[0].contains(newer) && order[1].contains(NEW_STAGING),
         "newest first: {order:?}"
     );
+}
+
+/// kill -9 of the controller right before its first push (after the commit was made in its
+/// clone); a restarted controller with the same disk completes the work exactly once.
+#[test]
+fn kill_during_push_then_restart_completes_once() {
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("ctlkill-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    let seed = Seed::new(
+        &reg,
+        &git,
+        "ctlkill",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    apply_seed_with_credentials(c, &seed, &git);
+    let before = remote_file(&git, &seed.repo, STAGING_FILE);
+
+    // The before-push hook (test builds only) kills the controller: `$PPID` is ferry itself.
+    let mut doomed = Controller::start_env(
+        c,
+        &seed.ws,
+        &[],
+        &[("FERRY_TEST_BEFORE_PUSH", "kill -9 $PPID")],
+    );
+    let died = poll(Duration::from_secs(90), || {
+        doomed.child.try_wait().ok().flatten()
+    });
+    let status =
+        died.unwrap_or_else(|| panic!("the controller never reached a push:\n{}", doomed.log()));
+    assert!(!status.success(), "killed by SIGKILL: {status:?}");
+    assert_eq!(
+        remote_file(&git, &seed.repo, STAGING_FILE),
+        before,
+        "nothing was pushed"
+    );
+
+    let ctl = Controller::start(c, &seed.ws, &[]);
+    wait_for(
+        c,
+        "the restarted controller pushes",
+        Duration::from_secs(90),
+        &ctl,
+        || {
+            remote_file(&git, &seed.repo, STAGING_FILE)
+                .contains(NEW_STAGING)
+                .then_some(())
+        },
+    );
+    wait_for(c, "all Ready", Duration::from_secs(60), &ctl, || {
+        all_ready(c).then_some(())
+    });
+    for (policy, tag) in [
+        ("staging/backend", NEW_STAGING),
+        ("develop/backend", NEW_DEVELOP),
+    ] {
+        assert_eq!(commits_to(&seed, policy, tag), 1, "{policy} -> {tag}");
+    }
+    seed.assert_develop_and_staging_updated();
 }
