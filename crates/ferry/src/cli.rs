@@ -120,6 +120,9 @@ pub enum Command {
     /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
     /// status as Flux does (so `flux get images` shows Ferry's work).
     Controller(crate::cmd_controller::ControllerArgs),
+    /// Print the manifests that install Ferry's controller (CRDs, ServiceAccount, RBAC,
+    /// Deployment) for `ferry install | kubectl apply -f -`.
+    Install(crate::cmd_install::InstallArgs),
 }
 
 #[derive(Debug, Args)]
