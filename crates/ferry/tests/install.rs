@@ -272,19 +272,48 @@ fn ferry_install_rbac_is_least_privilege_and_enough_for_the_controller() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let manifests = ferry_to_file(tmp.path(), "install.yaml", &["install"]);
     common::cluster::ensure_namespace(c, "flux-system");
-    // CRDs first: the dry run of the rest needs none of them, but the objects below do.
-    let crds = ferry_to_file(tmp.path(), "crds.yaml", &["install", "--crds-only"]);
-    c.kubectl(&["apply", "--server-side", "-f", &crds]);
+    // The strictest Pod Security Standard: the dry run must not warn, and the ReplicaSet
+    // controller must be allowed to create the Pod (no kubelet runs it).
+    c.kubectl(&[
+        "label",
+        "namespace",
+        "flux-system",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]);
+    let dry = c.kubectl_output(&["apply", "--dry-run=server", "-f", &manifests]);
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert!(dry.status.success() && stderr.trim().is_empty(), "{stderr}");
+    // As documented: `ferry install | kubectl apply -f -` (client-side apply).
+    c.kubectl(&["apply", "-f", &manifests]);
     c.kubectl(&[
         "wait",
         "--for",
         "condition=established",
         "--timeout=60s",
-        "-f",
-        &crds,
+        "crd/imagerepositories.image.toolkit.fluxcd.io",
+        "crd/imagepolicies.image.toolkit.fluxcd.io",
+        "crd/imageupdateautomations.image.toolkit.fluxcd.io",
     ]);
-    c.kubectl(&["apply", "--dry-run=server", "-f", &manifests]);
-    c.kubectl(&["apply", "--server-side", "-f", &manifests]);
+    let pod = common::poll(std::time::Duration::from_secs(60), || {
+        let out = c.kubectl_output(&[
+            "-n",
+            "flux-system",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=ferry-controller",
+            "-o",
+            "name",
+        ]);
+        let names = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!names.is_empty()).then_some(names)
+    });
+    assert!(
+        pod.is_some(),
+        "no Pod created under the restricted Pod Security Standard:\n{}",
+        c.kubectl(&["-n", "flux-system", "get", "events"])
+    );
     let deploy = kubectl_json(
         c,
         &["-n", "flux-system", "get", "deploy", "ferry-controller"],
