@@ -201,8 +201,8 @@ impl Controller {
             observed.ready.status.clone(),
             observed.ready.message.clone(),
         );
-        if status::live_ready(obj).as_ref() != Some(&now) {
-            if let Err(e) = status::event(
+        if status::live_ready(obj).as_ref() != Some(&now)
+            && let Err(e) = status::event(
                 &self.client,
                 key,
                 obj,
@@ -210,9 +210,8 @@ impl Controller {
                 &self.options.instance,
             )
             .await
-            {
-                tracing::warn!(object = %key, error = %e, "cannot record an Event");
-            }
+        {
+            tracing::warn!(object = %key, error = %e, "cannot record an Event");
         }
         true
     }

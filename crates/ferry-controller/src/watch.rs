@@ -35,10 +35,10 @@ impl Triggers {
         {
             let api = kind.api(&client, options);
             let mut config = watcher::Config::default();
-            if kind != FluxKind::GitRepository {
-                if let Some(selector) = &options.label_selector {
-                    config = config.labels(selector);
-                }
+            if kind != FluxKind::GitRepository
+                && let Some(selector) = &options.label_selector
+            {
+                config = config.labels(selector);
             }
             tokio::spawn(watch_kind(kind, api, config, tx.clone()));
         }
