@@ -122,6 +122,10 @@ pub enum Command {
     Controller(crate::cmd_controller::ControllerArgs),
     /// Print the manifests that install Ferry's controller (CRDs, ServiceAccount, RBAC,
     /// Deployment) for `ferry install | kubectl apply -f -`.
+    #[command(
+        long_about = crate::cmd_install::LONG_ABOUT,
+        after_help = crate::cmd_install::EXAMPLES
+    )]
     Install(crate::cmd_install::InstallArgs),
 }
 

@@ -4,28 +4,34 @@ use clap::Args;
 
 use crate::{CliError, Status};
 
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Print the Kubernetes manifests that install Ferry in place of Flux's image \
-controllers, for `ferry install | kubectl apply -f -`:\n\
-\n\
+/// `ferry install --help`.
+pub const LONG_ABOUT: &str =
+    "Print the Kubernetes manifests that install Ferry in place of Flux's image \
+controllers, for `ferry install | kubectl apply -f -`:
+
   - the CRDs of ImageRepository, ImagePolicy and ImageUpdateAutomation \
-(image.toolkit.fluxcd.io/v1), compatible with Flux's (see docs/flux-compatibility.md);\n\
-  - the ServiceAccount `ferry-controller` in --namespace and a least-privilege ClusterRole \
-and ClusterRoleBinding (get Secrets by name only: no list or watch);\n\
+(image.toolkit.fluxcd.io/v1), compatible with Flux's (see docs/flux-compatibility.md);
+  - the ServiceAccount `ferry-controller` in --namespace and a least-privilege ClusterRole and \
+ClusterRoleBinding (Secrets: get by name only, no list or watch);
   - the Deployment `ferry-controller`: non-root, read-only root filesystem, running \
-`ferry controller`.\n\
-\n\
-The namespace must exist (flux-system does where Flux is installed). Stop Flux's \
-image-reflector-controller and image-automation-controller first: two controllers must not \
-serve the same objects. Output is deterministic; nothing is sent to a cluster.",
-    after_help = "EXAMPLES:\n  ferry install | kubectl apply --server-side -f -\n  ferry install --crds-only | kubectl apply -f -\n  ferry install --namespace ferry-system --image registry.example.com/ferry:0.1.0"
-)]
+`ferry controller`.
+
+The namespace must exist (flux-system does where Flux is installed); it is not created. Scale \
+Flux's image-reflector-controller and image-automation-controller to 0 first: two controllers \
+must not serve the same objects. The output is deterministic; nothing is sent to a cluster.";
+
+/// Examples under `ferry install --help`.
+pub const EXAMPLES: &str = "EXAMPLES:
+  ferry install | kubectl apply -f -
+  ferry install --crds-only | kubectl apply -f -
+  ferry install --namespace ferry-system --image registry.example.com/ferry:0.1.0";
+
+#[derive(Debug, Args)]
 pub struct InstallArgs {
     /// Namespace of the controller's ServiceAccount and Deployment (must exist).
     #[arg(long, short = 'n', value_name = "NS", default_value = "flux-system", value_parser = parse_namespace)]
     pub namespace: String,
-    /// Controller image.
+    /// Controller image. Default: Ferry's release image at the version of this binary.
     #[arg(long, value_name = "REF", default_value = ferry_install::DEFAULT_IMAGE, value_parser = parse_image)]
     pub image: String,
     /// Deployment replicas. Without leader election every replica reconciles: keep 1.

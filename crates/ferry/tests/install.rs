@@ -468,3 +468,79 @@ fn ferry_install_rbac_is_least_privilege_and_enough_for_the_controller() {
     let events = c.kubectl(&["-n", "team", "get", "events", "--no-headers"]);
     assert!(!events.trim().is_empty(), "no Events recorded");
 }
+
+#[test]
+fn ferry_install_bad_input_exits_2_and_prints_nothing() {
+    for (args, hint) in [
+        (&["install", "--replicas", "0"][..], "at least 1"),
+        (&["install", "--replicas", "many"][..], "whole number"),
+        (&["install", "--namespace", "Flux_System"][..], "DNS label"),
+        (&["install", "--namespace", ""][..], "DNS label"),
+        (&["install", "-n", &"a".repeat(64)][..], "63 characters"),
+        (&["install", "--image", "bad image"][..], "image reference"),
+        (&["install", "--image", ""][..], "image reference"),
+    ] {
+        let run = common::ferry(args);
+        run.expect_code(2);
+        assert!(run.stdout.is_empty(), "{args:?} printed: {}", run.stdout);
+        assert!(run.stderr.contains(hint), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn ferry_install_output_is_deterministic_and_follows_the_flags() {
+    let full = common::ferry(&["install"]);
+    full.expect_code(0);
+    assert_eq!(common::ferry(&["install"]).stdout, full.stdout);
+    let crds = common::ferry(&["install", "--crds-only"]);
+    crds.expect_code(0);
+    assert_eq!(crds.stdout.matches("\n---\n").count() + 1, 3);
+    assert!(full.stdout.starts_with(&crds.stdout));
+    assert!(!crds.stdout.contains("kind: Deployment"));
+    assert!(!full.stdout.contains("part-of: flux\n"), "{}", full.stdout);
+
+    let custom = common::ferry(&[
+        "install",
+        "-n",
+        "ferry-system",
+        "--image",
+        "registry.example.com/ferry:dev",
+        "--replicas",
+        "2",
+    ]);
+    custom.expect_code(0);
+    assert!(
+        custom.stderr.contains("leader election"),
+        "{}",
+        custom.stderr
+    );
+    let docs: Vec<Value> = custom
+        .stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).expect("yaml"))
+        .collect();
+    let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deploy["metadata"]["namespace"], "ferry-system");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "registry.example.com/ferry:dev"
+    );
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding")
+        .unwrap();
+    assert_eq!(binding["subjects"][0]["namespace"], "ferry-system");
+    // The controller's flags exist: the Deployment's args parse.
+    let mut args: Vec<String> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    args.push("--help".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::ferry(&refs).expect_code(0);
+}
