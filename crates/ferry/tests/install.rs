@@ -544,3 +544,81 @@ fn ferry_install_output_is_deterministic_and_follows_the_flags() {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     common::ferry(&refs).expect_code(0);
 }
+
+/// The seed, end to end, with nothing but what `ferry install` grants: scans with the registry,
+/// a GitRepository and its credentials Secret, automations that push to Git.
+#[test]
+fn ferry_controller_runs_the_seed_with_the_installed_service_account() {
+    use ferry_testbed::registry::{Auth, registry};
+    let (Some(reg), Some(git)) = (
+        registry(Auth::None, false),
+        ferry_testbed::git::git_servers(),
+    ) else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("iseed-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    let seed = common::Seed::new(
+        &reg,
+        &git,
+        "inst",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::cluster::ensure_namespace(c, "flux-system");
+    let manifests = ferry_to_file(tmp.path(), "install.yaml", &["install"]);
+    c.kubectl(&["apply", "-f", &manifests]);
+    c.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd/imagerepositories.image.toolkit.fluxcd.io",
+        "crd/imagepolicies.image.toolkit.fluxcd.io",
+        "crd/imageupdateautomations.image.toolkit.fluxcd.io",
+    ]);
+    c.kubectl(&[
+        "-n",
+        "flux-system",
+        "create",
+        "secret",
+        "generic",
+        "git-credentials",
+        &format!("--from-literal=username={}", git.user),
+        &format!("--from-literal=password={}", git.password),
+    ]);
+    common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
+    let token = c.kubectl(&["-n", "flux-system", "create", "token", "ferry-controller"]);
+    let kubeconfig = token_kubeconfig(tmp.path(), &c.url, token.trim());
+    let run = seed.ws.ferry(&[
+        "controller",
+        "--kubeconfig",
+        &kubeconfig,
+        "--cache-dir",
+        &seed.ws.cache_str(),
+        "--once",
+    ]);
+    eprintln!(
+        "ferry controller --once as the ServiceAccount:\n{}",
+        run.all()
+    );
+    let log = run.all().to_lowercase();
+    assert!(
+        !log.contains("forbidden") && !log.contains("rbac"),
+        "{}",
+        run.all()
+    );
+    run.expect_code(0);
+    seed.assert_develop_and_staging_updated();
+    let automation = kubectl_json(
+        c,
+        &["-n", "staging", "get", "imageupdateautomation", "backend"],
+    );
+    assert!(
+        automation["status"]["lastPushCommit"].is_string(),
+        "{automation}"
+    );
+}
