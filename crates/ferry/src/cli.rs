@@ -142,6 +142,13 @@ pub enum Command {
     /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
     /// status as Flux does (so `flux get images` shows Ferry's work).
     Controller(crate::cmd_controller::ControllerArgs),
+    /// Print the manifests that install Ferry's controller (CRDs, ServiceAccount, RBAC,
+    /// Deployment) for `ferry install | kubectl apply -f -`.
+    #[command(
+        long_about = crate::cmd_install::LONG_ABOUT,
+        after_help = crate::cmd_install::EXAMPLES
+    )]
+    Install(crate::cmd_install::InstallArgs),
 }
 
 const RENDER_ABOUT: &str =

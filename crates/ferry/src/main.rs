@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_controller;
+mod cmd_install;
 mod cmd_promote;
 mod cmd_rollback;
 mod cmd_serve;
@@ -117,6 +118,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Status(args) => cmd_rollback::status(&state, args).await,
         Command::Serve(args) => cmd_serve::serve(&state, args).await,
         Command::Controller(args) => cmd_controller::controller(&state, args).await,
+        Command::Install(args) => cmd_install::install(args),
     }
 }
 
