@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 
 use crate::{InstallOptions, NAME, labels};
 
+/// `--listen` port in the Pod: /healthz, /readyz (probes) and /metrics.
+pub const HTTP_PORT: u16 = 9440;
+
 /// Where the state file and the clone cache live (an emptyDir).
 pub const DATA_DIR: &str = "/data";
 
@@ -28,8 +31,8 @@ pub fn deployment(options: &InstallOptions) -> Value {
         },
         "spec": {
             "replicas": options.replicas,
-            // No leader election yet: never two controllers at once during a rollout.
-            "strategy": { "type": "Recreate" },
+            // Replicas hold a Lease (--leader-elect): a rolling update never runs two leaders.
+            "strategy": { "type": "RollingUpdate" },
             "selector": { "matchLabels": selector },
             "template": {
                 "metadata": { "labels": pod_labels },
@@ -52,7 +55,12 @@ pub fn deployment(options: &InstallOptions) -> Value {
                             format!("--state={DATA_DIR}/state.db"),
                             format!("--cache-dir={DATA_DIR}/git"),
                             "--log-format=json",
+                            "--leader-elect",
+                            format!("--listen=0.0.0.0:{HTTP_PORT}"),
                         ],
+                        "ports": [{ "name": "http", "containerPort": HTTP_PORT, "protocol": "TCP" }],
+                        "livenessProbe": { "httpGet": { "path": "/healthz", "port": "http" } },
+                        "readinessProbe": { "httpGet": { "path": "/readyz", "port": "http" } },
                         "env": [
                             pod_name,
                             runtime_ns,

@@ -43,7 +43,7 @@ impl Default for InstallOptions {
         InstallOptions {
             namespace: "flux-system".to_string(),
             image: DEFAULT_IMAGE.to_string(),
-            replicas: 1,
+            replicas: 2,
             crds_only: false,
         }
     }

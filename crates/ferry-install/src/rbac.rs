@@ -10,10 +10,11 @@
 //!   cannot list or watch them, so it can only read a Secret whose name it already knows.
 //! - Namespaces: list (the labels `accessFrom` selects on).
 //! - Events: create (core `v1` Events, one per Ready transition).
+//! - Leases: get, create, update, and only in the install namespace (a Role, not the
+//!   ClusterRole): the `ferry-controller-leader` Lease of `--leader-elect`.
 //!
-//! Not granted, because the controller does not do it yet: Leases (no leader election: install
-//! one replica), ServiceAccounts (`serviceAccountName` image pull secrets are not read from the
-//! API), `events.k8s.io`.
+//! Not granted, because the controller does not do it yet: ServiceAccounts
+//! (`serviceAccountName` image pull secrets are not read from the API), `events.k8s.io`.
 
 use serde_json::{Value, json};
 
@@ -102,5 +103,25 @@ pub fn objects(namespace: &str) -> Vec<Value> {
             },
             "subjects": [{ "kind": "ServiceAccount", "name": NAME, "namespace": namespace }],
         }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": { "name": LEADER_ROLE, "namespace": namespace, "labels": labels("controller") },
+            "rules": [{
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "create", "update"],
+            }],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": { "name": LEADER_ROLE, "namespace": namespace, "labels": labels("controller") },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEADER_ROLE },
+            "subjects": [{ "kind": "ServiceAccount", "name": NAME, "namespace": namespace }],
+        }),
     ]
 }
+
+/// The Role (and RoleBinding) for the leader-election Lease in the install namespace.
+pub const LEADER_ROLE: &str = "ferry-controller-leader-election";

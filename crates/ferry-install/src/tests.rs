@@ -20,6 +20,8 @@ fn default_install_is_deterministic_and_ordered() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Deployment"
         ]
     );

@@ -34,8 +34,9 @@ pub struct InstallArgs {
     /// Controller image. Default: Ferry's release image at the version of this binary.
     #[arg(long, value_name = "REF", default_value = ferry_install::DEFAULT_IMAGE, value_parser = parse_image)]
     pub image: String,
-    /// Deployment replicas. Without leader election every replica reconciles: keep 1.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_replicas)]
+    /// Deployment replicas. They elect a leader on a Lease: one reconciles, the others take over
+    /// within ~20 s when it dies.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = parse_replicas)]
     pub replicas: u32,
     /// Print only the three CRDs (for clusters where something else runs the controller).
     #[arg(long)]
@@ -72,12 +73,6 @@ pub fn install(args: InstallArgs) -> Result<Status, CliError> {
     let objects = ferry_install::manifests(&options).map_err(CliError::bad_input)?;
     let yaml =
         ferry_install::to_yaml(&objects).map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
-    if options.replicas > 1 && !options.crds_only {
-        eprintln!(
-            "warning: --replicas {}: `ferry controller` has no leader election yet, so every replica reconciles every object",
-            options.replicas
-        );
-    }
     print!("{yaml}");
     Ok(Status::Ok)
 }

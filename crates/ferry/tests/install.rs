@@ -393,6 +393,8 @@ fn ferry_install_rbac_is_least_privilege_and_enough_for_the_controller() {
         &["create", "pods", "-n", "team"],
         &["patch", "clusterroles.rbac.authorization.k8s.io"],
         &["delete", "events", "-n", "team"],
+        &["get", "leases.coordination.k8s.io", "-n", "team"],
+        &["delete", "leases.coordination.k8s.io", "-n", "flux-system"],
     ];
     let wrong: Vec<String> = yes
         .iter()
@@ -506,14 +508,9 @@ fn ferry_install_output_is_deterministic_and_follows_the_flags() {
         "--image",
         "registry.example.com/ferry:dev",
         "--replicas",
-        "2",
+        "3",
     ]);
     custom.expect_code(0);
-    assert!(
-        custom.stderr.contains("leader election"),
-        "{}",
-        custom.stderr
-    );
     let docs: Vec<Value> = custom
         .stdout
         .split("---\n")
@@ -521,8 +518,13 @@ fn ferry_install_output_is_deterministic_and_follows_the_flags() {
         .map(|d| serde_saphyr::from_str(d).expect("yaml"))
         .collect();
     let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 3);
+    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--leader-elect"),
+        "replicas elect a leader: {args}"
+    );
     assert_eq!(deploy["metadata"]["namespace"], "ferry-system");
-    assert_eq!(deploy["spec"]["replicas"], 2);
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["image"],
