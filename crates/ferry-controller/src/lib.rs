@@ -20,6 +20,7 @@ mod objects;
 mod pass;
 mod secrets;
 mod status;
+pub mod verify;
 mod watch;
 
 use std::path::PathBuf;

@@ -142,6 +142,10 @@ pub enum Command {
     /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
     /// status as Flux does (so `flux get images` shows Ferry's work).
     Controller(crate::cmd_controller::ControllerArgs),
+    /// Compare, per app and environment, the image Git wants, the image the cluster's workloads
+    /// run and the registry's digest: in-sync, pending, drift or missing (exit 1 unless all are
+    /// in sync).
+    Verify(crate::cmd_rollback::VerifyArgs),
     /// Print the manifests that install Ferry's controller (CRDs, ServiceAccount, RBAC,
     /// Deployment) for `ferry install | kubectl apply -f -`.
     #[command(

@@ -2,7 +2,7 @@
 //!
 //! Thin: parse, load the objects, call the engine (`ferry_engine::rollback`), print.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use ferry_engine::Engine;
@@ -431,4 +431,123 @@ pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> 
         )));
     }
     Ok(Status::Ok)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Only this environment.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// The cluster whose workloads are compared with Git (required).
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// What Git wants per app × environment: the status report's tags and digests, with each
+/// policy's namespace and image repository.
+fn desired_rows(
+    objects: &ferry_api::ObjectSet,
+    report: &StatusReport,
+    env: Option<&str>,
+) -> Vec<ferry_controller::verify::Desired> {
+    let mut rows = Vec::new();
+    for app in &report.apps {
+        for cell in app.envs.iter().filter(|c| env.is_none_or(|e| e == c.env)) {
+            let Some((ns, name)) = cell.policy.split_once('/') else {
+                continue;
+            };
+            let Some(policy) = objects
+                .image_policies
+                .iter()
+                .find(|p| p.namespace() == ns && p.name() == name)
+            else {
+                continue;
+            };
+            let r = &policy.spec.image_repository_ref;
+            let repo_ns = r.namespace.as_deref().unwrap_or(ns);
+            let image = objects
+                .image_repositories
+                .iter()
+                .find(|i| i.namespace() == repo_ns && i.name() == r.name)
+                .map(|i| i.spec.image.clone())
+                .unwrap_or_default();
+            rows.push(ferry_controller::verify::Desired {
+                app: app.app.clone(),
+                env: cell.env.clone(),
+                namespace: ns.to_string(),
+                image,
+                tag: cell.tag.clone(),
+                digest: cell.digest.clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// `ferry verify`: Git × cluster × registry; exit 0 when everything is in sync, 1 otherwise.
+pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> {
+    let p = prepare(state, &args.source)?;
+    let report: StatusReport = p
+        .engine
+        .status(&p.objects, args.app.as_deref())
+        .await
+        .map_err(rollback_error)?;
+    let desired = desired_rows(&p.objects, &report, args.env.as_deref());
+    let options = ferry_controller::ControllerOptions::reader(args.kubeconfig, args.context, None);
+    let client = ferry_controller::client(&options)
+        .await
+        .map_err(CliError::failed)?;
+    let rows = ferry_controller::verify::verify(&client, &desired)
+        .await
+        .map_err(CliError::failed)?;
+    if args.output != OutputFormat::Table {
+        print_structured(&rows, args.output)?;
+    } else {
+        let body: Vec<Vec<String>> = rows.iter().map(verify_cells).collect();
+        let header = ["APP", "ENV", "GIT", "LIVE", "REGISTRY DIGEST", "STATE"];
+        print!("{}", crate::output::render_table(&header, &body, false));
+    }
+    let in_sync = rows
+        .iter()
+        .all(|r| r.state == ferry_controller::verify::VerifyState::InSync);
+    Ok(if in_sync { Status::Ok } else { Status::Failed })
+}
+
+fn verify_cells(r: &ferry_controller::verify::VerifyRow) -> Vec<String> {
+    let live: Vec<String> = r
+        .live
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l.workload,
+                l.image.rsplit('/').next().unwrap_or(&l.image)
+            )
+        })
+        .collect();
+    let digest = r.registry_digest.as_deref().map(|d| {
+        let hex = d.trim_start_matches("sha256:");
+        format!("sha256:{}", &hex[..hex.len().min(12)])
+    });
+    vec![
+        r.app.clone(),
+        r.env.clone(),
+        r.git_tag.clone().unwrap_or_else(|| "-".into()),
+        if live.is_empty() {
+            "-".into()
+        } else {
+            live.join(", ")
+        },
+        digest.unwrap_or_else(|| "-".into()),
+        r.state.as_str().to_string(),
+    ]
 }

@@ -118,6 +118,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Status(args) => cmd_rollback::status(&state, args).await,
         Command::Serve(args) => cmd_serve::serve(&state, args).await,
         Command::Controller(args) => cmd_controller::controller(&state, args).await,
+        Command::Verify(args) => cmd_rollback::verify(&state, args).await,
         Command::Install(args) => cmd_install::install(args),
     }
 }

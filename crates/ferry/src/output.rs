@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::{ImagesKind, OutputFormat};
 
 /// Left-aligned columns padded to width and separated by a tab, as Flux's table printer does.
-fn render_table(header: &[&str], rows: &[Vec<String>], no_header: bool) -> String {
+pub fn render_table(header: &[&str], rows: &[Vec<String>], no_header: bool) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -59,3 +59,133 @@ fn flux_crds_accept_the_seed_layout_and_flux_get_shows_it() {
     ]);
     assert!(image.starts_with(&format!("{registry}/backend")), "{image}");
 }
+
+fn verify_rows(run: &common::Run) -> Vec<(String, String, String)> {
+    run.json()
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("app"), s("env"), s("state"))
+        })
+        .collect()
+}
+
+fn state_of(rows: &[(String, String, String)], app: &str, env: &str) -> String {
+    rows.iter()
+        .find(|(a, e, _)| a == app && e == env)
+        .map(|(_, _, s)| s.clone())
+        .unwrap_or_else(|| panic!("no row {app}/{env} in {rows:?}"))
+}
+
+/// `ferry verify` after the seed is reconciled and applied: in sync; then a hand-set image is
+/// drift, a Git change not applied yet is pending, a deleted workload is missing.
+#[test]
+fn verify_compares_git_cluster_and_registry() {
+    use ferry_testbed::git::git_servers;
+    use ferry_testbed::registry::{Auth, registry};
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("verify-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    c.install_flux_image_crds();
+    // Flux's GitRepository takes http(s)/ssh URLs only: write back over http with Basic auth.
+    let seed = common::Seed::new(
+        &reg,
+        &git,
+        "verify",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    seed.ws.secret(
+        "flux-system",
+        "git-credentials",
+        &[
+            ("username", git.user.as_bytes()),
+            ("password", git.password.as_bytes()),
+        ],
+    );
+    seed.reconcile(&[]).expect_code(3);
+    let applied = common::clone(&git, &seed.repo);
+    common::cluster::apply_seed(c, &applied.path().join("flux"), &seed.image_registry);
+
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let verify = |extra: &[&str]| {
+        let flags = seed.flags();
+        let mut args: Vec<&str> = vec!["verify", "--kubeconfig", &kubeconfig, "-o", "json"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        seed.ws.ferry(&args)
+    };
+    let run = verify(&[]);
+    run.expect_code(0);
+    let rows = verify_rows(&run);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|(_, _, s)| s == "in-sync"), "{rows:?}");
+    let table = seed.ws.ferry(
+        &{
+            let mut a = vec![
+                "verify".to_string(),
+                "--kubeconfig".into(),
+                kubeconfig.clone(),
+            ];
+            a.extend(seed.flags());
+            a
+        }
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    table.expect_code(0);
+    assert!(table.stdout.contains("in-sync"), "{}", table.stdout);
+
+    // A hand-set image on staging: the cluster ran Git's image, now runs another.
+    let other = format!("{}/backend:{}", seed.image_registry, common::NEW_DEVELOP);
+    c.kubectl(&[
+        "-n",
+        "staging",
+        "set",
+        "image",
+        "deploy/backend",
+        &format!("*={other}"),
+    ]);
+    // Missing: production frontend's workload is gone.
+    c.kubectl(&["-n", "production", "delete", "deploy", "frontend"]);
+    let run = verify(&[]);
+    run.expect_code(1);
+    let rows = verify_rows(&run);
+    assert_eq!(state_of(&rows, "backend", "staging"), "drift", "{rows:?}");
+    assert_eq!(
+        state_of(&rows, "frontend", "production"),
+        "missing",
+        "{rows:?}"
+    );
+    assert_eq!(state_of(&rows, "backend", "develop"), "in-sync", "{rows:?}");
+
+    // Pending: Git moves develop on, the cluster has not applied it yet.
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    common::push(
+        &reg,
+        &format!("{org}/frontend"),
+        "develop-v0.0.3-c3d4e5f-1738870000",
+    );
+    seed.reconcile(&[]).expect_code(3);
+    let run = verify(&["--env", "develop"]);
+    run.expect_code(1);
+    let rows = verify_rows(&run);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        state_of(&rows, "frontend", "develop"),
+        "pending",
+        "{rows:?}"
+    );
+    assert_eq!(state_of(&rows, "backend", "develop"), "in-sync", "{rows:?}");
+}
