@@ -64,6 +64,10 @@ pub struct InitArgs {
     /// Overwrite files that already exist (files init does not generate are never touched).
     #[arg(long)]
     pub force: bool,
+    /// Do not write the NetworkPolicy that admits ingress to each environment namespace only
+    /// from that namespace (enforcement needs a CNI that implements NetworkPolicy).
+    #[arg(long)]
+    pub no_network_policies: bool,
 }
 
 /// Placeholder written when `--git-url` is not given.
@@ -168,6 +172,7 @@ struct Plan<'a> {
     branch: &'a str,
     author_name: &'a str,
     author_email: &'a str,
+    network_policies: bool,
 }
 
 /// Scaffolds the layout into `args.dir` and returns the relative paths written, in a fixed
@@ -327,6 +332,7 @@ fn validate(args: &InitArgs) -> Result<Plan<'_>, InitError> {
         branch: &args.branch,
         author_name: &args.author_name,
         author_email: &args.author_email,
+        network_policies: !args.no_network_policies,
     })
 }
 
@@ -683,9 +689,40 @@ fn render_bootstrap(plan: &Plan<'_>, files: &mut Files) {
     );
 }
 
+/// One NetworkPolicy per environment: ingress to every Pod only from Pods of the same namespace
+/// (the seed's network isolation; it needs a CNI that enforces NetworkPolicy).
+fn network_policies() -> String {
+    let mut out = String::new();
+    for (i, env) in ENVS.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let _ = write!(
+            out,
+            "apiVersion: networking.k8s.io/v1\n\
+             kind: NetworkPolicy\n\
+             metadata:\n\
+             \x20 name: same-namespace-only\n\
+             \x20 namespace: {}\n\
+             spec:\n\
+             \x20 podSelector: {{}}\n\
+             \x20 policyTypes:\n\
+             \x20 - Ingress\n\
+             \x20 ingress:\n\
+             \x20 - from:\n\
+             \x20   - podSelector: {{}}\n",
+            env.name
+        );
+    }
+    out
+}
+
 fn render_infrastructure(plan: &Plan<'_>, files: &mut Files) {
     const DIR: &str = "flux/bootstrap/infrastructure/image-automation";
     let mut resources = vec!["namespaces.yaml".to_string()];
+    if plan.network_policies {
+        resources.push("network-policies.yaml".to_string());
+    }
     resources.push("git-repository.yaml".to_string());
     for app in plan.apps {
         resources.push(format!("{app}-image-repo.yaml"));
@@ -712,6 +749,9 @@ fn render_infrastructure(plan: &Plan<'_>, files: &mut Files) {
         );
     }
     files.add(&format!("{DIR}/namespaces.yaml"), ns);
+    if plan.network_policies {
+        files.add(&format!("{DIR}/network-policies.yaml"), network_policies());
+    }
 
     let mut git = format!(
         "apiVersion: {SOURCE_API}\n\
@@ -967,6 +1007,7 @@ mod tests {
             author_name: "ferry".into(),
             author_email: "ferry@localhost".into(),
             force: false,
+            no_network_policies: false,
         }
     }
 
@@ -987,6 +1028,7 @@ mod tests {
         "flux/bootstrap/flux-system/gotk-sync.yaml",
         "flux/bootstrap/infrastructure/image-automation/kustomization.yaml",
         "flux/bootstrap/infrastructure/image-automation/namespaces.yaml",
+        "flux/bootstrap/infrastructure/image-automation/network-policies.yaml",
         "flux/bootstrap/infrastructure/image-automation/git-repository.yaml",
         "flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml",
         "flux/bootstrap/infrastructure/image-automation/frontend-image-repo.yaml",
@@ -1345,7 +1387,7 @@ mod tests {
         );
         let msg = e.to_string();
         assert!(
-            msg.contains("--force") && msg.contains("(and 26 more)"),
+            msg.contains("--force") && msg.contains("(and 27 more)"),
             "{msg}"
         );
         assert_eq!(fs::read_to_string(&dep).unwrap(), "edited\n");

@@ -47,6 +47,20 @@ fn flux_crds_accept_the_seed_layout_and_flux_get_shows_it() {
     for ns in ["develop", "staging", "production", "flux-system"] {
         assert!(stdout.contains(ns), "namespace {ns} missing:\n{stdout}");
     }
+    // Network isolation: one NetworkPolicy per environment, ingress from the same namespace only.
+    for ns in ["develop", "staging", "production"] {
+        let from = c.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "networkpolicy",
+            "same-namespace-only",
+            "-o",
+            "jsonpath={.spec.policyTypes[0]} {.spec.ingress[0].from[0].podSelector}",
+        ]);
+        assert_eq!(from, "Ingress {}", "{ns}");
+    }
+
     // The seed's own check of what the cluster runs reads the applied Deployment.
     let image = c.kubectl(&[
         "-n",

@@ -15,6 +15,7 @@ const EXPECTED: &[&str] = &[
     "flux/bootstrap/flux-system/gotk-sync.yaml",
     "flux/bootstrap/infrastructure/image-automation/kustomization.yaml",
     "flux/bootstrap/infrastructure/image-automation/namespaces.yaml",
+    "flux/bootstrap/infrastructure/image-automation/network-policies.yaml",
     "flux/bootstrap/infrastructure/image-automation/git-repository.yaml",
     "flux/bootstrap/infrastructure/image-automation/backend-image-repo.yaml",
     "flux/bootstrap/infrastructure/image-automation/frontend-image-repo.yaml",
@@ -422,11 +423,11 @@ fn scaffold_builds_with_kubectl_kustomize() {
         assert!(out.contains(&format!("namespace: {env}\n")));
     }
 
-    // The sync root holds everything once: 1 Flux Kustomization, 3 Namespaces, 1 GitRepository,
-    // 2 ImageRepositories, backend 3×3 and frontend 3×4 objects.
+    // The sync root holds everything once: 1 Flux Kustomization, 3 Namespaces, 3 NetworkPolicies,
+    // 1 GitRepository, 2 ImageRepositories, backend 3×3 and frontend 3×4 objects.
     let all = build("flux/bootstrap/flux-system");
     let kinds = all.lines().filter(|l| l.starts_with("kind: ")).count();
-    assert_eq!(kinds, 28, "{all}");
+    assert_eq!(kinds, 31, "{all}");
     assert_eq!(
         all.lines().filter(|l| *l == "kind: GitRepository").count(),
         1
