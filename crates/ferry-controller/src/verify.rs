@@ -89,6 +89,11 @@ fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
+/// The tag of an image reference, if it has one.
+pub fn tag_of(image: &str) -> Option<String> {
+    split_image(image).1.map(String::from)
+}
+
 fn containers(kind: &str, name: &str, spec: Option<&PodSpec>, out: &mut Vec<LiveImage>) {
     let Some(spec) = spec else { return };
     let init = spec.init_containers.iter().flatten();

@@ -25,6 +25,16 @@ pub struct RollbackArgs {
     /// Roll back to this tag (one ENV ran before, unless --force).
     #[arg(long, value_name = "TAG", conflicts_with = "steps")]
     pub to: Option<String>,
+    /// Roll Git back to the tag the cluster runs now (after an emergency `kubectl rollout
+    /// undo`): the live workloads of ENV's namespace are read with --kubeconfig.
+    #[arg(long, conflicts_with_all = ["to", "steps"], requires = "kubeconfig")]
+    pub to_live: bool,
+    /// The cluster for --to-live.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (with --kubeconfig).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Go back N earlier versions (denied tags are skipped).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub steps: Option<u32>,
@@ -190,14 +200,80 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The one tag the app's live workloads in ENV run (for `rollback --to-live`).
+async fn live_tag(
+    p: &Prepared,
+    args: &RollbackArgs,
+    kubeconfig: &Path,
+) -> Result<String, CliError> {
+    let report = p
+        .engine
+        .status(&p.objects, Some(&args.app))
+        .await
+        .map_err(rollback_error)?;
+    let desired = desired_rows(&p.objects, &report, Some(&args.env));
+    if desired.is_empty() {
+        return Err(CliError::bad_input(anyhow!(
+            "no ImagePolicy for app {} in environment {}",
+            args.app,
+            args.env
+        )));
+    }
+    let options = ferry_controller::ControllerOptions::reader(
+        kubeconfig.to_path_buf(),
+        args.context.clone(),
+        None,
+    );
+    let client = ferry_controller::client(&options)
+        .await
+        .map_err(CliError::failed)?;
+    let rows = ferry_controller::verify::verify(&client, &desired)
+        .await
+        .map_err(CliError::failed)?;
+    let row = &rows[0];
+    let mut tags: Vec<String> = row
+        .live
+        .iter()
+        .filter_map(|l| ferry_controller::verify::tag_of(&l.image))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    match tags.as_slice() {
+        [tag] => Ok(tag.clone()),
+        [] => Err(CliError::failed(anyhow!(
+            "no workload in namespace {} runs a tagged {} image",
+            row.namespace,
+            desired[0].image
+        ))),
+        many => Err(CliError::failed(anyhow!(
+            "the live workloads of {} in namespace {} disagree ({}); use --to TAG",
+            args.app,
+            row.namespace,
+            many.join(", ")
+        ))),
+    }
+}
+
 pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source)?;
+    let mut to = args.to.clone();
+    let mut reason = args.reason.clone();
+    if let (true, Some(kubeconfig)) = (args.to_live, &args.kubeconfig) {
+        let tag = live_tag(&p, &args, kubeconfig).await?;
+        if reason.is_empty() {
+            reason = format!(
+                "Git follows the cluster: {} runs {tag} in {}",
+                args.app, args.env
+            );
+        }
+        to = Some(tag);
+    }
     let req = RollbackRequest {
         env: args.env,
         app: args.app,
-        to: args.to,
+        to,
         steps: args.steps,
-        reason: args.reason,
+        reason,
         by: who(args.by),
         dry_run: args.dry_run,
         force: args.force,

@@ -203,3 +203,141 @@ fn verify_compares_git_cluster_and_registry() {
     );
     assert_eq!(state_of(&rows, "backend", "develop"), "in-sync", "{rows:?}");
 }
+
+/// The seed's emergency rollback: `kubectl rollout undo` is drift until `ferry rollback
+/// --to-live` writes the live tag to Git with a hold; automation then keeps it.
+#[test]
+fn rollout_undo_becomes_a_git_rollback_that_sticks() {
+    use ferry_testbed::git::git_servers;
+    use ferry_testbed::registry::{Auth, registry};
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("undo-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    c.install_flux_image_crds();
+    let seed = common::Seed::new(
+        &reg,
+        &git,
+        "undo",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    seed.ws.secret(
+        "flux-system",
+        "git-credentials",
+        &[
+            ("username", git.user.as_bytes()),
+            ("password", git.password.as_bytes()),
+        ],
+    );
+    seed.reconcile(&[]).expect_code(3);
+    let apply = || {
+        let tree = common::clone(&git, &seed.repo);
+        common::cluster::apply_seed(c, &tree.path().join("flux"), &seed.image_registry);
+    };
+    apply();
+    let newer = "staging-v0.0.2-b2c3d4e-1738870000";
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    common::push(&reg, &format!("{org}/backend"), newer);
+    seed.reconcile(&[]).expect_code(3);
+    apply();
+    let image = || {
+        c.kubectl(&[
+            "-n",
+            "staging",
+            "get",
+            "deploy",
+            "backend",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+    };
+    assert!(image().ends_with(newer), "{}", image());
+    let rs_count = || {
+        c.kubectl(&["-n", "staging", "get", "rs", "-o", "name"])
+            .lines()
+            .filter(|l| l.contains("backend"))
+            .count()
+    };
+    common::poll(std::time::Duration::from_secs(60), || {
+        (rs_count() >= 2).then_some(())
+    })
+    .expect("two ReplicaSets for staging backend");
+
+    c.kubectl(&["-n", "staging", "rollout", "undo", "deploy/backend"]);
+    common::poll(std::time::Duration::from_secs(60), || {
+        image().ends_with(common::NEW_STAGING).then_some(())
+    })
+    .expect("rollout undo restores the previous image");
+
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let flags = seed.flags();
+    let with = |head: &[&str]| {
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(flags.iter().map(String::as_str));
+        seed.ws.ferry(&args)
+    };
+    let verify = [
+        "verify",
+        "backend",
+        "--env",
+        "staging",
+        "--kubeconfig",
+        &kubeconfig,
+        "-o",
+        "json",
+    ];
+    let run = with(&verify);
+    run.expect_code(1);
+    assert_eq!(state_of(&verify_rows(&run), "backend", "staging"), "drift");
+
+    with(&[
+        "rollback",
+        "staging",
+        "backend",
+        "--to-live",
+        "--kubeconfig",
+        &kubeconfig,
+        "--by",
+        "oncall",
+    ])
+    .expect_code(0);
+    let file = common::remote_file(
+        &git,
+        &seed.repo,
+        "flux/apps/backend/staging/deployment.yaml",
+    );
+    assert!(
+        file.contains(common::NEW_STAGING) && !file.contains(newer),
+        "{file}"
+    );
+    let holds = common::remote_file(&git, &seed.repo, ".ferry/holds.yaml");
+    assert!(
+        holds.contains("staging") && holds.contains("backend"),
+        "{holds}"
+    );
+
+    // The hold sticks: automation leaves staging where the cluster is.
+    for _ in 0..3 {
+        seed.reconcile(&[]).expect_code(0);
+    }
+    let file = common::remote_file(
+        &git,
+        &seed.repo,
+        "flux/apps/backend/staging/deployment.yaml",
+    );
+    assert!(!file.contains(newer), "{file}");
+    let run = with(&verify);
+    run.expect_code(0);
+    assert_eq!(
+        state_of(&verify_rows(&run), "backend", "staging"),
+        "in-sync"
+    );
+}
