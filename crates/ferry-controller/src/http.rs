@@ -49,6 +49,7 @@ pub struct Metrics {
     pub pushes: Counter,
     pub status_writes: Counter,
     pub objects: Family<ReadyLabel, Gauge>,
+    pub drift: Gauge,
     pub ready: AtomicBool,
 }
 
@@ -78,8 +79,15 @@ impl Metrics {
             "Served objects by Ready (suspended objects count as ready)",
             objects.clone(),
         );
+        let drift = Gauge::default();
+        registry.register(
+            "ferry_controller_drift",
+            "App x environments whose live image differs from Git (after --drift-grace or not)",
+            drift.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            drift,
             reconcile_duration,
             passes,
             pushes,

@@ -12,6 +12,7 @@
 //! The local state file is a cache of tags only: the cluster is the source of truth, and a
 //! controller with an empty disk rebuilds its view from the API and the registries.
 
+mod drift;
 mod http;
 mod kinds;
 mod leader;
@@ -56,6 +57,11 @@ pub struct ControllerOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// Also POST each Event as Flux's event JSON here (notification-controller's address).
     pub events_addr: Option<String>,
+    /// Compare Git with the live workloads after each pass; report drift that lasts this long
+    /// (`None`: no drift detection).
+    pub drift_grace: Option<Duration>,
+    /// Write a live image that is an earlier Git value (a `kubectl rollout undo`) back to Git.
+    pub adopt_rollouts: bool,
 }
 
 impl ControllerOptions {
@@ -73,6 +79,8 @@ impl ControllerOptions {
             leader_election: None,
             listen: None,
             events_addr: None,
+            drift_grace: None,
+            adopt_rollouts: false,
         }
     }
 }

@@ -37,6 +37,7 @@ pub struct Controller {
     http: reqwest::Client,
     /// Event deliveries still under way (awaited only by `--once`, before exiting).
     deliveries: Vec<tokio::task::JoinHandle<()>>,
+    drift: Option<crate::drift::DriftWatch>,
 }
 
 /// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
@@ -54,6 +55,9 @@ impl Controller {
                 .map_err(|e| ControllerError::Io(format!("{}: {e}", dir.display())))?;
         }
         let store = Store::open(&options.state)?;
+        let drift = options
+            .drift_grace
+            .map(|grace| crate::drift::DriftWatch::new(grace, options.adopt_rollouts));
         let config = EngineConfig {
             secrets: SecretsDir::mirrored_from_api(secrets.root().to_path_buf()),
             cache_dir: options.cache_dir.clone(),
@@ -68,6 +72,7 @@ impl Controller {
             metrics: None,
             http: reqwest::Client::new(),
             deliveries: Vec::new(),
+            drift,
         })
     }
 
@@ -153,6 +158,7 @@ impl Controller {
         };
         self.engine.prune(&loaded.set)?;
         report.status_writes = self.write_statuses(&listed, &loaded).await;
+        self.check_drift(&listed, &loaded).await;
         self.observe(&listed, &report, &outcomes, started.elapsed());
         tracing::info!(
             objects = listed.objects.len(),
@@ -163,6 +169,40 @@ impl Controller {
             "pass done"
         );
         Ok(report)
+    }
+
+    /// Drift and adopted rollout undos: Events on the ImagePolicies, and the drift gauge.
+    async fn check_drift(&mut self, listed: &Listed, loaded: &Loaded) {
+        let Some(mut watch) = self.drift.take() else {
+            return;
+        };
+        let (findings, drifting) = watch.check(&self.engine, &self.client, &loaded.set).await;
+        self.drift = Some(watch);
+        if let Some(m) = &self.metrics {
+            m.drift.set(drifting as i64);
+        }
+        for f in findings {
+            let Some((ns, name)) = f.policy.split_once('/') else {
+                continue;
+            };
+            let key = ObjectKey {
+                kind: FluxKind::ImagePolicy,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            };
+            let Some(obj) = listed.objects.get(&key) else {
+                continue;
+            };
+            let instance = &self.options.instance;
+            if let Err(e) = status::event(&self.client, &key, obj, &f.condition, instance).await {
+                tracing::warn!(object = %key, error = %e, "cannot record an Event");
+            }
+            if let Some(addr) = &self.options.events_addr {
+                let body = crate::notify::payload(&key, obj, &f.condition, instance);
+                let delivery = crate::notify::send(self.http.clone(), addr.clone(), body);
+                self.deliveries.push(delivery);
+            }
+        }
     }
 
     /// Adds the finalizer to live objects; removes it from deleted ones (after forgetting them).

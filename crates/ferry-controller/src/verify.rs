@@ -30,6 +30,8 @@ pub enum VerifyState {
     Drift,
     /// No workload in the namespace runs the app's image.
     Missing,
+    /// Git's value could not be read (no markers, or the repository was unreadable).
+    Unknown,
 }
 
 impl VerifyState {
@@ -39,6 +41,7 @@ impl VerifyState {
             VerifyState::Pending => "pending",
             VerifyState::Drift => "drift",
             VerifyState::Missing => "missing",
+            VerifyState::Unknown => "unknown",
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct LiveImage {
 pub struct Desired {
     pub app: String,
     pub env: String,
+    /// `namespace/name` of the environment's ImagePolicy.
+    pub policy: String,
     pub namespace: String,
     /// Image repository, e.g. `127.0.0.1:5000/org/backend`.
     pub image: String,
@@ -69,6 +74,7 @@ pub struct Desired {
 pub struct VerifyRow {
     pub app: String,
     pub env: String,
+    pub policy: String,
     pub namespace: String,
     pub git_tag: Option<String>,
     pub registry_digest: Option<String>,
@@ -174,6 +180,9 @@ pub fn classify(desired: &Desired, live: &[LiveImage], history: &[String]) -> Ve
     if live.is_empty() {
         return VerifyState::Missing;
     }
+    if desired.tag.is_none() && desired.digest.is_none() {
+        return VerifyState::Unknown;
+    }
     let runs_git = |image: &str| {
         let (_, tag, digest) = split_image(image);
         let tag_ok = tag.is_some() && tag == desired.tag.as_deref();
@@ -191,6 +200,48 @@ pub fn classify(desired: &Desired, live: &[LiveImage], history: &[String]) -> Ve
     } else {
         VerifyState::Pending
     }
+}
+
+/// What Git wants per app × environment: the status report's tags and digests, with each
+/// policy's namespace and image repository.
+pub fn desired(
+    objects: &ferry_api::ObjectSet,
+    report: &ferry_engine::rollback::StatusReport,
+    env: Option<&str>,
+) -> Vec<Desired> {
+    let mut rows = Vec::new();
+    for app in &report.apps {
+        for cell in app.envs.iter().filter(|c| env.is_none_or(|e| e == c.env)) {
+            let Some((ns, name)) = cell.policy.split_once('/') else {
+                continue;
+            };
+            let Some(policy) = objects
+                .image_policies
+                .iter()
+                .find(|p| p.namespace() == ns && p.name() == name)
+            else {
+                continue;
+            };
+            let r = &policy.spec.image_repository_ref;
+            let repo_ns = r.namespace.as_deref().unwrap_or(ns);
+            let image = objects
+                .image_repositories
+                .iter()
+                .find(|i| i.namespace() == repo_ns && i.name() == r.name)
+                .map(|i| i.spec.image.clone())
+                .unwrap_or_default();
+            rows.push(Desired {
+                app: app.app.clone(),
+                env: cell.env.clone(),
+                policy: cell.policy.clone(),
+                namespace: ns.to_string(),
+                image,
+                tag: cell.tag.clone(),
+                digest: cell.digest.clone(),
+            });
+        }
+    }
+    rows
 }
 
 /// Reads the cluster for every desired row.
@@ -215,6 +266,7 @@ pub async fn verify(
         rows.push(VerifyRow {
             app: d.app.clone(),
             env: d.env.clone(),
+            policy: d.policy.clone(),
             namespace: d.namespace.clone(),
             git_tag: d.tag.clone(),
             registry_digest: d.digest.clone(),
@@ -233,6 +285,7 @@ mod tests {
         Desired {
             app: "backend".into(),
             env: "staging".into(),
+            policy: "staging/backend".into(),
             namespace: "staging".into(),
             image: "127.0.0.1:5000/org/backend".into(),
             tag: Some(tag.into()),
@@ -282,5 +335,14 @@ mod tests {
             VerifyState::Drift
         );
         assert_eq!(classify(&d, &[], &[]), VerifyState::Missing);
+        let unreadable = Desired {
+            tag: None,
+            digest: None,
+            ..desired("v2")
+        };
+        assert_eq!(
+            classify(&unreadable, &live(&img("v1")), &[]),
+            VerifyState::Unknown
+        );
     }
 }

@@ -44,6 +44,13 @@ impl Triggers {
             }
             tokio::spawn(watch_kind(kind, api, config, tx.clone()));
         }
+        if options.drift_grace.is_some() {
+            let api = match &options.namespace {
+                Some(ns) => kube::Api::namespaced(client.clone(), ns),
+                None => kube::Api::all(client.clone()),
+            };
+            tokio::spawn(watch_deployments(api, tx.clone()));
+        }
         Triggers { rx }
     }
 
@@ -84,6 +91,38 @@ async fn watch_kind(
             }
         };
         // A full channel already holds a wake-up; dropping this one loses nothing.
+        if wake && tx.try_send(()).is_err() && tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Deployments wake the controller when their pod template changes (generation): an apply, a
+/// `kubectl set image`, a `kubectl rollout undo`, so drift is seen within seconds.
+async fn watch_deployments(
+    api: kube::Api<k8s_openapi::api::apps::v1::Deployment>,
+    tx: mpsc::Sender<()>,
+) {
+    let mut seen: HashMap<(String, String), Option<i64>> = HashMap::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = stream.next().await {
+        let wake = match event {
+            Ok(Event::Apply(d)) | Ok(Event::InitApply(d)) => {
+                let key = (
+                    d.metadata.namespace.clone().unwrap_or_default(),
+                    d.metadata.name.clone().unwrap_or_default(),
+                );
+                seen.insert(key, d.metadata.generation) != Some(d.metadata.generation)
+            }
+            Ok(Event::Delete(_)) => true,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "Deployment watch interrupted; restarting");
+                false
+            }
+        };
         if wake && tx.try_send(()).is_err() && tx.is_closed() {
             return;
         }

@@ -10,6 +10,8 @@
 //!   cannot list or watch them, so it can only read a Secret whose name it already knows.
 //! - Namespaces: list (the labels `accessFrom` selects on).
 //! - Events: create (core `v1` Events, one per Ready transition).
+//! - Deployments, ReplicaSets, StatefulSets, DaemonSets: list, watch; CronJobs: list (drift
+//!   detection reads what the workloads run; never written).
 //! - Leases: get, create, update, and only in the install namespace (a Role, not the
 //!   ClusterRole): the `ferry-controller-leader` Lease of `--leader-elect`.
 //!
@@ -67,6 +69,18 @@ pub const RULES: &[Rule] = &[
         group: "",
         resources: &["events"],
         verbs: &["create"],
+    },
+    // Drift detection (`ferry controller --drift-grace`, `--adopt-rollouts`): what the workloads
+    // run, and which images their ReplicaSets ran. Read only.
+    Rule {
+        group: "apps",
+        resources: &["deployments", "replicasets", "statefulsets", "daemonsets"],
+        verbs: &["list", "watch"],
+    },
+    Rule {
+        group: "batch",
+        resources: &["cronjobs"],
+        verbs: &["list"],
     },
 ];
 

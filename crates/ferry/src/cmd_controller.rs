@@ -52,6 +52,16 @@ pub struct ControllerArgs {
     /// http://notification-controller.flux-system.svc.cluster.local./), so existing Alerts work.
     #[arg(long, value_name = "URL")]
     pub events_addr: Option<String>,
+    /// Report drift (live workloads differing from Git) that lasts this long, as a Warning Event
+    /// `DriftDetected` on the ImagePolicy and the ferry_controller_drift metric. 0 disables the
+    /// check (no reads of workloads).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub drift_grace: Duration,
+    /// When a workload runs an earlier Git value of its environment (what `kubectl rollout
+    /// undo` does), write it back to Git at once as `ferry rollback --to-live` would: a commit,
+    /// a hold and the newer tag denied, so the undo sticks.
+    #[arg(long)]
+    pub adopt_rollouts: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -71,6 +81,8 @@ impl ControllerArgs {
             leader_election: self.leader_elect.then(|| self.namespace.clone()),
             listen: self.listen,
             events_addr: self.events_addr,
+            drift_grace: (!self.drift_grace.is_zero()).then_some(self.drift_grace),
+            adopt_rollouts: self.adopt_rollouts,
             instance: instance_name(),
         }
     }

@@ -211,7 +211,7 @@ async fn live_tag(
         .status(&p.objects, Some(&args.app))
         .await
         .map_err(rollback_error)?;
-    let desired = desired_rows(&p.objects, &report, Some(&args.env));
+    let desired = ferry_controller::verify::desired(&p.objects, &report, Some(&args.env));
     if desired.is_empty() {
         return Err(CliError::bad_input(anyhow!(
             "no ImagePolicy for app {} in environment {}",
@@ -528,47 +528,6 @@ pub struct VerifyArgs {
     pub source: SourceArgs,
 }
 
-/// What Git wants per app × environment: the status report's tags and digests, with each
-/// policy's namespace and image repository.
-fn desired_rows(
-    objects: &ferry_api::ObjectSet,
-    report: &StatusReport,
-    env: Option<&str>,
-) -> Vec<ferry_controller::verify::Desired> {
-    let mut rows = Vec::new();
-    for app in &report.apps {
-        for cell in app.envs.iter().filter(|c| env.is_none_or(|e| e == c.env)) {
-            let Some((ns, name)) = cell.policy.split_once('/') else {
-                continue;
-            };
-            let Some(policy) = objects
-                .image_policies
-                .iter()
-                .find(|p| p.namespace() == ns && p.name() == name)
-            else {
-                continue;
-            };
-            let r = &policy.spec.image_repository_ref;
-            let repo_ns = r.namespace.as_deref().unwrap_or(ns);
-            let image = objects
-                .image_repositories
-                .iter()
-                .find(|i| i.namespace() == repo_ns && i.name() == r.name)
-                .map(|i| i.spec.image.clone())
-                .unwrap_or_default();
-            rows.push(ferry_controller::verify::Desired {
-                app: app.app.clone(),
-                env: cell.env.clone(),
-                namespace: ns.to_string(),
-                image,
-                tag: cell.tag.clone(),
-                digest: cell.digest.clone(),
-            });
-        }
-    }
-    rows
-}
-
 /// `ferry verify`: Git × cluster × registry; exit 0 when everything is in sync, 1 otherwise.
 pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source)?;
@@ -577,7 +536,7 @@ pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> 
         .status(&p.objects, args.app.as_deref())
         .await
         .map_err(rollback_error)?;
-    let desired = desired_rows(&p.objects, &report, args.env.as_deref());
+    let desired = ferry_controller::verify::desired(&p.objects, &report, args.env.as_deref());
     let options = ferry_controller::ControllerOptions::reader(args.kubeconfig, args.context, None);
     let client = ferry_controller::client(&options)
         .await

@@ -126,6 +126,15 @@ fn apply_seed_with_credentials(c: &ClusterEnv, seed: &Seed, git: &ferry_testbed:
         &format!("--from-literal=password={}", git.password),
     ]);
     common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
+    // The same credentials for Ferry's CLI (`ferry verify` reads Git through the GitRepository).
+    seed.ws.secret(
+        "flux-system",
+        "git-credentials",
+        &[
+            ("username", git.user.as_bytes()),
+            ("password", git.password.as_bytes()),
+        ],
+    );
 }
 
 const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
@@ -925,4 +934,181 @@ fn kill_during_push_then_restart_completes_once() {
         assert_eq!(commits_to(&seed, policy, tag), 1, "{policy} -> {tag}");
     }
     seed.assert_develop_and_staging_updated();
+}
+
+/// Applies the Git tip to the cluster, as kustomize-controller would.
+fn apply_tip(c: &ClusterEnv, seed: &Seed) {
+    let tree = common::clone(&seed.git, &seed.repo);
+    common::cluster::apply_seed(c, &tree.path().join("flux"), &seed.image_registry);
+}
+
+fn staging_image(c: &ClusterEnv) -> String {
+    jsonpath(
+        c,
+        "staging",
+        "deploy/backend",
+        "{.spec.template.spec.containers[0].image}",
+    )
+}
+
+fn events_with_reason(c: &ClusterEnv, reason: &str) -> String {
+    c.kubectl(&[
+        "-n", "staging", "get", "events", "--field-selector", &format!("reason={reason}"),
+        "-o", "jsonpath={range .items[*]}{.involvedObject.kind}/{.involvedObject.name}: {.message}{\"\\n\"}{end}",
+    ])
+}
+
+/// The seed's steps 3–9: the controller writes Git, the test applies it, staging is undone with
+/// `kubectl rollout undo`. With `--adopt-rollouts` Git follows within 30 s, held; without it the
+/// undo is drift (a DriftDetected Event, `ferry verify` exit 1).
+fn rollout_undo(adopt: bool) {
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let name = format!("undo{}-{}", u8::from(adopt), std::process::id());
+    let Some(cluster) = PrivateCluster::start(&name) else {
+        return;
+    };
+    let c = &cluster.env;
+    let seed = Seed::new(
+        &reg,
+        &git,
+        "undo",
+        |g, r| g.http(r),
+        Some("git-credentials"),
+    );
+    apply_seed_with_credentials(c, &seed, &git);
+    let mut flags = vec!["--drift-grace", "1s"];
+    if adopt {
+        flags.push("--adopt-rollouts");
+    }
+    let ctl = Controller::start(c, &seed.ws, &flags);
+    wait_for(c, "staging pushed", Duration::from_secs(90), &ctl, || {
+        remote_file(&git, &seed.repo, STAGING_FILE)
+            .contains(NEW_STAGING)
+            .then_some(())
+    });
+    apply_tip(c, &seed);
+    let newer = "staging-v0.0.2-b2c3d4e-1738870000";
+    let org = seed
+        .image_registry
+        .split_once('/')
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    push(&reg, &format!("{org}/backend"), newer);
+    let (ok, text) = flux(
+        c,
+        &[
+            "reconcile",
+            "image",
+            "repository",
+            "backend",
+            "-n",
+            "flux-system",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert!(ok, "{text}");
+    wait_for(
+        c,
+        "newer staging pushed",
+        Duration::from_secs(60),
+        &ctl,
+        || {
+            remote_file(&git, &seed.repo, STAGING_FILE)
+                .contains(newer)
+                .then_some(())
+        },
+    );
+    apply_tip(c, &seed);
+    assert!(staging_image(c).ends_with(newer), "{}", staging_image(c));
+
+    // The emergency rollback in the cluster.
+    c.kubectl(&["-n", "staging", "rollout", "undo", "deploy/backend"]);
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    if adopt {
+        let started = std::time::Instant::now();
+        wait_for(
+            c,
+            "Git follows the undo",
+            Duration::from_secs(30),
+            &ctl,
+            || {
+                let file = remote_file(&git, &seed.repo, STAGING_FILE);
+                (file.contains(NEW_STAGING) && !file.contains(newer)).then_some(())
+            },
+        );
+        eprintln!(
+            "rollout undo adopted into Git after {:?}",
+            started.elapsed()
+        );
+        let holds = remote_file(&git, &seed.repo, ".ferry/holds.yaml");
+        assert!(
+            holds.contains("staging") && holds.contains("backend"),
+            "{holds}"
+        );
+        assert!(events_with_reason(c, "RolloutUndoAdopted").contains("ImagePolicy/backend"));
+        // Three more reconciles and re-applies keep the undo in place.
+        for _ in 0..3 {
+            let (ok, text) = flux(
+                c,
+                &[
+                    "reconcile",
+                    "image",
+                    "update",
+                    "backend",
+                    "-n",
+                    "staging",
+                    "--timeout",
+                    "90s",
+                ],
+            );
+            assert!(ok, "{text}");
+            apply_tip(c, &seed);
+        }
+        assert!(
+            staging_image(c).ends_with(NEW_STAGING),
+            "{}",
+            staging_image(c)
+        );
+        let flags = seed.flags();
+        let mut args = vec!["verify", "--kubeconfig", &kubeconfig];
+        args.extend(flags.iter().map(String::as_str));
+        seed.ws.ferry(&args).expect_code(0);
+    } else {
+        wait_for(c, "DriftDetected", Duration::from_secs(60), &ctl, || {
+            events_with_reason(c, "DriftDetected")
+                .contains("ImagePolicy/backend")
+                .then_some(())
+        });
+        let file = remote_file(&git, &seed.repo, STAGING_FILE);
+        assert!(
+            file.contains(newer),
+            "without --adopt-rollouts Git is unchanged: {file}"
+        );
+        let flags = seed.flags();
+        let mut args = vec![
+            "verify",
+            "backend",
+            "--env",
+            "staging",
+            "--kubeconfig",
+            &kubeconfig,
+        ];
+        args.extend(flags.iter().map(String::as_str));
+        let run = seed.ws.ferry(&args);
+        run.expect_code(1);
+        assert!(run.stdout.contains("drift"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn adopt_rollouts_turns_an_undo_into_a_git_rollback() {
+    rollout_undo(true);
+}
+
+#[test]
+fn without_adopt_rollouts_an_undo_is_drift() {
+    rollout_undo(false);
 }
