@@ -95,12 +95,14 @@ impl DriftWatch {
                 continue;
             }
             let live = live_tag(&row).unwrap_or_default();
-            if self.adopt && !live.is_empty() {
-                if let Some(f) = adopt(engine, objects, &row, &live).await {
-                    findings.push(f);
-                    self.first_seen.remove(&key);
-                    continue;
-                }
+            let adopted = match self.adopt && !live.is_empty() {
+                true => adopt(engine, objects, &row, &live).await,
+                false => None,
+            };
+            if let Some(f) = adopted {
+                findings.push(f);
+                self.first_seen.remove(&key);
+                continue;
             }
             drifting += 1;
             let since = self
