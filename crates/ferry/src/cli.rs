@@ -124,7 +124,7 @@ pub enum Command {
     Promote(crate::cmd_promote::PromoteArgs),
     /// Record a manual approval for a promotion, in Git.
     Approve(crate::cmd_promote::ApproveArgs),
-    /// Print an app's current and next version.
+    /// Print Ferry's own version and build (no APP), or an app's current and next version.
     Version(crate::cmd_promote::VersionArgs),
     /// Roll an environment back and hold it there (automation will not undo it).
     Rollback(crate::cmd_rollback::RollbackArgs),
@@ -142,6 +142,13 @@ pub enum Command {
     /// watch ImageRepository, ImagePolicy and ImageUpdateAutomation objects and write their
     /// status as Flux does (so `flux get images` shows Ferry's work).
     Controller(crate::cmd_controller::ControllerArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(crate::cmd_meta::CompletionsArgs),
+    /// Print the ferry(1) man page (roff) to stdout.
+    Man,
+    /// Work with OCI image layouts (Ferry's own container image, see scripts/image.sh).
+    #[command(subcommand)]
+    Image(crate::cmd_meta::ImageCommand),
 }
 
 const RENDER_ABOUT: &str =

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_controller;
+mod cmd_meta;
 mod cmd_promote;
 mod cmd_rollback;
 mod cmd_serve;
@@ -117,6 +118,9 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Status(args) => cmd_rollback::status(&state, args).await,
         Command::Serve(args) => cmd_serve::serve(&state, args).await,
         Command::Controller(args) => cmd_controller::controller(&state, args).await,
+        Command::Completions(args) => cmd_meta::completions(args),
+        Command::Man => cmd_meta::man(),
+        Command::Image(cmd) => cmd_meta::image(cmd).await,
     }
 }
 
