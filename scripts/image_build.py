@@ -33,7 +33,11 @@ TAKE = {
 # git-core programs that need perl, python or tk (not in the image).
 SKIP_GIT = ("git-add--interactive", "git-archimport", "git-cvs", "git-send-email", "git-svn",
             "git-instaweb", "git-request-pull", "git-web--browse", "git-p4", "git-filter-branch",
-            "git-gui", "gitk", "git-citool", "git-difftool--helper", "git-mergetool")
+            "git-gui", "gitk", "git-citool", "git-difftool--helper", "git-mergetool",
+            # servers and tools a client does not run (2 MB each): Ferry clones, fetches and
+            # pushes over smart http(s), ssh, git:// and file://.
+            "git-daemon", "git-http-backend", "git-http-fetch", "git-http-push", "git-imap-send",
+            "git-shell", "scalar", "mergetools")
 
 
 def sh(*args):
@@ -125,11 +129,18 @@ def main():
             for fn in sorted(filenames + [d for d in dirnames
                                           if os.path.islink(os.path.join(dirpath, d))]):
                 rel = os.path.relpath(os.path.join(dirpath, fn), base)
-                if not any(rel == p or rel.startswith(p) for p in prefixes):
+                if not any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in prefixes):
                     continue
-                if pkg == "git" and os.path.basename(rel).startswith(SKIP_GIT):
+                if pkg == "git" and any(part.startswith(SKIP_GIT) for part in rel.split("/")[3:]):
                     continue
                 copy(pkg, rel)
+
+    # git-core/git is a second copy of /usr/bin/git in the package: link it instead (3.7 MB).
+    core_git = os.path.join(rootfs, "usr/lib/git-core/git")
+    with open(core_git, "rb") as a, open(os.path.join(rootfs, "usr/bin/git"), "rb") as b:
+        if a.read() == b.read():
+            os.remove(core_git)
+            os.symlink("../../bin/git", core_git)
 
     # 3. Shared libraries: the DT_NEEDED closure, resolved in the extracted packages.
     def find_lib(soname):
