@@ -32,11 +32,14 @@ for t in apt-get dpkg-deb dpkg-query python3 git; do
 done
 
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
+# Not exported: build.rs already dates the binary from the commit (or a SOURCE_DATE_EPOCH the
+# caller exported), and exporting it here would invalidate cargo's cache for every build script
+# that watches it.
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
 
 if [ -z "$binary" ]; then
-  say "cargo build --release --locked -p ferry (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
+  say "cargo build --release --locked -p ferry"
   (cd "$root" && cargo build --release --locked -p ferry)
   binary=${CARGO_TARGET_DIR:-$root/target}/release/ferry
 fi
@@ -71,7 +74,7 @@ say "apt-get download ${#pkgs[@]} packages (apt's candidate versions; listed in 
 
 rm -rf "$out"
 python3 "$root/scripts/image_build.py" --debs "$work/debs" --binary "$binary" --out "$out" \
-  --version "$version" --revision "$revision" --epoch "$SOURCE_DATE_EPOCH" --work "$work"
+  --version "$version" --revision "$revision" --epoch "$epoch" --work "$work"
 say "layout at $out: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/index.json")"
 if [ -n "$push" ]; then
   "$binary" image push "${insecure[@]}" "$out" "$push"

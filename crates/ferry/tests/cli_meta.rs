@@ -71,3 +71,29 @@ fn version_without_app_prints_ferry_build() {
     let app = ferry(&["version", "backend"]);
     assert_ne!(app.code, Some(0), "{}", app.all());
 }
+
+#[test]
+fn image_push_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    // Not a layout.
+    let r = ferry(&["image", "push", &d, "127.0.0.1:1/repo:v1", "--insecure"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("oci-layout"), "{}", r.stderr);
+    // No tag, or a digest: refused before any request.
+    std::fs::write(
+        dir.path().join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("index.json"), r#"{"manifests":[]}"#).unwrap();
+    for bad in ["127.0.0.1:1/repo", "127.0.0.1:1/repo@sha256:00"] {
+        let r = ferry(&["image", "push", &d, bad, "--insecure"]);
+        r.expect_code(2);
+        assert!(r.stderr.contains("REGISTRY/REPO:TAG"), "{}", r.stderr);
+    }
+    // An index naming no manifest.
+    let r = ferry(&["image", "push", &d, "127.0.0.1:1/repo:v1", "--insecure"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("exactly one"), "{}", r.stderr);
+}
