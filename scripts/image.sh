@@ -37,6 +37,7 @@ revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 # that watches it.
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+source_url=$(sed -n 's/^repository = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
 
 if [ -z "$binary" ]; then
   say "cargo build --release --locked -p ferry"
@@ -74,7 +75,7 @@ say "apt-get download ${#pkgs[@]} packages (apt's candidate versions; listed in 
 
 rm -rf "$out"
 python3 "$root/scripts/image_build.py" --debs "$work/debs" --binary "$binary" --out "$out" \
-  --version "$version" --revision "$revision" --epoch "$epoch" --work "$work"
+  --version "$version" --source "${source_url:-unknown}" --revision "$revision" --epoch "$epoch" --work "$work"
 say "layout at $out: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/index.json")"
 if [ -n "$push" ]; then
   "$binary" image push "${insecure[@]}" "$out" "$push"

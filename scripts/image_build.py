@@ -87,7 +87,8 @@ def elf_needed(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("--debs", "--binary", "--out", "--version", "--revision", "--epoch", "--work"):
+    for a in ("--debs", "--binary", "--out", "--version", "--source", "--revision", "--epoch",
+              "--work"):
         ap.add_argument(a, required=True)
     args = ap.parse_args()
     epoch = int(args.epoch)
@@ -268,7 +269,7 @@ def main():
 
     created = __import__("time").strftime("%Y-%m-%dT%H:%M:%SZ", __import__("time").gmtime(epoch))
     labels = {
-        "org.opencontainers.image.source": "https://example.invalid/ferry",
+        "org.opencontainers.image.source": args.source,
         "org.opencontainers.image.revision": args.revision,
         "org.opencontainers.image.version": args.version,
         "org.opencontainers.image.created": created,
