@@ -1207,6 +1207,74 @@ impl RegistryClient {
         }
     }
 
+    /// Uploads a blob held in memory: nothing when the repository has it, else a monolithic
+    /// upload (POST to open the session, PUT with the bytes and `?digest=`). The digest is
+    /// checked against the bytes first. Returns whether bytes were sent.
+    pub async fn upload_blob(
+        &self,
+        access: &RepoAccess,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool, RegistryError> {
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(RegistryError::Config(format!(
+                "blob {digest} hashes to {actual}; refusing to upload it"
+            )));
+        }
+        if self.blob_exists(access, digest).await? {
+            return Ok(false);
+        }
+        let what = format!("blob upload {}@{digest}", access.image);
+        let start_url = self.repo_url(access, "blobs/uploads/").await?;
+        let push = Scopes::repo(access.image.repository(), &["pull", "push"]);
+        let started = self
+            .execute(
+                access,
+                Req {
+                    method: Method::POST,
+                    url: start_url.clone(),
+                    headers: HeaderMap::new(),
+                    body: ReqBody::Empty,
+                    what: &what,
+                },
+                push.clone(),
+            )
+            .await?;
+        if started.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error(started, &what).await);
+        }
+        let mut put_url = header_str(started.headers(), header::LOCATION)
+            .and_then(|l| start_url.join(l).ok())
+            .ok_or_else(|| RegistryError::InvalidResponse {
+                url: start_url.to_string(),
+                detail: "upload started without a valid Location header".into(),
+            })?;
+        put_url.query_pairs_mut().append_pair("digest", digest);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let put = self
+            .execute(
+                access,
+                Req {
+                    method: Method::PUT,
+                    url: put_url,
+                    headers,
+                    body: ReqBody::Bytes(bytes),
+                    what: &what,
+                },
+                push,
+            )
+            .await?;
+        if put.status() != StatusCode::CREATED {
+            return Err(self.status_error(put, &what).await);
+        }
+        Ok(true)
+    }
+
     /// Cross-repository mount of a blob into `target` from `from_repository` (same registry).
     pub async fn mount_blob(
         &self,

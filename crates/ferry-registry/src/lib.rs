@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod layout;
 pub mod reference;
 pub mod tls;
 

@@ -124,7 +124,7 @@ pub enum Command {
     Promote(crate::cmd_promote::PromoteArgs),
     /// Record a manual approval for a promotion, in Git.
     Approve(crate::cmd_promote::ApproveArgs),
-    /// Print an app's current and next version.
+    /// Print Ferry's own version and build (no APP), or an app's current and next version.
     Version(crate::cmd_promote::VersionArgs),
     /// Roll an environment back and hold it there (automation will not undo it).
     Rollback(crate::cmd_rollback::RollbackArgs),
@@ -153,6 +153,13 @@ pub enum Command {
         after_help = crate::cmd_install::EXAMPLES
     )]
     Install(crate::cmd_install::InstallArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(crate::cmd_meta::CompletionsArgs),
+    /// Print the ferry(1) man page (roff) to stdout.
+    Man,
+    /// Work with OCI image layouts (Ferry's own container image, see scripts/image.sh).
+    #[command(subcommand)]
+    Image(crate::cmd_meta::ImageCommand),
 }
 
 const RENDER_ABOUT: &str =

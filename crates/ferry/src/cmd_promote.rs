@@ -127,8 +127,12 @@ pub struct ApproveArgs {
 /// Print an app's current and next version.
 #[derive(Debug, clap::Args)]
 pub struct VersionArgs {
+    /// The app whose release version to print. Without it: Ferry's own version.
     #[arg(value_name = "APP")]
-    pub app: String,
+    pub app: Option<String>,
+    /// Print JSON (the same as `-o json`).
+    #[arg(long)]
+    pub json: bool,
     /// Print only the next version (for build scripts).
     #[arg(long)]
     pub next: bool,
@@ -200,7 +204,10 @@ fn print_tags(tags: &[TagWrite]) {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<(), CliError> {
+pub(crate) fn print_json<T: serde::Serialize>(
+    value: &T,
+    format: OutputFormat,
+) -> Result<(), CliError> {
     let text = match format {
         OutputFormat::Yaml => {
             serde_saphyr::to_string(value).map_err(|e| CliError::failed(anyhow!("{e}")))?
@@ -484,14 +491,25 @@ pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError
 }
 
 pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError> {
+    let output = if args.json {
+        OutputFormat::Json
+    } else {
+        args.output
+    };
+    let Some(app) = &args.app else {
+        if args.next {
+            return Err(CliError::bad_input(anyhow!("--next needs an APP")));
+        }
+        return crate::cmd_meta::own_version(output);
+    };
     let p = prepare(state, &args.source, true)?;
-    let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), &args.app)
+    let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), app)
         .await
         .map_err(cli_error)?;
     if args.next {
         println!("{}", r.next);
-    } else if args.output != OutputFormat::Table {
-        print_json(&r, args.output)?;
+    } else if output != OutputFormat::Table {
+        print_json(&r, output)?;
     } else {
         println!("app:     {}", r.app);
         println!(

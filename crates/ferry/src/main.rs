@@ -4,6 +4,7 @@
 mod cli;
 mod cmd_controller;
 mod cmd_install;
+mod cmd_meta;
 mod cmd_promote;
 mod cmd_rollback;
 mod cmd_serve;
@@ -120,6 +121,9 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Controller(args) => cmd_controller::controller(&state, args).await,
         Command::Verify(args) => cmd_rollback::verify(&state, args).await,
         Command::Install(args) => cmd_install::install(args),
+        Command::Completions(args) => cmd_meta::completions(args),
+        Command::Man => cmd_meta::man(),
+        Command::Image(cmd) => cmd_meta::image(cmd).await,
     }
 }
 
