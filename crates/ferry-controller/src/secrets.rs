@@ -32,6 +32,29 @@ fn referenced(kind: FluxKind, obj: &DynamicObject) -> impl Iterator<Item = Strin
         .filter_map(move |p| obj.data.pointer(p)?.as_str().map(String::from))
 }
 
+const PREFIX: &str = "ferry-controller-secrets-";
+
+/// Removes the Secrets folders of controllers that died without cleaning up (SIGKILL, OOM): the
+/// folder name carries its controller's pid, and a pid with no process is gone for good.
+fn sweep_dead(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The private Secrets folder of one controller.
 pub struct SecretFolder {
     dir: tempfile::TempDir,
@@ -39,8 +62,9 @@ pub struct SecretFolder {
 
 impl SecretFolder {
     pub fn new() -> Result<SecretFolder, ControllerError> {
+        sweep_dead(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("ferry-controller-secrets-")
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| {
                 ControllerError::Io(format!("cannot create a private Secrets folder: {e}"))

@@ -200,6 +200,22 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `ferry verify`'s rows for `desired`, read from the cluster of `kubeconfig`.
+async fn live_rows(
+    kubeconfig: &Path,
+    context: Option<String>,
+    desired: &[ferry_controller::verify::Desired],
+) -> Result<Vec<ferry_controller::verify::VerifyRow>, CliError> {
+    let options =
+        ferry_controller::ControllerOptions::reader(kubeconfig.to_path_buf(), context, None);
+    let client = ferry_controller::client(&options)
+        .await
+        .map_err(CliError::failed)?;
+    ferry_controller::verify::verify(&client, desired)
+        .await
+        .map_err(CliError::failed)
+}
+
 /// The one tag the app's live workloads in ENV run (for `rollback --to-live`).
 async fn live_tag(
     p: &Prepared,
@@ -219,17 +235,7 @@ async fn live_tag(
             args.env
         )));
     }
-    let options = ferry_controller::ControllerOptions::reader(
-        kubeconfig.to_path_buf(),
-        args.context.clone(),
-        None,
-    );
-    let client = ferry_controller::client(&options)
-        .await
-        .map_err(CliError::failed)?;
-    let rows = ferry_controller::verify::verify(&client, &desired)
-        .await
-        .map_err(CliError::failed)?;
+    let rows = live_rows(kubeconfig, args.context.clone(), &desired).await?;
     let row = &rows[0];
     let mut tags: Vec<String> = row
         .live
@@ -537,13 +543,7 @@ pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> 
         .await
         .map_err(rollback_error)?;
     let desired = ferry_controller::verify::desired(&p.objects, &report, args.env.as_deref());
-    let options = ferry_controller::ControllerOptions::reader(args.kubeconfig, args.context, None);
-    let client = ferry_controller::client(&options)
-        .await
-        .map_err(CliError::failed)?;
-    let rows = ferry_controller::verify::verify(&client, &desired)
-        .await
-        .map_err(CliError::failed)?;
+    let rows = live_rows(&args.kubeconfig, args.context, &desired).await?;
     if args.output != OutputFormat::Table {
         print_structured(&rows, args.output)?;
     } else {

@@ -107,22 +107,7 @@ fn verify_compares_git_cluster_and_registry() {
     };
     let c = &cluster.env;
     c.install_flux_image_crds();
-    // Flux's GitRepository takes http(s)/ssh URLs only: write back over http with Basic auth.
-    let seed = common::Seed::new(
-        &reg,
-        &git,
-        "verify",
-        |g, r| g.http(r),
-        Some("git-credentials"),
-    );
-    seed.ws.secret(
-        "flux-system",
-        "git-credentials",
-        &[
-            ("username", git.user.as_bytes()),
-            ("password", git.password.as_bytes()),
-        ],
-    );
+    let seed = common::Seed::with_http_credentials(&reg, &git, "verify");
     seed.reconcile(&[]).expect_code(3);
     let applied = common::clone(&git, &seed.repo);
     common::cluster::apply_seed(c, &applied.path().join("flux"), &seed.image_registry);
@@ -181,14 +166,9 @@ fn verify_compares_git_cluster_and_registry() {
     assert_eq!(state_of(&rows, "backend", "develop"), "in-sync", "{rows:?}");
 
     // Pending: Git moves develop on, the cluster has not applied it yet.
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
     common::push(
         &reg,
-        &format!("{org}/frontend"),
+        &format!("{}/frontend", seed.org()),
         "develop-v0.0.3-c3d4e5f-1738870000",
     );
     seed.reconcile(&[]).expect_code(3);
@@ -218,21 +198,7 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
     };
     let c = &cluster.env;
     c.install_flux_image_crds();
-    let seed = common::Seed::new(
-        &reg,
-        &git,
-        "undo",
-        |g, r| g.http(r),
-        Some("git-credentials"),
-    );
-    seed.ws.secret(
-        "flux-system",
-        "git-credentials",
-        &[
-            ("username", git.user.as_bytes()),
-            ("password", git.password.as_bytes()),
-        ],
-    );
+    let seed = common::Seed::with_http_credentials(&reg, &git, "undo");
     seed.reconcile(&[]).expect_code(3);
     let apply = || {
         let tree = common::clone(&git, &seed.repo);
@@ -240,12 +206,7 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
     };
     apply();
     let newer = "staging-v0.0.2-b2c3d4e-1738870000";
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
-    common::push(&reg, &format!("{org}/backend"), newer);
+    common::push(&reg, &format!("{}/backend", seed.org()), newer);
     seed.reconcile(&[]).expect_code(3);
     apply();
     let image = || {

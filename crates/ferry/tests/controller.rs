@@ -126,15 +126,6 @@ fn apply_seed_with_credentials(c: &ClusterEnv, seed: &Seed, git: &ferry_testbed:
         &format!("--from-literal=password={}", git.password),
     ]);
     common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
-    // The same credentials for Ferry's CLI (`ferry verify` reads Git through the GitRepository).
-    seed.ws.secret(
-        "flux-system",
-        "git-credentials",
-        &[
-            ("username", git.user.as_bytes()),
-            ("password", git.password.as_bytes()),
-        ],
-    );
 }
 
 const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
@@ -150,7 +141,7 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
     let c = &cluster.env;
     // Flux's GitRepository accepts http(s) and ssh URLs only: the http server, with Basic auth
     // from a Secret the controller reads from the API.
-    let seed = Seed::new(&reg, &git, "ctl", |g, r| g.http(r), Some("git-credentials"));
+    let seed = Seed::with_http_credentials(&reg, &git, "ctl");
     let run = seed.ws.ferry(&[
         "controller",
         "--kubeconfig",
@@ -311,30 +302,7 @@ fn survives_an_api_server_restart(
 ) {
     c.restart_apiserver();
     let newer = "develop-v0.0.9-d4e5f6a-1738890000";
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
-    push(reg, &format!("{org}/backend"), newer);
-    let (ok, text) = flux(
-        c,
-        &[
-            "reconcile",
-            "image",
-            "repository",
-            "backend",
-            "-n",
-            "flux-system",
-            "--timeout",
-            "90s",
-        ],
-    );
-    assert!(
-        ok,
-        "flux reconcile after the restart:\n{text}\ncontroller log:\n{}",
-        ctl.log()
-    );
+    publish_and_scan(c, reg, seed, newer);
     wait_for(
         c,
         "the develop tag after the restart reaches Git",
@@ -365,26 +333,7 @@ fn suspend_and_resume(
     );
     assert!(ok, "{text}");
     let newer = "staging-v0.0.2-b2c3d4e-1738870000";
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
-    push(reg, &format!("{org}/backend"), newer);
-    let (ok, text) = flux(
-        c,
-        &[
-            "reconcile",
-            "image",
-            "repository",
-            "backend",
-            "-n",
-            "flux-system",
-            "--timeout",
-            "90s",
-        ],
-    );
-    assert!(ok, "{text}");
+    publish_and_scan(c, reg, seed, newer);
     wait_for(
         c,
         "staging policy sees the new tag",
@@ -770,13 +719,7 @@ fn leader_failover_keeps_one_commit_per_tag() {
         return;
     };
     let c = &cluster.env;
-    let seed = Seed::new(
-        &reg,
-        &git,
-        "ctlha",
-        |g, r| g.http(r),
-        Some("git-credentials"),
-    );
+    let seed = Seed::with_http_credentials(&reg, &git, "ctlha");
     apply_seed_with_credentials(c, &seed, &git);
     let second = Workspace::new();
     let elect = ["--leader-elect", "--namespace", "flux-system"];
@@ -803,12 +746,7 @@ fn leader_failover_keeps_one_commit_per_tag() {
 
     // A newer tag, a scan requested, and the leader killed while it runs.
     let newer = "staging-v0.0.3-c3d4e5f-1738880000";
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
-    push(&reg, &format!("{org}/backend"), newer);
+    push(&reg, &format!("{}/backend", seed.org()), newer);
     c.kubectl(&[
         "-n",
         "flux-system",
@@ -817,7 +755,7 @@ fn leader_failover_keeps_one_commit_per_tag() {
         "imagerepository/backend",
         "reconcile.fluxcd.io/requestedAt=failover",
     ]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed right after the request: the leader is woken by it, the survivor must finish it.
     let killed_at = std::time::Instant::now();
     replicas[leader].child.kill().expect("kill -9 the leader");
     let _ = replicas[leader].child.wait();
@@ -883,13 +821,7 @@ fn kill_during_push_then_restart_completes_once() {
         return;
     };
     let c = &cluster.env;
-    let seed = Seed::new(
-        &reg,
-        &git,
-        "ctlkill",
-        |g, r| g.http(r),
-        Some("git-credentials"),
-    );
+    let seed = Seed::with_http_credentials(&reg, &git, "ctlkill");
     apply_seed_with_credentials(c, &seed, &git);
     let before = remote_file(&git, &seed.repo, STAGING_FILE);
 
@@ -936,6 +868,28 @@ fn kill_during_push_then_restart_completes_once() {
     seed.assert_develop_and_staging_updated();
 }
 
+/// Publishes a backend tag and has the controller scan it (`flux reconcile image repository`).
+fn publish_and_scan(
+    c: &ClusterEnv,
+    reg: &ferry_testbed::registry::RegistryEnv,
+    seed: &Seed,
+    tag: &str,
+) {
+    push(reg, &format!("{}/backend", seed.org()), tag);
+    let args = [
+        "reconcile",
+        "image",
+        "repository",
+        "backend",
+        "-n",
+        "flux-system",
+        "--timeout",
+        "90s",
+    ];
+    let (ok, text) = flux(c, &args);
+    assert!(ok, "flux reconcile image repository:\n{text}");
+}
+
 /// Applies the Git tip to the cluster, as kustomize-controller would.
 fn apply_tip(c: &ClusterEnv, seed: &Seed) {
     let tree = common::clone(&seed.git, &seed.repo);
@@ -970,13 +924,7 @@ fn rollout_undo(adopt: bool) {
         return;
     };
     let c = &cluster.env;
-    let seed = Seed::new(
-        &reg,
-        &git,
-        "undo",
-        |g, r| g.http(r),
-        Some("git-credentials"),
-    );
+    let seed = Seed::with_http_credentials(&reg, &git, "undo");
     apply_seed_with_credentials(c, &seed, &git);
     let mut flags = vec!["--drift-grace", "1s"];
     if adopt {
@@ -990,26 +938,7 @@ fn rollout_undo(adopt: bool) {
     });
     apply_tip(c, &seed);
     let newer = "staging-v0.0.2-b2c3d4e-1738870000";
-    let org = seed
-        .image_registry
-        .split_once('/')
-        .map(|(_, o)| o)
-        .unwrap_or_default();
-    push(&reg, &format!("{org}/backend"), newer);
-    let (ok, text) = flux(
-        c,
-        &[
-            "reconcile",
-            "image",
-            "repository",
-            "backend",
-            "-n",
-            "flux-system",
-            "--timeout",
-            "90s",
-        ],
-    );
-    assert!(ok, "{text}");
+    publish_and_scan(c, &reg, &seed, newer);
     wait_for(
         c,
         "newer staging pushed",

@@ -567,6 +567,30 @@ impl Seed {
         }
     }
 
+    /// A seed whose GitRepository uses the http server with Basic auth from the Secret
+    /// `flux-system/git-credentials` (Flux's GitRepository accepts http(s) and ssh URLs only),
+    /// with that Secret in the workspace's secrets dir for Ferry's CLI.
+    pub fn with_http_credentials(reg: &RegistryEnv, git: &GitEnv, prefix: &str) -> Seed {
+        let seed = Seed::new(reg, git, prefix, |g, r| g.http(r), Some("git-credentials"));
+        seed.ws.secret(
+            "flux-system",
+            "git-credentials",
+            &[
+                ("username", git.user.as_bytes()),
+                ("password", git.password.as_bytes()),
+            ],
+        );
+        seed
+    }
+
+    /// The registry organisation of this seed (`image_registry` without the host).
+    pub fn org(&self) -> &str {
+        self.image_registry
+            .split_once('/')
+            .map(|(_, o)| o)
+            .unwrap_or_default()
+    }
+
     /// The common flags of `ferry reconcile`/`scan` for this seed (objects read from the repo
     /// over file://).
     pub fn flags(&self) -> Vec<String> {
