@@ -220,6 +220,31 @@ pub async fn live_records(
     Ok(out)
 }
 
+/// Asks whoever reconciles an ImageUpdateAutomation in the cluster (Ferry's controller or
+/// Flux's) to run it now, as `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt`
+/// annotation. Returns the value written.
+pub async fn request_automation(
+    options: &ControllerOptions,
+    namespace: &str,
+    name: &str,
+) -> Result<String, ControllerError> {
+    let client = client(options).await?;
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ControllerError::Io(e.to_string()))?;
+    let resource = kinds::FluxKind::ImageUpdateAutomation.resource();
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client, namespace, &resource);
+    let patch = serde_json::json!({ "metadata": { "annotations": { REQUESTED_AT: now } } });
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(now)
+}
+
 /// One pass, for tests and `--once`: everything the controller would do on a trigger.
 pub async fn run_once(options: ControllerOptions) -> Result<PassReport, ControllerError> {
     let client = client(&options).await?;

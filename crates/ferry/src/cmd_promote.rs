@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use ferry_api::ObjectSet;
 use ferry_engine::promote::{
     self, ApproveRequest, Bump, GitFallback, PromoteError, PromoteReport, PromoteRequest,
-    PublishRequest, TagOutcome, TagWrite,
+    PublishRequest, StageConfig, TagOutcome, TagWrite,
 };
 use ferry_engine::{AutomationOptions, Engine};
 use ferry_store::Store;
@@ -99,6 +99,14 @@ pub struct PromoteArgs {
     /// Do not run the target environment's automation afterwards.
     #[arg(long)]
     pub no_reconcile: bool,
+    /// A cluster: the source gate also requires the source environment's workloads to run the
+    /// source image (`ferry verify` in-sync), and the target's automation is started through
+    /// `reconcile.fluxcd.io/requestedAt` (the controller runs it) instead of locally.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (with --kubeconfig).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -376,6 +384,9 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
     // One pass: the preview, the promotion and the target's automation share one fetch of the
     // write-back repository.
     let _pass = p.engine.pass();
+    if let (Some(kubeconfig), false) = (&args.kubeconfig, args.force) {
+        cluster_gate(&p, &args, kubeconfig).await?;
+    }
     let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
     if interactive {
         let preview = promote::promote(
@@ -407,9 +418,96 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
         print_promotion(&report, args.dry_run);
     }
     if !args.dry_run && !args.no_reconcile {
-        reconcile_target(&p.engine, &p.objects, &report).await;
+        match &args.kubeconfig {
+            Some(kubeconfig) => request_target(&p.objects, &report, kubeconfig, &args).await?,
+            None => reconcile_target(&p.engine, &p.objects, &report).await,
+        }
     }
     Ok(Status::Ok)
+}
+
+/// The stage before `to` (or `--from`) and the `to` stage of the app's pipeline.
+fn stages(
+    objects: &ObjectSet,
+    app: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Option<(StageConfig, StageConfig)> {
+    let stages = promote::AppPipeline::resolve(objects, app).ok()?.stages;
+    let at = stages.iter().position(|s| s.name == to)?;
+    let source = match from {
+        Some(f) => stages.iter().find(|s| s.name == f)?.clone(),
+        None => stages.get(at.checked_sub(1)?)?.clone(),
+    };
+    Some((source, stages[at].clone()))
+}
+
+/// The source environment's workloads must run what Git says (`ferry verify` in-sync).
+async fn cluster_gate(p: &Prepared, args: &PromoteArgs, kubeconfig: &Path) -> Result<(), CliError> {
+    let Some((source, _)) = stages(&p.objects, &args.app, args.from.as_deref(), &args.to) else {
+        return Ok(()); // the engine reports an unknown stage with its own message
+    };
+    let report = p
+        .engine
+        .status(&p.objects, Some(&args.app))
+        .await
+        .map_err(|e| CliError::failed(anyhow!(e)))?;
+    let desired = ferry_controller::verify::desired(&p.objects, &report, Some(&source.name));
+    let rows = crate::cmd_rollback::live_rows(kubeconfig, args.context.clone(), &desired).await?;
+    for row in rows {
+        if row.state != ferry_controller::verify::VerifyState::InSync {
+            let live: Vec<String> = row.live.iter().map(|l| l.image.clone()).collect();
+            return Err(CliError::failed(anyhow!(
+                "gate \"what the source runs\": the cluster does not run {}'s {} image from Git ({}; Git {}, live {}); fix the cluster or pass --force",
+                args.app,
+                source.name,
+                row.state.as_str(),
+                row.git_tag.as_deref().unwrap_or("-"),
+                if live.is_empty() {
+                    "none".to_string()
+                } else {
+                    live.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the target environment's automation in the cluster (`requestedAt`).
+async fn request_target(
+    objects: &ObjectSet,
+    report: &PromoteReport,
+    kubeconfig: &Path,
+    args: &PromoteArgs,
+) -> Result<(), CliError> {
+    let Some((_, target)) = stages(objects, &report.app, Some(&report.from), &report.to) else {
+        return Ok(());
+    };
+    let Some(policy) = objects.image_policy(&target.namespace, &target.policy) else {
+        return Ok(());
+    };
+    let Some(automation) = ferry_engine::automations_for(objects, policy)
+        .first()
+        .copied()
+    else {
+        return Ok(());
+    };
+    let options = ferry_controller::ControllerOptions::reader(
+        kubeconfig.to_path_buf(),
+        args.context.clone(),
+        None,
+    );
+    let at =
+        ferry_controller::request_automation(&options, automation.namespace(), automation.name())
+            .await
+            .map_err(CliError::failed)?;
+    eprintln!(
+        "requested a run of ImageUpdateAutomation {}/{} in the cluster (requestedAt {at})",
+        automation.namespace(),
+        automation.name()
+    );
+    Ok(())
 }
 
 /// Runs the automation that writes the target stage's policy now, so Git points at the new tag

@@ -201,7 +201,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `ferry verify`'s rows for `desired`, read from the cluster of `kubeconfig`.
-async fn live_rows(
+pub(crate) async fn live_rows(
     kubeconfig: &Path,
     context: Option<String>,
     desired: &[ferry_controller::verify::Desired],

@@ -259,6 +259,28 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
     run.expect_code(1);
     assert_eq!(state_of(&verify_rows(&run), "backend", "staging"), "drift");
 
+    // The promotion gate reads the cluster: staging does not run what Git says.
+    let promote = [
+        "promote",
+        "backend",
+        "--to",
+        "production",
+        "--kubeconfig",
+        &kubeconfig,
+        "--yes",
+        "--by",
+        "ci",
+    ];
+    let refused = with(&promote);
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("the cluster does not run backend's staging image"),
+        "{}",
+        refused.stderr
+    );
+
     with(&[
         "rollback",
         "staging",
@@ -300,5 +322,24 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
     assert_eq!(
         state_of(&verify_rows(&run), "backend", "staging"),
         "in-sync"
+    );
+
+    // In sync: the promotion passes the cluster gate and starts production's automation in the
+    // cluster (the controller would run it), not locally.
+    let mut promote_tag = promote.to_vec();
+    promote_tag.extend(["--tag", common::NEW_STAGING]);
+    with(&promote_tag).expect_code(0);
+    let requested = c.kubectl(&[
+        "-n",
+        "production",
+        "get",
+        "imageupdateautomation",
+        "backend",
+        "-o",
+        "jsonpath={.metadata.annotations.reconcile\\.fluxcd\\.io/requestedAt}",
+    ]);
+    assert!(
+        !requested.trim().is_empty(),
+        "requestedAt set on production/backend"
     );
 }
