@@ -326,9 +326,14 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
 
     // In sync: the promotion passes the cluster gate and starts production's automation in the
     // cluster (the controller would run it), not locally.
-    let mut promote_tag = promote.to_vec();
-    promote_tag.extend(["--tag", common::NEW_STAGING]);
-    with(&promote_tag).expect_code(0);
+    // Without --tag the source is the newest tag staging may run: the rolled-back one is denied.
+    let promoted = with(&promote);
+    promoted.expect_code(0);
+    assert!(
+        promoted.stdout.contains(common::NEW_STAGING),
+        "{}",
+        promoted.stdout
+    );
     let requested = c.kubectl(&[
         "-n",
         "production",

@@ -201,6 +201,7 @@ async fn newest_tag(
     access: &RepoAccess,
     repo: &ImageRepository,
     policy: &ImagePolicy,
+    denied: &[String],
     log: &mut RequestLog,
 ) -> Result<String, PromoteError> {
     log.read("GET", access, "tags/list");
@@ -215,6 +216,8 @@ async fn newest_tag(
             repo.name()
         ))
     })?;
+    // A tag a rollback denied is never elected, here as in the policy (rollback.md).
+    tags.retain(|t| !denied.contains(t));
     ferry_policy::scan::sort_desc(&mut tags);
     let policer =
         crate::policy::policer_for(policy).map_err(|f| PromoteError::Invalid(f.message))?;
@@ -559,6 +562,9 @@ fn save_journal(path: &Path, j: &Journal) -> Result<(), PromoteError> {
 /// What Git says about the source and target stages.
 struct Views {
     deployed: Option<Deployed>,
+    /// Tags denied for the source policy (`.ferry/holds.yaml` of the source branch): never the
+    /// default source tag.
+    denied: Vec<String>,
     deploy_commit: Option<(String, i64)>,
     /// Records of the target stage.
     records: Vec<(RecordSummary, Option<String>)>,
@@ -569,15 +575,18 @@ fn read_views(
     cache: &CloneCache,
     pass: &crate::writeback::Pass,
     (source, target): (&GitTarget, &GitTarget),
-    src_key: &str,
+    (src_key, src_policy): (&str, &str),
     app: &str,
     to: &str,
     want_soak: bool,
 ) -> Result<Views, PromoteError> {
     let same = source.remote.url == target.remote.url && source.branch == target.branch;
-    let (deployed, deploy_commit) = {
+    let (deployed, deploy_commit, denied) = {
         let mut co = pass.checkout(cache, &source.remote, &source.branch)?;
         let deployed = gitops::deployed(co.workdir(), src_key)?;
+        let denied = crate::rollback::HoldsFile::read(co.workdir())
+            .map_err(|e| PromoteError::Invalid(e.to_string()))?
+            .denied_tags(src_policy);
         let commit = match (&deployed, want_soak) {
             (Some(d), true) => gitops::deploy_commit(&mut co, d)?,
             _ => None,
@@ -586,17 +595,19 @@ fn read_views(
             let (records, approvals) = target_files(co.workdir(), app, to)?;
             return Ok(Views {
                 deployed,
+                denied,
                 deploy_commit: commit,
                 records,
                 approvals,
             });
         }
-        (deployed, commit)
+        (deployed, commit, denied)
     };
     let co = pass.checkout(cache, &target.remote, &target.branch)?;
     let (records, approvals) = target_files(co.workdir(), app, to)?;
     Ok(Views {
         deployed,
+        denied,
         deploy_commit,
         records,
         approvals,
@@ -836,13 +847,14 @@ async fn views_of(engine: &Engine, r: &Resolved<'_>) -> Result<Views, PromoteErr
     let (cache, pass) = gitops::git_access(engine)?;
     let (source, target) = (r.source_git.clone(), r.target_git.clone());
     let src_key = format!("{}:{}", r.from.namespace, r.from.policy);
+    let src_policy = format!("{}/{}", r.from.namespace, r.from.policy);
     let (app, to, want_soak) = (r.pipe.app.clone(), r.to.name.clone(), r.to.soak.is_some());
     crate::blocking(move || {
         read_views(
             &cache,
             &pass,
             (&source, &target),
-            &src_key,
+            (&src_key, &src_policy),
             &app,
             &to,
             want_soak,
@@ -1180,10 +1192,14 @@ async fn check(
     log: &mut RequestLog,
 ) -> Result<Checked, PromoteError> {
     let client = engine.registry();
+    // 2. What Git says (read first: the default source tag skips the tags a rollback denied).
+    let t0 = Instant::now();
+    let views = views_of(engine, r).await?;
+    let git_time = t0.elapsed();
     // 1. The source tag and its digest.
     let source_tag = match &req.tag {
         Some(t) => t.clone(),
-        None => newest_tag(engine, &r.src, r.src_repo, r.src_policy, log).await?,
+        None => newest_tag(engine, &r.src, r.src_repo, r.src_policy, &views.denied, log).await?,
     };
     log.read("GET", &r.src, &format!("manifests/{source_tag}"));
     let manifest = match client.get_manifest(&r.src, &source_tag).await {
@@ -1195,10 +1211,7 @@ async fn check(
         }
         other => other?,
     };
-    // 2. What Git says. 3. Gate: the source stage runs this digest.
-    let t0 = Instant::now();
-    let views = views_of(engine, r).await?;
-    let git_time = t0.elapsed();
+    // 3. Gate: the source stage runs this digest.
     let source = source_gate(r, &views, &manifest, &source_tag, req.force, client, log).await?;
     let forced = !source.passed;
     // 4. Version and commit. 5. Pipeline gates.
