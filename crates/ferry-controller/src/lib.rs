@@ -120,6 +120,13 @@ pub enum ControllerError {
 
 /// Builds a client from the options (kubeconfig file and context, else the usual inference).
 pub async fn client(options: &ControllerOptions) -> Result<kube::Client, ControllerError> {
+    client_and_server(options).await.map(|(client, _)| client)
+}
+
+/// A client, and the API server's URL for messages.
+pub async fn client_and_server(
+    options: &ControllerOptions,
+) -> Result<(kube::Client, String), ControllerError> {
     let kube_options = kube::config::KubeConfigOptions {
         context: options.context.clone(),
         ..Default::default()
@@ -139,7 +146,10 @@ pub async fn client(options: &ControllerOptions) -> Result<kube::Client, Control
             .await
             .map_err(|e| ControllerError::Config(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
+    let server = config.cluster_url.to_string();
+    let client =
+        kube::Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))?;
+    Ok((client, server))
 }
 
 /// Runs until `shutdown` resolves: checks the CRDs and rights, then reconciles on every watch

@@ -208,12 +208,17 @@ pub(crate) async fn live_rows(
 ) -> Result<Vec<ferry_controller::verify::VerifyRow>, CliError> {
     let options =
         ferry_controller::ControllerOptions::reader(kubeconfig.to_path_buf(), context, None);
-    let client = ferry_controller::client(&options)
+    let (client, server) = ferry_controller::client_and_server(&options)
         .await
         .map_err(CliError::failed)?;
     ferry_controller::verify::verify(&client, desired)
         .await
-        .map_err(CliError::failed)
+        .map_err(|e| {
+            CliError::failed(anyhow!(
+                "cannot read the workloads from the Kubernetes API server {server} ({}): {e}",
+                kubeconfig.display()
+            ))
+        })
 }
 
 /// The one tag the app's live workloads in ENV run (for `rollback --to-live`).

@@ -348,3 +348,45 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
         "requestedAt set on production/backend"
     );
 }
+
+/// An API server that does not answer: `ferry verify` says which and exits 1, nothing else.
+#[test]
+fn verify_against_an_unreachable_api_server_fails_clearly() {
+    use ferry_testbed::git::git_servers;
+    use ferry_testbed::registry::{Auth, registry};
+    let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
+        return;
+    };
+    let seed = common::Seed::new(&reg, &git, "verify-down", |g, r| g.file(r), None);
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let kubeconfig = seed.ws.join("down.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: not-a-real-token}}\ncontexts:\n- name: down\n  context: {{cluster: down, user: u}}\ncurrent-context: down\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let flags = seed.flags();
+    let path = kubeconfig.to_string_lossy().into_owned();
+    let mut args = vec!["verify", "--kubeconfig", &path];
+    args.extend(flags.iter().map(String::as_str));
+    let run = seed.ws.ferry(&args);
+    run.expect_code(1).assert_no_secret("not-a-real-token");
+    eprintln!(
+        "verify against a down API server: {}",
+        run.stderr.trim().replace('\n', " | ")
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot read the workloads from the Kubernetes API server https://127.0.0.1:{port}/"
+        )),
+        "the error names the unreachable server: {}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no half table: {}", run.stdout);
+}
