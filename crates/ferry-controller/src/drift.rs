@@ -32,13 +32,7 @@ pub struct Finding {
 }
 
 fn live_tag(row: &VerifyRow) -> Option<String> {
-    let mut tags: Vec<String> = row
-        .live
-        .iter()
-        .filter_map(|l| verify::tag_of(&l.image))
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let mut tags = row.live_tags();
     (tags.len() == 1).then(|| tags.remove(0))
 }
 

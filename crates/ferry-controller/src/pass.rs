@@ -193,15 +193,26 @@ impl Controller {
             let Some(obj) = listed.objects.get(&key) else {
                 continue;
             };
-            let instance = &self.options.instance;
-            if let Err(e) = status::event(&self.client, &key, obj, &f.condition, instance).await {
-                tracing::warn!(object = %key, error = %e, "cannot record an Event");
-            }
-            if let Some(addr) = &self.options.events_addr {
-                let body = crate::notify::payload(&key, obj, &f.condition, instance);
-                let delivery = crate::notify::send(self.http.clone(), addr.clone(), body);
-                self.deliveries.push(delivery);
-            }
+            self.record_event(&key, obj, &f.condition).await;
+        }
+    }
+
+    /// A Kubernetes Event on the object, and the same event to `--events-addr` (in the
+    /// background: a slow receiver never holds up a pass).
+    async fn record_event(
+        &mut self,
+        key: &ObjectKey,
+        obj: &kube::api::DynamicObject,
+        condition: &Condition,
+    ) {
+        let instance = &self.options.instance;
+        if let Err(e) = status::event(&self.client, key, obj, condition, instance).await {
+            tracing::warn!(object = %key, error = %e, "cannot record an Event");
+        }
+        if let Some(addr) = &self.options.events_addr {
+            let body = crate::notify::payload(key, obj, condition, instance);
+            let delivery = crate::notify::send(self.http.clone(), addr.clone(), body);
+            self.deliveries.push(delivery);
         }
     }
 
@@ -309,15 +320,7 @@ impl Controller {
         if status::live_ready(obj).as_ref() == Some(&now) {
             return true;
         }
-        let instance = &self.options.instance;
-        if let Err(e) = status::event(&self.client, key, obj, &observed.ready, instance).await {
-            tracing::warn!(object = %key, error = %e, "cannot record an Event");
-        }
-        if let Some(addr) = &self.options.events_addr {
-            let body = crate::notify::payload(key, obj, &observed.ready, instance);
-            let delivery = crate::notify::send(self.http.clone(), addr.clone(), body);
-            self.deliveries.push(delivery);
-        }
+        self.record_event(key, obj, &observed.ready).await;
         true
     }
 }

@@ -82,6 +82,16 @@ pub struct VerifyRow {
     pub state: VerifyState,
 }
 
+impl VerifyRow {
+    /// The distinct tags the live containers run, sorted (one element when they agree).
+    pub fn live_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self.live.iter().filter_map(|l| tag_of(&l.image)).collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+}
+
 /// `repo[:tag][@digest]` → (repo, tag, digest).
 fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     let (rest, digest) = match image.split_once('@') {

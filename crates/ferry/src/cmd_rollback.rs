@@ -242,14 +242,7 @@ async fn live_tag(
     }
     let rows = live_rows(kubeconfig, args.context.clone(), &desired).await?;
     let row = &rows[0];
-    let mut tags: Vec<String> = row
-        .live
-        .iter()
-        .filter_map(|l| ferry_controller::verify::tag_of(&l.image))
-        .collect();
-    tags.sort();
-    tags.dedup();
-    match tags.as_slice() {
+    match row.live_tags().as_slice() {
         [tag] => Ok(tag.clone()),
         [] => Err(CliError::failed(anyhow!(
             "no workload in namespace {} runs a tagged {} image",
