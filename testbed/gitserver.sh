@@ -151,7 +151,7 @@ make_tls() {  # CA + server cert for 127.0.0.1/localhost (EC P-256); reused when
 # ------------------------------------------------------------------ http (+ https)
 start_http() {
   need lighttpd curl openssl
-  local S="$GDIR/http" backend port tport="" pid="" try ca="" user="" pass=""
+  local S="$GDIR/http" backend port tport="" pid="" try ca="" user="" pass="" ruser="" rpass=""
   backend="$(git --exec-path)/git-http-backend"
   [ -x "$backend" ] || die "git-http-backend not found in $(git --exec-path)"
   if [ "$TLS" = 1 ] && [ ! -e /usr/lib/lighttpd/mod_openssl.so ]; then die "lighttpd-mod-openssl is missing"; fi
@@ -159,7 +159,9 @@ start_http() {
   if [ "$TLS" = 1 ]; then make_tls "$GDIR/tls"; ca="$GDIR/tls/ca.crt"; fi
   if [ "$AUTH" = basic ]; then
     user=${TESTBED_GIT_USER:-gituser}; pass=${TESTBED_GIT_PASSWORD:-$(openssl rand -hex 12)}
-    echo "$user:$pass" >"$S/users"; chmod 600 "$S/users"
+    # A second, read-only user: fetches work, pushes are refused (401), like a read-only token.
+    ruser=reader; rpass=$(openssl rand -hex 12)
+    printf '%s:%s\n%s:%s\n' "$user" "$pass" "$ruser" "$rpass" >"$S/users"; chmod 600 "$S/users"
   fi
   for try in 1 2 3; do
     port=$(free_port)
@@ -182,6 +184,10 @@ start_http() {
         echo "  auth.backend = \"plain\""
         echo "  auth.backend.plain.userfile = \"$S/users\""
         echo "  auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"ferry-testbed-git\", \"require\" => \"valid-user\" ) )"
+        # Pushes (the advertisement and the pack) need the read-write user.
+        local push_only="auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"ferry-testbed-git\", \"require\" => \"user=$user\" ) )"
+        echo "  \$HTTP[\"querystring\"] =~ \"service=git-receive-pack\" { $push_only }"
+        echo "  \$HTTP[\"url\"] =~ \"/git-receive-pack\$\" { $push_only }"
       fi
       echo "}"
       if [ "$TLS" = 1 ]; then
@@ -209,6 +215,7 @@ start_http() {
     TESTBED_GIT_HTTPS_URL="$https" TESTBED_GIT_HTTPS_PORT="$tport" TESTBED_GIT_HTTP_CA="$ca" \
     TESTBED_GIT_HTTP_AUTH_URL="$authurl" TESTBED_GIT_HTTP_AUTH_MODE="$AUTH" TESTBED_GIT_HTTP_TLS="$TLS" \
     TESTBED_GIT_HTTP_USER="$user" TESTBED_GIT_HTTP_PASSWORD="$pass" \
+    TESTBED_GIT_HTTP_READER_USER="$ruser" TESTBED_GIT_HTTP_READER_PASSWORD="$rpass" \
     TESTBED_GIT_HTTP_PID="$pid" TESTBED_GIT_HTTP_LOG="$S/error.log"
   say "http: http://$HOST:$port/git/<repo>.git${https:+ and $https/<repo>.git} (auth=$AUTH)"
 }

@@ -24,6 +24,42 @@ pub struct DriftWatch {
     reported: HashSet<(String, String, String)>,
 }
 
+/// Drift detection for a driver other than the controller (`ferry serve --kubeconfig`): a
+/// client of the cluster and the watch's memory between checks.
+pub struct DriftMonitor {
+    client: kube::Client,
+    watch: DriftWatch,
+}
+
+impl DriftMonitor {
+    pub async fn connect(
+        options: &crate::ControllerOptions,
+        grace: Duration,
+        adopt: bool,
+    ) -> Result<DriftMonitor, crate::ControllerError> {
+        Ok(DriftMonitor {
+            client: crate::client(options).await?,
+            watch: DriftWatch::new(grace, adopt),
+        })
+    }
+
+    /// One check of `objects` (Git read through `engine`) against the cluster's workloads.
+    pub async fn check(&mut self, engine: &Engine, objects: &ObjectSet) -> DriftPass {
+        self.watch.check(engine, &self.client, objects).await
+    }
+}
+
+/// What one drift check found.
+#[derive(Debug, Default)]
+pub struct DriftPass {
+    /// Events to record.
+    pub findings: Vec<Finding>,
+    /// App × environments whose live image differs from Git (the drift gauge).
+    pub drifting: usize,
+    /// Per ImagePolicy (`namespace/name`), the tags its live workloads run.
+    pub live: Vec<(String, Vec<String>)>,
+}
+
 /// Something worth an Event on an ImagePolicy (`namespace/name`).
 #[derive(Debug, Clone)]
 pub struct Finding {
@@ -57,19 +93,18 @@ impl DriftWatch {
         }
     }
 
-    /// Compares Git and the cluster; adopts rollout undos; returns the Events to record and the
-    /// number of drifting app × environments.
+    /// Compares Git and the cluster; adopts rollout undos; says what to record.
     pub async fn check(
         &mut self,
         engine: &Engine,
         client: &kube::Client,
         objects: &ObjectSet,
-    ) -> (Vec<Finding>, usize) {
+    ) -> DriftPass {
         let report = match engine.status(objects, None).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "drift check: cannot read Git");
-                return (Vec::new(), 0);
+                return DriftPass::default();
             }
         };
         let desired = verify::desired(objects, &report, None);
@@ -77,9 +112,28 @@ impl DriftWatch {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "drift check: cannot read the workloads");
-                return (Vec::new(), 0);
+                return DriftPass::default();
             }
         };
+        let live = rows
+            .iter()
+            .map(|r| (r.policy.clone(), r.live_tags()))
+            .collect();
+        let (findings, drifting) = self.judge(engine, objects, rows).await;
+        DriftPass {
+            findings,
+            drifting,
+            live,
+        }
+    }
+
+    /// Drift past the grace period and adopted rollout undos, as Events; and the drift count.
+    async fn judge(
+        &mut self,
+        engine: &Engine,
+        objects: &ObjectSet,
+        rows: Vec<VerifyRow>,
+    ) -> (Vec<Finding>, usize) {
         let mut findings = Vec::new();
         let mut drifting = 0;
         for row in rows {
@@ -140,6 +194,7 @@ async fn adopt(
         force: false,
         repo: None,
         max_attempts: 8,
+        adopted: Some(ferry_engine::rollback::Adopted::RolloutUndo),
     };
     match engine.rollback(objects, &req).await {
         Ok(report) => {

@@ -12,7 +12,7 @@
 //! The local state file is a cache of tags only: the cluster is the source of truth, and a
 //! controller with an empty disk rebuilds its view from the API and the registries.
 
-mod drift;
+pub mod drift;
 mod http;
 mod kinds;
 mod leader;
@@ -20,6 +20,7 @@ mod notify;
 mod objects;
 mod pass;
 mod secrets;
+pub mod sightings;
 mod status;
 pub mod verify;
 mod watch;
@@ -253,6 +254,44 @@ pub async fn request_automation(
     )
     .await?;
     Ok(now)
+}
+
+/// The Flux objects of a cluster, as the CLI reads them with `--kubeconfig` (no `--dir` or
+/// `--repo`): the same listing and per-object loading as a controller pass, and the Secrets they
+/// reference mirrored into a private folder that lives as long as this value.
+pub struct ClusterObjects {
+    pub objects: ferry_api::ObjectSet,
+    /// Objects that could not be read, `Kind namespace/name` → why.
+    pub invalid: Vec<(String, String)>,
+    secrets: secrets::SecretFolder,
+}
+
+impl ClusterObjects {
+    /// The Secret-volume-like folder holding the referenced Secrets.
+    pub fn secrets_root(&self) -> &std::path::Path {
+        self.secrets.root()
+    }
+}
+
+/// Lists and loads the cluster's Flux objects (see [`ClusterObjects`]).
+pub async fn cluster_objects(
+    options: &ControllerOptions,
+) -> Result<ClusterObjects, ControllerError> {
+    let client = client(options).await?;
+    kinds::preflight_kinds(&client, options, &kinds::FluxKind::SERVED).await?;
+    let listed = objects::Listed::fetch(&client, options).await?;
+    let secrets = secrets::SecretFolder::new()?;
+    secrets.refresh(&client, &listed).await?;
+    let loaded = objects::load(&listed);
+    Ok(ClusterObjects {
+        objects: loaded.set,
+        invalid: loaded
+            .invalid
+            .into_iter()
+            .map(|(k, why)| (k.to_string(), why))
+            .collect(),
+        secrets,
+    })
 }
 
 /// One pass, for tests and `--once`: everything the controller would do on a trigger.

@@ -176,12 +176,13 @@ impl Controller {
         let Some(mut watch) = self.drift.take() else {
             return;
         };
-        let (findings, drifting) = watch.check(&self.engine, &self.client, &loaded.set).await;
+        let checked = watch.check(&self.engine, &self.client, &loaded.set).await;
         self.drift = Some(watch);
         if let Some(m) = &self.metrics {
-            m.drift.set(drifting as i64);
+            m.drift.set(checked.drifting as i64);
         }
-        for f in findings {
+        self.record_sightings(listed, &checked.live).await;
+        for f in checked.findings {
             let Some((ns, name)) = f.policy.split_once('/') else {
                 continue;
             };
@@ -194,6 +195,27 @@ impl Controller {
                 continue;
             };
             self.record_event(&key, obj, &f.condition).await;
+        }
+    }
+
+    /// First sightings of live tags, on the ImagePolicies (for `ferry history`).
+    async fn record_sightings(&self, listed: &Listed, live: &[(String, Vec<String>)]) {
+        let now = now_rfc3339();
+        for (policy, tags) in live {
+            let Some((ns, name)) = policy.split_once('/') else {
+                continue;
+            };
+            let key = ObjectKey {
+                kind: FluxKind::ImagePolicy,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            };
+            let Some(obj) = listed.objects.get(&key) else {
+                continue;
+            };
+            if let Err(e) = crate::sightings::record(&self.client, obj, tags, &now).await {
+                tracing::warn!(object = %key, error = %e, "cannot record live sightings");
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! ferry-store: the embedded SQLite cache of Ferry's last observations.
 //!
 //! Owns: the schema and its migrations; per-object records (ImageRepository scans, ImagePolicy
-//! `latestRef`s, ImageUpdateAutomation pushes) and their Ready conditions.
+//! `latestRef`s, ImageUpdateAutomation pushes) and their Ready conditions; and when `ferry
+//! verify` first saw each tag of a policy running in a cluster (an observation, like the others:
+//! the controller keeps its own on the ImagePolicy, in the cluster).
 //! Must not: decide anything. Git is the source of truth for desired state and the registry for
 //! what exists; deleting this file loses nothing that a rescan cannot rebuild.
 //!
@@ -159,7 +161,7 @@ pub struct ObjectRecord {
     pub updated_at: String,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The state store.
 pub struct Store {
@@ -253,6 +255,17 @@ impl Store {
                     name TEXT NOT NULL,
                     tags TEXT NOT NULL,
                     PRIMARY KEY (namespace, name)
+                 );",
+            )
+            .map_err(err)?;
+        }
+        if version < 2 {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS live_seen (
+                    policy TEXT NOT NULL,
+                    tag TEXT NOT NULL,
+                    first_seen TEXT NOT NULL,
+                    PRIMARY KEY (policy, tag)
                  );",
             )
             .map_err(err)?;
@@ -378,6 +391,39 @@ impl Store {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Records that `tag` of ImagePolicy `policy` (`namespace/name`) was seen running in the
+    /// cluster at `at` (RFC 3339), unless an earlier sighting is recorded.
+    pub fn record_live_seen(
+        &mut self,
+        policy: &str,
+        tag: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO live_seen (policy, tag, first_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (policy, tag) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)",
+                params![policy, tag, at],
+            )
+            .map_err(|e| self.sql_err(e))?;
+        Ok(())
+    }
+
+    /// When each tag of `policy` was first seen live: tag → RFC 3339 time.
+    pub fn live_seen(
+        &self,
+        policy: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tag, first_seen FROM live_seen WHERE policy = ?1")
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
     }
 
     /// Removes records of objects that no longer exist in the source.

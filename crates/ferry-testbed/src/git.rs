@@ -30,6 +30,10 @@ pub struct GitEnv {
     pub user: String,
     /// Basic-auth password.
     pub password: String,
+    /// A read-only Basic-auth user of the http server: fetches work, pushes get 401.
+    pub reader_user: String,
+    /// Its password.
+    pub reader_password: String,
     /// `ssh://<user>@127.0.0.1:P<root>`.
     pub ssh_url: String,
     /// Client private key (ed25519, no passphrase) accepted by sshd.
@@ -110,6 +114,8 @@ fn start() -> Result<GitEnv> {
         ca: get("TESTBED_GIT_HTTP_CA")?.into(),
         user: get("TESTBED_GIT_HTTP_USER")?,
         password: get("TESTBED_GIT_HTTP_PASSWORD")?,
+        reader_user: get("TESTBED_GIT_HTTP_READER_USER")?,
+        reader_password: get("TESTBED_GIT_HTTP_READER_PASSWORD")?,
         ssh_url: get("TESTBED_GIT_SSH_URL")?,
         ssh_key: get("TESTBED_GIT_SSH_KEY")?.into(),
         known_hosts: get("TESTBED_GIT_SSH_KNOWN_HOSTS")?.into(),

@@ -89,6 +89,15 @@ pub struct SourceArgs {
         requires = "git_url"
     )]
     pub git_branch: String,
+    /// A Kubernetes cluster (kubeconfig file). With neither --dir nor --repo, the Flux objects
+    /// are read from it, as `ferry controller` (or Flux) sees them, with the Secrets they
+    /// reference. Commands that compare Git with what runs (verify, status, promote's gate,
+    /// rollback --to-live, get images) also read its workloads or status.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (with --kubeconfig).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
     /// kustomize binary used to build Flux Kustomizations (`kubectl` works too). Default:
     /// `kustomize` on PATH, else `kubectl kustomize`.
     #[arg(long, value_name = "PATH", env = "FERRY_KUSTOMIZE")]
@@ -246,14 +255,9 @@ pub struct GetImagesArgs {
     /// Without it the command reads the stored state only and touches no network.
     #[arg(long)]
     pub refresh: bool,
-    /// Read the objects' status from this cluster (as `flux get images` does) instead of the
-    /// local state: what `ferry controller` (or Flux) last wrote.
-    #[arg(long, value_name = "PATH", conflicts_with = "refresh")]
-    pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context (with --kubeconfig).
-    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
-    pub context: Option<String>,
-    /// Where the objects come from (only with --refresh).
+    /// Where the objects come from (with --refresh). With --kubeconfig (and no --refresh), the
+    /// objects' status is read from that cluster instead of the local state, as `flux get
+    /// images` does: what `ferry controller` (or Flux) last wrote.
     #[command(flatten)]
     pub source: SourceArgs,
 }

@@ -99,14 +99,6 @@ pub struct PromoteArgs {
     /// Do not run the target environment's automation afterwards.
     #[arg(long)]
     pub no_reconcile: bool,
-    /// A cluster: the source gate also requires the source environment's workloads to run the
-    /// source image (`ferry verify` in-sync), and the target's automation is started through
-    /// `reconcile.fluxcd.io/requestedAt` (the controller runs it) instead of locally.
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context (with --kubeconfig).
-    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
-    pub context: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -155,17 +147,19 @@ struct Prepared {
     engine: Engine,
     objects: ObjectSet,
     fallback: Option<GitFallback>,
+    _source: crate::commands::CommandObjects,
 }
 
 /// Like the other commands, except that with neither --dir nor --repo `publish` runs without
 /// objects (its image needs none).
-fn prepare(
+async fn prepare(
     state: &Path,
     source: &SourceArgs,
     objects_required: bool,
 ) -> Result<Prepared, CliError> {
-    let config = source.engine_config();
-    let objects = source.load(&config, objects_required)?;
+    let mut loaded = source.objects(None, objects_required).await?;
+    let objects = loaded.take_set();
+    let config = loaded.config.clone();
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::failed(anyhow!("cannot create {}: {e}", dir.display())))?;
@@ -182,6 +176,7 @@ fn prepare(
             }),
             None => None,
         },
+        _source: loaded,
     })
 }
 
@@ -230,7 +225,7 @@ pub(crate) fn print_json<T: serde::Serialize>(
 }
 
 pub async fn publish(state: &Path, args: PublishArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source, false)?;
+    let p = prepare(state, &args.source, false).await?;
     let ca_pem = match &args.ca_file {
         Some(f) => Some(
             std::fs::read(f)
@@ -380,11 +375,11 @@ fn confirm(question: &str) -> bool {
 }
 
 pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source, true)?;
+    let p = prepare(state, &args.source, true).await?;
     // One pass: the preview, the promotion and the target's automation share one fetch of the
     // write-back repository.
     let _pass = p.engine.pass();
-    if let (Some(kubeconfig), false) = (&args.kubeconfig, args.force) {
+    if let (Some(kubeconfig), false) = (&args.source.kubeconfig, args.force) {
         cluster_gate(&p, &args, kubeconfig).await?;
     }
     let interactive = !args.yes && !args.dry_run && std::io::stdin().is_terminal();
@@ -418,7 +413,7 @@ pub async fn promote(state: &Path, args: PromoteArgs) -> Result<Status, CliError
         print_promotion(&report, args.dry_run);
     }
     if !args.dry_run && !args.no_reconcile {
-        match &args.kubeconfig {
+        match &args.source.kubeconfig {
             Some(kubeconfig) => request_target(&p.objects, &report, kubeconfig, &args).await?,
             None => reconcile_target(&p.engine, &p.objects, &report).await,
         }
@@ -453,7 +448,8 @@ async fn cluster_gate(p: &Prepared, args: &PromoteArgs, kubeconfig: &Path) -> Re
         .await
         .map_err(|e| CliError::failed(anyhow!(e)))?;
     let desired = ferry_controller::verify::desired(&p.objects, &report, Some(&source.name));
-    let rows = crate::cmd_rollback::live_rows(kubeconfig, args.context.clone(), &desired).await?;
+    let rows =
+        crate::cmd_rollback::live_rows(kubeconfig, args.source.context.clone(), &desired).await?;
     for row in rows {
         if row.state != ferry_controller::verify::VerifyState::InSync {
             let live: Vec<String> = row.live.iter().map(|l| l.image.clone()).collect();
@@ -495,7 +491,7 @@ async fn request_target(
     };
     let options = ferry_controller::ControllerOptions::reader(
         kubeconfig.to_path_buf(),
-        args.context.clone(),
+        args.source.context.clone(),
         None,
     );
     let at =
@@ -560,7 +556,7 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
 }
 
 pub async fn approve(state: &Path, args: ApproveArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source, true)?;
+    let p = prepare(state, &args.source, true).await?;
     let req = ApproveRequest {
         app: args.app.clone(),
         env: args.env.clone(),
@@ -600,7 +596,7 @@ pub async fn version(state: &Path, args: VersionArgs) -> Result<Status, CliError
         }
         return crate::cmd_meta::own_version(output);
     };
-    let p = prepare(state, &args.source, true)?;
+    let p = prepare(state, &args.source, true).await?;
     let r = promote::version(&p.engine, &p.objects, p.fallback.as_ref(), app)
         .await
         .map_err(cli_error)?;

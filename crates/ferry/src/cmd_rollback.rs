@@ -2,6 +2,7 @@
 //!
 //! Thin: parse, load the objects, call the engine (`ferry_engine::rollback`), print.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
@@ -29,12 +30,6 @@ pub struct RollbackArgs {
     /// undo`): the live workloads of ENV's namespace are read with --kubeconfig.
     #[arg(long, conflicts_with_all = ["to", "steps"], requires = "kubeconfig")]
     pub to_live: bool,
-    /// The cluster for --to-live.
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context (with --kubeconfig).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
     /// Go back N earlier versions (denied tags are skipped).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub steps: Option<u32>,
@@ -127,11 +122,13 @@ struct Prepared {
     engine: Engine,
     objects: ferry_api::ObjectSet,
     fallback: Option<RepoFallback>,
+    _source: crate::commands::CommandObjects,
 }
 
-fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
-    let config = source.engine_config();
-    let objects = source.load(&config, true)?;
+async fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
+    let mut loaded = source.objects(None, true).await?;
+    let objects = loaded.take_set();
+    let config = loaded.config.clone();
     let auth = source.repo_auth()?;
     let fallback = source.repo.as_ref().map(|url| RepoFallback {
         url: url.clone(),
@@ -144,6 +141,7 @@ fn prepare(state: &Path, source: &SourceArgs) -> Result<Prepared, CliError> {
         engine: Engine::new(config, store),
         objects,
         fallback,
+        _source: loaded,
     })
 }
 
@@ -240,7 +238,7 @@ async fn live_tag(
             args.env
         )));
     }
-    let rows = live_rows(kubeconfig, args.context.clone(), &desired).await?;
+    let rows = live_rows(kubeconfig, args.source.context.clone(), &desired).await?;
     let row = &rows[0];
     match row.live_tags().as_slice() {
         [tag] => Ok(tag.clone()),
@@ -259,10 +257,10 @@ async fn live_tag(
 }
 
 pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source).await?;
     let mut to = args.to.clone();
     let mut reason = args.reason.clone();
-    if let (true, Some(kubeconfig)) = (args.to_live, &args.kubeconfig) {
+    if let (true, Some(kubeconfig)) = (args.to_live, &args.source.kubeconfig) {
         let tag = live_tag(&p, &args, kubeconfig).await?;
         if reason.is_empty() {
             reason = format!(
@@ -283,6 +281,9 @@ pub async fn rollback(state: &Path, args: RollbackArgs) -> Result<Status, CliErr
         force: args.force,
         repo: p.fallback.clone(),
         max_attempts: 8,
+        adopted: args
+            .to_live
+            .then_some(ferry_engine::rollback::Adopted::Live),
     };
     let report: RollbackReport = p
         .engine
@@ -340,7 +341,7 @@ fn print_hold(report: &HoldReport, format: OutputFormat) -> Result<(), CliError>
 }
 
 pub async fn hold(state: &Path, args: HoldArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source).await?;
     let req = HoldRequest {
         env: args.env,
         app: args.app,
@@ -358,7 +359,7 @@ pub async fn hold(state: &Path, args: HoldArgs) -> Result<Status, CliError> {
 }
 
 pub async fn unhold(state: &Path, args: UnholdArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source).await?;
     let req = UnholdRequest {
         env: args.env,
         app: args.app,
@@ -377,13 +378,43 @@ pub async fn unhold(state: &Path, args: UnholdArgs) -> Result<Status, CliError> 
     Ok(Status::Ok)
 }
 
+/// When each tag of ENV/APP was first seen live: by `ferry verify` (the state file) and, with
+/// `--kubeconfig`, by the controller (the ImagePolicy's annotation); the earlier wins.
+async fn live_sightings(p: &Prepared, args: &HistoryArgs) -> BTreeMap<String, String> {
+    let (ns, name) = ferry_engine::rollback::policy_of(&p.objects, &args.env, &args.app);
+    let mut seen = match p.engine.store().live_seen(&format!("{ns}/{name}")) {
+        Ok(seen) => seen,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            BTreeMap::new()
+        }
+    };
+    if let Some(options) = args.source.cluster_reader(None) {
+        match ferry_controller::sightings::policy_live_seen(&options, &ns, &name).await {
+            Ok(cluster) => {
+                for (tag, at) in cluster {
+                    let earliest = seen.entry(tag).or_insert_with(|| at.clone());
+                    if at < *earliest {
+                        *earliest = at;
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: cannot read live sightings from the cluster: {e}"),
+        }
+    }
+    seen
+}
+
 pub async fn history(state: &Path, args: HistoryArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
-    let rows: Vec<HistoryRow> = p
+    let p = prepare(state, &args.source).await?;
+    let mut rows: Vec<HistoryRow> = p
         .engine
         .history(&p.objects, &args.env, &args.app, p.fallback.as_ref())
         .await
         .map_err(rollback_error)?;
+    let seen = live_sightings(&p, &args).await;
+    ferry_engine::rollback::mark_first_seen_live(&mut rows, &seen);
+    let with_live = rows.iter().any(|r| r.first_seen_live.is_some());
     if args.output != OutputFormat::Table {
         print_structured(&rows, args.output)?;
         return Ok(Status::Ok);
@@ -405,38 +436,76 @@ pub async fn history(state: &Path, args: HistoryArgs) -> Result<Status, CliError
                 Some(m) => format!("{} (merge of {})", short(&r.commit), short(m)),
                 None => short(&r.commit).to_string(),
             };
-            vec![
+            let mut row = vec![
                 r.time.clone(),
                 format!("{old} → {new}"),
                 r.digest.clone().unwrap_or_else(|| "-".into()),
                 commit,
                 r.author.clone(),
                 r.kind.as_str().to_string(),
-                r.reason.clone(),
-            ]
+            ];
+            if with_live {
+                row.push(r.first_seen_live.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.push(r.reason.clone());
+            row
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "TIME", "CHANGE", "DIGEST", "COMMIT", "AUTHOR", "KIND", "REASON"
-            ],
-            &body
-        )
-    );
+    let mut header = vec!["TIME", "CHANGE", "DIGEST", "COMMIT", "AUTHOR", "KIND"];
+    if with_live {
+        header.push("FIRST SEEN LIVE");
+    }
+    header.push("REASON");
+    print!("{}", table(&header, &body));
     Ok(Status::Ok)
 }
 
+/// `ferry status --kubeconfig`: the report plus, per app × environment, what the cluster runs.
+#[derive(serde::Serialize)]
+struct StatusWithLive<'a> {
+    #[serde(flatten)]
+    report: &'a StatusReport,
+    live: &'a [ferry_controller::verify::VerifyRow],
+}
+
+/// The live state of `app` in `env`, as a table marker (` [drift]`); empty without a cluster.
+fn live_marker(rows: &[ferry_controller::verify::VerifyRow], app: &str, env: &str) -> String {
+    use ferry_controller::verify::VerifyState;
+    match rows.iter().find(|r| r.app == app && r.env == env) {
+        None => String::new(),
+        Some(r) if r.state == VerifyState::InSync => " [live]".into(),
+        Some(r) => match r.live_tags().as_slice() {
+            [] => format!(" [{}]", r.state.as_str()),
+            tags => format!(" [{}: runs {}]", r.state.as_str(), tags.join(", ")),
+        },
+    }
+}
+
 pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+    let p = prepare(state, &args.source).await?;
     let report: StatusReport = p
         .engine
         .status(&p.objects, args.app.as_deref())
         .await
         .map_err(rollback_error)?;
+    let live = match &args.source.kubeconfig {
+        Some(kubeconfig) => {
+            let desired = ferry_controller::verify::desired(&p.objects, &report, None);
+            live_rows(kubeconfig, args.source.context.clone(), &desired).await?
+        }
+        None => Vec::new(),
+    };
     if args.output != OutputFormat::Table {
-        print_structured(&report, args.output)?;
+        match args.source.kubeconfig {
+            Some(_) => print_structured(
+                &StatusWithLive {
+                    report: &report,
+                    live: &live,
+                },
+                args.output,
+            )?,
+            None => print_structured(&report, args.output)?,
+        }
     } else {
         let mut header = vec!["APP"];
         header.extend(report.envs.iter().map(String::as_str));
@@ -460,6 +529,7 @@ pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> 
                             if c.held {
                                 s.push_str(" [held]");
                             }
+                            s.push_str(&live_marker(&live, &a.app, env));
                             s
                         }
                     });
@@ -520,12 +590,6 @@ pub struct VerifyArgs {
     /// Only this environment.
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
-    /// The cluster whose workloads are compared with Git (required).
-    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
-    pub kubeconfig: PathBuf,
-    /// kubeconfig context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -533,15 +597,26 @@ pub struct VerifyArgs {
 }
 
 /// `ferry verify`: Git × cluster × registry; exit 0 when everything is in sync, 1 otherwise.
-pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source)?;
+pub async fn verify(state: &Path, mut args: VerifyArgs) -> Result<Status, CliError> {
+    if args.source.kubeconfig.is_none() {
+        args.source.kubeconfig = std::env::var_os("KUBECONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+    }
+    let Some(kubeconfig) = args.source.kubeconfig.clone() else {
+        return Err(CliError::bad_input(anyhow!(
+            "ferry verify compares Git with a cluster: pass --kubeconfig PATH (or set $KUBECONFIG)"
+        )));
+    };
+    let p = prepare(state, &args.source).await?;
     let report: StatusReport = p
         .engine
         .status(&p.objects, args.app.as_deref())
         .await
         .map_err(rollback_error)?;
     let desired = ferry_controller::verify::desired(&p.objects, &report, args.env.as_deref());
-    let rows = live_rows(&args.kubeconfig, args.context, &desired).await?;
+    let rows = live_rows(&kubeconfig, args.source.context.clone(), &desired).await?;
+    record_sightings(&p, &rows);
     if args.output != OutputFormat::Table {
         print_structured(&rows, args.output)?;
     } else {
@@ -553,6 +628,27 @@ pub async fn verify(state: &Path, args: VerifyArgs) -> Result<Status, CliError> 
         .iter()
         .all(|r| r.state == ferry_controller::verify::VerifyState::InSync);
     Ok(if in_sync { Status::Ok } else { Status::Failed })
+}
+
+/// Notes in the state file when each live tag was first seen (for `ferry history`).
+fn record_sightings(p: &Prepared, rows: &[ferry_controller::verify::VerifyRow]) {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let mut store = p.engine.store();
+    for row in rows {
+        for tag in row.live_tags() {
+            if let Err(e) = store.record_live_seen(&row.policy, &tag, &now) {
+                eprintln!("warning: {e}");
+                return;
+            }
+        }
+    }
 }
 
 fn verify_cells(r: &ferry_controller::verify::VerifyRow) -> Vec<String> {

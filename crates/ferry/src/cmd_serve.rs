@@ -52,6 +52,17 @@ pub struct ServeArgs {
     /// How long to wait after a webhook for more events of the same burst.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub debounce: Duration,
+    /// With --kubeconfig: how often Git is compared with the cluster's workloads (as `ferry
+    /// verify` does). Drift is logged and counted in ferry_drift.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drift_interval: Duration,
+    /// With --kubeconfig: report drift that lasts this long.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub drift_grace: Duration,
+    /// With --kubeconfig: write a live image that is an earlier Git value of its environment (a
+    /// `kubectl rollout undo`) back to Git, with a hold, as `ferry controller --adopt-rollouts`.
+    #[arg(long, requires = "kubeconfig")]
+    pub adopt_rollouts: bool,
 }
 
 /// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
@@ -88,6 +99,11 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         }
     };
     let source = &args.source;
+    if source.objects_from_cluster() {
+        return Err(CliError::bad_input(anyhow!(
+            "ferry serve reads the Flux objects from --dir or --repo; --kubeconfig only adds drift detection against that cluster (to read the objects from the cluster, run `ferry controller`)"
+        )));
+    }
     let vars = source.vars()?;
     let config = source.engine_config();
     let object_source = source
@@ -138,6 +154,8 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(stop_tx));
+    let (engine_for_drift, drift_source, metrics_for_drift) =
+        (engine.clone(), object_source.clone(), metrics.clone());
     let scheduler = Scheduler::new(
         engine,
         object_source,
@@ -149,6 +167,23 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         args.debounce,
     );
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
+    if let Some(options) = source.cluster_reader(None) {
+        let drift = DriftLoop {
+            engine: engine_for_drift,
+            source: drift_source,
+            vars: source.vars()?,
+            interval: args.drift_interval,
+            metrics: metrics_for_drift,
+        };
+        let monitor = ferry_controller::drift::DriftMonitor::connect(
+            &options,
+            args.drift_grace,
+            args.adopt_rollouts,
+        )
+        .await
+        .map_err(CliError::failed)?;
+        tokio::spawn(drift.run(monitor, stop_rx.clone()));
+    }
     let mut server_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
@@ -306,5 +341,52 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response()
+    }
+}
+
+/// `ferry serve --kubeconfig`: Git compared with the cluster's workloads every `interval`, on
+/// its own task so that a slow API server never holds up a reconcile.
+struct DriftLoop {
+    engine: Arc<Engine>,
+    source: ObjectSource,
+    vars: ferry_api::Vars,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl DriftLoop {
+    async fn run(
+        self,
+        mut monitor: ferry_controller::drift::DriftMonitor,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let config = self.engine.config().clone();
+            let (source, vars) = (self.source.clone(), self.vars.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                ferry_engine::load_objects(&config, &source, &vars)
+            })
+            .await;
+            match loaded {
+                Ok(Ok(objects)) => {
+                    let checked = monitor.check(&self.engine, &objects).await;
+                    self.metrics.drift.set(checked.drifting as i64);
+                    for f in checked.findings {
+                        tracing::warn!(
+                            policy = %f.policy,
+                            reason = %f.condition.reason,
+                            "{}",
+                            f.condition.message
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "drift check: cannot load the objects"),
+                Err(e) => tracing::warn!(error = %e, "drift check: task failed"),
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
     }
 }

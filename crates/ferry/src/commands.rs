@@ -20,6 +20,7 @@ struct Prepared {
     objects: ferry_api::ObjectSet,
     /// An object the command needs failed to load (reported on stderr): exit 1 at the end.
     load_failed: bool,
+    _objects: CommandObjects,
 }
 
 /// What a command needs from the source, to decide which load problems are errors.
@@ -146,7 +147,96 @@ impl SourceArgs {
     }
 }
 
+/// The objects a command works on, the engine settings to use with them and, when they came
+/// from a cluster, the folder of the Secrets they reference (removed when this is dropped, so it
+/// lives as long as the engine).
+pub struct CommandObjects {
+    pub set: ferry_api::ObjectSet,
+    pub config: EngineConfig,
+    /// An object the command needs failed to load (reported on stderr): exit 1 at the end.
+    pub load_failed: bool,
+    _cluster: Option<ferry_controller::ClusterObjects>,
+}
+
+impl CommandObjects {
+    /// Moves the objects out (the Secrets folder stays with `self`).
+    pub fn take_set(&mut self) -> ferry_api::ObjectSet {
+        std::mem::take(&mut self.set)
+    }
+}
+
 impl SourceArgs {
+    /// The objects come from the cluster: `--kubeconfig` with neither `--dir` nor `--repo`.
+    pub fn objects_from_cluster(&self) -> bool {
+        self.kubeconfig.is_some() && self.dir.is_none() && self.repo.is_none()
+    }
+
+    /// Options for reading the `--kubeconfig` cluster, if any.
+    pub fn cluster_reader(
+        &self,
+        namespace: Option<String>,
+    ) -> Option<ferry_controller::ControllerOptions> {
+        let kubeconfig = self.kubeconfig.clone()?;
+        Some(ferry_controller::ControllerOptions::reader(
+            kubeconfig,
+            self.context.clone(),
+            namespace,
+        ))
+    }
+
+    /// The objects, from the cluster (see [`SourceArgs::objects_from_cluster`]) or from the files.
+    /// With files, a problem in an object the command does not `need` is a warning, as in
+    /// [`SourceArgs::load_per_object`]; `None` reads the objects whole (any problem is bad
+    /// input). From a cluster, an object that cannot be read is reported and left out.
+    pub async fn objects(
+        &self,
+        needs: Option<Needs>,
+        default_to_cwd: bool,
+    ) -> Result<CommandObjects, CliError> {
+        let mut config = self.engine_config();
+        let Some(options) = self
+            .cluster_reader(None)
+            .filter(|_| self.objects_from_cluster())
+        else {
+            let (set, load_failed) = match needs {
+                Some(needs) => self.load_per_object(&config, needs)?,
+                None => (self.load(&config, default_to_cwd)?, false),
+            };
+            return Ok(CommandObjects {
+                set,
+                config,
+                load_failed,
+                _cluster: None,
+            });
+        };
+        let mut cluster = ferry_controller::cluster_objects(&options)
+            .await
+            .map_err(|e| {
+                CliError::failed(anyhow!(
+                    "cannot read the Flux objects from the cluster ({}): {e}",
+                    options
+                        .kubeconfig
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                ))
+            })?;
+        for (object, why) in &cluster.invalid {
+            eprintln!("error: {object}: {why}");
+        }
+        if self.secrets_dir.is_none() {
+            config.secrets = SecretsDir::mirrored_from_api(cluster.secrets_root().to_path_buf());
+        }
+        let mut set = std::mem::take(&mut cluster.objects);
+        self.add_bootstrap_source(&mut set)?;
+        Ok(CommandObjects {
+            set,
+            config,
+            load_failed: !cluster.invalid.is_empty(),
+            _cluster: Some(cluster),
+        })
+    }
+
     /// `--git-url`: the GitRepository flux-system/flux-system that `flux bootstrap` creates
     /// outside Git, unless the source defines it.
     fn add_bootstrap_source(&self, set: &mut ferry_api::ObjectSet) -> Result<(), CliError> {
@@ -168,14 +258,14 @@ impl SourceArgs {
     }
 }
 
-fn prepare(state: &Path, source: &SourceArgs, needs: Needs) -> Result<Prepared, CliError> {
-    let config = source.engine_config();
-    let (objects, load_failed) = source.load_per_object(&config, needs)?;
+async fn prepare(state: &Path, source: &SourceArgs, needs: Needs) -> Result<Prepared, CliError> {
+    let mut objects = source.objects(Some(needs), true).await?;
     let store = Store::open(state).map_err(CliError::failed)?;
     Ok(Prepared {
-        engine: Engine::new(config, store),
-        objects,
-        load_failed,
+        engine: Engine::new(objects.config.clone(), store),
+        objects: objects.take_set(),
+        load_failed: objects.load_failed,
+        _objects: objects,
     })
 }
 
@@ -197,7 +287,7 @@ fn finish(bar: Option<indicatif::ProgressBar>) {
 }
 
 pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source, Needs::Scan)?;
+    let p = prepare(state, &args.source, Needs::Scan).await?;
     let bar = progress("scanning image repositories");
     let report = p.engine.scan(&p.objects).await;
     finish(bar);
@@ -212,7 +302,7 @@ pub async fn scan(state: &Path, args: ScanArgs) -> Result<Status, CliError> {
 }
 
 pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliError> {
-    let p = prepare(state, &args.source, Needs::All)?;
+    let p = prepare(state, &args.source, Needs::All).await?;
     let options = AutomationOptions {
         dry_run: args.dry_run,
         ..AutomationOptions::default()
@@ -235,15 +325,10 @@ pub async fn reconcile(state: &Path, args: ReconcileArgs) -> Result<Status, CliE
 
 /// `ferry get images --kubeconfig`: the live status, printed by the same code as the state file.
 async fn get_from_cluster(
-    kubeconfig: &Path,
+    options: ferry_controller::ControllerOptions,
     args: &crate::cli::GetImagesArgs,
 ) -> Result<Status, CliError> {
-    let namespace = (!args.all_namespaces).then(|| args.namespace.clone());
-    let options = ferry_controller::ControllerOptions::reader(
-        kubeconfig.to_path_buf(),
-        args.context.clone(),
-        namespace.clone(),
-    );
+    let namespace = options.namespace.clone();
     let records = ferry_controller::live_records(&options)
         .await
         .map_err(CliError::failed)?;
@@ -266,12 +351,13 @@ async fn get_from_cluster(
 /// registries and reads holds from Git). A failed object of that scan makes the exit 1.
 pub async fn get(state: &Path, args: GetArgs) -> Result<Status, CliError> {
     let GetWhat::Images(args) = args.what;
-    if let Some(kubeconfig) = &args.kubeconfig {
-        return get_from_cluster(kubeconfig, &args).await;
+    let namespace = (!args.all_namespaces).then(|| args.namespace.clone());
+    if let (Some(options), false) = (args.source.cluster_reader(namespace), args.refresh) {
+        return get_from_cluster(options, &args).await;
     }
     let mut status = Status::Ok;
     if args.refresh {
-        let p = prepare(state, &args.source, Needs::Scan)?;
+        let p = prepare(state, &args.source, Needs::Scan).await?;
         let report = p.engine.scan(&p.objects).await?;
         p.engine.prune(&p.objects)?;
         if output::print_failures(&report, "✗") || p.load_failed {

@@ -182,6 +182,61 @@ fn verify_compares_git_cluster_and_registry() {
         "{rows:?}"
     );
     assert_eq!(state_of(&rows, "backend", "develop"), "in-sync", "{rows:?}");
+    read_only_credential_is_enough_to_read(&seed, &git, &kubeconfig);
+}
+
+/// `verify`, `status` and `history` with a Git credential that may only fetch (the http server's
+/// read-only user); a write with it is refused, says so, and changes nothing.
+fn read_only_credential_is_enough_to_read(
+    seed: &common::Seed,
+    git: &ferry_testbed::git::GitEnv,
+    kubeconfig: &str,
+) {
+    seed.ws.secret(
+        "flux-system",
+        "git-credentials",
+        &[
+            ("username", git.reader_user.as_bytes()),
+            ("password", git.reader_password.as_bytes()),
+        ],
+    );
+    let flags = seed.flags();
+    let with = |head: &[&str]| {
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(["--kubeconfig", kubeconfig]);
+        args.extend(flags.iter().map(String::as_str));
+        let run = seed.ws.ferry(&args);
+        run.assert_no_secret(&git.reader_password);
+        run
+    };
+    let run = with(&["verify", "--env", "staging", "-o", "json"]);
+    run.expect_code(1);
+    assert_eq!(state_of(&verify_rows(&run), "backend", "staging"), "drift");
+    let status = with(&["status", "backend"]);
+    status.expect_code(0);
+    assert!(status.stdout.contains("[drift: runs"), "{}", status.stdout);
+    assert!(status.stdout.contains("[live]"), "{}", status.stdout);
+    let history = with(&["history", "develop", "backend"]);
+    history.expect_code(0);
+    // `verify` saw develop's tag live: the history says when.
+    assert!(
+        history.stdout.contains("FIRST SEEN LIVE"),
+        "{}",
+        history.stdout
+    );
+    let before = common::remote_head(git, &seed.repo);
+    let hold = with(&["hold", "production", "backend", "--by", "ro"]);
+    hold.expect_code(1);
+    assert!(
+        hold.stderr.to_lowercase().contains("auth"),
+        "the refusal names authentication: {}",
+        hold.stderr
+    );
+    assert_eq!(
+        common::remote_head(git, &seed.repo),
+        before,
+        "nothing pushed"
+    );
 }
 
 /// The seed's emergency rollback: `kubectl rollout undo` is drift until `ferry rollback

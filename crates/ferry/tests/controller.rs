@@ -1005,6 +1005,7 @@ fn rollout_undo(adopt: bool) {
         let mut args = vec!["verify", "--kubeconfig", &kubeconfig];
         args.extend(flags.iter().map(String::as_str));
         seed.ws.ferry(&args).expect_code(0);
+        the_cli_reads_the_cluster(c, &seed, &git, newer);
     } else {
         wait_for(c, "DriftDetected", Duration::from_secs(60), &ctl, || {
             events_with_reason(c, "DriftDetected")
@@ -1029,7 +1030,100 @@ fn rollout_undo(adopt: bool) {
         let run = seed.ws.ferry(&args);
         run.expect_code(1);
         assert!(run.stdout.contains("drift"), "{}", run.stdout);
+        // `ferry status` with the cluster as the only source says the same.
+        let cache = seed.ws.cache_str();
+        let status = seed.ws.ferry(&[
+            "status",
+            "backend",
+            "--kubeconfig",
+            &kubeconfig,
+            "--cache-dir",
+            &cache,
+        ]);
+        status.expect_code(0);
+        assert!(
+            status
+                .stdout
+                .contains(&format!("[drift: runs {NEW_STAGING}]")),
+            "{}",
+            status.stdout
+        );
     }
+}
+
+/// After an adopted undo: status, history, hold, unhold and approve with the cluster as the
+/// only source of objects (no --dir or --repo; Secrets read from the API).
+fn the_cli_reads_the_cluster(
+    c: &ClusterEnv,
+    seed: &Seed,
+    git: &ferry_testbed::git::GitEnv,
+    newer: &str,
+) {
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let cache = seed.ws.cache_str();
+    let ferry = |head: &[&str]| {
+        let mut args = head.to_vec();
+        args.extend(["--kubeconfig", &kubeconfig, "--cache-dir", &cache]);
+        seed.ws.ferry(&args)
+    };
+    let history = ferry(&["history", "staging", "backend", "-o", "json"]);
+    history.expect_code(0);
+    let rows = history.json();
+    let rows = rows.as_array().expect("history rows");
+    let adopted = rows
+        .iter()
+        .find(|r| r["kind"] == "rollout-undo adopted")
+        .unwrap_or_else(|| panic!("an adopted row: {rows:?}"));
+    assert_eq!(adopted["new_tag"], NEW_STAGING);
+    assert_eq!(adopted["old_tag"], newer);
+    // The controller saw `newer` live before the undo: its change has a first sighting.
+    let brought_newer = rows
+        .iter()
+        .find(|r| r["new_tag"] == newer)
+        .expect("the automation row of the newer tag");
+    assert!(
+        brought_newer["first_seen_live"].is_string(),
+        "first seen live: {brought_newer}"
+    );
+    let table = ferry(&["history", "staging", "backend"]);
+    assert!(table.stdout.contains("FIRST SEEN LIVE"), "{}", table.stdout);
+
+    let status = ferry(&["status", "backend", "-o", "json"]);
+    status.expect_code(0);
+    let live = status.json()["live"].clone();
+    let staging = live
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["env"] == "staging"))
+        .unwrap_or_else(|| panic!("staging live row: {live}"))
+        .clone();
+    assert_eq!(staging["state"], "in-sync", "{staging}");
+
+    ferry(&[
+        "hold",
+        "production",
+        "backend",
+        "--reason",
+        "freeze",
+        "--by",
+        "ops",
+    ])
+    .expect_code(0);
+    let holds = remote_file(git, &seed.repo, ".ferry/holds.yaml");
+    assert!(holds.contains("production/backend"), "{holds}");
+    ferry(&["unhold", "production", "backend", "--by", "ops"]).expect_code(0);
+    let holds = remote_file(git, &seed.repo, ".ferry/holds.yaml");
+    assert!(!holds.contains("policy: production/backend"), "{holds}");
+    ferry(&[
+        "approve",
+        "backend",
+        "--env",
+        "production",
+        "--tag",
+        NEW_STAGING,
+        "--by",
+        "lead",
+    ])
+    .expect_code(0);
 }
 
 #[test]

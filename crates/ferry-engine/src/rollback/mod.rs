@@ -32,11 +32,12 @@ use ferry_store::{HoldRecord, PolicyRecord};
 pub use holds::{Denied, HOLDS_PATH, Hold, HoldsError, HoldsFile};
 pub use markers::MarkerState;
 pub use ops::{
-    HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport, RollbackRequest,
-    UnholdRequest,
+    Adopted, HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport,
+    RollbackRequest, UnholdRequest,
 };
 pub use status::{StatusApp, StatusCell, StatusReport};
-pub use timeline::{ChangeKind, HistoryRow};
+pub use target::policy_of;
+pub use timeline::{ChangeKind, HistoryRow, mark_first_seen_live};
 
 use crate::Engine;
 
@@ -79,6 +80,9 @@ pub mod trailer {
     pub const DENY: &str = "Ferry-Deny";
     pub const ALLOW: &str = "Ferry-Allow";
     pub const METHOD: &str = "Ferry-Method";
+    /// On a rollback that adopts what the cluster runs: `rollout-undo` (the controller's
+    /// `--adopt-rollouts`) or `live` (`ferry rollback --to-live`).
+    pub const ADOPTED: &str = "Ferry-Adopted";
 }
 
 /// The values an automation may write given the holds at the tip it commits on: a held policy

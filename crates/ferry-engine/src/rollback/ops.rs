@@ -42,6 +42,27 @@ pub struct RollbackRequest {
     pub repo: Option<RepoFallback>,
     /// Push attempts before giving up on a branch that keeps moving.
     pub max_attempts: u32,
+    /// The target is what the cluster runs: recorded as `Ferry-Adopted` (see
+    /// [`super::trailer::ADOPTED`]).
+    pub adopted: Option<Adopted>,
+}
+
+/// Why a rollback's target came from the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// `ferry rollback --to-live`.
+    Live,
+    /// `ferry controller --adopt-rollouts` after a `kubectl rollout undo`.
+    RolloutUndo,
+}
+
+impl Adopted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adopted::Live => "live",
+            Adopted::RolloutUndo => "rollout-undo",
+        }
+    }
 }
 
 /// How the previous value was restored.
@@ -575,6 +596,9 @@ fn rollback_blocking(
         trailers.push((trailer::BY.to_string(), one_line(&by)));
         if !reason.is_empty() {
             trailers.push((trailer::REASON.to_string(), reason.clone()));
+        }
+        if let Some(adopted) = req.adopted {
+            trailers.push((trailer::ADOPTED.to_string(), adopted.as_str().to_string()));
         }
         let spec = CommitSpec {
             message,

@@ -46,7 +46,7 @@ impl AppTarget {
 }
 
 /// The policy `(namespace, name)` of ENV/APP.
-pub(crate) fn policy_of(objects: &ObjectSet, env: &str, app: &str) -> (String, String) {
+pub fn policy_of(objects: &ObjectSet, env: &str, app: &str) -> (String, String) {
     for p in objects.pipelines() {
         if p.name() == app
             && let Some(stage) = p.spec.stages.iter().find(|s| s.name == env)

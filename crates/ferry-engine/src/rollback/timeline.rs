@@ -26,6 +26,9 @@ pub enum ChangeKind {
     Hold,
     #[serde(rename = "manual edit")]
     Manual,
+    /// A rollback that `ferry controller --adopt-rollouts` wrote after a `kubectl rollout undo`.
+    #[serde(rename = "rollout-undo adopted")]
+    RolloutUndoAdopted,
 }
 
 impl ChangeKind {
@@ -36,7 +39,13 @@ impl ChangeKind {
             ChangeKind::Rollback => "rollback",
             ChangeKind::Hold => "hold",
             ChangeKind::Manual => "manual edit",
+            ChangeKind::RolloutUndoAdopted => "rollout-undo adopted",
         }
+    }
+
+    /// A rollback of any origin (what change-failure figures count).
+    pub fn is_rollback(self) -> bool {
+        matches!(self, ChangeKind::Rollback | ChangeKind::RolloutUndoAdopted)
     }
 }
 
@@ -62,6 +71,31 @@ pub struct HistoryRow {
     pub reason: String,
     pub old: MarkerState,
     pub new: MarkerState,
+    /// When `ferry verify` or the controller first saw `new_tag` running in the cluster (RFC 3339
+    /// UTC); filled by [`mark_first_seen_live`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen_live: Option<String>,
+}
+
+/// Attributes each sighting (tag → first time seen live) to the newest row that brought that tag
+/// no later than the sighting: the change that was then running.
+pub fn mark_first_seen_live(
+    rows: &mut [HistoryRow],
+    seen: &std::collections::BTreeMap<String, String>,
+) {
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    };
+    for (tag, at) in seen {
+        let Some(at_time) = parse(at) else { continue };
+        let row = rows
+            .iter_mut()
+            .rev()
+            .find(|r| &r.new_tag == tag && parse(&r.time).is_some_and(|t| t <= at_time));
+        if let Some(row) = row {
+            row.first_seen_live = Some(at.clone());
+        }
+    }
 }
 
 /// The timeline plus what the tip holds.
@@ -116,6 +150,9 @@ pub fn classify(info: &CommitInfo, bot_emails: &[String]) -> (ChangeKind, String
         let k = match kind.trim() {
             "automation" => ChangeKind::Automation,
             "promotion" | "promote" => ChangeKind::Promotion,
+            "rollback" if trailer(info, super::trailer::ADOPTED).is_some() => {
+                ChangeKind::RolloutUndoAdopted
+            }
             "rollback" => ChangeKind::Rollback,
             "hold" | "unhold" => ChangeKind::Hold,
             _ => ChangeKind::Manual,
@@ -273,6 +310,7 @@ pub fn build(
             reason,
             old: prev.clone(),
             new: state.clone(),
+            first_seen_live: None,
         });
         prev = state;
     }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub webhook_events: Family<HookLabel, Counter>,
     pub registry_requests: Family<StatusLabel, Counter>,
     pub objects: Family<KindLabel, Gauge>,
+    /// App × environments whose live workloads differ from Git (with --kubeconfig).
+    pub drift: Gauge,
     /// Registry client stats already exported, so each scrape adds only the difference.
     exported: Mutex<BTreeMap<String, u64>>,
 }
@@ -132,6 +134,12 @@ impl Metrics {
             "Webhook requests, by hook (registry, git) and result (accepted, unauthorized, malformed, too_large)",
             webhook_requests.clone(),
         );
+        let drift = Gauge::default();
+        registry.register(
+            "drift",
+            "App x environments whose live workloads run another image than Git says (with --kubeconfig)",
+            drift.clone(),
+        );
         let webhook_events = Family::<HookLabel, Counter>::default();
         registry.register(
             "webhook_events",
@@ -165,6 +173,7 @@ impl Metrics {
             webhook_events,
             registry_requests,
             objects,
+            drift,
             exported: Mutex::new(BTreeMap::new()),
         }
     }
