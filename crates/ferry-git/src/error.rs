@@ -29,7 +29,11 @@ pub enum FailureKind {
 #[non_exhaustive]
 pub enum GitError {
     /// `git <subcommand>` ran and exited non-zero.
-    #[error("git {subcommand} failed (exit {code}){}: {stderr}", url_suffix(url))]
+    #[error(
+        "git {subcommand} failed (exit {code}){}: {stderr}{}",
+        url_suffix(url),
+        auth_hint(*kind, subcommand)
+    )]
     Command {
         /// The git subcommand (`fetch`, `push`, ...).
         subcommand: String,
@@ -165,6 +169,20 @@ impl GitError {
 }
 
 /// Reads a failed command's stderr and classifies it.
+/// What to check when the server refused the credentials; a push names write access, since a
+/// read-only credential fetches fine and fails only there.
+fn auth_hint(kind: FailureKind, subcommand: &str) -> &'static str {
+    match (kind, subcommand) {
+        (FailureKind::Auth, "push") => {
+            " (authentication refused for the push: the credential may be read-only; it needs write access to this repository)"
+        }
+        (FailureKind::Auth, _) => {
+            " (authentication refused: check the credentials in the Secret the GitRepository names)"
+        }
+        _ => "",
+    }
+}
+
 pub(crate) fn classify(stderr: &str) -> FailureKind {
     let s = stderr.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| s.contains(n));

@@ -239,18 +239,25 @@ fn read_only_credential_is_enough_to_read(
     );
 }
 
-/// The seed's emergency rollback: `kubectl rollout undo` is drift until `ferry rollback
-/// --to-live` writes the live tag to Git with a hold; automation then keeps it.
-#[test]
-fn rollout_undo_becomes_a_git_rollback_that_sticks() {
+/// A seed reconciled twice and applied (staging ran NEW_STAGING, then [`NEWER`]), then
+/// `kubectl rollout undo` on staging: the cluster runs NEW_STAGING, Git says NEWER.
+struct Undone {
+    cluster: PrivateCluster,
+    seed: common::Seed,
+    git: ferry_testbed::git::GitEnv,
+    _reg: ferry_testbed::registry::RegistryEnv,
+}
+
+const NEWER: &str = "staging-v0.0.2-b2c3d4e-1738870000";
+const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
+
+fn undone(name: &str) -> Option<Undone> {
     use ferry_testbed::git::git_servers;
     use ferry_testbed::registry::{Auth, registry};
     let (Some(reg), Some(git)) = (registry(Auth::None, false), git_servers()) else {
-        return;
+        return None;
     };
-    let Some(cluster) = PrivateCluster::start(&format!("undo-{}", std::process::id())) else {
-        return;
-    };
+    let cluster = PrivateCluster::start(&format!("{name}-{}", std::process::id()))?;
     let c = &cluster.env;
     c.install_flux_image_crds();
     let seed = common::Seed::with_http_credentials(&reg, &git, "undo");
@@ -260,7 +267,7 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
         common::cluster::apply_seed(c, &tree.path().join("flux"), &seed.image_registry);
     };
     apply();
-    let newer = "staging-v0.0.2-b2c3d4e-1738870000";
+    let newer = NEWER;
     common::push(&reg, &format!("{}/backend", seed.org()), newer);
     seed.reconcile(&[]).expect_code(3);
     apply();
@@ -292,6 +299,26 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
         image().ends_with(common::NEW_STAGING).then_some(())
     })
     .expect("rollout undo restores the previous image");
+    Some(Undone {
+        cluster,
+        seed,
+        git,
+        _reg: reg,
+    })
+}
+
+/// The seed's emergency rollback: `kubectl rollout undo` is drift until `ferry rollback
+/// --to-live` writes the live tag to Git with a hold; automation then keeps it.
+#[test]
+fn rollout_undo_becomes_a_git_rollback_that_sticks() {
+    let Some(Undone {
+        cluster, seed, git, ..
+    }) = undone("undo")
+    else {
+        return;
+    };
+    let c = &cluster.env;
+    let newer = NEWER;
 
     let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
     let flags = seed.flags();
@@ -402,6 +429,63 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
         !requested.trim().is_empty(),
         "requestedAt set on production/backend"
     );
+}
+
+/// `ferry serve --kubeconfig --adopt-rollouts`: the daemon sees the undo on its drift check and
+/// writes it to Git with a hold, as the controller does; `ferry_drift` is on /metrics.
+#[test]
+fn serve_with_a_cluster_adopts_a_rollout_undo() {
+    let Some(Undone {
+        cluster, seed, git, ..
+    }) = undone("serve-undo")
+    else {
+        return;
+    };
+    let kubeconfig = cluster.env.kubeconfig.to_string_lossy().into_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let state = seed.ws.state_str();
+    let mut args = vec![
+        "serve".to_string(),
+        "--state".into(),
+        state,
+        "--listen".into(),
+        listen,
+        "--allow-unsigned-webhooks".into(),
+        "--kubeconfig".into(),
+        kubeconfig,
+        "--adopt-rollouts".into(),
+        "--drift-interval".into(),
+        "1s".into(),
+        "--drift-grace".into(),
+        "1s".into(),
+    ];
+    args.extend(seed.flags());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = seed.ws.join("serve.log");
+    let mut child = common::command(&argv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("ferry serve");
+    let followed = common::poll(std::time::Duration::from_secs(60), || {
+        let file = common::remote_file(&git, &seed.repo, STAGING_FILE);
+        (file.contains(common::NEW_STAGING) && !file.contains(NEWER)).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        followed.is_some(),
+        "Git did not follow the undo; log:\n{text}"
+    );
+    let holds = common::remote_file(&git, &seed.repo, ".ferry/holds.yaml");
+    assert!(holds.contains("staging/backend"), "{holds}");
+    let trailers = common::remote_log(&git, &seed.repo, "%(trailers:key=Ferry-Adopted)");
+    assert!(trailers.contains("rollout-undo"), "{trailers}");
 }
 
 /// An API server that does not answer: `ferry verify` says which and exits 1, nothing else.
