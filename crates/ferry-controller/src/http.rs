@@ -1,5 +1,7 @@
 //! `--listen`: `/healthz`, `/readyz` (after the first pass, or while waiting for the leader
-//! Lease as a standby) and `/metrics` in the Prometheus text format.
+//! Lease as a standby) and `/metrics` in the Prometheus text format; with webhooks configured,
+//! `/hooks/registry` (a push to a repository an ImageRepository names wakes a pass at once) and
+//! `/hooks/git` (a push to the GitOps repository wakes a pass).
 //!
 //! `gotk_reconcile_duration_seconds{kind,name,namespace}` has Flux's name and labels so existing
 //! dashboards work; Ferry reconciles every object in one pass, so each object's observation is
@@ -11,18 +13,112 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_api::ObjectSet;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
 
-use crate::ControllerError;
+use crate::{ControllerError, WebhookAuth};
+
+/// The ImageRepositories of the last pass (only they are kept), for matching pushes.
+#[derive(Clone, Default)]
+pub struct KnownRepositories(Arc<Mutex<ObjectSet>>);
+
+impl KnownRepositories {
+    pub fn publish(&self, set: &ObjectSet) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.image_repositories = set.image_repositories.clone();
+    }
+
+    fn matching(&self, pushed: &std::collections::BTreeSet<ferry_hooks::PushedRepo>) -> usize {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ferry_hooks::match_pushed(&known, pushed).len()
+    }
+}
+
+/// What the webhook routes need.
+#[derive(Clone)]
+pub struct Hooks {
+    pub auth: WebhookAuth,
+    pub wake: mpsc::Sender<()>,
+    pub repositories: KnownRepositories,
+}
+
+impl Hooks {
+    /// 401 unless the request carries the secret (or unsigned requests are allowed).
+    fn check(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), (StatusCode, &'static str)> {
+        let secret = match &self.auth {
+            WebhookAuth::Secret(s) => Some(s),
+            WebhookAuth::Unsigned => None,
+        };
+        ferry_hooks::authenticate(secret, headers, body).map_err(|failure| {
+            let why = match failure {
+                ferry_hooks::AuthFailure::Missing => "missing credentials\n",
+                ferry_hooks::AuthFailure::Invalid => "invalid credentials\n",
+            };
+            (StatusCode::UNAUTHORIZED, why)
+        })
+    }
+
+    fn wake(&self) {
+        // A full channel already holds a wake-up.
+        let _ = self.wake.try_send(());
+    }
+}
+
+async fn registry_hook(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(hooks) = &s.hooks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Err(refused) = hooks.check(&headers, &body) {
+        return refused.into_response();
+    }
+    let events = match ferry_hooks::parse_registry(&body) {
+        Ok(e) => e,
+        Err(msg) => return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+    };
+    let pushed: std::collections::BTreeSet<_> = events.pushed.into_iter().collect();
+    let matched = hooks.repositories.matching(&pushed);
+    if matched > 0 {
+        hooks.wake();
+    }
+    tracing::info!(matched, ignored = events.ignored, "registry webhook");
+    let body = format!(
+        "{{\"triggered\":{matched},\"ignored\":{}}}\n",
+        events.ignored
+    );
+    (StatusCode::ACCEPTED, body).into_response()
+}
+
+async fn git_hook(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(hooks) = &s.hooks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Err(refused) = hooks.check(&headers, &body) {
+        return refused.into_response();
+    }
+    if let Err(msg) = ferry_hooks::parse_git(&body) {
+        return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response();
+    }
+    hooks.wake();
+    tracing::info!("git webhook");
+    (StatusCode::ACCEPTED, "{\"triggered\":1}\n").into_response()
+}
+
+/// The state of every route.
+struct Served {
+    metrics: Arc<Metrics>,
+    hooks: Option<Hooks>,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
@@ -113,7 +209,8 @@ impl Default for Metrics {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn metrics(State(s): State<Arc<Served>>) -> impl IntoResponse {
+    let m = &s.metrics;
     (
         [(
             header::CONTENT_TYPE,
@@ -123,8 +220,8 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.ready.load(Ordering::Relaxed) {
+async fn readyz(State(s): State<Arc<Served>>) -> impl IntoResponse {
+    if s.metrics.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "first pass not done")
@@ -132,7 +229,11 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 /// Binds `addr` and serves until the process ends; returns the bound address (port 0 = any).
-pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> Result<SocketAddr, ControllerError> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    hooks: Option<Hooks>,
+) -> Result<SocketAddr, ControllerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| ControllerError::Io(format!("--listen {addr}: {e}")))?;
@@ -142,8 +243,11 @@ pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> Result<SocketAddr, Cont
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(m);
+        .route("/metrics", get(self::metrics))
+        .route("/hooks/registry", post(registry_hook))
+        .route("/hooks/git", post(git_hook))
+        .layer(DefaultBodyLimit::max(ferry_hooks::MAX_BODY_BYTES))
+        .with_state(Arc::new(Served { metrics, hooks }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the --listen server stopped");

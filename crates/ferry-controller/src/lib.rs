@@ -63,6 +63,22 @@ pub struct ControllerOptions {
     pub drift_grace: Option<Duration>,
     /// Write a live image that is an earlier Git value (a `kubectl rollout undo`) back to Git.
     pub adopt_rollouts: bool,
+    /// `--no-cross-namespace-refs`.
+    pub no_cross_namespace_refs: bool,
+    /// Registry requests in flight per registry host (`--concurrent`).
+    pub concurrent: usize,
+    /// `/hooks/registry` and `/hooks/git` on `--listen`, and how they are authenticated
+    /// (`None`: no webhook routes).
+    pub webhooks: Option<WebhookAuth>,
+}
+
+/// How webhook requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum WebhookAuth {
+    /// `--webhook-secret-file`: a bearer token or an HMAC-SHA256 signature of the body.
+    Secret(ferry_hooks::Secret),
+    /// `--allow-unsigned-webhooks`: anyone who reaches the address.
+    Unsigned,
 }
 
 impl ControllerOptions {
@@ -82,6 +98,9 @@ impl ControllerOptions {
             events_addr: None,
             drift_grace: None,
             adopt_rollouts: false,
+            no_cross_namespace_refs: false,
+            concurrent: 8,
+            webhooks: None,
         }
     }
 }
@@ -162,8 +181,15 @@ pub async fn run(
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
     let metrics = std::sync::Arc::new(http::Metrics::new());
+    let (wake, woken) = tokio::sync::mpsc::channel(64);
+    let repositories = http::KnownRepositories::default();
     if let Some(addr) = options.listen {
-        let bound = http::serve(addr, metrics.clone()).await?;
+        let hooks = options.webhooks.clone().map(|auth| http::Hooks {
+            auth,
+            wake: wake.clone(),
+            repositories: repositories.clone(),
+        });
+        let bound = http::serve(addr, metrics.clone(), hooks).await?;
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     }
     tokio::pin!(shutdown);
@@ -191,7 +217,8 @@ pub async fn run(
     tokio::pin!(lost);
     let mut controller = pass::Controller::new(client.clone(), options.clone())?;
     controller.set_metrics(metrics.clone());
-    let mut triggers = watch::Triggers::start(client, &options);
+    controller.set_known_repositories(repositories);
+    let mut triggers = watch::Triggers::start(client, &options, (wake, woken));
     loop {
         let report = tokio::select! {
             _ = &mut shutdown => return Ok(()),

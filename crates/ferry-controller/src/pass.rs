@@ -38,6 +38,7 @@ pub struct Controller {
     /// Event deliveries still under way (awaited only by `--once`, before exiting).
     deliveries: Vec<tokio::task::JoinHandle<()>>,
     drift: Option<crate::drift::DriftWatch>,
+    known: Option<crate::http::KnownRepositories>,
 }
 
 /// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
@@ -63,21 +64,32 @@ impl Controller {
             cache_dir: options.cache_dir.clone(),
             // Objects come from the API, already rendered by whoever applied them.
             kustomize: None,
+            no_cross_namespace_refs: options.no_cross_namespace_refs,
+        };
+        let registry = ferry_engine::RegistryOptions {
+            max_concurrency_per_registry: options.concurrent.max(1),
+            ..ferry_engine::RegistryOptions::default()
         };
         Ok(Controller {
             client,
             options,
-            engine: Engine::new(config, store),
+            engine: Engine::with_registry(config, store, registry),
             secrets,
             metrics: None,
             http: reqwest::Client::new(),
             deliveries: Vec::new(),
             drift,
+            known: None,
         })
     }
 
     pub fn set_metrics(&mut self, metrics: std::sync::Arc<Metrics>) {
         self.metrics = Some(metrics);
+    }
+
+    /// Where each pass publishes its ImageRepositories, for the registry webhook to match.
+    pub fn set_known_repositories(&mut self, known: crate::http::KnownRepositories) {
+        self.known = Some(known);
     }
 
     fn observe(
@@ -134,6 +146,9 @@ impl Controller {
         self.finalizers(&listed).await?;
         self.secrets.refresh(&self.client, &listed).await?;
         let loaded = objects::load(&listed);
+        if let Some(known) = &self.known {
+            known.publish(&loaded.set);
+        }
         let mut report = PassReport {
             next_due: next_due(&listed),
             ..PassReport::default()

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DynamicObject};
 
 use crate::ControllerError;
@@ -83,7 +83,7 @@ impl SecretFolder {
         client: &kube::Client,
         listed: &Listed,
     ) -> Result<(), ControllerError> {
-        let wanted: BTreeSet<(String, String)> = listed
+        let mut wanted: BTreeSet<(String, String)> = listed
             .objects
             .iter()
             .flat_map(|(key, obj)| {
@@ -91,6 +91,14 @@ impl SecretFolder {
             })
             .collect();
         clear(self.root())?;
+        for (namespace, account) in service_accounts(listed) {
+            if let Some(pulls) = self
+                .write_service_account(client, &namespace, &account)
+                .await?
+            {
+                wanted.extend(pulls.into_iter().map(|name| (namespace.clone(), name)));
+            }
+        }
         for (namespace, name) in wanted {
             let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
             match api.get_opt(&name).await {
@@ -105,6 +113,59 @@ impl SecretFolder {
         }
         Ok(())
     }
+}
+
+impl SecretFolder {
+    /// Writes the `imagePullSecrets` names of a ServiceAccount where the engine reads them
+    /// (`ROOT/.serviceaccounts/NS/NAME`) and returns them; `None` when it does not exist (or may
+    /// not be read), so the engine reports it on the ImageRepository.
+    async fn write_service_account(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<String>>, ControllerError> {
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let account = match api.get_opt(name).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(namespace, name, "RBAC denies get on this ServiceAccount");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let pulls: Vec<String> = account
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .collect();
+        let dir = self
+            .root()
+            .join(ferry_engine::SERVICE_ACCOUNTS)
+            .join(namespace);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let path = dir.join(name);
+        let text: String = pulls.iter().map(|n| format!("{n}\n")).collect();
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        Ok(Some(pulls))
+    }
+}
+
+/// `(namespace, serviceAccountName)` of every ImageRepository that names one.
+fn service_accounts(listed: &Listed) -> BTreeSet<(String, String)> {
+    listed
+        .objects
+        .iter()
+        .filter(|(key, _)| key.kind == FluxKind::ImageRepository)
+        .filter_map(|(key, obj)| {
+            let name = obj.data.pointer("/spec/serviceAccountName")?.as_str()?;
+            (!name.is_empty() && !name.contains('/'))
+                .then(|| (key.namespace.clone(), name.to_string()))
+        })
+        .collect()
 }
 
 fn io(path: &Path, e: std::io::Error) -> ControllerError {

@@ -27,8 +27,14 @@ pub struct Triggers {
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
 impl Triggers {
-    pub fn start(client: kube::Client, options: &ControllerOptions) -> Triggers {
-        let (tx, rx) = mpsc::channel(64);
+    /// Starts the watches; they, and whoever else holds a sender of `channel` (the webhooks),
+    /// wake [`Triggers::next`].
+    pub fn start(
+        client: kube::Client,
+        options: &ControllerOptions,
+        channel: (mpsc::Sender<()>, mpsc::Receiver<()>),
+    ) -> Triggers {
+        let (tx, rx) = channel;
         for kind in FluxKind::SERVED
             .into_iter()
             .chain([FluxKind::GitRepository])

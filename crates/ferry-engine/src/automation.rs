@@ -255,6 +255,14 @@ pub(crate) fn target(
         .namespace_or(auto.namespace())
         .to_string();
     let src_name = auto.spec.source_ref.name.clone();
+    if engine.config().no_cross_namespace_refs && src_ns != auto.namespace() {
+        return Err(stalled(
+            "AccessDenied",
+            format!(
+                "{id}: can't access 'GitRepository/{src_ns}/{src_name}', cross-namespace references have been blocked"
+            ),
+        ));
+    }
     let Some(repo) = objects.git_repository(&src_ns, &src_name) else {
         return Err(stalled(
             "SourceManagerFailed",

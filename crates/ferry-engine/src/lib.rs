@@ -23,9 +23,10 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use automation::{AutomationOptions, PushReport, automations_for};
 use ferry_api::ObjectSet;
+pub use ferry_registry::ClientOptions as RegistryOptions;
 use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
-pub use secrets::SecretsDir;
+pub use secrets::{SERVICE_ACCOUNTS, SecretsDir};
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
 pub use writeback::PassGuard;
 
@@ -72,6 +73,10 @@ pub struct EngineConfig {
     /// `--kustomize PATH` for rendering Flux Kustomizations (default: `kustomize`, else
     /// `kubectl kustomize`, from `PATH`).
     pub kustomize: Option<PathBuf>,
+    /// Refuse references to another namespace (an ImagePolicy's ImageRepository, an
+    /// automation's GitRepository) whatever `accessFrom` says, as Flux's
+    /// `--no-cross-namespace-refs` does.
+    pub no_cross_namespace_refs: bool,
 }
 
 /// One object's result in a run.
@@ -127,9 +132,18 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, store: Store) -> Engine {
+        Engine::with_registry(config, store, ferry_registry::ClientOptions::default())
+    }
+
+    /// An engine whose registry client has these settings (the controller's `--concurrent`).
+    pub fn with_registry(
+        config: EngineConfig,
+        store: Store,
+        registry: ferry_registry::ClientOptions,
+    ) -> Engine {
         Engine {
             config,
-            registry: RegistryClient::new(ferry_registry::ClientOptions::default()),
+            registry: RegistryClient::new(registry),
             store: Mutex::new(store),
             pass: Mutex::new(None),
         }
@@ -357,6 +371,7 @@ mod tests {
                 secrets: SecretsDir::new(None),
                 cache_dir: dir.join("ferry-engine-test-cache"),
                 kustomize: None,
+                no_cross_namespace_refs: false,
             },
             Store::in_memory().unwrap(),
         );

@@ -128,7 +128,7 @@ async fn evaluate(
             ),
         });
     };
-    check_acl(objects, policy, repo)?;
+    check_acl(engine, objects, policy, repo)?;
     if policy.spec.digest_reflection_policy == DigestReflectionPolicy::Always
         && policy.spec.interval.is_none()
     {
@@ -236,6 +236,7 @@ async fn fetch_digest(
 }
 
 fn check_acl(
+    engine: &Engine,
     objects: &ObjectSet,
     policy: &ImagePolicy,
     repo: &ferry_api::ImageRepository,
@@ -261,7 +262,7 @@ fn check_acl(
         repo.name(),
         access_from.as_ref(),
         labels,
-        false,
+        engine.config().no_cross_namespace_refs,
     )
     .map_err(|e| Failure {
         reason: "AccessDenied",

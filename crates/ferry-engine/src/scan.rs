@@ -147,11 +147,44 @@ fn credentials(
             }),
         };
     }
+    if let Some(account) = &repo.spec.service_account_name {
+        return service_account_credentials(engine, repo, account, image, referrer);
+    }
     // Fallback: the user's docker config, as `docker login` leaves it. Unreadable is not fatal:
     // anonymous access may still work.
     Ok(ferry_registry::load_local_docker_config()
         .ok()
         .and_then(|c| c.credentials_for(image.registry()).cloned()))
+}
+
+/// Credentials from the `imagePullSecrets` of the ServiceAccount `serviceAccountName` (as
+/// Flux does): the first pull secret with an entry for the registry wins; none matching means
+/// anonymous access.
+fn service_account_credentials(
+    engine: &Engine,
+    repo: &ImageRepository,
+    account: &str,
+    image: &ImageName,
+    referrer: &str,
+) -> Result<Option<Credentials>, Failure> {
+    let secrets = &engine.config().secrets;
+    let ns = repo.namespace();
+    for name in secrets
+        .pull_secrets(ns, account, referrer)
+        .map_err(auth_failure)?
+    {
+        let bytes = secrets
+            .key(ns, &name, ".dockerconfigjson", referrer)
+            .map_err(auth_failure)?;
+        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| Failure {
+            reason: "AuthenticationFailed",
+            message: format!("{referrer}: Secret {ns}/{name} key .dockerconfigjson: {e}"),
+        })?;
+        if let Some(c) = config.credentials_for(image.registry()) {
+            return Ok(Some(c.clone()));
+        }
+    }
+    Ok(None)
 }
 
 async fn scan_one(

@@ -1,8 +1,13 @@
-//! Kubernetes Secrets as mounted files: `DIR/<namespace>/<secret-name>/<key>`.
+//! Kubernetes Secrets as mounted files: `DIR/<namespace>/<secret-name>/<key>`; and, for
+//! `serviceAccountName`, each ServiceAccount's `imagePullSecrets` names as the lines of
+//! `DIR/.serviceaccounts/<namespace>/<name>` (no namespace starts with a dot).
 
 use std::path::{Path, PathBuf};
 
 use crate::EngineError;
+
+/// The folder, under a Secrets root, of the ServiceAccounts' pull-secret lists.
+pub const SERVICE_ACCOUNTS: &str = ".serviceaccounts";
 
 /// Reads Secrets laid out like a Kubernetes Secret volume mount.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +126,38 @@ impl SecretsDir {
                 &self.all_keys(namespace, name, referrer)?,
             )),
             None => Ok(ferry_git::GitAuth::none()),
+        }
+    }
+
+    /// The `imagePullSecrets` of ServiceAccount `namespace/name`, or an error saying how to
+    /// provide them.
+    pub fn pull_secrets(
+        &self,
+        namespace: &str,
+        name: &str,
+        referrer: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let Some(root) = &self.root else {
+            return Err(EngineError::Secret(format!(
+                "{referrer} names ServiceAccount {namespace}/{name}, but no --secrets-dir was given \
+                 (expected DIR/.serviceaccounts/{namespace}/{name} listing its imagePullSecrets)"
+            )));
+        };
+        let path = root.join(SERVICE_ACCOUNTS).join(namespace).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()),
+            Err(_) if self.from_api => Err(EngineError::Secret(format!(
+                "{referrer}: ServiceAccount {namespace}/{name} not found (or not readable by the controller)"
+            ))),
+            Err(e) => Err(EngineError::Secret(format!(
+                "{referrer}: ServiceAccount {namespace}/{name}: cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 

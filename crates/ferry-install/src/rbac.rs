@@ -60,6 +60,12 @@ pub const RULES: &[Rule] = &[
         resources: &["secrets"],
         verbs: &["get"],
     },
+    // `serviceAccountName` on an ImageRepository: its imagePullSecrets, read by name.
+    Rule {
+        group: "",
+        resources: &["serviceaccounts"],
+        verbs: &["get"],
+    },
     Rule {
         group: "",
         resources: &["namespaces"],

@@ -62,6 +62,29 @@ pub struct ControllerArgs {
     /// a hold and the newer tag denied, so the undo sticks.
     #[arg(long)]
     pub adopt_rollouts: bool,
+    /// Refuse references across namespaces (an ImagePolicy's imageRepositoryRef, an
+    /// automation's sourceRef) whatever accessFrom says: such objects get Ready=False,
+    /// AccessDenied (Flux's flag of the same name).
+    #[arg(long)]
+    pub no_cross_namespace_refs: bool,
+    /// With --listen: accept registry and git webhooks (POST /hooks/registry, /hooks/git)
+    /// authenticated by this shared secret (a bearer token, or an HMAC-SHA256 signature of the
+    /// body in X-Ferry-Signature or X-Hub-Signature-256), as `ferry serve` does. A push to a
+    /// repository an ImageRepository names starts a pass at once.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERRY_WEBHOOK_SECRET_FILE",
+        requires = "listen"
+    )]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// With --listen: accept webhooks from anyone who reaches the address.
+    #[arg(long, requires = "listen", conflicts_with = "webhook_secret_file")]
+    pub allow_unsigned_webhooks: bool,
+    /// Registry requests in flight at once, per registry host (Flux: reconciles at once per
+    /// kind; Ferry reconciles in one pass, and this bounds its registry traffic).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent: u16,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -69,8 +92,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl ControllerArgs {
-    fn options(self, state: &std::path::Path) -> ferry_controller::ControllerOptions {
-        ferry_controller::ControllerOptions {
+    fn options(
+        self,
+        state: &std::path::Path,
+    ) -> Result<ferry_controller::ControllerOptions, CliError> {
+        let webhooks = match (&self.webhook_secret_file, self.allow_unsigned_webhooks) {
+            (Some(file), _) => Some(ferry_controller::WebhookAuth::Secret(
+                crate::cmd_serve::read_webhook_secret(file)?,
+            )),
+            (None, true) => Some(ferry_controller::WebhookAuth::Unsigned),
+            (None, false) => None,
+        };
+        Ok(ferry_controller::ControllerOptions {
+            webhooks,
             kubeconfig: self.kubeconfig,
             context: self.context,
             namespace: (!self.watch_all_namespaces).then(|| self.namespace.clone()),
@@ -83,8 +117,10 @@ impl ControllerArgs {
             events_addr: self.events_addr,
             drift_grace: (!self.drift_grace.is_zero()).then_some(self.drift_grace),
             adopt_rollouts: self.adopt_rollouts,
+            no_cross_namespace_refs: self.no_cross_namespace_refs,
+            concurrent: usize::from(self.concurrent),
             instance: instance_name(),
-        }
+        })
     }
 }
 
@@ -100,7 +136,7 @@ fn instance_name() -> String {
 
 pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result<Status, CliError> {
     let once = args.once;
-    let options = args.options(state);
+    let options = args.options(state)?;
     if once {
         let report = ferry_controller::run_once(options)
             .await

@@ -2,8 +2,6 @@
 //! and git webhooks, serves `/metrics`, `/healthz` and `/readyz`, and stops cleanly on SIGTERM.
 //! See docs/daemon.md. The decisions stay in ferry-engine; this module only schedules them.
 
-#[path = "serve/hooks.rs"]
-mod hooks;
 #[path = "serve/metrics.rs"]
 mod metrics;
 #[path = "serve/scheduler.rs"]
@@ -28,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::cli::SourceArgs;
 use crate::{CliError, Status};
-use hooks::{AuthFailure, MAX_BODY_BYTES, Secret};
+use ferry_hooks::{self as hooks, AuthFailure, MAX_BODY_BYTES, Secret};
 use metrics::Metrics;
 use scheduler::{Scheduler, Trigger};
 
@@ -80,17 +78,7 @@ struct App {
 
 pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let secret = match &args.webhook_secret_file {
-        Some(file) => {
-            let bytes = std::fs::read(file)
-                .with_context(|| format!("--webhook-secret-file {}", file.display()))
-                .map_err(CliError::bad_input)?;
-            Some(Secret::from_file_contents(&bytes).ok_or_else(|| {
-                CliError::bad_input(anyhow!(
-                    "--webhook-secret-file {}: the file is empty",
-                    file.display()
-                ))
-            })?)
-        }
+        Some(file) => Some(read_webhook_secret(file)?),
         None if args.allow_unsigned_webhooks => None,
         None => {
             return Err(CliError::bad_input(anyhow!(
@@ -199,6 +187,19 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
     eprintln!("ferry serve: stopped");
     Ok(Status::Ok)
+}
+
+/// The shared webhook secret of `--webhook-secret-file` (surrounding whitespace trimmed).
+pub(crate) fn read_webhook_secret(file: &Path) -> Result<Secret, CliError> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("--webhook-secret-file {}", file.display()))
+        .map_err(CliError::bad_input)?;
+    Secret::from_file_contents(&bytes).ok_or_else(|| {
+        CliError::bad_input(anyhow!(
+            "--webhook-secret-file {}: the file is empty",
+            file.display()
+        ))
+    })
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {

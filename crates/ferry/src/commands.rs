@@ -56,6 +56,7 @@ impl SourceArgs {
             secrets: SecretsDir::new(self.secrets_dir.clone()),
             cache_dir: cache_path(self.cache_dir.clone()),
             kustomize: self.kustomize.clone(),
+            no_cross_namespace_refs: false,
         }
     }
 

@@ -160,7 +160,13 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         .expect("free port")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let ctl = Controller::start(c, &seed.ws, &["--listen", &listen]);
+    let hook_secret = "hook-s3cret-never-printed";
+    let secret_file = file(&seed.ws, "webhook.secret", hook_secret.as_bytes());
+    let ctl = Controller::start(
+        c,
+        &seed.ws,
+        &["--listen", &listen, "--webhook-secret-file", &secret_file],
+    );
 
     // Every object Ready, with the seed's expected tags; Git written byte-exact.
     wait_for(
@@ -289,8 +295,79 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
         assert!(ok, "flux {args:?}:\n{text}\ncontroller log:\n{}", ctl.log());
     }
 
+    registry_webhook_starts_a_pass(&reg, &seed, &ctl, &listen, hook_secret);
     suspend_and_resume(c, &reg, &seed, &ctl);
     survives_an_api_server_restart(c, &reg, &seed, &ctl);
+}
+
+/// `POST /hooks/registry` with the secret: a push of a repository an ImageRepository names
+/// starts a pass at once (the seed's interval is 1m); without the secret: 401; a repository no
+/// ImageRepository names triggers nothing.
+fn registry_webhook_starts_a_pass(
+    reg: &ferry_testbed::registry::RegistryEnv,
+    seed: &Seed,
+    ctl: &Controller,
+    listen: &str,
+    secret: &str,
+) {
+    let post = |auth: Option<&str>, body: &str| {
+        let mut args = vec![
+            "-sS".to_string(),
+            "--max-time".into(),
+            "5".into(),
+            "-o".into(),
+            "/dev/stderr".into(),
+            "-w".into(),
+            "%{http_code}".into(),
+            "-X".into(),
+            "POST".into(),
+            "--data-binary".into(),
+            body.to_string(),
+        ];
+        if let Some(token) = auth {
+            args.extend(["-H".into(), format!("Authorization: Bearer {token}")]);
+        }
+        args.push(format!("http://{listen}/hooks/registry"));
+        let out = Command::new("curl").args(&args).output().expect("curl");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let tag = "develop-v0.0.3-c3d4e5f-1738880000";
+    push(reg, &format!("{}/backend", seed.org()), tag);
+    let envelope = |repo: &str| {
+        format!(
+            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"{repo}","tag":"{tag}"}},"request":{{"host":"{}"}}}}]}}"#,
+            reg.host
+        )
+    };
+    let body = envelope(&format!("{}/backend", seed.org()));
+    assert_eq!(post(None, &body).0, "401");
+    assert_eq!(post(Some("wrong"), &body).0, "401");
+    let (code, answer) = post(Some(secret), &envelope("nobody/else"));
+    assert_eq!(code, "202");
+    assert!(answer.contains("\"triggered\":0"), "{answer}");
+    let started = std::time::Instant::now();
+    let (code, answer) = post(Some(secret), &body);
+    assert_eq!(code, "202", "{answer}");
+    assert!(answer.contains("\"triggered\":1"), "{answer}");
+    let develop = "flux/apps/backend/develop/deployment.yaml";
+    let pushed = poll(Duration::from_secs(30), || {
+        remote_file(&seed.git, &seed.repo, develop)
+            .contains(tag)
+            .then_some(())
+    });
+    assert!(
+        pushed.is_some(),
+        "the webhook did not lead to a commit; controller log:\n{}",
+        ctl.log()
+    );
+    eprintln!(
+        "registry webhook to commit (controller): {:?}",
+        started.elapsed()
+    );
+    assert!(!ctl.log().contains(secret), "the webhook secret leaked");
 }
 
 /// kube-apiserver restarts under the controller; the next change is still handled.
@@ -680,6 +757,148 @@ spec: {{imageRepositoryRef: {{name: app, namespace: apps}}, policy: {{semver: {{
         "{}",
         run.stderr
     );
+}
+
+/// `serviceAccountName` pull secrets (read through the API: the ServiceAccount, then its
+/// imagePullSecrets) and `--no-cross-namespace-refs`, which blocks what accessFrom admits.
+#[test]
+fn controller_uses_service_account_pull_secrets_and_can_block_cross_namespace_refs() {
+    let (Some(reg), Some(basic)) = (registry(Auth::None, false), registry(Auth::Basic, true))
+    else {
+        return;
+    };
+    let Some(cluster) = PrivateCluster::start(&format!("ctlsa-{}", std::process::id())) else {
+        return;
+    };
+    let c = &cluster.env;
+    c.install_flux_image_crds();
+    let ws = Workspace::new();
+    let repo = common::unique("sa");
+    push(&basic, &format!("{repo}/app"), "1.2.0");
+    push(&reg, &format!("{repo}/open"), "2.0.0");
+    let password = basic.password.clone().unwrap_or_default();
+    let objects = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: apps, labels: {{team: a}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: other, labels: {{team: a}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: viasa, namespace: apps}}
+spec: {{image: {basic_host}/{repo}/app, interval: 1m, serviceAccountName: puller, certSecretRef: {{name: registry-ca}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: ghost, namespace: apps}}
+spec: {{image: {basic_host}/{repo}/app, interval: 1m, serviceAccountName: ghost, certSecretRef: {{name: registry-ca}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: open, namespace: apps}}
+spec:
+  image: {host}/{repo}/open
+  interval: 1m
+  accessFrom: {{namespaceSelectors: [{{matchLabels: {{team: a}}}}]}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: viasa, namespace: apps}}
+spec: {{imageRepositoryRef: {{name: viasa}}, policy: {{semver: {{range: ">=1.0.0"}}}}}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: cross, namespace: other}}
+spec: {{imageRepositoryRef: {{name: open, namespace: apps}}, policy: {{semver: {{range: ">=1.0.0"}}}}}}
+"#,
+        host = reg.host,
+        basic_host = basic.host,
+    );
+    common::cluster::apply(c, &objects, "service account objects");
+    let auth = common::dockerconfigjson(
+        &basic.host,
+        basic.user.as_deref().unwrap_or_default(),
+        &password,
+    );
+    let docker = file(&ws, "pull.json", &auth);
+    let ca = std::fs::read(basic.ca.as_ref().expect("basic registry CA")).expect("CA");
+    let ca_file = file(&ws, "ca.crt", &ca);
+    c.kubectl(&[
+        "-n",
+        "apps",
+        "create",
+        "secret",
+        "generic",
+        "pull",
+        "--type=kubernetes.io/dockerconfigjson",
+        &format!("--from-file=.dockerconfigjson={docker}"),
+    ]);
+    c.kubectl(&[
+        "-n",
+        "apps",
+        "create",
+        "secret",
+        "generic",
+        "registry-ca",
+        &format!("--from-file=ca.crt={ca_file}"),
+    ]);
+    c.kubectl(&["-n", "apps", "create", "serviceaccount", "puller"]);
+    c.kubectl(&[
+        "-n",
+        "apps",
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets":[{"name":"pull"}]}"#,
+    ]);
+    let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
+    let run = ws.ferry(&[
+        "controller",
+        "--kubeconfig",
+        &kubeconfig,
+        "--once",
+        "--no-cross-namespace-refs",
+        "--concurrent",
+        "2",
+    ]);
+    run.expect_code(1).assert_no_secret(&password);
+    assert_eq!(
+        jsonpath(c, "apps", "imagepolicy/viasa", "{.status.latestRef.tag}"),
+        "1.2.0"
+    );
+    let ghost = condition(c, "apps", "imagerepository/ghost", "Ready", "message");
+    assert!(
+        ghost.contains("ServiceAccount apps/ghost not found"),
+        "{ghost}"
+    );
+    assert_eq!(
+        condition(c, "other", "imagepolicy/cross", "Ready", "reason"),
+        "AccessDenied"
+    );
+    let blocked = condition(c, "other", "imagepolicy/cross", "Ready", "message");
+    assert!(
+        blocked.contains("cross-namespace references have been blocked"),
+        "{blocked}"
+    );
+    // Without the flag, accessFrom admits the same reference.
+    ws.ferry(&["controller", "--kubeconfig", &kubeconfig, "--once"])
+        .expect_code(1);
+    assert_eq!(
+        jsonpath(c, "other", "imagepolicy/cross", "{.status.latestRef.tag}"),
+        "2.0.0"
+    );
+    let everything = c.kubectl(&[
+        "get",
+        "imagerepositories,imagepolicies,events",
+        "-A",
+        "-o",
+        "yaml",
+    ]);
+    assert!(!everything.contains(&password), "a credential leaked");
 }
 
 fn lease_holder(c: &ClusterEnv) -> String {

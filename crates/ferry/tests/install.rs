@@ -355,6 +355,7 @@ fn ferry_install_rbac_is_least_privilege_and_enough_for_the_controller() {
         &["list", "gitrepositories.source.toolkit.fluxcd.io", "-A"],
         &["watch", "gitrepositories.source.toolkit.fluxcd.io", "-A"],
         &["get", "secrets", "-n", "team"],
+        &["get", "serviceaccounts", "-n", "team"],
         &["list", "namespaces"],
         &["create", "events", "-n", "team"],
     ];
@@ -389,6 +390,14 @@ fn ferry_install_rbac_is_least_privilege_and_enough_for_the_controller() {
         ],
         &["create", "deployments.apps", "-n", "flux-system"],
         &["delete", "namespaces"],
+        &["list", "serviceaccounts", "-A"],
+        &[
+            "create",
+            "serviceaccounts",
+            "--subresource=token",
+            "-n",
+            "team",
+        ],
         &["get", "configmaps", "-n", "team"],
         &["create", "pods", "-n", "team"],
         &["patch", "clusterroles.rbac.authorization.k8s.io"],

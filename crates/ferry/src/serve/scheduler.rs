@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet, Vars};
 use ferry_engine::{AutomationOptions, Engine, EngineError, ObjectSource, RunReport};
 use ferry_policy::DigestReflection;
-use ferry_registry::ImageName;
 use ferry_store::Kind;
 use tokio::sync::{Notify, watch};
 
-use super::hooks::PushedRepo;
 use super::metrics::{KindLabel, Metrics, TriggerLabel};
+use ferry_hooks::PushedRepo;
 
 /// `(namespace, name)`.
 pub type Key = (String, String);
@@ -330,7 +329,7 @@ impl Scheduler {
         if git {
             autos.extend(self.automations.keys().cloned());
         }
-        repos.extend(match_pushed(objects, pushed));
+        repos.extend(ferry_hooks::match_pushed(objects, pushed));
         (repos, policies, autos)
     }
 
@@ -534,43 +533,6 @@ impl Scheduler {
 
 fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
-}
-
-/// The ImageRepositories a set of pushes refers to. A push names a host and a path; the host a
-/// client used may differ from `spec.image` (localhost vs 127.0.0.1, a mirror name), so when no
-/// object matches host and path, the path alone decides. A spurious scan costs one tag list.
-pub fn match_pushed(objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>) -> BTreeSet<Key> {
-    let names: Vec<(Key, Option<ImageName>)> = objects
-        .image_repositories
-        .iter()
-        .map(|r| {
-            (
-                key(r.namespace(), r.name()),
-                ImageName::parse(&r.spec.image).ok(),
-            )
-        })
-        .collect();
-    let mut out = BTreeSet::new();
-    for p in pushed {
-        let by_path: Vec<&(Key, Option<ImageName>)> = names
-            .iter()
-            .filter(|(_, n)| n.as_ref().is_some_and(|n| n.repository() == p.path))
-            .collect();
-        let exact: Vec<&&(Key, Option<ImageName>)> = by_path
-            .iter()
-            .filter(|(_, n)| {
-                p.host
-                    .as_deref()
-                    .is_some_and(|h| n.as_ref().is_some_and(|n| n.registry() == h))
-            })
-            .collect();
-        if exact.is_empty() {
-            out.extend(by_path.iter().map(|(k, _)| k.clone()));
-        } else {
-            out.extend(exact.iter().map(|(k, _)| k.clone()));
-        }
-    }
-    out
 }
 
 fn policy_repo(p: &ferry_api::ImagePolicy) -> Key {

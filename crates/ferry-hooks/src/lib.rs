@@ -1,4 +1,9 @@
-//! Webhook authentication and payload parsing for `ferry serve` (pure functions, no I/O).
+//! ferry-hooks: webhook authentication, payload parsing, and which ImageRepositories a push
+//! names, for every driver that listens (`ferry serve`, `ferry controller --listen`).
+//!
+//! Owns: the shared-secret check (constant time), the registry and git payload formats, the
+//! body-size limit, and matching pushed repositories to ImageRepositories.
+//! Must not: do I/O, hold state or decide when a pass runs (the drivers do).
 //!
 //! Two ways to authenticate, either is enough:
 //! - `Authorization: Bearer <secret>`: what distribution sends from the `headers:` of a
@@ -9,9 +14,12 @@
 //! Two registry payloads: distribution's notification envelope (`{"events": [...]}`), and
 //! Ferry's generic `{"repository": "HOST/PATH", "tag": "...", "digest": "..."}`.
 
-use axum::http::HeaderMap;
+use std::collections::BTreeSet;
+
+use ferry_api::ObjectSet;
 use ferry_registry::ImageName;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use sha2::Sha256;
 
 /// Largest accepted webhook body; larger ones get 413 and trigger nothing.
@@ -79,7 +87,7 @@ pub fn authenticate(
         };
     }
     let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "));
     match bearer {
@@ -182,6 +190,47 @@ pub fn parse_registry(body: &[u8]) -> Result<RegistryEvents, String> {
         return Ok(out);
     }
     Err("expected a distribution notification envelope ({\"events\": [...]}) or {\"repository\": \"HOST/PATH\"}".into())
+}
+
+/// `(namespace, name)` of an ImageRepository.
+pub type RepoKey = (String, String);
+
+/// The ImageRepositories a set of pushes refers to. A push names a host and a path; the host a
+/// client used may differ from `spec.image` (localhost vs 127.0.0.1, a mirror name), so when no
+/// object matches host and path, the path alone decides. A spurious scan costs one tag list; a
+/// push that names no ImageRepository's path matches nothing, so nothing is contacted.
+pub fn match_pushed(objects: &ObjectSet, pushed: &BTreeSet<PushedRepo>) -> BTreeSet<RepoKey> {
+    let names: Vec<(RepoKey, Option<ImageName>)> = objects
+        .image_repositories
+        .iter()
+        .map(|r| {
+            (
+                (r.namespace().to_string(), r.name().to_string()),
+                ImageName::parse(&r.spec.image).ok(),
+            )
+        })
+        .collect();
+    let mut out = BTreeSet::new();
+    for p in pushed {
+        let by_path: Vec<&(RepoKey, Option<ImageName>)> = names
+            .iter()
+            .filter(|(_, n)| n.as_ref().is_some_and(|n| n.repository() == p.path))
+            .collect();
+        let exact: Vec<&&(RepoKey, Option<ImageName>)> = by_path
+            .iter()
+            .filter(|(_, n)| {
+                p.host
+                    .as_deref()
+                    .is_some_and(|h| n.as_ref().is_some_and(|n| n.registry() == h))
+            })
+            .collect();
+        if exact.is_empty() {
+            out.extend(by_path.iter().map(|(k, _)| k.clone()));
+        } else {
+            out.extend(exact.iter().map(|(k, _)| k.clone()));
+        }
+    }
+    out
 }
 
 /// A git webhook body: empty, or any JSON (GitHub, Gitea, GitLab push payloads all are).
