@@ -43,6 +43,18 @@ pub struct Listed {
 }
 
 impl Listed {
+    /// The live ImagePolicy `namespace/name`, if listed.
+    pub fn policy(&self, id: &str) -> Option<(ObjectKey, &DynamicObject)> {
+        let (namespace, name) = id.split_once('/')?;
+        let key = ObjectKey {
+            kind: FluxKind::ImagePolicy,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        let obj = self.objects.get(&key)?;
+        Some((key, obj))
+    }
+
     pub async fn fetch(
         client: &kube::Client,
         options: &ControllerOptions,

@@ -198,18 +198,9 @@ impl Controller {
         }
         self.record_sightings(listed, &checked.live).await;
         for f in checked.findings {
-            let Some((ns, name)) = f.policy.split_once('/') else {
-                continue;
-            };
-            let key = ObjectKey {
-                kind: FluxKind::ImagePolicy,
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            };
-            let Some(obj) = listed.objects.get(&key) else {
-                continue;
-            };
-            self.record_event(&key, obj, &f.condition).await;
+            if let Some((key, obj)) = listed.policy(&f.policy) {
+                self.record_event(&key, obj, &f.condition).await;
+            }
         }
     }
 
@@ -217,15 +208,7 @@ impl Controller {
     async fn record_sightings(&self, listed: &Listed, live: &[(String, Vec<String>)]) {
         let now = now_rfc3339();
         for (policy, tags) in live {
-            let Some((ns, name)) = policy.split_once('/') else {
-                continue;
-            };
-            let key = ObjectKey {
-                kind: FluxKind::ImagePolicy,
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            };
-            let Some(obj) = listed.objects.get(&key) else {
+            let Some((key, obj)) = listed.policy(policy) else {
                 continue;
             };
             if let Err(e) = crate::sightings::record(&self.client, obj, tags, &now).await {
