@@ -123,34 +123,9 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
         }
         let mut value = int.checked_mul(scale).ok_or_else(overflow)?;
         if !frac_digits.is_empty() {
-            // Same arithmetic as Go: the fraction digits as an integer (stop accumulating on
-            // overflow), then one float64 multiplication, truncated.
-            let mut f: u64 = 0;
-            let mut f_scale: f64 = 1.0;
-            let mut f_overflow = false;
-            for b in frac_digits.bytes() {
-                if f_overflow {
-                    continue;
-                }
-                if f > (i64::MAX as u64) / 10 {
-                    f_overflow = true;
-                    continue;
-                }
-                let y = f * 10 + u64::from(b - b'0');
-                if y > 1u64 << 63 {
-                    f_overflow = true;
-                    continue;
-                }
-                f = y;
-                f_scale *= 10.0;
-            }
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss
-            )]
-            let frac_ns = (f as f64 * (scale as f64 / f_scale)) as u128;
-            value = value.checked_add(frac_ns).ok_or_else(overflow)?;
+            value = value
+                .checked_add(fraction_ns(frac_digits, scale))
+                .ok_or_else(overflow)?;
         }
         total = total.checked_add(value).ok_or_else(overflow)?;
         if total > MAX_NS {
@@ -165,6 +140,31 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     // total % SEC < 1e9 always fits in u32.
     let nanos = u32::try_from(total % SEC).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
+}
+
+/// A unit's fraction in nanoseconds, with Go's arithmetic: the fraction digits as an integer
+/// (accumulation stops on overflow), then one float64 multiplication, truncated.
+fn fraction_ns(frac_digits: &str, scale: u128) -> u128 {
+    let mut f: u64 = 0;
+    let mut f_scale: f64 = 1.0;
+    for b in frac_digits.bytes() {
+        if f > (i64::MAX as u64) / 10 {
+            break;
+        }
+        let y = f * 10 + u64::from(b - b'0');
+        if y > 1u64 << 63 {
+            break;
+        }
+        f = y;
+        f_scale *= 10.0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let frac_ns = (f as f64 * (scale as f64 / f_scale)) as u128;
+    frac_ns
 }
 
 static FLUX_PATTERN: LazyLock<Option<Regex>> =

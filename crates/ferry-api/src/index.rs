@@ -116,95 +116,92 @@ impl LineIndex {
         let line = key_line.unwrap_or(node_line);
         let refs: Vec<&str> = path.iter().map(String::as_str).collect();
         let key = key_of(&refs);
-        match ev {
+        let kind = match &ev {
+            Event::Scalar(..) => NodeKind::Scalar,
+            Event::Alias(_) => NodeKind::Alias,
+            Event::SequenceStart(..) => NodeKind::Sequence,
+            Event::MappingStart(..) => NodeKind::Mapping,
+            _ => return Ok(()),
+        };
+        let scalar = match ev {
             Event::Scalar(value, style, _, _) => {
                 let is_null = style == ScalarStyle::Plain
                     && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
-                self.entries.insert(
-                    key,
-                    Entry {
-                        line,
-                        kind: NodeKind::Scalar,
-                        scalar: (!is_null).then(|| value.into_owned()),
-                    },
-                );
+                (!is_null).then(|| value.into_owned())
             }
-            Event::Alias(_) => {
-                self.entries.insert(
-                    key,
-                    Entry {
-                        line,
-                        kind: NodeKind::Alias,
-                        scalar: None,
-                    },
-                );
-            }
-            Event::SequenceStart(_, _) => {
-                self.entries.insert(
-                    key,
-                    Entry {
-                        line,
-                        kind: NodeKind::Sequence,
-                        scalar: None,
-                    },
-                );
-                let mut i = 0usize;
-                while !Self::peek_is(events, &Event::SequenceEnd) {
-                    if events.peek().is_none() {
-                        break;
-                    }
-                    path.push(i.to_string());
-                    let r = self.walk(events, path, None, depth + 1, line_offset);
-                    path.pop();
-                    r?;
-                    i += 1;
-                }
-                Self::next_event(events, line_offset)?;
-            }
-            Event::MappingStart(_, _) => {
-                self.entries.insert(
-                    key,
-                    Entry {
-                        line,
-                        kind: NodeKind::Mapping,
-                        scalar: None,
-                    },
-                );
-                while !Self::peek_is(events, &Event::MappingEnd) {
-                    if events.peek().is_none() {
-                        break;
-                    }
-                    // Key: scalar keys name the path; complex keys are indexed under "?".
-                    let key_name = match events.peek() {
-                        Some(Ok((Event::Scalar(k, _, _, _), span))) => {
-                            Some((k.to_string(), span.start.line() + line_offset))
-                        }
-                        _ => None,
-                    };
-                    let value_key_line = match key_name {
-                        Some((k, kl)) => {
-                            Self::next_event(events, line_offset)?;
-                            path.push(k);
-                            Some(kl)
-                        }
-                        None => {
-                            path.push("?".to_string());
-                            let r = self.walk(events, path, None, depth + 1, line_offset);
-                            if let Err(e) = r {
-                                path.pop();
-                                return Err(e);
-                            }
-                            None
-                        }
-                    };
-                    let r = self.walk(events, path, value_key_line, depth + 1, line_offset);
-                    path.pop();
-                    r?;
-                }
-                Self::next_event(events, line_offset)?;
-            }
-            _ => {}
+            _ => None,
+        };
+        self.entries.insert(key, Entry { line, kind, scalar });
+        match kind {
+            NodeKind::Sequence => self.walk_sequence(events, path, depth, line_offset),
+            NodeKind::Mapping => self.walk_mapping(events, path, depth, line_offset),
+            _ => Ok(()),
         }
+    }
+
+    /// The items of a sequence, indexed `path.0`, `path.1`, …, then its end.
+    fn walk_sequence(
+        &mut self,
+        events: &mut Events<'_>,
+        path: &mut Vec<String>,
+        depth: usize,
+        line_offset: usize,
+    ) -> Result<(), SyntaxError> {
+        let mut i = 0usize;
+        while !Self::peek_is(events, &Event::SequenceEnd) {
+            if events.peek().is_none() {
+                break;
+            }
+            path.push(i.to_string());
+            let r = self.walk(events, path, None, depth + 1, line_offset);
+            path.pop();
+            r?;
+            i += 1;
+        }
+        Self::next_event(events, line_offset)?;
+        Ok(())
+    }
+
+    /// The entries of a mapping, then its end. Scalar keys name the path; complex keys are
+    /// indexed under "?".
+    fn walk_mapping(
+        &mut self,
+        events: &mut Events<'_>,
+        path: &mut Vec<String>,
+        depth: usize,
+        line_offset: usize,
+    ) -> Result<(), SyntaxError> {
+        while !Self::peek_is(events, &Event::MappingEnd) {
+            if events.peek().is_none() {
+                break;
+            }
+            let key_name = match events.peek() {
+                Some(Ok((Event::Scalar(k, _, _, _), span))) => {
+                    Some((k.to_string(), span.start.line() + line_offset))
+                }
+                _ => None,
+            };
+            let value_key_line = match key_name {
+                Some((k, kl)) => {
+                    Self::next_event(events, line_offset)?;
+                    path.push(k);
+                    Some(kl)
+                }
+                None => {
+                    path.push("?".to_string());
+                    let r = self.walk(events, path, None, depth + 1, line_offset);
+                    if let Err(e) = r {
+                        path.pop();
+                        return Err(e);
+                    }
+                    None
+                }
+            };
+            let r = self.walk(events, path, value_key_line, depth + 1, line_offset);
+            path.pop();
+            r?;
+        }
+        Self::next_event(events, line_offset)?;
         Ok(())
     }
 

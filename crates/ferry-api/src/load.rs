@@ -659,6 +659,37 @@ impl Loader {
             }
         };
 
+        let Some((text, idx)) = self.substituted(rel, doc, raw_idx, &ident) else {
+            return;
+        };
+        if target == Target::ImageUpdateAutomation
+            && let Some(e) = removed_template_field(&text)
+        {
+            self.errors
+                .push(LoadError::new(rel, doc.first_line, Some(ident), e));
+            return;
+        }
+        let ctx = DocCtx {
+            rel,
+            doc_line: self.rendered.as_ref().map_or(doc.first_line, |r| r.0),
+            offset,
+            text: &text,
+            idx: &idx,
+            ident: &ident,
+        };
+        self.parse_target(target, &ctx);
+    }
+
+    /// The document after post-build substitution (unless the object opts out, as with Flux),
+    /// and its line index; `None` after recording why it cannot be read.
+    fn substituted(
+        &mut self,
+        rel: &str,
+        doc: &Doc,
+        raw_idx: LineIndex,
+        ident: &ObjectRef,
+    ) -> Option<(String, LineIndex)> {
+        let offset = doc.start_line - 1;
         // Post-build substitution, unless the object opts out as with Flux.
         let disabled = ["labels", "annotations"]
             .iter()
@@ -679,7 +710,7 @@ impl Loader {
                         self.errors
                             .push(LoadError::new(rel, line, Some(ident.clone()), e.kind));
                     }
-                    return;
+                    return None;
                 }
             }
         };
@@ -692,61 +723,49 @@ impl Loader {
                     self.errors.push(LoadError::new(
                         rel,
                         e.line,
-                        Some(ident),
+                        Some(ident.clone()),
                         LoadErrorKind::Syntax(format!(
                             "after variable substitution: {}",
                             e.message
                         )),
                     ));
-                    return;
+                    return None;
                 }
             }
         };
-        if target == Target::ImageUpdateAutomation
-            && let Some(e) = removed_template_field(&text)
-        {
-            self.errors
-                .push(LoadError::new(rel, doc.first_line, Some(ident), e));
-            return;
-        }
-        let ctx = DocCtx {
-            rel,
-            doc_line: self.rendered.as_ref().map_or(doc.first_line, |r| r.0),
-            offset,
-            text: &text,
-            idx: &idx,
-            ident: &ident,
-        };
+        Some((text, idx))
+    }
+
+    /// Parses and validates the document as its kind, adding it to the set.
+    fn parse_target(&mut self, target: Target, ctx: &DocCtx<'_>) {
         match target {
             Target::ImageRepository => {
-                if let Some(o) = self.parse::<ImageRepositorySpec>(&ctx, validate_image_repository)
-                {
+                if let Some(o) = self.parse::<ImageRepositorySpec>(ctx, validate_image_repository) {
                     self.set.image_repositories.push(o);
                 }
             }
             Target::ImagePolicy => {
-                if let Some(o) = self.parse::<ImagePolicySpec>(&ctx, validate_image_policy) {
+                if let Some(o) = self.parse::<ImagePolicySpec>(ctx, validate_image_policy) {
                     self.set.image_policies.push(o);
                 }
             }
             Target::ImageUpdateAutomation => {
-                if let Some(o) = self.parse::<ImageUpdateAutomationSpec>(&ctx, validate_automation)
-                {
+                if let Some(o) = self.parse::<ImageUpdateAutomationSpec>(ctx, validate_automation) {
                     self.set.image_update_automations.push(o);
                 }
             }
             Target::GitRepository => {
-                if let Some(o) = self.parse::<GitRepositorySpec>(&ctx, validate_git_repository) {
+                if let Some(o) = self.parse::<GitRepositorySpec>(ctx, validate_git_repository) {
                     self.set.git_repositories.push(o);
                 }
             }
             Target::Pipeline => {
-                if let Some(o) = self.parse::<PipelineSpec>(&ctx, validate_pipeline) {
+                if let Some(o) = self.parse::<PipelineSpec>(ctx, validate_pipeline) {
                     self.set.pipelines.push(o);
                 }
             }
             Target::Namespace => {
-                if let Some(ns) = self.parse_namespace(&ctx) {
+                if let Some(ns) = self.parse_namespace(ctx) {
                     self.set.namespaces.push(ns);
                 }
             }

@@ -311,78 +311,90 @@ impl Session {
             None
         };
         match transport {
-            Transport::Http => {
-                let scope = http_scope(&session.url).unwrap_or_else(|| session.url.clone());
-                let header = if let Some(t) = &auth.bearer_token {
-                    Some(format!("Authorization: Bearer {t}"))
-                } else if let Some(u) = &auth.username {
-                    let p = auth.password.as_deref().unwrap_or("");
-                    Some(format!("Authorization: Basic {}", basic_token(u, p)))
-                } else {
-                    None
-                };
-                if let Some(h) = header {
-                    session
-                        .config
-                        .push((format!("http.{scope}.extraHeader"), h));
-                }
-                if let (Some(ca), Some(d)) = (&auth.ca_cert, &dir) {
-                    let p = write_private(d.path(), "ca.crt", ca, 0o600)?;
-                    session
-                        .config
-                        .push(("http.sslCAInfo".into(), path_str(&p)?));
-                    session
-                        .config
-                        .push(("http.sslVerify".into(), "true".into()));
-                }
-            }
+            Transport::Http => session.configure_http(&auth, dir.as_ref())?,
             Transport::Ssh => {
                 let d = dir
                     .as_ref()
                     .map(|d| d.path().to_path_buf())
                     .unwrap_or_default();
-                let kh = write_private(
-                    &d,
-                    "known_hosts",
-                    auth.known_hosts.as_deref().unwrap_or(b""),
-                    0o600,
-                )?;
-                let mut cmd = format!(
-                    "ssh -F /dev/null -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={}",
-                    shell_quote(&path_str(&kh)?),
-                    remote.timeout.as_secs().max(1)
-                );
-                if let Some(key) = &auth.ssh_identity {
-                    let mut key = key.clone();
-                    // ssh rejects a key file without a final newline
-                    if !key.ends_with(b"\n") {
-                        key.push(b'\n');
-                    }
-                    let k = write_private(&d, "identity", &key, 0o600)?;
-                    cmd.push_str(&format!(" -i {}", shell_quote(&path_str(&k)?)));
-                    if let Some(pass) = &auth.password {
-                        // The passphrase goes through SSH_ASKPASS reading a 0600 file.
-                        let pf = write_private(&d, "passphrase", pass.as_bytes(), 0o600)?;
-                        let script = format!("#!/bin/sh\ncat {}\n", shell_quote(&path_str(&pf)?));
-                        let sp = write_private(&d, "askpass.sh", script.as_bytes(), 0o700)?;
-                        session.env.push(("SSH_ASKPASS".into(), path_str(&sp)?));
-                        session
-                            .env
-                            .push(("SSH_ASKPASS_REQUIRE".into(), "force".into()));
-                        session.env.push(("DISPLAY".into(), ":0".into()));
-                    } else {
-                        cmd.push_str(" -o BatchMode=yes");
-                    }
-                } else {
-                    cmd.push_str(" -o BatchMode=yes");
-                }
-                session.env.push(("GIT_SSH_COMMAND".into(), cmd));
-                session.env.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
+                session.configure_ssh(&auth, &d, remote.timeout)?;
             }
             Transport::Git | Transport::File => {}
         }
         session._dir = dir;
         Ok(session)
+    }
+
+    /// An http(s) remote: the auth header scoped to the remote's origin, and its CA.
+    fn configure_http(
+        &mut self,
+        auth: &GitAuth,
+        dir: Option<&tempfile::TempDir>,
+    ) -> Result<(), GitError> {
+        let scope = http_scope(&self.url).unwrap_or_else(|| self.url.clone());
+        let header = if let Some(t) = &auth.bearer_token {
+            Some(format!("Authorization: Bearer {t}"))
+        } else if let Some(u) = &auth.username {
+            let p = auth.password.as_deref().unwrap_or("");
+            Some(format!("Authorization: Basic {}", basic_token(u, p)))
+        } else {
+            None
+        };
+        if let Some(h) = header {
+            self.config.push((format!("http.{scope}.extraHeader"), h));
+        }
+        if let (Some(ca), Some(d)) = (&auth.ca_cert, dir) {
+            let p = write_private(d.path(), "ca.crt", ca, 0o600)?;
+            self.config.push(("http.sslCAInfo".into(), path_str(&p)?));
+            self.config.push(("http.sslVerify".into(), "true".into()));
+        }
+        Ok(())
+    }
+
+    /// An ssh remote: known_hosts and key files in `d`, strict host checking, no prompts.
+    fn configure_ssh(
+        &mut self,
+        auth: &GitAuth,
+        d: &Path,
+        timeout: Duration,
+    ) -> Result<(), GitError> {
+        let kh = write_private(
+            &d,
+            "known_hosts",
+            auth.known_hosts.as_deref().unwrap_or(b""),
+            0o600,
+        )?;
+        let mut cmd = format!(
+            "ssh -F /dev/null -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={}",
+            shell_quote(&path_str(&kh)?),
+            timeout.as_secs().max(1)
+        );
+        if let Some(key) = &auth.ssh_identity {
+            let mut key = key.clone();
+            // ssh rejects a key file without a final newline
+            if !key.ends_with(b"\n") {
+                key.push(b'\n');
+            }
+            let k = write_private(&d, "identity", &key, 0o600)?;
+            cmd.push_str(&format!(" -i {}", shell_quote(&path_str(&k)?)));
+            if let Some(pass) = &auth.password {
+                // The passphrase goes through SSH_ASKPASS reading a 0600 file.
+                let pf = write_private(&d, "passphrase", pass.as_bytes(), 0o600)?;
+                let script = format!("#!/bin/sh\ncat {}\n", shell_quote(&path_str(&pf)?));
+                let sp = write_private(&d, "askpass.sh", script.as_bytes(), 0o700)?;
+                self.env.push(("SSH_ASKPASS".into(), path_str(&sp)?));
+                self.env
+                    .push(("SSH_ASKPASS_REQUIRE".into(), "force".into()));
+                self.env.push(("DISPLAY".into(), ":0".into()));
+            } else {
+                cmd.push_str(" -o BatchMode=yes");
+            }
+        } else {
+            cmd.push_str(" -o BatchMode=yes");
+        }
+        self.env.push(("GIT_SSH_COMMAND".into(), cmd));
+        self.env.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
+        Ok(())
     }
 }
 

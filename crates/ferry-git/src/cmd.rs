@@ -167,12 +167,11 @@ impl<'a> Git<'a> {
     }
 
     /// Runs and returns the output whatever the exit code (errors only for spawn/timeout).
-    pub fn output(self) -> Result<Output, GitError> {
-        let sub = self.subcommand();
-        let url = self.url();
-        let secrets = self.secrets().to_vec();
+    /// The process to run: a scrubbed environment, Ferry's git config, pipes, and a process
+    /// group of its own that dies with this thread.
+    fn command(&self) -> Command {
         let mut cmd = Command::new(self.program);
-        if let Some(d) = self.dir {
+        if let Some(d) = &self.dir {
             cmd.current_dir(d);
         }
         // Inherited GIT_* variables (GIT_DIR, GIT_SSL_CAINFO, GIT_ASKPASS, ...) would override
@@ -194,7 +193,7 @@ impl<'a> Git<'a> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        if let Some(s) = self.session {
+        if let Some(s) = &self.session {
             config.extend(s.config.iter().cloned());
             for (k, v) in &s.env {
                 cmd.env(k, v);
@@ -228,6 +227,14 @@ impl<'a> Git<'a> {
                 Ok(())
             });
         }
+        cmd
+    }
+
+    pub fn output(self) -> Result<Output, GitError> {
+        let sub = self.subcommand();
+        let url = self.url();
+        let secrets = self.secrets().to_vec();
+        let mut cmd = self.command();
         tracing::debug!(program = self.program, args = ?self.args, dir = ?self.dir, url = %url, "git");
         let mut child = cmd.spawn().map_err(|source| GitError::Spawn {
             program: self.program.to_string(),
@@ -240,22 +247,8 @@ impl<'a> Git<'a> {
             })),
             _ => None,
         };
-        let mut so = child.stdout.take();
-        let mut se = child.stderr.take();
-        let out_thread = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(p) = so.as_mut() {
-                let _ = p.read_to_end(&mut b);
-            }
-            b
-        });
-        let err_thread = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(p) = se.as_mut() {
-                let _ = p.read_to_end(&mut b);
-            }
-            b
-        });
+        let out_thread = drain(child.stdout.take());
+        let err_thread = drain(child.stderr.take());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
@@ -309,4 +302,15 @@ pub(crate) fn program<'a>(name: &'static str, dir: Option<&'a Path>) -> Git<'a> 
     let mut g = Git::new(dir);
     g.program = name;
     g
+}
+
+/// Reads a child's pipe to the end on a thread of its own (so neither pipe fills and blocks).
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut b);
+        }
+        b
+    })
 }
