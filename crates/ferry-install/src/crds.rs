@@ -368,7 +368,8 @@ fn image_policy() -> Value {
     )
 }
 
-fn image_update_automation() -> Value {
+/// `spec.policySelector`: a label selector (atomic).
+fn label_selector() -> Value {
     let atomic_strings = json!({
         "type": "array",
         "items": string(),
@@ -392,7 +393,12 @@ fn image_update_automation() -> Value {
         &[],
     );
     selector["x-kubernetes-map-type"] = json!("atomic");
-    let git = object(
+    selector
+}
+
+/// `spec.git`: checkout, commit (author, template, signing key) and push.
+fn automation_git() -> Value {
+    object(
         &[
             (
                 "checkout",
@@ -450,7 +456,12 @@ fn image_update_automation() -> Value {
             ),
         ],
         &["commit"],
-    );
+    )
+}
+
+fn image_update_automation() -> Value {
+    let git = automation_git();
+    let selector = label_selector();
     let mut update = object(
         &[
             ("path", string()),

@@ -229,60 +229,13 @@ impl<'a> Lexer<'a> {
                     self.push(Tok::RParen, start);
                 }
                 '"' => self.quoted(start)?,
-                '`' => {
-                    let Some(end) = r[1..].find('`') else {
-                        return serr(start, "unterminated raw quoted string");
-                    };
-                    let val = r[1..1 + end].to_string();
-                    let raw = r[..end + 2].to_string();
-                    self.pos += end + 2;
-                    self.push(Tok::Str { raw, val }, start);
-                }
+                '`' => self.raw_quoted(start)?,
                 '\'' => self.char_const(start)?,
-                '$' => {
-                    self.pos += 1;
-                    self.alnum_run();
-                    let name = self.src[start..self.pos].to_string();
-                    if !self.at_terminator() {
-                        return self.bad_char();
-                    }
-                    self.push(Tok::Variable(name), start);
-                }
-                '.' => {
-                    if r[1..].starts_with(|c: char| c.is_ascii_digit()) {
-                        self.number(start)?;
-                    } else {
-                        self.pos += 1;
-                        self.alnum_run();
-                        if self.pos == start + 1 {
-                            self.push(Tok::Dot, start);
-                        } else {
-                            let name = self.src[start..self.pos].to_string();
-                            if !self.at_terminator() {
-                                return self.bad_char();
-                            }
-                            self.push(Tok::Field(name), start);
-                        }
-                    }
-                }
+                '$' => self.variable(start)?,
+                '.' if r[1..].starts_with(|c: char| c.is_ascii_digit()) => self.number(start)?,
+                '.' => self.dot_or_field(start)?,
                 '+' | '-' | '0'..='9' => self.number(start)?,
-                c if is_alnum(c) => {
-                    self.alnum_run();
-                    let word = &self.src[start..self.pos];
-                    if !self.at_terminator() {
-                        return self.bad_char();
-                    }
-                    let tok = if let Some(k) = KEYWORDS.iter().find(|k| **k == word) {
-                        Tok::Keyword(k)
-                    } else if word == "true" || word == "false" {
-                        Tok::Bool(word == "true")
-                    } else if word == "nil" {
-                        Tok::Keyword("nil")
-                    } else {
-                        Tok::Ident(word.to_string())
-                    };
-                    self.push(tok, start);
-                }
+                c if is_alnum(c) => self.word(start)?,
                 c if c.is_ascii() && !c.is_ascii_control() => {
                     self.pos += 1;
                     self.push(Tok::OtherChar(c), start);
@@ -295,6 +248,67 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+    }
+
+    /// A raw string: everything up to the next backquote.
+    fn raw_quoted(&mut self, start: usize) -> Result<(), SyntaxError> {
+        let r = self.rest();
+        let Some(end) = r[1..].find('`') else {
+            return serr(start, "unterminated raw quoted string");
+        };
+        let val = r[1..1 + end].to_string();
+        let raw = r[..end + 2].to_string();
+        self.pos += end + 2;
+        self.push(Tok::Str { raw, val }, start);
+        Ok(())
+    }
+
+    /// `$` or `$name`.
+    fn variable(&mut self, start: usize) -> Result<(), SyntaxError> {
+        self.pos += 1;
+        self.alnum_run();
+        let name = self.src[start..self.pos].to_string();
+        if !self.at_terminator() {
+            return self.bad_char();
+        }
+        self.push(Tok::Variable(name), start);
+        Ok(())
+    }
+
+    /// `.` alone, or a field `.Name`.
+    fn dot_or_field(&mut self, start: usize) -> Result<(), SyntaxError> {
+        self.pos += 1;
+        self.alnum_run();
+        if self.pos == start + 1 {
+            self.push(Tok::Dot, start);
+            return Ok(());
+        }
+        let name = self.src[start..self.pos].to_string();
+        if !self.at_terminator() {
+            return self.bad_char();
+        }
+        self.push(Tok::Field(name), start);
+        Ok(())
+    }
+
+    /// A keyword, `true`/`false`, `nil`, or an identifier.
+    fn word(&mut self, start: usize) -> Result<(), SyntaxError> {
+        self.alnum_run();
+        let word = &self.src[start..self.pos];
+        if !self.at_terminator() {
+            return self.bad_char();
+        }
+        let tok = if let Some(k) = KEYWORDS.iter().find(|k| **k == word) {
+            Tok::Keyword(k)
+        } else if word == "true" || word == "false" {
+            Tok::Bool(word == "true")
+        } else if word == "nil" {
+            Tok::Keyword("nil")
+        } else {
+            Tok::Ident(word.to_string())
+        };
+        self.push(tok, start);
+        Ok(())
     }
 
     fn bad_char(&self) -> Result<(), SyntaxError> {
@@ -1059,9 +1073,55 @@ impl Parser<'_> {
         pos: usize,
         top: bool,
     ) -> Result<Pipe, SyntaxError> {
+        let (decl, is_assign) = self.declarations(context)?;
+        if !is_assign {
+            for d in &decl {
+                self.vars.push(d.clone());
+            }
+        } else {
+            for d in &decl {
+                if !self.vars.contains(d) {
+                    return serr(pos, format!("undefined variable {d:?}"));
+                }
+            }
+        }
+        let cmds = self.commands(context, top)?;
+        if cmds.is_empty() && (!decl.is_empty() || !top || context != "command") {
+            return serr(pos, format!("missing value for {context}"));
+        }
+        if cmds.is_empty() {
+            return serr(pos, "missing value for command");
+        }
+        // Go: later pipeline stages must be executable.
+        for (i, c) in cmds.iter().enumerate().skip(1) {
+            if matches!(
+                c.args[0],
+                Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number { .. } | Arg::Str { .. }
+            ) {
+                return serr(
+                    c.pos,
+                    format!("non executable command in pipeline stage {}", i + 1),
+                );
+            }
+        }
+        let pos = if let Some(c) = cmds.first() {
+            if decl.is_empty() { c.pos } else { pos }
+        } else {
+            pos
+        };
+        Ok(Pipe {
+            pos,
+            is_assign,
+            decl,
+            cmds,
+        })
+    }
+
+    /// The declarations that start a pipeline: `$x :=`, `$x =`, and in range `$i, $e :=`;
+    /// none (and the position restored) otherwise.
+    fn declarations(&mut self, context: &str) -> Result<(Vec<String>, bool), SyntaxError> {
         let mut decl = Vec::new();
         let mut is_assign = false;
-        // Declarations: `$x :=`, `$x =`, and in range `$i, $e :=`.
         let save = self.i;
         let t = self.next_nonspace();
         if let Tok::Variable(name) = &t.tok {
@@ -1099,17 +1159,11 @@ impl Parser<'_> {
         } else {
             self.i = save;
         }
-        if !is_assign {
-            for d in &decl {
-                self.vars.push(d.clone());
-            }
-        } else {
-            for d in &decl {
-                if !self.vars.contains(d) {
-                    return serr(pos, format!("undefined variable {d:?}"));
-                }
-            }
-        }
+        Ok((decl, is_assign))
+    }
+
+    /// The commands of a pipeline, separated by `|`, up to its end token.
+    fn commands(&mut self, context: &str, top: bool) -> Result<Vec<Cmd>, SyntaxError> {
         let mut cmds = Vec::new();
         loop {
             let t = self.next_nonspace();
@@ -1135,35 +1189,7 @@ impl Parser<'_> {
                 }
             }
         }
-        if cmds.is_empty() && (!decl.is_empty() || !top || context != "command") {
-            return serr(pos, format!("missing value for {context}"));
-        }
-        if cmds.is_empty() {
-            return serr(pos, "missing value for command");
-        }
-        // Go: later pipeline stages must be executable.
-        for (i, c) in cmds.iter().enumerate().skip(1) {
-            if matches!(
-                c.args[0],
-                Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number { .. } | Arg::Str { .. }
-            ) {
-                return serr(
-                    c.pos,
-                    format!("non executable command in pipeline stage {}", i + 1),
-                );
-            }
-        }
-        let pos = if let Some(c) = cmds.first() {
-            if decl.is_empty() { c.pos } else { pos }
-        } else {
-            pos
-        };
-        Ok(Pipe {
-            pos,
-            is_assign,
-            decl,
-            cmds,
-        })
+        Ok(cmds)
     }
 
     fn command(&mut self, top: bool) -> Result<Cmd, SyntaxError> {

@@ -77,15 +77,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             argi += 1;
         } else {
-            let mut w = String::new();
-            while let Some(&(_, d)) = chars.peek() {
-                if d.is_ascii_digit() {
-                    w.push(d);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
+            let w = digits(&mut chars);
             if !w.is_empty() {
                 spec.width = w.parse().ok();
             }
@@ -101,16 +93,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                 }
                 argi += 1;
             } else {
-                let mut p = String::new();
-                while let Some(&(_, d)) = chars.peek() {
-                    if d.is_ascii_digit() {
-                        p.push(d);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                spec.prec = Some(p.parse().unwrap_or(0));
+                spec.prec = Some(digits(&mut chars).parse().unwrap_or(0));
             }
         }
         let Some((_, verb)) = chars.next() else {
@@ -129,21 +112,39 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         format_arg(&mut out, arg, verb, spec, 0);
     }
     if argi < args.len() {
-        out.push_str("%!(EXTRA ");
-        for (i, a) in args[argi..].iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            if let Value::Nil | Value::Invalid = a {
-                out.push_str("<nil>");
-            } else {
-                let _ = write!(out, "{}=", a.type_name());
-                fmt_v(a, false, &mut out);
-            }
-        }
-        out.push(')');
+        extra(&mut out, &args[argi..]);
     }
     out
+}
+
+/// The run of ASCII digits at the front of `chars`, consumed.
+fn digits(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> String {
+    let mut out = String::new();
+    while let Some(&(_, d)) = chars.peek() {
+        if !d.is_ascii_digit() {
+            break;
+        }
+        out.push(d);
+        chars.next();
+    }
+    out
+}
+
+/// Go's `%!(EXTRA type=value, …)` for arguments no verb used.
+fn extra(out: &mut String, args: &[Value]) {
+    out.push_str("%!(EXTRA ");
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if let Value::Nil | Value::Invalid = a {
+            out.push_str("<nil>");
+        } else {
+            let _ = write!(out, "{}=", a.type_name());
+            fmt_v(a, false, out);
+        }
+    }
+    out.push(')');
 }
 
 fn pad(out: &mut String, s: &str, spec: Spec, numeric: bool) {
