@@ -240,46 +240,7 @@ pub(crate) fn target(
                 ),
             )
         })?;
-    if auto.spec.source_ref.kind != "GitRepository" {
-        return Err(stalled(
-            "InvalidSourceConfiguration",
-            format!(
-                "{id}: sourceRef.kind {} is not supported (only GitRepository)",
-                auto.spec.source_ref.kind
-            ),
-        ));
-    }
-    let src_ns = auto
-        .spec
-        .source_ref
-        .namespace_or(auto.namespace())
-        .to_string();
-    let src_name = auto.spec.source_ref.name.clone();
-    if engine.config().no_cross_namespace_refs && src_ns != auto.namespace() {
-        return Err(stalled(
-            "AccessDenied",
-            format!(
-                "{id}: can't access 'GitRepository/{src_ns}/{src_name}', cross-namespace references have been blocked"
-            ),
-        ));
-    }
-    let Some(repo) = objects.git_repository(&src_ns, &src_name) else {
-        return Err(stalled(
-            "SourceManagerFailed",
-            missing_git_repository(&id, &src_ns, &src_name),
-        ));
-    };
-    // The Secret belongs to the GitRepository (and its namespace), not to the automation.
-    let referrer = format!("GitRepository {src_ns}/{src_name} (the source of {id})");
-    let auth = engine
-        .config()
-        .secrets
-        .git_auth(
-            &src_ns,
-            repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
-            &referrer,
-        )
-        .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
+    let (repo, auth) = source(engine, objects, auto, &id)?;
     let checkout_ref = git
         .checkout
         .as_ref()
@@ -337,6 +298,52 @@ pub(crate) fn target(
         template: git.commit.message_template.clone(),
         template_values: git.commit.message_template_values.clone(),
     })
+}
+
+/// The automation's GitRepository and its credentials (the Secret belongs to the GitRepository
+/// and its namespace, not to the automation).
+fn source<'a>(
+    engine: &Engine,
+    objects: &'a ObjectSet,
+    auto: &ImageUpdateAutomation,
+    id: &str,
+) -> Result<(&'a ferry_api::GitRepository, ferry_git::GitAuth), Failure> {
+    if auto.spec.source_ref.kind != "GitRepository" {
+        return Err(stalled(
+            "InvalidSourceConfiguration",
+            format!(
+                "{id}: sourceRef.kind {} is not supported (only GitRepository)",
+                auto.spec.source_ref.kind
+            ),
+        ));
+    }
+    let src_ns = auto.spec.source_ref.namespace_or(auto.namespace());
+    let src_name = &auto.spec.source_ref.name;
+    if engine.config().no_cross_namespace_refs && src_ns != auto.namespace() {
+        return Err(stalled(
+            "AccessDenied",
+            format!(
+                "{id}: can't access 'GitRepository/{src_ns}/{src_name}', cross-namespace references have been blocked"
+            ),
+        ));
+    }
+    let Some(repo) = objects.git_repository(src_ns, src_name) else {
+        return Err(stalled(
+            "SourceManagerFailed",
+            missing_git_repository(id, src_ns, src_name),
+        ));
+    };
+    let referrer = format!("GitRepository {src_ns}/{src_name} (the source of {id})");
+    let auth = engine
+        .config()
+        .secrets
+        .git_auth(
+            src_ns,
+            repo.spec.secret_ref.as_ref().map(|s| s.name.as_str()),
+            &referrer,
+        )
+        .map_err(|e| stalled("SourceManagerFailed", e.to_string()))?;
+    Ok((repo, auth))
 }
 
 fn signing_key(

@@ -462,13 +462,102 @@ fn display_root(p: &Path) -> String {
     }
 }
 
+/// One attempt of a rollback on a fresh checkout: the goal, a revert or the setters, the hold
+/// and denial, and the commit to push.
+fn rollback_step(
+    co: &mut Checkout,
+    target: &AppTarget,
+    req: &RollbackRequest,
+    by: &str,
+    reason: &str,
+) -> Result<Step<RollbackReport>, RollbackError> {
+    let key = target.key();
+    let id = target.id();
+    let (files, _) = marker_files(co.workdir(), &target.scan_root, &key)?;
+    if files.is_empty() {
+        return Err(RollbackError::Invalid(format!(
+            "no setter markers of ImagePolicy {id} under {} in {} branch {}",
+            display_root(&target.scan_root),
+            co.display_url(),
+            target.branch
+        )));
+    }
+    let mut holds = HoldsFile::read(co.workdir())?;
+    let tl = timeline::build(co, &files, &key, &target.bot_emails)?;
+    let (goal, last) = choose_target(req, &tl, &holds, &id)?;
+    let current = tl.current.clone();
+    let fallback_name = current
+        .name
+        .clone()
+        .unwrap_or_else(|| target.image_name.clone());
+    let before = read_values(co.workdir(), &files, &key)?;
+
+    let single_step = req.to.is_none() && req.steps.unwrap_or(1) <= 1;
+    let (method, method_reason) =
+        revert_if_exact(co, single_step, &last, &goal, &files, &key, &fallback_name)?;
+    // The setters make the goal exact in every case (after a clean revert they change
+    // nothing unless later commits touched the same values).
+    let mut values = PolicyValues::new();
+    values.insert(key.clone(), goal.image_ref(&fallback_name));
+    for f in &files {
+        ferry_setters::apply_tree(&co.workdir().join(f), &values, WriteMode::Write)?;
+    }
+    let after = state_of(&read_values(co.workdir(), &files, &key)?);
+    if after.tag != goal.tag {
+        return Err(RollbackError::Failed(format!(
+            "{id}: after the rollback the markers hold {:?}, expected {:?}",
+            after.reference(),
+            goal.reference()
+        )));
+    }
+    let changes = setter_changes(co.workdir(), &files, &key, &before)?;
+    let bad = current.tag_str().to_string();
+    let hold = Hold {
+        policy: id.clone(),
+        image: goal.name.clone().unwrap_or_else(|| fallback_name.clone()),
+        tag: goal.tag_str().to_string(),
+        digest: goal.digest.clone(),
+        reverts: Some(last.commit.clone()),
+        by: by.to_string(),
+        reason: reason.to_string(),
+        at: now_rfc3339(),
+    };
+    hold_and_deny(&mut holds, hold, &bad);
+    holds.write(co.workdir())?;
+    let report = RollbackReport {
+        policy: id.clone(),
+        branch: target.branch.clone(),
+        commit: None,
+        reverts: last.commit.clone(),
+        method,
+        method_reason,
+        from: current,
+        to: goal,
+        denied_tag: bad,
+        changes,
+        attempts: 0,
+        diff: None,
+    };
+    let who = Who {
+        by,
+        reason,
+        adopted: req.adopted,
+    };
+    let (message, trailers) = rollback_commit_text(&report, &last.reason, &who);
+    let spec = CommitSpec {
+        message,
+        trailers,
+        author: target.author.clone(),
+        signing: target.signing.clone(),
+    };
+    Ok(Step::Commit(spec, report))
+}
+
 fn rollback_blocking(
     cache: &CloneCache,
     target: &AppTarget,
     req: &RollbackRequest,
 ) -> Result<RollbackReport, RollbackError> {
-    let key = target.key();
-    let id = target.id();
     let by = if req.by.is_empty() {
         "unknown".to_string()
     } else {
@@ -481,148 +570,7 @@ fn rollback_blocking(
         req.max_attempts
     };
     let pushed = push_loop(cache, target, attempts, req.dry_run, |co| {
-        let (files, _) = marker_files(co.workdir(), &target.scan_root, &key)?;
-        if files.is_empty() {
-            return Err(RollbackError::Invalid(format!(
-                "no setter markers of ImagePolicy {id} under {} in {} branch {}",
-                display_root(&target.scan_root),
-                co.display_url(),
-                target.branch
-            )));
-        }
-        let mut holds = HoldsFile::read(co.workdir())?;
-        let tl = timeline::build(co, &files, &key, &target.bot_emails)?;
-        let (goal, last) = choose_target(req, &tl, &holds, &id)?;
-        let current = tl.current.clone();
-        let fallback_name = current
-            .name
-            .clone()
-            .unwrap_or_else(|| target.image_name.clone());
-        let before = read_values(co.workdir(), &files, &key)?;
-
-        // git revert when it restores exactly the goal and touches only this policy's values.
-        let mut method = RollbackMethod::Setters;
-        let mut method_reason = None;
-        let single_step = req.to.is_none() && req.steps.unwrap_or(1) <= 1;
-        if single_step && last.old == goal && last.merged_from.is_none() {
-            match only_marker_change(co, &last.commit, &files, &key, &last.new, &fallback_name)? {
-                Ok(()) => match co.revert(&last.commit)? {
-                    RevertOutcome::Clean { .. } => method = RollbackMethod::Revert,
-                    RevertOutcome::Conflict { paths, .. } => {
-                        method_reason = Some(format!(
-                            "git revert conflicts with later commits in {}",
-                            paths.join(", ")
-                        ));
-                    }
-                },
-                Err(why) => method_reason = Some(why),
-            }
-        } else if last.merged_from.is_some() {
-            method_reason = Some("the value came in through a merge".into());
-        } else {
-            method_reason = Some("the target is not the value just before the current one".into());
-        }
-        // The setters make the goal exact in every case (after a clean revert they change
-        // nothing unless later commits touched the same values).
-        let mut values = PolicyValues::new();
-        values.insert(key.clone(), goal.image_ref(&fallback_name));
-        for f in &files {
-            ferry_setters::apply_tree(&co.workdir().join(f), &values, WriteMode::Write)?;
-        }
-        let after = state_of(&read_values(co.workdir(), &files, &key)?);
-        if after.tag != goal.tag {
-            return Err(RollbackError::Failed(format!(
-                "{id}: after the rollback the markers hold {:?}, expected {:?}",
-                after.reference(),
-                goal.reference()
-            )));
-        }
-        let changes = setter_changes(co.workdir(), &files, &key, &before)?;
-        let at = now_rfc3339();
-        let bad = current.tag_str().to_string();
-        holds.set_hold(Hold {
-            policy: id.clone(),
-            image: goal.name.clone().unwrap_or_else(|| fallback_name.clone()),
-            tag: goal.tag_str().to_string(),
-            digest: goal.digest.clone(),
-            reverts: Some(last.commit.clone()),
-            by: by.clone(),
-            reason: reason.clone(),
-            at: at.clone(),
-        });
-        if !bad.is_empty() && bad != goal.tag_str() {
-            holds.deny(Denied {
-                policy: id.clone(),
-                tag: bad.clone(),
-                by: by.clone(),
-                reason: reason.clone(),
-                at,
-            });
-        }
-        holds.write(co.workdir())?;
-        let mut message = format!(
-            "Roll back {id} to {}\n\n{} -> {}\nReverts {} ({}).\n",
-            goal.tag_str(),
-            current.reference(),
-            goal.reference(),
-            last.commit,
-            last.reason
-        );
-        if !reason.is_empty() {
-            message.push_str(&format!("Reason: {reason}\n"));
-        }
-        if let Some(why) = &method_reason {
-            message.push_str(&format!("Written through the setters: {why}.\n"));
-        }
-        let mut trailers = vec![
-            (KIND.to_string(), "rollback".to_string()),
-            (trailer::REVERTS.to_string(), last.commit.clone()),
-        ];
-        trailers.extend(changes.iter().map(|c| (CHANGE.to_string(), c.to_value())));
-        trailers.push((
-            trailer::HOLD.to_string(),
-            format!("policy={id} tag={}", goal.tag_str()),
-        ));
-        if !bad.is_empty() && bad != goal.tag_str() {
-            trailers.push((trailer::DENY.to_string(), format!("policy={id} tag={bad}")));
-        }
-        trailers.push((
-            trailer::METHOD.to_string(),
-            match method {
-                RollbackMethod::Revert => "revert".into(),
-                RollbackMethod::Setters => "setters".into(),
-            },
-        ));
-        trailers.push((trailer::BY.to_string(), one_line(&by)));
-        if !reason.is_empty() {
-            trailers.push((trailer::REASON.to_string(), reason.clone()));
-        }
-        if let Some(adopted) = req.adopted {
-            trailers.push((trailer::ADOPTED.to_string(), adopted.as_str().to_string()));
-        }
-        let spec = CommitSpec {
-            message,
-            trailers,
-            author: target.author.clone(),
-            signing: target.signing.clone(),
-        };
-        Ok(Step::Commit(
-            spec,
-            RollbackReport {
-                policy: id.clone(),
-                branch: target.branch.clone(),
-                commit: None,
-                reverts: last.commit.clone(),
-                method,
-                method_reason,
-                from: current,
-                to: goal,
-                denied_tag: bad,
-                changes,
-                attempts: 0,
-                diff: None,
-            },
-        ))
+        rollback_step(co, target, req, &by, &reason)
     })?;
     let mut report = pushed.value;
     report.commit = pushed.commit;
@@ -635,6 +583,117 @@ fn rollback_blocking(
         )));
     }
     Ok(report)
+}
+
+/// Reverts the commit that brought the current value when that restores exactly the goal and
+/// touches only this policy's values; otherwise says why the setters write it instead.
+fn revert_if_exact(
+    co: &mut Checkout,
+    single_step: bool,
+    last: &HistoryRow,
+    goal: &MarkerState,
+    files: &[String],
+    key: &str,
+    fallback_name: &str,
+) -> Result<(RollbackMethod, Option<String>), RollbackError> {
+    if last.merged_from.is_some() {
+        return Ok((
+            RollbackMethod::Setters,
+            Some("the value came in through a merge".into()),
+        ));
+    }
+    if !single_step || last.old != *goal {
+        return Ok((
+            RollbackMethod::Setters,
+            Some("the target is not the value just before the current one".into()),
+        ));
+    }
+    if let Err(why) = only_marker_change(co, &last.commit, files, key, &last.new, fallback_name)? {
+        return Ok((RollbackMethod::Setters, Some(why)));
+    }
+    Ok(match co.revert(&last.commit)? {
+        RevertOutcome::Clean { .. } => (RollbackMethod::Revert, None),
+        RevertOutcome::Conflict { paths, .. } => (
+            RollbackMethod::Setters,
+            Some(format!(
+                "git revert conflicts with later commits in {}",
+                paths.join(", ")
+            )),
+        ),
+    })
+}
+
+/// Holds the policy at the goal and denies the tag it leaves (unless that is the goal too).
+fn hold_and_deny(holds: &mut HoldsFile, hold: Hold, bad: &str) {
+    if !bad.is_empty() && bad != hold.tag {
+        holds.deny(Denied {
+            policy: hold.policy.clone(),
+            tag: bad.to_string(),
+            by: hold.by.clone(),
+            reason: hold.reason.clone(),
+            at: hold.at.clone(),
+        });
+    }
+    holds.set_hold(hold);
+}
+
+/// Who rolled back, why, and whether the target came from the cluster.
+struct Who<'a> {
+    by: &'a str,
+    reason: &'a str,
+    adopted: Option<Adopted>,
+}
+
+/// The message and trailers of a rollback commit (docs/rollback.md).
+fn rollback_commit_text(
+    report: &RollbackReport,
+    last_reason: &str,
+    who: &Who<'_>,
+) -> (String, Vec<(String, String)>) {
+    let (id, goal, bad) = (&report.policy, &report.to, &report.denied_tag);
+    let mut message = format!(
+        "Roll back {id} to {}\n\n{} -> {}\nReverts {} ({last_reason}).\n",
+        goal.tag_str(),
+        report.from.reference(),
+        goal.reference(),
+        report.reverts,
+    );
+    if !who.reason.is_empty() {
+        message.push_str(&format!("Reason: {}\n", who.reason));
+    }
+    if let Some(why) = &report.method_reason {
+        message.push_str(&format!("Written through the setters: {why}.\n"));
+    }
+    let mut trailers = vec![
+        (KIND.to_string(), "rollback".to_string()),
+        (trailer::REVERTS.to_string(), report.reverts.clone()),
+    ];
+    trailers.extend(
+        report
+            .changes
+            .iter()
+            .map(|c| (CHANGE.to_string(), c.to_value())),
+    );
+    trailers.push((
+        trailer::HOLD.to_string(),
+        format!("policy={id} tag={}", goal.tag_str()),
+    ));
+    if !bad.is_empty() && bad != goal.tag_str() {
+        trailers.push((trailer::DENY.to_string(), format!("policy={id} tag={bad}")));
+    }
+    let method = match report.method {
+        RollbackMethod::Revert => "revert",
+        RollbackMethod::Setters => "setters",
+    };
+    trailers.push((trailer::METHOD.to_string(), method.into()));
+    trailers.push((trailer::BY.to_string(), one_line(who.by)));
+    if !who.reason.is_empty() {
+        trailers.push((trailer::REASON.to_string(), who.reason.to_string()));
+    }
+    if let Some(adopted) = who.adopted {
+        trailers.push((trailer::ADOPTED.to_string(), adopted.as_str().to_string()));
+    }
+    (message, trailers)
 }
 
 fn hold_blocking(

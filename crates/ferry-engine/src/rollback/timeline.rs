@@ -180,6 +180,31 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// For a merge that brought `state`: the oldest of the newest run of side-branch commits
+    /// that already hold it (the commit that made the change).
+    fn merge_origin(
+        &mut self,
+        info: &CommitInfo,
+        state: &MarkerState,
+    ) -> Result<Option<String>, RollbackError> {
+        if info.parents.len() < 2 {
+            return Ok(None);
+        }
+        let side = self.co.log(&LogQuery {
+            rev_range: Some(format!("{}..{}", info.parents[0], info.parents[1])),
+            paths: self.files.to_vec(),
+            max: Some(500),
+        })?;
+        let mut found = None;
+        for c in &side {
+            if self.state_at(&c.sha)? != *state {
+                break;
+            }
+            found = Some(c.sha.clone());
+        }
+        Ok(found)
+    }
+
     fn state_at(&mut self, sha: &str) -> Result<MarkerState, RollbackError> {
         if let Some(s) = self.cache.get(sha) {
             return Ok(s.clone());
@@ -194,6 +219,41 @@ impl Reader<'_> {
         self.cache.insert(sha.to_string(), state.clone());
         Ok(state)
     }
+}
+
+/// The first-parent chain from the root to `tip`, oldest first: what the branch ran.
+fn first_parent_chain(all: &HashMap<String, CommitInfo>, tip: &str) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut cur = Some(tip.to_string());
+    while let Some(sha) = cur.take() {
+        let Some(info) = all.get(&sha) else { break };
+        chain.push(sha);
+        cur = info.parents.first().cloned();
+    }
+    chain.reverse();
+    chain
+}
+
+/// The commits of `chain` whose value must be read: those that touched the files, every merge
+/// and the commit before it (git's path-limited log simplifies merges away), the root and the
+/// tip. Commits in between changed none of the files, so their value is the last one read.
+fn to_evaluate(
+    chain: &[String],
+    all: &HashMap<String, CommitInfo>,
+    touched: &HashSet<String>,
+) -> HashSet<String> {
+    let mut evaluate = HashSet::new();
+    for (i, sha) in chain.iter().enumerate() {
+        let is_merge = all.get(sha).is_some_and(|c| c.parents.len() > 1);
+        let before_merge = chain
+            .get(i + 1)
+            .and_then(|n| all.get(n))
+            .is_some_and(|c| c.parents.len() > 1);
+        if i == 0 || i + 1 == chain.len() || is_merge || before_merge || touched.contains(sha) {
+            evaluate.insert(sha.clone());
+        }
+    }
+    evaluate
 }
 
 /// Builds the timeline of `policy` (`ns:name`) over `files` (paths from the repository root)
@@ -214,14 +274,7 @@ pub fn build(
         .into_iter()
         .map(|c| (c.sha.clone(), c))
         .collect();
-    let mut chain = Vec::new();
-    let mut cur = Some(tip.clone());
-    while let Some(sha) = cur.take() {
-        let Some(info) = all.get(&sha) else { break };
-        chain.push(sha);
-        cur = info.parents.first().cloned();
-    }
-    chain.reverse();
+    let chain = first_parent_chain(&all, &tip);
     let touched: HashSet<String> = if files.is_empty() {
         HashSet::new()
     } else {
@@ -234,20 +287,7 @@ pub fn build(
         .map(|c| c.sha)
         .collect()
     };
-    // Evaluate commits that touched the files, every merge and the commit before it (git's
-    // path-limited log simplifies merges away), the root and the tip. Commits in between
-    // changed none of the files, so their value is the last evaluated one.
-    let mut evaluate = HashSet::new();
-    for (i, sha) in chain.iter().enumerate() {
-        let is_merge = all.get(sha).is_some_and(|c| c.parents.len() > 1);
-        let before_merge = chain
-            .get(i + 1)
-            .and_then(|n| all.get(n))
-            .is_some_and(|c| c.parents.len() > 1);
-        if i == 0 || i + 1 == chain.len() || is_merge || before_merge || touched.contains(sha) {
-            evaluate.insert(sha.clone());
-        }
-    }
+    let evaluate = to_evaluate(&chain, &all, &touched);
     let mut reader = Reader {
         co,
         files,
@@ -267,28 +307,11 @@ pub fn build(
         let Some(info) = all.get(sha) else { continue };
         let mut origin = info;
         let mut merged_from = None;
-        if info.parents.len() > 1 {
-            // The newest run of side-branch commits that already hold the new value: its
-            // oldest commit made the change.
-            let side = reader.co.log(&LogQuery {
-                rev_range: Some(format!("{}..{}", info.parents[0], info.parents[1])),
-                paths: files.to_vec(),
-                max: Some(500),
-            })?;
-            let mut found = None;
-            for c in &side {
-                if reader.state_at(&c.sha)? == state {
-                    found = Some(c.sha.clone());
-                } else {
-                    break;
-                }
-            }
-            if let Some(f) = found
-                && let Some(c) = all.get(&f)
-            {
-                origin = c;
-                merged_from = Some(f);
-            }
+        if let Some(f) = reader.merge_origin(info, &state)?
+            && let Some(c) = all.get(&f)
+        {
+            origin = c;
+            merged_from = Some(f);
         }
         let (kind, reason) = classify(origin, bot_emails);
         rows.push(HistoryRow {
