@@ -123,7 +123,7 @@ pub enum Command {
     #[command(subcommand)]
     Setters(SettersCommand),
     /// Scaffold the seed's GitOps layout (Flux objects, setter-marked manifests).
-    Init(crate::init::InitArgs),
+    Init(crate::cmd_init::InitArgs),
     /// Print the image-automation objects Ferry sees, and the Flux Kustomization each came from.
     #[command(long_about = RENDER_ABOUT)]
     Render(RenderArgs),

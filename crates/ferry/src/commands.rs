@@ -446,14 +446,6 @@ fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-pub fn init(args: crate::init::InitArgs) -> Result<Status, CliError> {
-    let written = crate::init::run(&args).map_err(CliError::bad_input)?;
-    for path in written {
-        println!("{}", path.display());
-    }
-    Ok(Status::Ok)
-}
-
 /// `ferry render`: the image-automation objects and the Flux Kustomization each came from.
 pub fn render(args: crate::cli::RenderArgs) -> Result<Status, CliError> {
     let config = args.source.engine_config();

@@ -3,13 +3,14 @@
 
 mod cli;
 mod cmd_controller;
+mod cmd_init;
 mod cmd_install;
 mod cmd_meta;
 mod cmd_promote;
 mod cmd_rollback;
 mod cmd_serve;
 mod commands;
-mod init;
+
 mod output;
 
 use std::path::PathBuf;
@@ -106,7 +107,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Get(args) => commands::get(&state, args).await,
         Command::Reconcile(args) => commands::reconcile(&state, args).await,
         Command::Setters(cmd) => commands::setters(cmd),
-        Command::Init(args) => commands::init(args),
+        Command::Init(args) => cmd_init::init(args),
         Command::Render(args) => commands::render(args),
         Command::Publish(args) => cmd_promote::publish(&state, args).await,
         Command::Promote(args) => cmd_promote::promote(&state, args).await,

@@ -1,10 +1,10 @@
-//! `ferry init`: scaffolds the GitOps layout of the promotion chapter (develop → staging →
+//! ferry-init: `ferry init`, which scaffolds the GitOps layout of the promotion chapter (develop → staging →
 //! production) as Flux `image.toolkit.fluxcd.io/v1` objects plus plain kustomize files.
 //!
 //! Owns only file generation: it renders every file in memory ([`render`]), checks that none
 //! exists (unless `--force`), then writes them ([`run`], which returns the paths for the caller
-//! to print). It must not depend on the other workspace crates (the scaffold is plain text) and
-//! must not touch files it does not generate.
+//! to print). It must not depend on the other workspace crates (the scaffold is plain text),
+//! print, or touch files it does not generate.
 //!
 //! Layout (per environment `develop`, `staging`, `production`):
 //! * `flux/bootstrap/flux-system/`: root kustomization + `gotk-sync.yaml` (Flux Kustomization
@@ -24,49 +24,38 @@ use std::fmt::{self, Write as _};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-/// Scaffold a Flux image-automation GitOps layout (develop → staging → production).
-#[derive(Debug, clap::Args)]
-pub struct InitArgs {
+/// What to scaffold (the flags of `ferry init`).
+#[derive(Debug, Clone)]
+pub struct InitOptions {
     /// Directory to scaffold into (created if missing).
-    #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Application (image) name, a DNS-1123 label. Repeatable. The first app gets one
     /// directory per environment (flux/apps/APP/ENV); the others get a kustomize base plus
     /// overlays (flux/apps/APP/base, flux/apps/APP/overlays/ENV).
-    #[arg(long = "app", value_name = "NAME", required = true)]
     pub apps: Vec<String>,
     /// Image registry and organisation, HOST[:PORT][/PATH] without scheme or tag. Images are
     /// REGISTRY/APP. Written literally into the deployments and as the `image_registry`
     /// post-build variable of the Flux sync Kustomization.
-    #[arg(long, value_name = "HOST/ORG", default_value = "127.0.0.1:5000/org")]
     pub registry: String,
     /// Name of a kubernetes.io/dockerconfigjson Secret in flux-system for registry access
     /// (sets ImageRepository spec.secretRef). Default: anonymous access.
-    #[arg(long, value_name = "NAME")]
     pub registry_secret: Option<String>,
     /// URL of the Git repository Flux syncs from and pushes image updates to. Must not embed
     /// a password. Default: a placeholder to edit (git.example.invalid).
-    #[arg(long, value_name = "URL")]
     pub git_url: Option<String>,
     /// Name of a Secret in flux-system with Git credentials (sets GitRepository
     /// spec.secretRef). Default: none.
-    #[arg(long, value_name = "NAME")]
     pub git_secret: Option<String>,
     /// Branch Flux syncs from, checks out and pushes image updates to.
-    #[arg(long, value_name = "BRANCH", default_value = "main")]
     pub branch: String,
     /// Commit author name of the image update commits.
-    #[arg(long, value_name = "NAME", default_value = "ferry")]
     pub author_name: String,
     /// Commit author email of the image update commits.
-    #[arg(long, value_name = "EMAIL", default_value = "ferry@localhost")]
     pub author_email: String,
     /// Overwrite files that already exist (files init does not generate are never touched).
-    #[arg(long)]
     pub force: bool,
     /// Do not write the NetworkPolicy that admits ingress to each environment namespace only
     /// from that namespace (enforcement needs a CNI that implements NetworkPolicy).
-    #[arg(long)]
     pub no_network_policies: bool,
 }
 
@@ -176,21 +165,14 @@ struct Plan<'a> {
 }
 
 /// Scaffolds the layout into `args.dir` and returns the relative paths written, in a fixed
-/// order. The caller prints them (stdout); a note goes to stderr when `--git-url` is missing.
+/// order, for the caller to print (with a note when `git_url` is missing: the placeholder
+/// [`PLACEHOLDER_GIT_URL`] was written).
 ///
-/// Nothing is written if any target exists and `--force` is not set. Errors are
-/// [`InitError`]s wrapped in `anyhow`: downcast to map `Invalid`/`Conflict`/`NotAFile` to "bad
-/// input" (nothing was written in those cases).
-pub fn run(args: &InitArgs) -> anyhow::Result<Vec<PathBuf>> {
+/// Nothing is written if any target exists and `force` is not set. `Invalid`, `Conflict` and
+/// `NotAFile` are bad input (nothing was written in those cases).
+pub fn run(args: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
     let files = render(args)?;
-    let written = write_files(&args.dir, files, args.force)?;
-    if args.git_url.is_none() {
-        eprintln!(
-            "note: --git-url was not given; edit spec.url ({PLACEHOLDER_GIT_URL}) in \
-             flux/bootstrap/infrastructure/image-automation/git-repository.yaml"
-        );
-    }
-    Ok(written)
+    write_files(&args.dir, files, args.force)
 }
 
 /// Checks every target, then writes the files under `dir` (created if missing).
@@ -221,8 +203,8 @@ fn write_files(
 }
 
 /// Renders every file (relative path, content) in a fixed order, without touching the disk.
-pub fn render(args: &InitArgs) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    Ok(render_files(args)?)
+pub fn render(args: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
+    render_files(args)
 }
 
 /// Fails if a target exists (without `force`) or cannot be a regular file.
@@ -264,7 +246,7 @@ fn check_targets(dir: &Path, files: &[(PathBuf, String)], force: bool) -> Result
     })
 }
 
-fn render_files(args: &InitArgs) -> Result<Vec<(PathBuf, String)>, InitError> {
+fn render_files(args: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
     let plan = validate(args)?;
     let mut files = Files::default();
     render_bootstrap(&plan, &mut files);
@@ -292,7 +274,7 @@ impl Files {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-fn validate(args: &InitArgs) -> Result<Plan<'_>, InitError> {
+fn validate(args: &InitOptions) -> Result<Plan<'_>, InitError> {
     if args.apps.is_empty() {
         return Err(invalid("at least one --app NAME is required"));
     }
@@ -995,8 +977,8 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
 
-    fn args(apps: &[&str]) -> InitArgs {
-        InitArgs {
+    fn args(apps: &[&str]) -> InitOptions {
+        InitOptions {
             dir: PathBuf::from("unused"),
             apps: apps.iter().map(|s| s.to_string()).collect(),
             registry: "127.0.0.1:5000/org".into(),
@@ -1011,7 +993,7 @@ mod tests {
         }
     }
 
-    fn rendered(a: &InitArgs) -> BTreeMap<String, String> {
+    fn rendered(a: &InitOptions) -> BTreeMap<String, String> {
         render(a)
             .unwrap()
             .into_iter()
@@ -1019,7 +1001,7 @@ mod tests {
             .collect()
     }
 
-    fn err(a: &InitArgs) -> String {
+    fn err(a: &InitOptions) -> String {
         format!("{:#}", render(a).unwrap_err())
     }
 
@@ -1376,7 +1358,7 @@ mod tests {
         let _ = fs::remove_dir_all(&tmp);
         let mut a = args(&["backend", "frontend"]);
         a.dir = tmp.join("new/dir");
-        let write = |a: &InitArgs| write_files(&a.dir, render_files(a).unwrap(), a.force);
+        let write = |a: &InitOptions| write_files(&a.dir, render_files(a).unwrap(), a.force);
         let written = write(&a).unwrap();
         assert_eq!(written.len(), EXPECTED.len());
         let dep = a.dir.join("flux/apps/backend/develop/deployment.yaml");
