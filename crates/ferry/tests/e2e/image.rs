@@ -10,13 +10,12 @@
 //! registry on 127.0.0.1, and `ferry reconcile` that clones and pushes over http (Basic auth)
 //! with the image's git. Needs root (chroot, mknod /dev/null); prints SKIP otherwise (fails in CI).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
 use ferry_testbed::workspace_root;

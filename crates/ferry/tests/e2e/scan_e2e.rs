@@ -4,9 +4,8 @@
 //! tags; accessFrom denial; ${var} resolution and the unresolved-variable error; digest reflection
 //! cross-checked with skopeo; exclusionList replace semantics.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use ferry_testbed::registry::{Auth, registry};
 
 /// Tags of the seed's pipeline. Numerical order on the trailing timestamp, not on the version,

@@ -2,12 +2,12 @@
 //! seed's layout applied with kubectl, Ferry in place of Flux's image controllers, and the real
 //! `flux` CLI reading, reconciling, suspending and resuming Ferry's work.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{NEW_DEVELOP, NEW_STAGING, Seed, Workspace, poll, push, remote_file};
+use crate::common::{NEW_DEVELOP, NEW_STAGING, Seed, Workspace, poll, push, remote_file};
 use ferry_testbed::cluster::{ClusterEnv, PrivateCluster};
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};

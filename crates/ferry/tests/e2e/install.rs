@@ -3,7 +3,7 @@
 //! what `ferry controller` does (checked with `kubectl auth can-i` and by a `--once` pass that runs
 //! with the ServiceAccount's own token); the Deployment accepted by a server-side dry run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -6,13 +6,12 @@
 //! must see exactly those image-automation objects. One corpus repo goes through a real
 //! reconcile against the testbed registry and git server.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A Flux Kustomization of a corpus, as the test knows it (for the expectation).
 struct Ks {

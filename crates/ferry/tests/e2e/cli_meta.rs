@@ -1,10 +1,9 @@
 //! `ferry completions`, `ferry man` and `ferry version` without an app (issue 16).
 
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bash_completions_source_cleanly() {

@@ -6,10 +6,9 @@
 //! (visible in `get images`), the good objects are processed, the exit is non-zero, the state stays
 //! readable and consistent, and no credential appears in any output (even at trace verbosity).
 
-mod common;
 
-use common::fault_proxy::{self, Fault};
-use common::*;
+use crate::common::fault_proxy::{self, Fault};
+use crate::common::*;
 use ferry_testbed::registry::{Auth, registry};
 
 /// A port with nothing listening on 127.0.0.1.

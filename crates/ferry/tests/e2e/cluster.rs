@@ -1,7 +1,7 @@
 //! The seed's layout on a real control plane: Flux's own CRDs accept every object `ferry init`
 //! writes (after Flux's `${var}` substitution), and the real `flux get images all -A` shows them.
 
-mod common;
+use crate::common;
 
 use ferry_testbed::cluster::PrivateCluster;
 

@@ -2,7 +2,6 @@
 //! real git HTTP server (Basic auth) receiving the commits, webhook rejections, SIGTERM in the
 //! middle of a reconcile, kill -9 and restart, the single-instance lock.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ferry_testbed::git::{GitEnv, git_servers};
 use ferry_testbed::registry::{Auth, registry};
 

@@ -11,13 +11,12 @@
 //!
 //! Rounds default to 50 (`FERRY_RELIABILITY_ROUNDS` overrides; at least 20 are always run).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
 

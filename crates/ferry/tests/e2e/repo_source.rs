@@ -3,9 +3,8 @@
 //! real git http-backend with Basic auth. Without the secret the load fails with exit 1, and no
 //! credentials are printed.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
 

@@ -1,11 +1,11 @@
 //! `ferry rollback`, `hold`, `unhold`, `status` end to end: the real binary against a real
 //! registry and real git repositories (file:// and http) from ferry-testbed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{Workspace, clone, git, init_seed, push, remote_file, remote_head, remote_log};
+use crate::common::{Workspace, clone, git, init_seed, push, remote_file, remote_head, remote_log};
 use ferry_testbed::git::{GitEnv, git_servers};
 use ferry_testbed::registry::{Auth, RegistryEnv, registry};
 

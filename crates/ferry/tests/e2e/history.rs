@@ -1,11 +1,11 @@
 //! `ferry history` row by row on a scripted repository with a merge, human edits of the same
 //! lines, an automation commit, a Flux-style bot commit and a rollback.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{Workspace, clone, git, git_cmd, init_seed, remote_head};
+use crate::common::{Workspace, clone, git, git_cmd, init_seed, remote_head};
 use ferry_testbed::git::git_servers;
 
 const DEPLOY: &str = "flux/apps/backend/staging/deployment.yaml";
