@@ -481,6 +481,74 @@ fn live_marker(rows: &[ferry_controller::verify::VerifyRow], app: &str, env: &st
     }
 }
 
+/// `ferry status` as a table: apps × environments (tag, short digest, held, live state), what
+/// is promotable, then one line per hold (stdout) and per unreadable cell (stderr).
+fn print_status_table(report: &StatusReport, live: &[ferry_controller::verify::VerifyRow]) {
+    let mut header = vec!["APP"];
+    header.extend(report.envs.iter().map(String::as_str));
+    header.push("PROMOTABLE");
+    let body: Vec<Vec<String>> = report
+        .apps
+        .iter()
+        .map(|a| {
+            let mut row = vec![a.app.clone()];
+            for env in &report.envs {
+                let cell = a.envs.iter().find(|c| &c.env == env);
+                row.push(match cell {
+                    None => "".into(),
+                    Some(c) if c.error.is_some() => "error".into(),
+                    Some(c) => {
+                        let mut s = c.tag.clone().unwrap_or_else(|| "-".into());
+                        if let Some(d) = &c.digest {
+                            let hex = d.trim_start_matches("sha256:");
+                            s.push_str(&format!(" @{}", &hex[..hex.len().min(12)]));
+                        }
+                        if c.held {
+                            s.push_str(" [held]");
+                        }
+                        s.push_str(&live_marker(live, &a.app, env));
+                        s
+                    }
+                });
+            }
+            let promotable: Vec<String> = a
+                .envs
+                .iter()
+                .filter_map(|c| c.promotable_to.as_ref().map(|to| format!("{}→{to}", c.env)))
+                .collect();
+            row.push(if promotable.is_empty() {
+                "-".into()
+            } else {
+                promotable.join(", ")
+            });
+            row
+        })
+        .collect();
+    print!("{}", table(&header, &body));
+    for a in &report.apps {
+        for c in &a.envs {
+            if let Some(e) = &c.error {
+                eprintln!("{} {}: {e}", a.app, c.env);
+            }
+            if let Some(h) = &c.hold {
+                println!(
+                    "{} {}: held at {} since {} by {}{}",
+                    a.app,
+                    c.env,
+                    h.tag,
+                    h.since.as_deref().map(short).unwrap_or("?"),
+                    h.by,
+                    if h.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", h.reason)
+                    }
+                );
+            }
+        }
+    }
+}
+
 pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> {
     let p = prepare(state, &args.source).await?;
     let report: StatusReport = p
@@ -507,69 +575,7 @@ pub async fn status(state: &Path, args: StatusArgs) -> Result<Status, CliError> 
             None => print_structured(&report, args.output)?,
         }
     } else {
-        let mut header = vec!["APP"];
-        header.extend(report.envs.iter().map(String::as_str));
-        header.push("PROMOTABLE");
-        let body: Vec<Vec<String>> = report
-            .apps
-            .iter()
-            .map(|a| {
-                let mut row = vec![a.app.clone()];
-                for env in &report.envs {
-                    let cell = a.envs.iter().find(|c| &c.env == env);
-                    row.push(match cell {
-                        None => "".into(),
-                        Some(c) if c.error.is_some() => "error".into(),
-                        Some(c) => {
-                            let mut s = c.tag.clone().unwrap_or_else(|| "-".into());
-                            if let Some(d) = &c.digest {
-                                let hex = d.trim_start_matches("sha256:");
-                                s.push_str(&format!(" @{}", &hex[..hex.len().min(12)]));
-                            }
-                            if c.held {
-                                s.push_str(" [held]");
-                            }
-                            s.push_str(&live_marker(&live, &a.app, env));
-                            s
-                        }
-                    });
-                }
-                let promotable: Vec<String> = a
-                    .envs
-                    .iter()
-                    .filter_map(|c| c.promotable_to.as_ref().map(|to| format!("{}→{to}", c.env)))
-                    .collect();
-                row.push(if promotable.is_empty() {
-                    "-".into()
-                } else {
-                    promotable.join(", ")
-                });
-                row
-            })
-            .collect();
-        print!("{}", table(&header, &body));
-        for a in &report.apps {
-            for c in &a.envs {
-                if let Some(e) = &c.error {
-                    eprintln!("{} {}: {e}", a.app, c.env);
-                }
-                if let Some(h) = &c.hold {
-                    println!(
-                        "{} {}: held at {} since {} by {}{}",
-                        a.app,
-                        c.env,
-                        h.tag,
-                        h.since.as_deref().map(short).unwrap_or("?"),
-                        h.by,
-                        if h.reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", h.reason)
-                        }
-                    );
-                }
-            }
-        }
+        print_status_table(&report, &live);
     }
     let failed = report
         .apps

@@ -1,6 +1,5 @@
 //! `ferry completions`, `ferry man` and `ferry version` without an app (issue 16).
 
-
 use std::process::Command;
 
 use crate::common::*;

@@ -10,7 +10,6 @@
 //! registry on 127.0.0.1, and `ferry reconcile` that clones and pushes over http (Basic auth)
 //! with the image's git. Needs root (chroot, mknod /dev/null); prints SKIP otherwise (fails in CI).
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

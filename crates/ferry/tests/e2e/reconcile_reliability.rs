@@ -11,7 +11,6 @@
 //!
 //! Rounds default to 50 (`FERRY_RELIABILITY_ROUNDS` overrides; at least 20 are always run).
 
-
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};

@@ -6,7 +6,6 @@
 //! pushes nothing and shows the diff; exit codes 3 (changed) then 0 (nothing to do); `get images
 //! update` shows the last push commit and time. Git failures exit 1 without leaking credentials.
 
-
 use crate::common::*;
 use ferry_testbed::git::{GitEnv, git_servers};
 use ferry_testbed::registry::{Auth, registry};

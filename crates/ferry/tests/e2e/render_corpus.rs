@@ -6,7 +6,6 @@
 //! must see exactly those image-automation objects. One corpus repo goes through a real
 //! reconcile against the testbed registry and git server.
 
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;

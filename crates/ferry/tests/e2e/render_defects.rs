@@ -1,7 +1,6 @@
 //! Issue 15: one regression test per defect not covered by `render_corpus.rs` (which covers
 //! defects 1–5: per-Kustomization variables, patch files, namespaces, unused files, v1beta2).
 
-
 use crate::common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};

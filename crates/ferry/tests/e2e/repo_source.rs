@@ -3,7 +3,6 @@
 //! real git http-backend with Basic auth. Without the secret the load fails with exit 1, and no
 //! credentials are printed.
 
-
 use crate::common::*;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};

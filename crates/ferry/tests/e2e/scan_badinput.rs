@@ -6,7 +6,6 @@
 //! (visible in `get images`), the good objects are processed, the exit is non-zero, the state stays
 //! readable and consistent, and no credential appears in any output (even at trace verbosity).
 
-
 use crate::common::fault_proxy::{self, Fault};
 use crate::common::*;
 use ferry_testbed::registry::{Auth, registry};

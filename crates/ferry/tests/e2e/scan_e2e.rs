@@ -4,7 +4,6 @@
 //! tags; accessFrom denial; ${var} resolution and the unresolved-variable error; digest reflection
 //! cross-checked with skopeo; exclusionList replace semantics.
 
-
 use crate::common::*;
 use ferry_testbed::registry::{Auth, registry};
 

@@ -2,7 +2,6 @@
 //! real git HTTP server (Basic auth) receiving the commits, webhook rejections, SIGTERM in the
 //! middle of a reconcile, kill -9 and restart, the single-instance lock.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 //! that fails to parse is skipped with a warning naming file and line while the others are
 //! updated; bad `--set` values are bad input (exit 2, nothing written).
 
-
 use crate::common::*;
 
 const REG: &str = "127.0.0.1:5000/org";
