@@ -63,6 +63,7 @@ impl Controller {
             cache_dir: options.cache_dir.clone(),
             // Objects come from the API, already rendered by whoever applied them.
             kustomize: None,
+            registry: Default::default(),
         };
         Ok(Controller {
             client,

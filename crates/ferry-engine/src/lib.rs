@@ -72,6 +72,8 @@ pub struct EngineConfig {
     /// `--kustomize PATH` for rendering Flux Kustomizations (default: `kustomize`, else
     /// `kubectl kustomize`, from `PATH`).
     pub kustomize: Option<PathBuf>,
+    /// Registry client settings (retries, backoff, the Retry-After cap).
+    pub registry: ferry_registry::ClientOptions,
 }
 
 /// One object's result in a run.
@@ -128,8 +130,8 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     pub fn new(config: EngineConfig, store: Store) -> Engine {
         Engine {
+            registry: RegistryClient::new(config.registry.clone()),
             config,
-            registry: RegistryClient::new(ferry_registry::ClientOptions::default()),
             store: Mutex::new(store),
             pass: Mutex::new(None),
         }
@@ -357,6 +359,7 @@ mod tests {
                 secrets: SecretsDir::new(None),
                 cache_dir: dir.join("ferry-engine-test-cache"),
                 kustomize: None,
+                registry: Default::default(),
             },
             Store::in_memory().unwrap(),
         );

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::parse_duration;
 use crate::{CliError, Status};
 
 #[derive(Debug, Args)]
@@ -62,10 +63,6 @@ pub struct ControllerArgs {
     /// a hold and the newer tag denied, so the undo sticks.
     #[arg(long)]
     pub adopt_rollouts: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 impl ControllerArgs {

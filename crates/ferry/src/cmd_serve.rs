@@ -26,7 +26,7 @@ use ferry_engine::{Engine, ObjectSource};
 use ferry_store::{InstanceLock, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::cli::SourceArgs;
+use crate::cli::{SourceArgs, parse_duration};
 use crate::{CliError, Status};
 use hooks::{AuthFailure, MAX_BODY_BYTES, Secret};
 use metrics::Metrics;
@@ -52,11 +52,6 @@ pub struct ServeArgs {
     /// How long to wait after a webhook for more events of the same burst.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub debounce: Duration,
-}
-
-/// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 struct App {
