@@ -403,7 +403,11 @@ fn reconcile_case(images: &Images, c: &Case) {
     let ok = check_exit(c, images, &r, took, &[3]);
     if c.side == Side::Git && matches!(c.expect, Expect::Fail(_)) {
         // One timeout per pass, not one per automation (6 here, 4 s each).
-        assert!(took < Duration::from_secs(14), "{}: every automation waited: {took:?}", c.name);
+        assert!(
+            took < Duration::from_secs(14),
+            "{}: every automation waited: {took:?}",
+            c.name
+        );
     }
     assert_no_wrong_tag(&seed, c.name);
     if !ok && c.side == Side::Registry {
@@ -475,7 +479,8 @@ fn production_tags(images: &Images) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter_map(|t| t.as_str())
-        .filter(|t| t.starts_with("production-v"))
+        // Not the placeholder the seed publishes (production-v0.0.0-...).
+        .filter(|t| t.starts_with("production-v") && !t.starts_with("production-v0.0.0-"))
         .map(|t| (t.to_string(), digest(images, t)))
         .collect()
 }
@@ -589,7 +594,17 @@ fn rollback_case(images: &Images, c: &Case) {
     assert!(commits_of_kind(&seed, "rollback") <= 1, "{}", c.name);
     images.clear();
     let (again, _) = run(&seed, &rollback, &[]);
-    again.expect_code(0);
+    if commits_of_kind(&seed, "rollback") == 1 && again.code == Some(2) {
+        // The fault run's push landed though its answer was lost: the rerun says so.
+        assert!(
+            again.stderr.contains("held since"),
+            "{}: {}",
+            c.name,
+            again.stderr
+        );
+    } else {
+        again.expect_code(0);
+    }
     assert!(remote_file(&seed.git, &seed.repo, STAGING_DEPLOY).contains(NEW_STAGING));
     assert_eq!(
         commits_of_kind(&seed, "rollback"),
@@ -609,13 +624,13 @@ fn rollback_under_each_fault() {
         return;
     };
     let mut cases = git_cases();
-    // Rollback reads the registry for the tag it goes back to.
-    cases.extend(
-        registry_read_cases("/manifests/")
-            .into_iter()
-            .filter(|c| c.expect != Expect::Ok)
-            .take(2),
-    );
+    // Rollback works from Git evidence alone: a silent registry does not hold it up.
+    cases.push(case(
+        "registry never answers",
+        Side::Registry,
+        Rule::new("/v2/", Fault::Hang),
+        Expect::Ok,
+    ));
     for c in &cases {
         rollback_case(&images, c);
     }
