@@ -331,7 +331,8 @@ fn check_exit(c: &Case, images: &Images, r: &Run, took: Duration, ok_codes: &[i3
             r.all()
         );
     }
-    eprintln!("case {:?}: exit {code} in {took:.2?}", c.name);
+    let said = r.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    eprintln!("case {:?}: exit {code} in {took:.2?}: {said}", c.name);
     ok
 }
 
