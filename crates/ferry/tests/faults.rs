@@ -528,7 +528,7 @@ fn promote_under_each_fault() {
     use Expect::*;
     use Side::Registry as R;
     let put = |f: Fault| Rule::new("/manifests/production", f).method("PUT");
-    let cases = vec![
+    let cases = [
         case(
             "PUT answer reset mid-body",
             R,
