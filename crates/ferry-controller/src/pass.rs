@@ -65,15 +65,15 @@ impl Controller {
             // Objects come from the API, already rendered by whoever applied them.
             kustomize: None,
             no_cross_namespace_refs: options.no_cross_namespace_refs,
-        };
-        let registry = ferry_engine::RegistryOptions {
-            max_concurrency_per_registry: options.concurrent.max(1),
-            ..ferry_engine::RegistryOptions::default()
+            registry: ferry_engine::RegistryOptions {
+                max_concurrency_per_registry: options.concurrent.max(1),
+                ..ferry_engine::RegistryOptions::default()
+            },
         };
         Ok(Controller {
             client,
             options,
-            engine: Engine::with_registry(config, store, registry),
+            engine: Engine::new(config, store),
             secrets,
             metrics: None,
             http: reqwest::Client::new(),

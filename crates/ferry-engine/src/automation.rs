@@ -560,6 +560,12 @@ async fn run_one(
     let target = target(engine, objects, auto)?;
     let cache = CloneCache::new(engine.config().cache_dir.clone())
         .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
+    if let Some(earlier) = pass.timed_out(&cache, &target.remote) {
+        return Err(stalled(
+            "GitOperationFailed",
+            format!("not tried: {earlier} earlier in this pass"),
+        ));
+    }
     let newer = NewerInGit::decide(engine, objects, values, &cache, &target, pass).await?;
     let job = Job {
         target,
@@ -595,8 +601,10 @@ async fn run_one(
     })
     .await
     .map_err(task_failed)?;
-    if result.outcome.is_ok() {
-        pass.mark(&cache, &job.target.remote, &job.target.checkout_branch);
+    match &result.outcome {
+        Ok(_) => pass.mark(&cache, &job.target.remote, &job.target.checkout_branch),
+        Err(ferry_git::UpdateError::Git(e)) => pass.note_timeout(&cache, &job.target.remote, e),
+        Err(_) => {}
     }
     if let Some(f) = result.template_error {
         return Err(f);

@@ -77,6 +77,8 @@ pub struct EngineConfig {
     /// automation's GitRepository) whatever `accessFrom` says, as Flux's
     /// `--no-cross-namespace-refs` does.
     pub no_cross_namespace_refs: bool,
+    /// Registry client settings (retries, backoff, the Retry-After cap).
+    pub registry: ferry_registry::ClientOptions,
 }
 
 /// One object's result in a run.
@@ -132,18 +134,9 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, store: Store) -> Engine {
-        Engine::with_registry(config, store, ferry_registry::ClientOptions::default())
-    }
-
-    /// An engine whose registry client has these settings (the controller's `--concurrent`).
-    pub fn with_registry(
-        config: EngineConfig,
-        store: Store,
-        registry: ferry_registry::ClientOptions,
-    ) -> Engine {
         Engine {
+            registry: RegistryClient::new(config.registry.clone()),
             config,
-            registry: RegistryClient::new(registry),
             store: Mutex::new(store),
             pass: Mutex::new(None),
         }
@@ -372,6 +365,7 @@ mod tests {
                 cache_dir: dir.join("ferry-engine-test-cache"),
                 kustomize: None,
                 no_cross_namespace_refs: false,
+                registry: Default::default(),
             },
             Store::in_memory().unwrap(),
         );

@@ -200,10 +200,22 @@ async fn scan_one(
         }
         Prepared::Access { access, exclusions } => (access, exclusions),
     };
-    let listed = client.list_tags(access).await.map_err(|e| Failure {
-        reason: "ReadOperationFailed",
-        message: format!("scan failed: {e}"),
-    })?;
+    // spec.timeout bounds the whole scan, retries and Retry-After waits included (Flux runs
+    // the scan under one context deadline); each request is also bounded by it.
+    let listed = tokio::time::timeout(access.timeout, client.list_tags(access))
+        .await
+        .map_err(|_| Failure {
+            reason: "ReadOperationFailed",
+            message: format!(
+                "scan failed: listing the tags of {} did not finish within {}s (spec.timeout), retries included",
+                access.image,
+                access.timeout.as_secs_f64()
+            ),
+        })?
+        .map_err(|e| Failure {
+            reason: "ReadOperationFailed",
+            message: format!("scan failed: {e}"),
+        })?;
     let mut kept = tags::apply_exclusions(&listed, exclusions).map_err(|e| Failure {
         reason: "ReadOperationFailed",
         message: format!("scan failed: {e}"),

@@ -3,8 +3,12 @@
 //! or writer in the pass starts from that fetch plus the pass's own pushes. A push from a view
 //! that has gone stale meanwhile is rejected by the remote (never forced), and the push loop then
 //! fetches the new tip and computes again.
+//!
+//! A repository that timed out once in a pass is not tried again in that pass: with many
+//! automations on one silent server, each would otherwise wait its whole timeout in turn (1,000
+//! automations x 60 s). They fail at once naming the first timeout; the next pass tries again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +20,8 @@ use ferry_git::{Checkout, CloneCache, GitError, Remote};
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pass {
     fetched: Arc<Mutex<HashSet<(PathBuf, String)>>>,
+    /// Cache entry → the timeout it hit in this pass.
+    timed_out: Arc<Mutex<HashMap<PathBuf, String>>>,
 }
 
 impl Pass {
@@ -58,10 +64,32 @@ impl Pass {
         let co = if self.is_fresh(cache, remote, branch) {
             cache.checkout_local(remote, branch)?
         } else {
-            cache.checkout(remote, branch)?
+            cache.checkout(remote, branch).inspect_err(|e| {
+                self.note_timeout(cache, remote, e);
+            })?
         };
         self.mark(cache, remote, branch);
         Ok(co)
+    }
+
+    /// Remembers `error` when it is a timeout of `remote`.
+    pub(crate) fn note_timeout(&self, cache: &CloneCache, remote: &Remote, error: &GitError) {
+        if let (GitError::Timeout { .. }, Ok(dir)) = (error, cache.entry_dir(remote)) {
+            self.timed_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(dir, error.to_string());
+        }
+    }
+
+    /// The timeout `remote` already hit in this pass, if any.
+    pub(crate) fn timed_out(&self, cache: &CloneCache, remote: &Remote) -> Option<String> {
+        let dir = cache.entry_dir(remote).ok()?;
+        self.timed_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&dir)
+            .cloned()
     }
 }
 

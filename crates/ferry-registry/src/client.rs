@@ -33,6 +33,9 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 const MAX_MANIFEST_BYTES: usize = 8 << 20;
 /// Page size for tag listing (ECR rejects more than 1000).
 const TAG_PAGE_SIZE: u32 = 1000;
+/// One tag-list page larger than this is refused (100,000 tags of 128 bytes fit in 16 MiB;
+/// registries that ignore `n` send every tag in one page).
+const MAX_TAG_PAGE_BYTES: usize = 64 << 20;
 /// Bound on Link pages, so a misbehaving registry cannot loop us forever.
 const MAX_TAG_PAGES: usize = 100_000;
 /// Token lifetime when the token service omits `expires_in` (Docker token spec default).
@@ -601,7 +604,7 @@ impl RegistryClient {
                     self.count(Err(()), attempt > 1, token_request);
                     let err = transport_error(&e, url, timeout);
                     if !retryable_transport(&err) || attempt >= max {
-                        return Err(err);
+                        return Err(with_attempts(err, attempt));
                     }
                     tracing::debug!(%url, attempt, error = %err, "retrying");
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
@@ -939,6 +942,51 @@ impl RegistryClient {
         }
     }
 
+    /// A `GET` read to its last byte: the status must be a success, the body at most `max`
+    /// bytes. A connection that breaks mid-body (reset, early close) is retried like one that
+    /// breaks before the head, within the same bound: the head alone proves nothing.
+    async fn get_body(
+        &self,
+        access: &RepoAccess,
+        url: &Url,
+        headers: &HeaderMap,
+        scopes: &Scopes,
+        what: &str,
+        max: usize,
+    ) -> Result<(HeaderMap, Vec<u8>), RegistryError> {
+        let policy = &self.inner.options.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let req = Req {
+                method: Method::GET,
+                url: url.clone(),
+                headers: headers.clone(),
+                body: ReqBody::Empty,
+                what,
+            };
+            let resp = self.execute(access, req, scopes.clone()).await?;
+            if !resp.status().is_success() {
+                return Err(self.status_error(resp, what).await);
+            }
+            if resp.content_length().is_some_and(|n| n > max as u64) {
+                return Err(too_large(url, what, max));
+            }
+            let head = resp.headers().clone();
+            let err = match resp.bytes().await {
+                Ok(b) if b.len() > max => return Err(too_large(url, what, max)),
+                Ok(b) => return Ok((head, b.to_vec())),
+                Err(e) => transport_error(&e, url, access.timeout),
+            };
+            if !retryable_transport(&err) || attempt >= policy.max_attempts.max(1) {
+                return Err(with_attempts(err, attempt));
+            }
+            self.count(Err(()), false, false);
+            tracing::debug!(%url, attempt, error = %err, "body broken; retrying");
+            tokio::time::sleep(policy.delay(attempt - 1, None)).await;
+        }
+    }
+
     /// Checks that `/v2/` answers and the credentials work for pulling this repository.
     pub async fn ping(&self, access: &RepoAccess) -> Result<(), RegistryError> {
         self.endpoint(access).await.map(|_| ())
@@ -958,27 +1006,18 @@ impl RegistryClient {
         let mut seen = BTreeSet::new();
         for _ in 0..MAX_TAG_PAGES {
             seen.insert(url.to_string());
-            let resp = self
-                .execute(
+            let scopes = Scopes::repo(access.image.repository(), &["pull"]);
+            let (head, body) = self
+                .get_body(
                     access,
-                    Req {
-                        method: Method::GET,
-                        url: url.clone(),
-                        headers: HeaderMap::new(),
-                        body: ReqBody::Empty,
-                        what: &what,
-                    },
-                    Scopes::repo(access.image.repository(), &["pull"]),
+                    &url,
+                    &HeaderMap::new(),
+                    &scopes,
+                    &what,
+                    MAX_TAG_PAGE_BYTES,
                 )
                 .await?;
-            if !resp.status().is_success() {
-                return Err(self.status_error(resp, &what).await);
-            }
-            let next = next_link(resp.headers(), &url)?;
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error(&e, &url, access.timeout))?;
+            let next = next_link(&head, &url)?;
             let page: Page =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidResponse {
                     url: url.to_string(),
@@ -1073,31 +1112,23 @@ impl RegistryClient {
         reference: &str,
     ) -> Result<Manifest, RegistryError> {
         let what = format!("manifest {}:{reference}", access.image);
-        let resp = self
-            .manifest_request(access, Method::GET, reference, &what)
+        let url = self
+            .repo_url(access, &format!("manifests/{reference}"))
             .await?;
-        let url = resp.url().clone();
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
-        {
-            return Err(RegistryError::InvalidResponse {
-                url: url.to_string(),
-                detail: format!("manifest larger than {MAX_MANIFEST_BYTES} bytes"),
-            });
-        }
-        let media_type = header_str(resp.headers(), header::CONTENT_TYPE)
+        let mut accept = HeaderMap::new();
+        accept.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let scopes = Scopes::repo(access.image.repository(), &["pull"]);
+        let (head, bytes) = self
+            .get_body(access, &url, &accept, &scopes, &what, MAX_MANIFEST_BYTES)
+            .await?;
+        let media_type = header_str(&head, header::CONTENT_TYPE)
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
-        let header_digest = header_str(resp.headers(), "docker-content-digest").map(String::from);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&e, &url, access.timeout))?
-            .to_vec();
-        if bytes.len() > MAX_MANIFEST_BYTES {
+        let header_digest = header_str(&head, "docker-content-digest").map(String::from);
+        // A cut body can still hash to "a" digest: only a whole JSON document is a manifest.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
             return Err(RegistryError::InvalidResponse {
                 url: url.to_string(),
-                detail: format!("manifest larger than {MAX_MANIFEST_BYTES} bytes"),
+                detail: "manifest is not a complete JSON document".into(),
             });
         }
         let digest = sha256_digest(&bytes);
@@ -1502,6 +1533,24 @@ impl RegistryClient {
 }
 
 /// The `rel="next"` target of a `Link` header, resolved against the request URL.
+fn too_large(url: &Url, what: &str, max: usize) -> RegistryError {
+    RegistryError::InvalidResponse {
+        url: url.to_string(),
+        detail: format!("{what}: body larger than {max} bytes"),
+    }
+}
+
+/// Says how many tries a transport failure took, when it was retried.
+fn with_attempts(err: RegistryError, attempts: u32) -> RegistryError {
+    match err {
+        RegistryError::Connection { url, detail } if attempts > 1 => RegistryError::Connection {
+            url,
+            detail: format!("{detail} (after {attempts} attempts)"),
+        },
+        other => other,
+    }
+}
+
 fn next_link(headers: &HeaderMap, request_url: &Url) -> Result<Option<Url>, RegistryError> {
     let Some(value) = header_str(headers, header::LINK) else {
         return Ok(None);

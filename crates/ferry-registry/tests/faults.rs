@@ -3,34 +3,221 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::fast_client;
 use ferry_registry::{ImageName, RegistryError, RepoAccess};
+use ferry_testbed::faults::{Fault, FaultProxy, Rule};
 use ferry_testbed::registry::{Auth, registry, unique_repo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fault {
-    /// 200 with a body that is not JSON.
-    Garbage,
-    /// 500 for this many matching requests, then pass through.
-    Status500(usize),
-    /// 429 with `Retry-After: 30` once, then pass through.
-    TooMany,
-    /// Close the connection without answering, once.
-    Reset,
+/// A proxy to the registry with one rule.
+fn proxy(upstream: &str, rule: Rule) -> FaultProxy {
+    let p = FaultProxy::start(upstream).unwrap();
+    p.set_rules(vec![rule]);
+    p
 }
 
-struct Proxy {
-    addr: String,
-    /// Matching (fault-eligible) requests seen.
-    hits: Arc<AtomicUsize>,
-    /// Matching requests passed to the registry.
-    forwarded: Arc<AtomicUsize>,
+fn access_via(addr: &str, repo: &str) -> RepoAccess {
+    let mut a = RepoAccess::new(ImageName::parse(&format!("{addr}/{repo}")).unwrap());
+    a.insecure = true;
+    a.timeout = Duration::from_secs(10);
+    a
+}
+
+#[tokio::test]
+async fn garbage_json_is_an_invalid_response() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("garbage");
+    env.push_image(&repo, "v1");
+    let proxy = proxy(&env.host, Rule::new("/tags/list", Fault::Garbage));
+    let err = fast_client()
+        .list_tags(&access_via(&proxy.host, &repo))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::InvalidResponse { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("/tags/list") && text.contains("JSON"),
+        "{text}"
+    );
+    assert_eq!(proxy.hits(0), 1, "garbage is not retried");
+}
+
+#[tokio::test]
+async fn transient_500s_are_retried_then_succeed() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("flaky");
+    env.push_image(&repo, "v1");
+    let proxy = proxy(
+        &env.host,
+        Rule::new("/tags/list", Fault::Status(500)).times(2),
+    );
+    let client = fast_client();
+    let tags = client
+        .list_tags(&access_via(&proxy.host, &repo))
+        .await
+        .unwrap();
+    assert_eq!(tags, vec!["v1".to_string()]);
+    assert_eq!(proxy.hits(0), 2);
+    let stats = client.stats();
+    assert_eq!(stats.by_status.get(&500), Some(&2), "{stats:?}");
+    assert_eq!(stats.retries, 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_500_storm_fails_after_bounded_retries() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("storm");
+    env.push_image(&repo, "v1");
+    let proxy = proxy(&env.host, Rule::new("/manifests/", Fault::Status(500)));
+    let client = fast_client();
+    let started = Instant::now();
+    let err = client
+        .head_manifest(&access_via(&proxy.host, &repo), "v1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::Server {
+                status: 500,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(proxy.hits(0), 4, "exactly max_attempts tries");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_but_capped() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("ratelimited");
+    env.push_image(&repo, "v1");
+    let proxy = proxy(
+        &env.host,
+        Rule::new("/tags/list", Fault::TooManyRequests { retry_after: 30 }).times(1),
+    );
+    let client = fast_client(); // max_retry_after = 300 ms
+    let a = access_via(&proxy.host, &repo);
+    client.ping(&a).await.unwrap();
+    let started = Instant::now();
+    let tags = client.list_tags(&a).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(tags, vec!["v1".to_string()]);
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "Retry-After: 30 was capped: {elapsed:?}"
+    );
+    assert_eq!(client.stats().by_status.get(&429), Some(&1));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("reset");
+    let digest = env.push_image(&repo, "v1");
+    let proxy = proxy(&env.host, Rule::new("/manifests/", Fault::Reset).times(1));
+    let client = fast_client();
+    let head = client
+        .head_manifest(&access_via(&proxy.host, &repo), "v1")
+        .await
+        .unwrap();
+    assert_eq!(head.digest, digest);
+    assert_eq!(proxy.hits(0), 1);
+    assert!(client.stats().transport_errors >= 1);
+}
+
+#[tokio::test]
+async fn a_body_broken_mid_way_is_retried_then_reported() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("midbody");
+    let digest = env.push_image(&repo, "v1");
+    // Twice: the third try gets the whole body.
+    let p = proxy(
+        &env.host,
+        Rule::new("/manifests/", Fault::ResetMidBody)
+            .method("GET")
+            .times(2),
+    );
+    let client = fast_client();
+    let a = access_via(&p.host, &repo);
+    assert_eq!(client.get_manifest(&a, "v1").await.unwrap().digest, digest);
+    assert_eq!(p.hits(0), 2);
+    // Always: a Connection error naming the URL and the tries, after exactly max_attempts.
+    p.set_rules(vec![Rule::new("/tags/list", Fault::ResetMidBody)]);
+    let err = client.list_tags(&a).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Connection { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&p.host) && text.contains("after 4 attempts"),
+        "{text}"
+    );
+    assert_eq!(p.hits(0), 4);
+}
+
+#[tokio::test]
+async fn a_trickling_or_silent_server_times_out_within_the_timeout() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("slow");
+    env.push_image(&repo, "v1");
+    for fault in [Fault::SlowBody { bytes_per_sec: 1 }, Fault::Hang] {
+        let p = proxy(&env.host, Rule::new("/tags/list", fault.clone()));
+        let mut a = access_via(&p.host, &repo);
+        a.timeout = Duration::from_secs(2);
+        let started = Instant::now();
+        let err = fast_client().list_tags(&a).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(err, RegistryError::Timeout { .. }),
+            "{fault:?}: {err}"
+        );
+        assert!(err.to_string().contains(&p.host), "{err}");
+        // Not retried: one timeout already used the caller's budget.
+        assert_eq!(p.hits(0), 1, "{fault:?}");
+        assert!(took < Duration::from_secs(6), "{fault:?}: {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_manifest_is_refused_not_hashed() {
+    let Some(env) = registry(Auth::None, false) else {
+        return;
+    };
+    let repo = unique_repo("cut");
+    env.push_image(&repo, "v1");
+    let p = proxy(&env.host, Rule::new("/manifests/", Fault::Truncated));
+    let err = fast_client()
+        .get_manifest(&access_via(&p.host, &repo), "v1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::InvalidResponse { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&p.host), "{err}");
 }
 
 /// Reads one request head plus its Content-Length body. None on EOF or a TLS ClientHello.
@@ -68,7 +255,6 @@ async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
-
 async fn respond(sock: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -81,210 +267,6 @@ async fn respond(sock: &mut TcpStream, status: &str, headers: &[(&str, String)],
     let _ = sock.write_all(out.as_bytes()).await;
     let _ = sock.write_all(body).await;
     let _ = sock.shutdown().await;
-}
-
-/// A one-request-per-connection proxy to `upstream` that injects `fault` into requests whose
-/// path contains `matching`.
-async fn start_proxy(upstream: String, matching: &'static str, fault: Fault) -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let forwarded = Arc::new(AtomicUsize::new(0));
-    let (h, f) = (hits.clone(), forwarded.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let (hits, forwarded, upstream) = (h.clone(), f.clone(), upstream.clone());
-            tokio::spawn(async move {
-                let Some((head, body)) = read_request(&mut sock).await else {
-                    return;
-                };
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                if path.contains(matching) {
-                    let n = hits.fetch_add(1, Ordering::SeqCst);
-                    match fault {
-                        Fault::Garbage => {
-                            return respond(&mut sock, "200 OK", &[], b"{\"tags\": [oops").await;
-                        }
-                        Fault::Status500(k) if n < k => {
-                            return respond(&mut sock, "500 Internal Server Error", &[], b"boom")
-                                .await;
-                        }
-                        Fault::TooMany if n == 0 => {
-                            let ra = [("Retry-After", "30".to_string())];
-                            return respond(&mut sock, "429 Too Many Requests", &ra, b"").await;
-                        }
-                        Fault::Reset if n == 0 => return, // dropped: connection closed
-                        _ => {}
-                    }
-                    forwarded.fetch_add(1, Ordering::SeqCst);
-                }
-                // Pass through with Connection: close, then copy the answer back.
-                let Ok(mut up) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let mut new_head = String::new();
-                for line in head.lines() {
-                    if !line.to_ascii_lowercase().starts_with("connection:") {
-                        new_head.push_str(line);
-                        new_head.push_str("\r\n");
-                    }
-                }
-                new_head.push_str("Connection: close\r\n\r\n");
-                if up.write_all(new_head.as_bytes()).await.is_err()
-                    || up.write_all(&body).await.is_err()
-                {
-                    return;
-                }
-                let mut answer = Vec::new();
-                let _ = up.read_to_end(&mut answer).await;
-                let _ = sock.write_all(&answer).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    Proxy {
-        addr,
-        hits,
-        forwarded,
-    }
-}
-
-fn access_via(addr: &str, repo: &str) -> RepoAccess {
-    let mut a = RepoAccess::new(ImageName::parse(&format!("{addr}/{repo}")).unwrap());
-    a.insecure = true;
-    a.timeout = Duration::from_secs(10);
-    a
-}
-
-#[tokio::test]
-async fn garbage_json_is_an_invalid_response() {
-    let Some(env) = registry(Auth::None, false) else {
-        return;
-    };
-    let repo = unique_repo("garbage");
-    env.push_image(&repo, "v1");
-    let proxy = start_proxy(env.host.clone(), "/tags/list", Fault::Garbage).await;
-    let err = fast_client()
-        .list_tags(&access_via(&proxy.addr, &repo))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, RegistryError::InvalidResponse { .. }),
-        "{err}"
-    );
-    let text = err.to_string();
-    assert!(
-        text.contains("/tags/list") && text.contains("JSON"),
-        "{text}"
-    );
-    assert_eq!(
-        proxy.hits.load(Ordering::SeqCst),
-        1,
-        "garbage is not retried"
-    );
-}
-
-#[tokio::test]
-async fn transient_500s_are_retried_then_succeed() {
-    let Some(env) = registry(Auth::None, false) else {
-        return;
-    };
-    let repo = unique_repo("flaky");
-    env.push_image(&repo, "v1");
-    let proxy = start_proxy(env.host.clone(), "/tags/list", Fault::Status500(2)).await;
-    let client = fast_client();
-    let tags = client
-        .list_tags(&access_via(&proxy.addr, &repo))
-        .await
-        .unwrap();
-    assert_eq!(tags, vec!["v1".to_string()]);
-    assert_eq!(proxy.hits.load(Ordering::SeqCst), 3);
-    let stats = client.stats();
-    assert_eq!(stats.by_status.get(&500), Some(&2), "{stats:?}");
-    assert_eq!(stats.retries, 2, "{stats:?}");
-}
-
-#[tokio::test]
-async fn a_500_storm_fails_after_bounded_retries() {
-    let Some(env) = registry(Auth::None, false) else {
-        return;
-    };
-    let repo = unique_repo("storm");
-    env.push_image(&repo, "v1");
-    let proxy = start_proxy(
-        env.host.clone(),
-        "/manifests/",
-        Fault::Status500(usize::MAX),
-    )
-    .await;
-    let client = fast_client();
-    let started = Instant::now();
-    let err = client
-        .head_manifest(&access_via(&proxy.addr, &repo), "v1")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Server {
-                status: 500,
-                attempts: 4,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        proxy.hits.load(Ordering::SeqCst),
-        4,
-        "exactly max_attempts tries"
-    );
-    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 0);
-    assert!(started.elapsed() < Duration::from_secs(5));
-}
-
-#[tokio::test]
-async fn retry_after_is_honoured_but_capped() {
-    let Some(env) = registry(Auth::None, false) else {
-        return;
-    };
-    let repo = unique_repo("ratelimited");
-    env.push_image(&repo, "v1");
-    let proxy = start_proxy(env.host.clone(), "/tags/list", Fault::TooMany).await;
-    let client = fast_client(); // max_retry_after = 300 ms
-    let a = access_via(&proxy.addr, &repo);
-    client.ping(&a).await.unwrap();
-    let started = Instant::now();
-    let tags = client.list_tags(&a).await.unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(tags, vec!["v1".to_string()]);
-    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "Retry-After: 30 was capped: {elapsed:?}"
-    );
-    assert_eq!(client.stats().by_status.get(&429), Some(&1));
-}
-
-#[tokio::test]
-async fn a_dropped_connection_is_retried() {
-    let Some(env) = registry(Auth::None, false) else {
-        return;
-    };
-    let repo = unique_repo("reset");
-    let digest = env.push_image(&repo, "v1");
-    let proxy = start_proxy(env.host.clone(), "/manifests/", Fault::Reset).await;
-    let client = fast_client();
-    let head = client
-        .head_manifest(&access_via(&proxy.addr, &repo), "v1")
-        .await
-        .unwrap();
-    assert_eq!(head.digest, digest);
-    assert_eq!(proxy.hits.load(Ordering::SeqCst), 2);
-    assert!(client.stats().transport_errors >= 1);
 }
 
 /// A registry that pages tags/list with Link headers (relative, then absolute URLs).

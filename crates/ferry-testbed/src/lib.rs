@@ -51,5 +51,6 @@ pub fn conformance_dir() -> Option<PathBuf> {
 }
 
 pub mod cluster;
+pub mod faults;
 pub mod git;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap). No behaviour lives here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -102,6 +103,25 @@ pub struct SourceArgs {
     /// `kustomize` on PATH, else `kubectl kustomize`.
     #[arg(long, value_name = "PATH", env = "FERRY_KUSTOMIZE")]
     pub kustomize: Option<PathBuf>,
+    /// Tries per registry request, the first included: 408, 429, 5xx and connections broken
+    /// before the answer is complete are retried with backoff. Each ImageRepository's
+    /// spec.timeout bounds a whole scan, retries included.
+    #[arg(long, value_name = "N", env = "FERRY_REGISTRY_ATTEMPTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub registry_attempts: u32,
+    /// Delay before the first registry retry; it doubles per retry (at most 5s), plus jitter.
+    #[arg(long, value_name = "DURATION", env = "FERRY_REGISTRY_BACKOFF", default_value = "200ms",
+          value_parser = parse_duration)]
+    pub registry_backoff: Duration,
+    /// Longest registry Retry-After honoured; a longer one is cut to this.
+    #[arg(long, value_name = "DURATION", env = "FERRY_REGISTRY_RETRY_AFTER_MAX",
+          default_value = "30s", value_parser = parse_duration)]
+    pub registry_retry_after_max: Duration,
+}
+
+/// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

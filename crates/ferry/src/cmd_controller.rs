@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::parse_duration;
 use crate::{CliError, Status};
 
 #[derive(Debug, Args)]
@@ -85,10 +86,6 @@ pub struct ControllerArgs {
     /// kind; Ferry reconciles in one pass, and this bounds its registry traffic).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent: u16,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 impl ControllerArgs {

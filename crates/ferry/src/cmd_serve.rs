@@ -24,7 +24,7 @@ use ferry_engine::{Engine, ObjectSource};
 use ferry_store::{InstanceLock, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::cli::SourceArgs;
+use crate::cli::{SourceArgs, parse_duration};
 use crate::{CliError, Status};
 use ferry_hooks::{self as hooks, AuthFailure, MAX_BODY_BYTES, Secret};
 use metrics::Metrics;
@@ -61,11 +61,6 @@ pub struct ServeArgs {
     /// `kubectl rollout undo`) back to Git, with a hold, as `ferry controller --adopt-rollouts`.
     #[arg(long, requires = "kubeconfig")]
     pub adopt_rollouts: bool,
-}
-
-/// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    ferry_api::parse_go_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 struct App {

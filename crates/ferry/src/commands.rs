@@ -57,6 +57,15 @@ impl SourceArgs {
             cache_dir: cache_path(self.cache_dir.clone()),
             kustomize: self.kustomize.clone(),
             no_cross_namespace_refs: false,
+            registry: ferry_registry::ClientOptions {
+                retry: ferry_registry::RetryPolicy {
+                    max_attempts: self.registry_attempts,
+                    base_delay: self.registry_backoff,
+                    max_retry_after: self.registry_retry_after_max,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         }
     }
 

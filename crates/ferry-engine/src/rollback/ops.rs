@@ -321,7 +321,15 @@ fn choose_target(
     let current_tag = current.tag_str().to_string();
     if let Some(tag) = &req.to {
         if *tag == current_tag {
-            return Err(RollbackError::Invalid(format!("{id} already runs {tag}")));
+            // A rerun after a push whose answer was lost says what it finds, not "do it again".
+            let held = holds
+                .hold(id)
+                .filter(|h| h.tag == *tag)
+                .map(|h| format!(", held since {} by {}: nothing to do", h.at, h.by))
+                .unwrap_or_default();
+            return Err(RollbackError::Invalid(format!(
+                "{id} already runs {tag}{held}"
+            )));
         }
         for r in tl.rows.iter().rev() {
             for st in [&r.new, &r.old] {

@@ -8,6 +8,7 @@ mod cli_meta;
 mod cluster;
 mod common;
 mod controller;
+mod faults;
 mod history;
 mod image;
 mod init;

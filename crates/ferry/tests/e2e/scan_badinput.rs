@@ -6,8 +6,8 @@
 //! (visible in `get images`), the good objects are processed, the exit is non-zero, the state stays
 //! readable and consistent, and no credential appears in any output (even at trace verbosity).
 
-use crate::common::fault_proxy::{self, Fault};
 use crate::common::*;
+use ferry_testbed::faults::{Fault, FaultProxy, Rule};
 use ferry_testbed::registry::{Auth, registry};
 
 /// A port with nothing listening on 127.0.0.1.
@@ -41,13 +41,11 @@ fn every_bad_input_fails_only_its_own_object() {
     push(&plain, &garbage, "1.0.0");
     let storm = unique("storm");
     push(&plain, &storm, "1.0.0");
-    let proxy = fault_proxy::start(
-        &plain.host,
-        vec![
-            (format!("/v2/{garbage}/tags/list"), Fault::Garbage),
-            (format!("/v2/{storm}/tags/list"), Fault::Status500),
-        ],
-    );
+    let proxy = FaultProxy::start(&plain.host).unwrap();
+    proxy.set_rules(vec![
+        Rule::new(format!("/v2/{garbage}/tags/list"), Fault::Garbage),
+        Rule::new(format!("/v2/{storm}/tags/list"), Fault::Status(500)),
+    ]);
 
     ws.secret(
         "ns",
@@ -281,10 +279,11 @@ fn connection_resets_are_retried_then_reported() {
     let ws = Workspace::new();
     let repo = unique("reset");
     push(&plain, &repo, "1.0.0");
-    let proxy = fault_proxy::start(
-        &plain.host,
-        vec![(format!("/v2/{repo}/tags/list"), Fault::Reset)],
-    );
+    let proxy = FaultProxy::start(&plain.host).unwrap();
+    proxy.set_rules(vec![Rule::new(
+        format!("/v2/{repo}/tags/list"),
+        Fault::Reset,
+    )]);
     let tree = ws.join("tree");
     write_tree(
         &tree,

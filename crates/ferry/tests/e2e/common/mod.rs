@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
-pub mod fault_proxy;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
