@@ -1565,13 +1565,21 @@ pub fn next_link(headers: &HeaderMap, request_url: &Url) -> Result<Option<Url>, 
     if !is_next {
         return Ok(None);
     }
-    request_url
+    let next = request_url
         .join(target)
-        .map(Some)
         .map_err(|e| RegistryError::InvalidResponse {
             url: request_url.to_string(),
             detail: format!("Link target {target:?} is not a URL: {e}"),
-        })
+        })?;
+    // The next page comes from the same registry: a Link to another scheme, host or port
+    // would carry this registry's credentials (or Ferry's requests) somewhere else.
+    if next.origin() != request_url.origin() {
+        return Err(RegistryError::InvalidResponse {
+            url: request_url.to_string(),
+            detail: format!("Link target {target:?} is not on the registry that sent it"),
+        });
+    }
+    Ok(Some(next))
 }
 
 #[cfg(test)]
@@ -1617,6 +1625,20 @@ mod tests {
         );
         h.insert(header::LINK, HeaderValue::from_static("garbage"));
         assert!(next_link(&h, &base).is_err());
+        // Never to another registry: host, port or scheme.
+        for target in [
+            "<http://127.0.0.2:5000/v2/a/tags/list?last=x>; rel=\"next\"",
+            "<//127.0.0.1:5001/v2/a/tags/list>; rel=\"next\"",
+            "<https://127.0.0.1:5000/v2/a/tags/list>; rel=\"next\"",
+            "<file:///etc/passwd>; rel=\"next\"",
+        ] {
+            h.insert(header::LINK, HeaderValue::from_static(target));
+            let err = next_link(&h, &base).unwrap_err().to_string();
+            assert!(
+                err.contains("not on the registry that sent it"),
+                "{target}: {err}"
+            );
+        }
     }
 
     #[test]

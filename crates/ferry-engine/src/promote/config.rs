@@ -491,7 +491,8 @@ mod tests {
             assert!(err.to_string().contains("app name"), "{bad:?}: {err}");
         }
         assert!(AppPipeline::resolve(&empty, "backend_v2.web").is_ok());
-        let yaml = "apiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: backend\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: backend\n  stages:\n  - name: ../prod\n    namespace: production\n    policy: backend\n";
+        let yaml = "apiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: backend\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: backend\n  stages:\n  - name: ../prod\n    alias: prod\n    namespace: production\n    policy: backend\n";
+        // With an explicit alias the tag check does not see the stage name; this one does.
         let objects = ferry_api::load_str("pipeline.yaml", yaml, &ferry_api::Vars::new()).unwrap();
         let err = AppPipeline::resolve(&objects, "backend").unwrap_err();
         assert!(err.to_string().contains("stage name \"../prod\""), "{err}");

@@ -304,6 +304,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Also fuzzed in fuzz/ (target `webhook`).
+        #[test]
+        fn only_the_right_mac_or_token_is_accepted(
+            secret in "[!-~]{1,40}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            flip in 0usize..64,
+            suffix in "[!-~]{1,4}",
+        ) {
+            let s = Secret::from_file_contents(secret.as_bytes()).unwrap();
+            let good = s.signature_hex(&body);
+            let sig = format!("sha256={good}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), &body),
+                Ok(())
+            );
+            let mut bad = good.into_bytes();
+            bad[flip] = if bad[flip] == b'0' { b'1' } else { b'0' };
+            let bad = format!("sha256={}", String::from_utf8(bad).unwrap());
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("x-hub-signature-256", &bad)]), &body),
+                Err(AuthFailure::Invalid)
+            );
+            let token = format!("Bearer {secret}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("authorization", &token)]), &body),
+                Ok(())
+            );
+            let longer = format!("Bearer {secret}{suffix}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("authorization", &longer)]), &body),
+                Err(AuthFailure::Invalid)
+            );
+        }
+    }
+
     #[test]
     fn distribution_envelopes_are_parsed() {
         let body = br#"{"events":[
