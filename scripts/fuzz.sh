@@ -21,7 +21,8 @@ else
   mapfile -t targets < <(cargo "+$toolchain" fuzz list)
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo "+$toolchain" fuzz build -O
+flags=(-O -a -s none)
+cargo "+$toolchain" fuzz build "${flags[@]}"
 mkdir -p logs
 failed=()
 for t in "${targets[@]}"; do
@@ -29,7 +30,7 @@ for t in "${targets[@]}"; do
   log="logs/$t.log"
   echo "== $t: $seconds s =="
   # -rss_limit_mb: a target that needs more than this is a bug (unbounded input handling).
-  if nice -n 10 cargo "+$toolchain" fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+  if nice -n 10 cargo "+$toolchain" fuzz run "${flags[@]}" "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       >"$log" 2>&1; then
     status=ok
