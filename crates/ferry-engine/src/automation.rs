@@ -497,8 +497,9 @@ impl Job {
             |e: ApplyError| stalled("UpdateFailed", format!("failed to apply policies: {e}"));
         let values = self.values_on(checkout.workdir()).map_err(failed)?;
         let root = checkout.workdir().join(&self.target.update_path);
-        let tree = ferry_setters::apply_tree(&root, &values, WriteMode::DryRun)
-            .map_err(|e| failed(e.into()))?;
+        let tree =
+            ferry_setters::apply_tree_in(checkout.workdir(), &root, &values, WriteMode::DryRun)
+                .map_err(|e| failed(e.into()))?;
         if tree.files.is_empty() {
             return Ok(None);
         }
@@ -521,7 +522,8 @@ impl Job {
         let outcome =
             ferry_git::update_and_push(cache, &self.target.remote, plan, |workdir: &Path| {
                 let values = self.values_on(workdir)?;
-                let tree = ferry_setters::apply_tree(
+                let tree = ferry_setters::apply_tree_in(
+                    workdir,
                     &workdir.join(&self.target.update_path),
                     &values,
                     WriteMode::Write,

@@ -21,6 +21,7 @@ use ferry_registry::ImageName;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// Largest accepted webhook body; larger ones get 413 and trigger nothing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -43,13 +44,33 @@ impl Secret {
         (!trimmed.is_empty()).then(|| Secret(trimmed.as_bytes().to_vec()))
     }
 
-    pub fn signature_hex(&self, body: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
             // HMAC takes keys of any length; this branch is unreachable.
             <Hmac<Sha256> as Mac>::new_from_slice(b"").unwrap_or_else(|_| unreachable!())
-        });
+        })
+    }
+
+    pub fn signature_hex(&self, body: &[u8]) -> String {
+        let mut mac = self.mac();
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// True when `hex_sig` is the HMAC-SHA256 of `body`; compared in constant time by the
+    /// `hmac` crate (`verify_slice`), so response timing reveals nothing about the expected MAC.
+    fn verify_signature(&self, body: &[u8], hex_sig: &str) -> bool {
+        let Ok(sig) = hex::decode(hex_sig) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(body);
+        mac.verify_slice(&sig).is_ok()
+    }
+
+    /// True when `token` is the secret, compared in constant time (`subtle`).
+    fn matches_token(&self, token: &[u8]) -> bool {
+        token.ct_eq(&self.0).into()
     }
 }
 
@@ -58,11 +79,6 @@ impl Secret {
 pub enum AuthFailure {
     Missing,
     Invalid,
-}
-
-/// Constant-time equality, so a timing side channel does not reveal the secret.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks the request against the secret; `None` secret (`--allow-unsigned-webhooks`) accepts
@@ -79,8 +95,7 @@ pub fn authenticate(
         .and_then(|v| v.to_str().ok());
     if let Some(sig) = signature {
         let hex_sig = sig.trim().strip_prefix("sha256=").unwrap_or("");
-        let expected = secret.signature_hex(body);
-        return if ct_eq(hex_sig.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+        return if secret.verify_signature(body, hex_sig) {
             Ok(())
         } else {
             Err(AuthFailure::Invalid)
@@ -91,7 +106,7 @@ pub fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "));
     match bearer {
-        Some(token) if ct_eq(token.trim().as_bytes(), &secret.0) => Ok(()),
+        Some(token) if secret.matches_token(token.trim().as_bytes()) => Ok(()),
         Some(_) => Err(AuthFailure::Invalid),
         None => Err(AuthFailure::Missing),
     }
@@ -312,6 +327,68 @@ mod tests {
         );
         assert_eq!(authenticate(None, &headers(&[]), body), Ok(()));
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn constant_time_checks_accept_exactly_the_secret() {
+        // Signatures go through hmac's verify_slice and tokens through subtle's ct_eq; these
+        // pin what they accept: the exact MAC (either hex case), the exact token.
+        let s = Secret::from_file_contents(b"s3cret\n").unwrap();
+        let body = b"payload";
+        let good = s.signature_hex(body);
+        assert!(s.verify_signature(body, &good));
+        assert!(s.verify_signature(body, &good.to_ascii_uppercase()));
+        assert!(!s.verify_signature(body, &good[..62]), "truncated MAC");
+        assert!(!s.verify_signature(body, ""), "empty MAC");
+        assert!(!s.verify_signature(body, "zz"), "not hex");
+        let mut flipped = hex::decode(&good).unwrap();
+        flipped[31] ^= 1;
+        assert!(
+            !s.verify_signature(body, &hex::encode(flipped)),
+            "one bit off"
+        );
+        assert!(s.matches_token(b"s3cret"));
+        for wrong in [&b"s3cre"[..], b"s3cret!", b"s3creT", b"", b"S3CRET"] {
+            assert!(!s.matches_token(wrong), "{wrong:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Also fuzzed in fuzz/ (target `webhook`).
+        #[test]
+        fn only_the_right_mac_or_token_is_accepted(
+            secret in "[!-~]{1,40}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            flip in 0usize..64,
+            suffix in "[!-~]{1,4}",
+        ) {
+            let s = Secret::from_file_contents(secret.as_bytes()).unwrap();
+            let good = s.signature_hex(&body);
+            let sig = format!("sha256={good}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("x-ferry-signature", &sig)]), &body),
+                Ok(())
+            );
+            let mut bad = good.into_bytes();
+            bad[flip] = if bad[flip] == b'0' { b'1' } else { b'0' };
+            let bad = format!("sha256={}", String::from_utf8(bad).unwrap());
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("x-hub-signature-256", &bad)]), &body),
+                Err(AuthFailure::Invalid)
+            );
+            let token = format!("Bearer {secret}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("authorization", &token)]), &body),
+                Ok(())
+            );
+            let longer = format!("Bearer {secret}{suffix}");
+            proptest::prop_assert_eq!(
+                authenticate(Some(&s), &headers(&[("authorization", &longer)]), &body),
+                Err(AuthFailure::Invalid)
+            );
+        }
     }
 
     #[test]

@@ -341,7 +341,9 @@ fn authority(url: &Url) -> String {
 }
 
 /// Parses `Scheme k="v", k2=v2` (one challenge; the first if several are sent).
-fn parse_challenge(value: &str) -> Option<(String, HashMap<String, String>)> {
+/// Public for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub fn parse_challenge(value: &str) -> Option<(String, HashMap<String, String>)> {
     let value = value.trim();
     let (scheme, mut rest) = match value.split_once(' ') {
         Some((s, r)) => (s, r),
@@ -994,10 +996,6 @@ impl RegistryClient {
 
     /// Every tag of the repository, following `Link: <...>; rel="next"` pages.
     pub async fn list_tags(&self, access: &RepoAccess) -> Result<Vec<String>, RegistryError> {
-        #[derive(serde::Deserialize)]
-        struct Page {
-            tags: Option<Vec<String>>,
-        }
         let what = format!("repository {}", access.image);
         let mut url = self
             .repo_url(access, &format!("tags/list?n={TAG_PAGE_SIZE}"))
@@ -1018,12 +1016,11 @@ impl RegistryClient {
                 )
                 .await?;
             let next = next_link(&head, &url)?;
-            let page: Page =
-                serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidResponse {
-                    url: url.to_string(),
-                    detail: format!("tag list is not the expected JSON ({e})"),
-                })?;
-            tags.extend(page.tags.unwrap_or_default());
+            let page = parse_tag_page(&body).map_err(|detail| RegistryError::InvalidResponse {
+                url: url.to_string(),
+                detail,
+            })?;
+            tags.extend(page);
             match next {
                 None => return Ok(tags),
                 Some(n) if seen.contains(n.as_str()) => {
@@ -1492,18 +1489,9 @@ impl RegistryClient {
         if depth > 4 {
             return Err(invalid("index nesting deeper than 4".into()));
         }
-        let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes)
-            .map_err(|e| invalid(format!("manifest is not JSON: {e}")))?;
-        let digest_of = |v: &serde_json::Value| -> Result<String, RegistryError> {
-            v.get("digest")
-                .and_then(|d| d.as_str())
-                .filter(|d| is_digest(d))
-                .map(String::from)
-                .ok_or_else(|| invalid("descriptor without a sha256 digest".into()))
-        };
-        if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
-            for child in children {
-                let digest = digest_of(child)?;
+        let refs = manifest_references(&manifest.bytes).map_err(invalid)?;
+        if let ManifestRefs::Index(children) = refs {
+            for digest in children {
                 let child_manifest = self.get_manifest(src, &digest).await?;
                 Box::pin(self.copy_manifest_children(src, dst, &child_manifest, depth + 1)).await?;
                 self.put_manifest(
@@ -1516,20 +1504,67 @@ impl RegistryClient {
             }
             return Ok(());
         }
-        let mut blobs = Vec::new();
-        if let Some(config) = doc.get("config") {
-            blobs.push(digest_of(config)?);
-        }
-        if let Some(layers) = doc.get("layers").and_then(|l| l.as_array()) {
-            for layer in layers {
-                blobs.push(digest_of(layer)?);
-            }
-        }
+        let ManifestRefs::Blobs(blobs) = refs else {
+            return Ok(());
+        };
         for digest in blobs {
             self.copy_blob(src, dst, &digest).await?;
         }
         Ok(())
     }
+}
+
+/// The tags of one `tags/list` page (`{"name": ..., "tags": [...] | null}`).
+/// Public for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub fn parse_tag_page(body: &[u8]) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        tags: Option<Vec<String>>,
+    }
+    serde_json::from_slice::<Page>(body)
+        .map(|p| p.tags.unwrap_or_default())
+        .map_err(|e| format!("tag list is not the expected JSON ({e})"))
+}
+
+/// What a manifest points at: an index's child manifests, or an image's config and layers.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestRefs {
+    Index(Vec<String>),
+    Blobs(Vec<String>),
+}
+
+/// Reads the digests a manifest or index refers to; every one must be a sha256 digest.
+/// Public for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub fn manifest_references(bytes: &[u8]) -> Result<ManifestRefs, String> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("manifest is not JSON: {e}"))?;
+    let digest_of = |v: &serde_json::Value| -> Result<String, String> {
+        v.get("digest")
+            .and_then(|d| d.as_str())
+            .filter(|d| is_digest(d))
+            .map(String::from)
+            .ok_or_else(|| "descriptor without a sha256 digest".to_string())
+    };
+    if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
+        return children
+            .iter()
+            .map(digest_of)
+            .collect::<Result<_, _>>()
+            .map(ManifestRefs::Index);
+    }
+    let mut blobs = Vec::new();
+    if let Some(config) = doc.get("config") {
+        blobs.push(digest_of(config)?);
+    }
+    if let Some(layers) = doc.get("layers").and_then(|l| l.as_array()) {
+        for layer in layers {
+            blobs.push(digest_of(layer)?);
+        }
+    }
+    Ok(ManifestRefs::Blobs(blobs))
 }
 
 /// The `rel="next"` target of a `Link` header, resolved against the request URL.
@@ -1551,7 +1586,9 @@ fn with_attempts(err: RegistryError, attempts: u32) -> RegistryError {
     }
 }
 
-fn next_link(headers: &HeaderMap, request_url: &Url) -> Result<Option<Url>, RegistryError> {
+/// Public for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub fn next_link(headers: &HeaderMap, request_url: &Url) -> Result<Option<Url>, RegistryError> {
     let Some(value) = header_str(headers, header::LINK) else {
         return Ok(None);
     };
@@ -1577,13 +1614,21 @@ fn next_link(headers: &HeaderMap, request_url: &Url) -> Result<Option<Url>, Regi
     if !is_next {
         return Ok(None);
     }
-    request_url
+    let next = request_url
         .join(target)
-        .map(Some)
         .map_err(|e| RegistryError::InvalidResponse {
             url: request_url.to_string(),
             detail: format!("Link target {target:?} is not a URL: {e}"),
-        })
+        })?;
+    // The next page comes from the same registry: a Link to another scheme, host or port
+    // would carry this registry's credentials (or Ferry's requests) somewhere else.
+    if next.origin() != request_url.origin() {
+        return Err(RegistryError::InvalidResponse {
+            url: request_url.to_string(),
+            detail: format!("Link target {target:?} is not on the registry that sent it"),
+        });
+    }
+    Ok(Some(next))
 }
 
 #[cfg(test)]
@@ -1629,6 +1674,20 @@ mod tests {
         );
         h.insert(header::LINK, HeaderValue::from_static("garbage"));
         assert!(next_link(&h, &base).is_err());
+        // Never to another registry: host, port or scheme.
+        for target in [
+            "<http://127.0.0.2:5000/v2/a/tags/list?last=x>; rel=\"next\"",
+            "<//127.0.0.1:5001/v2/a/tags/list>; rel=\"next\"",
+            "<https://127.0.0.1:5000/v2/a/tags/list>; rel=\"next\"",
+            "<file:///etc/passwd>; rel=\"next\"",
+        ] {
+            h.insert(header::LINK, HeaderValue::from_static(target));
+            let err = next_link(&h, &base).unwrap_err().to_string();
+            assert!(
+                err.contains("not on the registry that sent it"),
+                "{target}: {err}"
+            );
+        }
     }
 
     #[test]

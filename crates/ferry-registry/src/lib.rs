@@ -24,6 +24,8 @@ pub use client::{
     MountOutcome, OCI_INDEX, OCI_MANIFEST, RegistryClient, RepoAccess, RequestStats, RetryPolicy,
     sha256_digest,
 };
+#[doc(hidden)]
+pub use client::{ManifestRefs, manifest_references, next_link, parse_challenge, parse_tag_page};
 pub use error::RegistryError;
 pub use reference::{ImageName, ReferenceError};
 pub use tls::{TlsError, TlsMaterial};

@@ -38,8 +38,8 @@ pub use marker::{
 };
 pub use quote::{is_yaml11_non_string, plain_allowed};
 pub use tree::{
-    FileEdit, MarkerSite, TreeUpdate, Warning, WriteMode, apply_tree, is_candidate_name,
-    scan_markers, scan_markers_with_warnings,
+    FileEdit, MarkerSite, TreeUpdate, Warning, WriteMode, apply_tree, apply_tree_in,
+    is_candidate_name, scan_markers, scan_markers_with_warnings,
 };
 
 /// The image a policy resolved to (`ImagePolicy.status.latestRef`).
@@ -117,6 +117,9 @@ pub enum SetterError {
     },
     #[error("update path {} does not exist", path.display())]
     MissingPath { path: PathBuf },
+    /// The update path resolves outside the Git checkout (a `..` or a symlink leads out).
+    #[error("update path {} resolves outside the checkout", path.display())]
+    OutsideCheckout { path: PathBuf },
 }
 
 /// The value a setter writes for `image` (Flux `setters.go`): full `name:tag[@digest]`, or the

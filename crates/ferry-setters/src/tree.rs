@@ -204,9 +204,34 @@ pub fn apply_tree(
     values: &PolicyValues,
     mode: WriteMode,
 ) -> Result<TreeUpdate, SetterError> {
+    apply_fenced(root, None, values, mode)
+}
+
+/// [`apply_tree`] for a tree inside a Git checkout that someone else controls: `root` must
+/// resolve inside `checkout`, and a marked file that is a symlink resolving outside `checkout`
+/// is neither read nor written (it becomes a [`Warning`]). So a commit cannot make Ferry
+/// write anything outside the checkout.
+pub fn apply_tree_in(
+    checkout: &Path,
+    root: &Path,
+    values: &PolicyValues,
+    mode: WriteMode,
+) -> Result<TreeUpdate, SetterError> {
+    apply_fenced(root, Some(checkout), values, mode)
+}
+
+fn apply_fenced(
+    root: &Path,
+    checkout: Option<&Path>,
+    values: &PolicyValues,
+    mode: WriteMode,
+) -> Result<TreeUpdate, SetterError> {
     let mut result = TreeUpdate::default();
     let mut paths = BTreeMap::new();
-    let candidates = candidates(root)?;
+    let mut candidates = candidates(root)?;
+    if let Some(checkout) = checkout {
+        candidates = fence(checkout, root, candidates, &mut result.warnings)?;
+    }
     // Reading and parsing are independent per file: spread them over the cores, then merge in
     // candidate order so the result stays deterministic.
     let outcomes = parallel_map(
@@ -254,6 +279,43 @@ pub fn apply_tree(
         }
     }
     Ok(result)
+}
+
+/// Keeps the candidates that resolve inside `checkout`; a symlink resolving elsewhere becomes a
+/// warning, a `root` resolving elsewhere is an error.
+fn fence(
+    checkout: &Path,
+    root: &Path,
+    candidates: Vec<Candidate>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Candidate>, SetterError> {
+    let real = |p: &Path| {
+        fs::canonicalize(p).map_err(|source| SetterError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let boundary = real(checkout)?;
+    if !real(root)?.starts_with(&boundary) {
+        return Err(SetterError::OutsideCheckout {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut kept = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        // The walk follows no directory symlink, so only a file symlink can lead out.
+        let is_link = fs::symlink_metadata(&c.path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && !real(&c.path)?.starts_with(&boundary) {
+            warnings.push(Warning {
+                file: c.rel,
+                line: 0,
+                message: "symlink resolves outside the checkout; not read or written".into(),
+            });
+        } else {
+            kept.push(c);
+        }
+    }
+    Ok(kept)
 }
 
 /// What the setters made of one screened file.

@@ -465,3 +465,43 @@ fn change_result_helpers() {
     assert_eq!(r.changes(), vec![c.clone()]);
     assert_eq!(r.objects().get(&id).map(Vec::len), Some(2));
 }
+
+/// Attacker path: a commit template (written by whoever can edit the automation) cannot read
+/// files or the environment, run commands or reach the network. Sprig's functions that would
+/// (`env`, `expandenv`, `getHostByName`, …) and Helm's (`include`, `tpl`, …) are not defined;
+/// `call` has nothing to call (the data holds no functions); `template` only reaches templates
+/// defined inline.
+#[test]
+fn templates_cannot_reach_files_commands_or_the_network() {
+    for f in [
+        "env",
+        "expandenv",
+        "getHostByName",
+        "readFile",
+        "include",
+        "tpl",
+        "exec",
+        "shell",
+        "osBase",
+        "lookup",
+        "now",
+        "randAlphaNum",
+        "uuidv4",
+        "genPrivateKey",
+    ] {
+        assert!(!SUPPORTED_FUNCTIONS.contains(&f), "{f} is supported");
+        let e = render_err(&format!("{{{{ {f} \"/etc/passwd\" }}}}"));
+        assert!(
+            matches!(&e, TemplateError::Parse(m) if m.contains(&format!("function \"{f}\" not defined"))),
+            "{f}: {e}"
+        );
+    }
+    for t in [
+        "{{ call .Values.env }}",
+        "{{ call \"/bin/sh\" \"-c\" \"id\" }}",
+    ] {
+        assert!(matches!(render_err(t), TemplateError::Exec(_)), "{t}");
+    }
+    let e = render_err("{{ template \"/etc/passwd\" }}");
+    assert!(e.to_string().contains("\"/etc/passwd\" not defined"), "{e}");
+}

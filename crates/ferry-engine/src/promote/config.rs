@@ -44,6 +44,8 @@ pub struct AppPipeline {
 impl AppPipeline {
     /// The Pipeline named `app` (in any namespace), else the seed's conventions.
     pub fn resolve(objects: &ObjectSet, app: &str) -> Result<AppPipeline, PromoteError> {
+        // App and stage names become paths (`releases/<app>/<env>/…`, the local journal).
+        check_path_name("app", app)?;
         let found: Vec<_> = objects
             .pipelines()
             .iter()
@@ -73,6 +75,15 @@ impl AppPipeline {
             }
             let mut stages = Vec::new();
             for s in &p.spec.stages {
+                check_path_name("stage", &s.name).map_err(|e| {
+                    PromoteError::Invalid(format!(
+                        "Pipeline {}/{} ({}:{}): {e}",
+                        p.namespace(),
+                        p.name(),
+                        p.source.file,
+                        p.source.line
+                    ))
+                })?;
                 let template =
                     TagTemplate::parse(s.tag_template.as_deref().unwrap_or(DEFAULT_TAG_TEMPLATE))
                         .map_err(|e| {
@@ -401,6 +412,25 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// Refuses a name that would not stay one path component: empty, `.`/`..` or a leading dot,
+/// `/` or `\\`, whitespace or control characters, longer than 253 bytes. Runs before any
+/// name becomes part of a path (`releases/<app>/<env>/<tag>.yaml`, the promotion journal).
+pub fn check_path_name(what: &str, name: &str) -> Result<(), PromoteError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PromoteError::Invalid(format!(
+            "{what} name {name:?} must be letters, digits, '-', '_' or '.', not starting with '.'"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,5 +471,31 @@ mod tests {
         assert!(Version::parse("1.2").is_none());
         assert!(Version::parse("1.2.3-rc1").is_none());
         assert!(Version::parse("01.2.3").is_none());
+    }
+
+    #[test]
+    fn names_that_would_leave_their_directory_are_refused() {
+        let empty = ferry_api::ObjectSet::default();
+        for bad in [
+            "../escape",
+            "a/b",
+            "..",
+            ".hidden",
+            "a\\b",
+            "a b",
+            "a\nb",
+            "a\u{7f}",
+            "",
+        ] {
+            let err = AppPipeline::resolve(&empty, bad).unwrap_err();
+            assert!(err.to_string().contains("app name"), "{bad:?}: {err}");
+        }
+        assert!(AppPipeline::resolve(&empty, "backend_v2.web").is_ok());
+        let yaml = "apiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: backend\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: backend\n  stages:\n  - name: ../prod\n    alias: prod\n    namespace: production\n    policy: backend\n";
+        // With an explicit alias the tag check does not see the stage name; this one does.
+        let objects = ferry_api::load_str("pipeline.yaml", yaml, &ferry_api::Vars::new()).unwrap();
+        let err = AppPipeline::resolve(&objects, "backend").unwrap_err();
+        assert!(err.to_string().contains("stage name \"../prod\""), "{err}");
+        assert!(err.to_string().contains("pipeline.yaml"), "{err}");
     }
 }

@@ -1296,6 +1296,8 @@ pub async fn promote(
         (&c.traced_tag, &c.fields),
         c.now,
     )?;
+    // A resumed tag is read back from Git; it becomes a path and a registry tag.
+    check_tag(&immutable)?;
 
     // 7. Retag (immutable first), confirm.
     let plan = TagPlan {

@@ -240,7 +240,7 @@ pub(crate) fn write_text(workdir: &Path, rel: &str, text: &str) -> Result<(), st
 }
 
 /// Top-level `key: value` pairs of a file Ferry wrote (records, approvals).
-pub(crate) fn top_level_fields(text: &str) -> BTreeMap<String, String> {
+pub fn top_level_fields(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with([' ', '-', '#']))
         .filter_map(|l| l.split_once(": "))
@@ -256,7 +256,7 @@ fn unquote(v: &str) -> String {
 }
 
 /// A YAML double-quoted scalar (values may hold `:` or start with digits).
-pub(crate) fn quote(v: &str) -> String {
+pub fn quote(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 

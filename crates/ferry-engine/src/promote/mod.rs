@@ -13,12 +13,16 @@ mod retag;
 
 pub use config::{
     AppPipeline, Bump, DEFAULT_STAGES, DEFAULT_TAG_TEMPLATE, StageConfig, TagTemplate, Version,
+    check_path_name,
 };
 pub use flow::{
     ApproveReport, ApproveRequest, GateResult, PromoteReport, PromoteRequest, PublishReport,
     PublishRequest, VersionReport, approve, promote, publish, version,
 };
 pub use gitops::GitFallback;
+/// The release-record reader and writer's quoting, for the fuzz targets and property tests.
+#[doc(hidden)]
+pub use gitops::{quote as quote_record_value, top_level_fields};
 pub use retag::{TagOutcome, TagWrite};
 
 /// Why a publish, promotion, approval or version query stopped.

@@ -31,6 +31,9 @@ use ferry_store::{HoldRecord, PolicyRecord};
 
 pub use holds::{Denied, HOLDS_PATH, Hold, HoldsError, HoldsFile};
 pub use markers::MarkerState;
+/// Marker-value readers, for the fuzz targets and property tests.
+#[doc(hidden)]
+pub use markers::{parse_reference, values_in_bytes};
 pub use ops::{
     Adopted, HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport,
     RollbackRequest, UnholdRequest,

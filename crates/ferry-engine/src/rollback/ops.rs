@@ -508,7 +508,12 @@ fn rollback_step(
     let mut values = PolicyValues::new();
     values.insert(key.clone(), goal.image_ref(&fallback_name));
     for f in &files {
-        ferry_setters::apply_tree(&co.workdir().join(f), &values, WriteMode::Write)?;
+        ferry_setters::apply_tree_in(
+            co.workdir(),
+            &co.workdir().join(f),
+            &values,
+            WriteMode::Write,
+        )?;
     }
     let after = state_of(&read_values(co.workdir(), &files, &key)?);
     if after.tag != goal.tag {

@@ -298,6 +298,23 @@ fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
     registry_webhook_starts_a_pass(&reg, &seed, &ctl, &listen, hook_secret);
     suspend_and_resume(c, &reg, &seed, &ctl);
     survives_an_api_server_restart(c, &reg, &seed, &ctl);
+
+    // The Git password of the write-back Secret appears in no status, Event or log line.
+    let everything = c.kubectl(&[
+        "get",
+        "imagerepositories,imagepolicies,imageupdateautomations,gitrepositories,events",
+        "-A",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        !everything.contains(&git.password),
+        "the Git password leaked into status or events"
+    );
+    assert!(
+        !ctl.log().contains(&git.password),
+        "the Git password leaked into the controller log"
+    );
 }
 
 /// `POST /hooks/registry` with the secret: a push of a repository an ImageRepository names

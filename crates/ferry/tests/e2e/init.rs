@@ -272,6 +272,12 @@ fn init_rejects_bad_input_and_writes_nothing() {
     let d = dir.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["init", d, "--app", "Backend"], "invalid --app"),
+        // Names that would leave their directory, or hide in it, never become paths.
+        (&["init", d, "--app", "../escape"], "invalid --app"),
+        (&["init", d, "--app", "a/b"], "invalid --app"),
+        (&["init", d, "--app", ".."], "invalid --app"),
+        (&["init", d, "--app", "a\nb"], "invalid --app"),
+        (&["init", d, "--app", "a\u{1b}[31m"], "invalid --app"),
         (
             &["init", d, "--app", "api", "--app", "api"],
             "more than once",

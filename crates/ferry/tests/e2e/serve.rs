@@ -514,6 +514,55 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     assert_eq!(status, 202, "{text}");
     assert!(poll(BOUND, || (passes(s.port) > before).then_some(())).is_some());
 
+    // Attacker path: a notification naming a host no ImageRepository names makes Ferry contact
+    // nothing. A real listener stands at that host and counts connections.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_host = format!("127.0.0.1:{}", trap.local_addr().unwrap().port());
+    let connections = || {
+        let mut n = 0;
+        while trap.accept().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let signed = |body: &str| {
+        let sig = format!("sha256={}", hmac_hex(&s.secret, body.as_bytes()));
+        http(
+            s.port,
+            "POST",
+            "/hooks/registry",
+            &[("X-Ferry-Signature", &sig)],
+            body.as_bytes(),
+        )
+    };
+    let before = passes(s.port);
+    let unknown = format!(
+        r#"{{"events":[{{"action":"push","target":{{"repository":"org/elsewhere","tag":"v1"}},"request":{{"host":"{trap_host}"}}}}]}}"#
+    );
+    assert_eq!(signed(&unknown).0, 202);
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        assert_eq!(
+            passes(s.port),
+            before,
+            "an unknown repository started a pass"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A known path under a foreign host scans the ImageRepository at its own spec.image only.
+    let scans = |p| metric(p, "ferry_scans_total", &[]);
+    let scans_before = scans(s.port);
+    let foreign = format!(r#"{{"repository":"{trap_host}/org/backend","tag":"v1"}}"#);
+    assert_eq!(signed(&foreign).0, 202);
+    // The scan it triggers has finished once the scan counter moves.
+    assert!(poll(BOUND, || (scans(s.port) > scans_before).then_some(())).is_some());
+    assert_eq!(
+        connections(),
+        0,
+        "Ferry connected to the host a webhook named"
+    );
+
     // One daemon per state store.
     let argv: Vec<String> = s
         .args
