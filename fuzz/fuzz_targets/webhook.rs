@@ -1,15 +1,11 @@
-//! `ferry serve` webhook bodies and signatures (crates/ferry/src/serve/hooks.rs, compiled in).
+//! Webhook bodies and signatures (ferry-hooks, shared by `ferry serve` and `ferry controller`).
 //! Input: byte 0 selects the header form, the rest is the body.
 //! Invariants: a body signed with the secret authenticates, the same body with any other
 //! signature or bearer token does not; parsed pushes always name a non-empty repository path.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../crates/ferry/src/serve/hooks.rs"]
-mod hooks;
-
-use axum::http::{HeaderMap, HeaderValue};
-use hooks::{AuthFailure, Secret, authenticate, parse_git, parse_registry};
+use ferry_hooks::{AuthFailure, Secret, authenticate, parse_git, parse_registry};
+use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
