@@ -9,6 +9,7 @@
 
 mod automation;
 mod policy;
+pub mod dora;
 pub mod promote;
 pub mod rollback;
 mod scan;

@@ -35,6 +35,7 @@ pub use ops::{
     HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport, RollbackRequest,
     UnholdRequest,
 };
+pub(crate) use status::layout;
 pub use status::{StatusApp, StatusCell, StatusReport};
 pub use timeline::{ChangeKind, HistoryRow};
 

@@ -396,9 +396,40 @@ impl Engine {
         repo: Option<&RepoFallback>,
     ) -> Result<Vec<HistoryRow>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
+        let mut rows = self.git_history(&target).await?;
+        // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
+        // tag still exists there.
+        let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();
+        for row in rows
+            .iter_mut()
+            .filter(|r| r.digest.is_none() && !r.new_tag.is_empty())
+        {
+            if !known.contains_key(&row.new_tag) {
+                let d = self.registry_digest(objects, &target, &row.new_tag).await;
+                known.insert(row.new_tag.clone(), d);
+            }
+            row.digest = known.get(&row.new_tag).cloned().flatten();
+        }
+        Ok(rows)
+    }
+
+    /// The timeline of ENV/APP from Git alone (no registry lookups), oldest first: what
+    /// `history` shows before digests are filled in, and what delivery metrics count.
+    pub async fn history_from_git(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        repo: Option<&RepoFallback>,
+    ) -> Result<Vec<HistoryRow>, RollbackError> {
+        let target = resolve(self, objects, env, app, repo)?;
+        self.git_history(&target).await
+    }
+
+    async fn git_history(&self, target: &AppTarget) -> Result<Vec<HistoryRow>, RollbackError> {
         let cache = cache(self)?;
         let t = target.clone();
-        let mut rows = crate::blocking(move || {
+        crate::blocking(move || {
             let target = t;
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
@@ -415,21 +446,7 @@ impl Engine {
                 timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows,
             )
         })
-        .await??;
-        // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
-        // tag still exists there.
-        let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();
-        for row in rows
-            .iter_mut()
-            .filter(|r| r.digest.is_none() && !r.new_tag.is_empty())
-        {
-            if !known.contains_key(&row.new_tag) {
-                let d = self.registry_digest(objects, &target, &row.new_tag).await;
-                known.insert(row.new_tag.clone(), d);
-            }
-            row.digest = known.get(&row.new_tag).cloned().flatten();
-        }
-        Ok(rows)
+        .await?
     }
 }
 
