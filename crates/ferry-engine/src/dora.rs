@@ -171,7 +171,9 @@ pub fn build_times<'a>(
             let Some(f) = template.parse_tag(env, tag) else {
                 continue;
             };
-            let Ok(ts) = i64::try_from(f.ts) else { continue };
+            let Ok(ts) = i64::try_from(f.ts) else {
+                continue;
+            };
             if ts <= 0 {
                 continue;
             }

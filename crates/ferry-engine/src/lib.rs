@@ -8,8 +8,8 @@
 //! `ferry-setters`).
 
 mod automation;
-mod policy;
 pub mod dora;
+mod policy;
 pub mod promote;
 pub mod rollback;
 mod scan;

@@ -26,7 +26,13 @@ fn scripted() -> Vec<Change> {
         change(S - 5 * DAY, Manual, "", "P0", None),
         change(S - DAY, Promotion, "P0", "P1", Some(S - 2 * DAY)),
         change(S + DAY, Promotion, "P1", "P2", Some(S + DAY - 3 * H)),
-        change(S + 2 * DAY, Promotion, "P2", "P3", Some(S + 2 * DAY - 5 * H)),
+        change(
+            S + 2 * DAY,
+            Promotion,
+            "P2",
+            "P3",
+            Some(S + 2 * DAY - 5 * H),
+        ),
         change(S + 2 * DAY + H, Rollback, "P3", "P2", None),
         change(S + 3 * DAY, Automation, "P2", "P4", Some(S + 3 * DAY - H)),
         change(S + 3 * DAY + H / 2, Rollback, "P4", "P2", None),
@@ -139,7 +145,12 @@ fn build_time_is_the_earliest_ts_of_the_build_across_stages() {
     let c = changes("production", &t, &production, &builds);
     assert_eq!(c[0].time, 600);
     assert_eq!(c[0].build_ts, Some(100));
-    assert_eq!(compute("a", "production", &c, 0, 700).lead_time.median_seconds, Some(500));
+    assert_eq!(
+        compute("a", "production", &c, 0, 700)
+            .lead_time
+            .median_seconds,
+        Some(500)
+    );
 }
 
 #[test]
