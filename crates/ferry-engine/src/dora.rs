@@ -220,6 +220,14 @@ pub(crate) fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Now, Unix seconds (the end of the usual window).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
 /// `--since`: `N d` (days) and `N w` (weeks) besides Go durations (`12h`, `90m`).
 pub fn parse_since(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("--since {text:?}: expected a duration such as 30d, 2w, 12h or 90m");

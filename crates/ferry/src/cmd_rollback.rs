@@ -608,10 +608,7 @@ pub async fn dora(state: &Path, args: DoraArgs) -> Result<Status, CliError> {
     let since = ferry_engine::dora::parse_since(&args.since)
         .map_err(|e| CliError::bad_input(anyhow!(e)))?;
     let p = prepare(state, &args.source)?;
-    let end = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
+    let end = ferry_engine::dora::unix_now();
     let req = DoraRequest {
         app: args.app,
         env: args.env,

@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// How long to wait after a webhook for more events of the same burst.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub debounce: Duration,
+    /// Window of the `ferry_dora_*` gauges on /metrics (as `ferry metrics dora --since`),
+    /// recomputed from Git after each pass.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = ferry_engine::dora::parse_since)]
+    pub dora_since: Duration,
 }
 
 /// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
@@ -138,6 +142,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(stop_tx));
+    let (engine_for_dora, metrics_for_dora) = (engine.clone(), metrics.clone());
     let scheduler = Scheduler::new(
         engine,
         object_source,
@@ -148,6 +153,13 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         args.source_interval,
         args.debounce,
     );
+    let dora = tokio::spawn(dora_gauges(
+        engine_for_dora,
+        metrics_for_dora,
+        scheduler.objects(),
+        scheduler.passes(),
+        args.dora_since,
+    ));
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
     let mut server_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -160,10 +172,41 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         signals.abort();
     }
     let sched_result = sched_task.await;
+    dora.abort();
     served.context("HTTP server").map_err(CliError::failed)?;
     sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
     eprintln!("ferry serve: stopped");
     Ok(Status::Ok)
+}
+
+/// Keeps the `ferry_dora_*` gauges current: recomputed from Git after each pass (passes that
+/// finish during a computation coalesce into one more). Failures keep the last figures.
+async fn dora_gauges(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    mut objects: watch::Receiver<Option<Arc<ferry_api::ObjectSet>>>,
+    mut passes: watch::Receiver<u64>,
+    since: Duration,
+) {
+    loop {
+        tokio::select! {
+            r = passes.changed() => if r.is_err() { return },
+            r = objects.changed() => if r.is_err() { return },
+        }
+        let Some(set) = objects.borrow_and_update().clone() else {
+            continue;
+        };
+        passes.borrow_and_update();
+        let req = ferry_engine::dora::DoraRequest {
+            since,
+            end: ferry_engine::dora::unix_now(),
+            ..Default::default()
+        };
+        match engine.dora(&set, &req).await {
+            Ok(report) => metrics.dora.set(&report),
+            Err(e) => tracing::warn!("DORA figures not updated: {e}"),
+        }
+    }
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {

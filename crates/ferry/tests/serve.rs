@@ -795,3 +795,61 @@ fn always_policy_timer_writes_the_digest_of_a_repushed_tag_without_webhooks() {
         ) >= 2.0
     );
 }
+
+#[test]
+fn dora_gauges_on_metrics_are_computed_from_git() {
+    let Some(s) = setup("serve-dora") else { return };
+    // One promotion to production, built an hour before it was committed 10 minutes ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (built, at) = (now - 4_200, now - 600);
+    let d = clone(&s.git, &s.repo);
+    let p = d
+        .path()
+        .join("flux/apps/backend/production/deployment.yaml");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "production-v0.0.0-0000000-0",
+        &format!("production-v1.0.0-abcdef1-{built}"),
+    );
+    std::fs::write(&p, text).unwrap();
+    let date = format!("@{at} +0000");
+    let out = git_cmd(
+        d.path(),
+        &["commit", "-qam", "Release\n\nFerry-Kind: promotion\n"],
+    )
+    .env("GIT_COMMITTER_DATE", &date)
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    git(d.path(), &["push", "-q", "origin", "main"]);
+
+    let daemon = s.daemon("dora.log");
+    let backend = ["app=\"backend\"", "env=\"production\""];
+    let found = poll(BOUND, || {
+        (metric(s.port, "ferry_dora_deployments", &backend) == 1.0).then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "no DORA gauges; log:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        metric(s.port, "ferry_dora_lead_time_median_seconds", &backend),
+        3_600.0
+    );
+    assert_eq!(metric(s.port, "ferry_dora_rollbacks", &backend), 0.0);
+    assert_eq!(
+        metric(s.port, "ferry_dora_change_failure_ratio", &backend),
+        0.0
+    );
+    // frontend has no deployment yet: a count of 0 and no ratio.
+    let frontend = ["app=\"frontend\"", "env=\"production\""];
+    assert_eq!(metric(s.port, "ferry_dora_deployments", &frontend), 0.0);
+    let (_, text) = http(s.port, "GET", "/metrics", &[], b"");
+    assert!(
+        !text.contains("ferry_dora_change_failure_ratio{app=\"frontend\""),
+        "{text}"
+    );
+}
