@@ -6,6 +6,8 @@
 mod hooks;
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/notify.rs"]
+mod notify;
 #[path = "serve/scheduler.rs"]
 mod scheduler;
 
@@ -56,6 +58,10 @@ pub struct ServeArgs {
     /// recomputed from Git after each pass.
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = ferry_engine::dora::parse_since)]
     pub dora_since: Duration,
+    /// Receivers of change notifications (docs/notifications.md). Each change is sent once;
+    /// delivered changes are remembered in `<state>.notified`.
+    #[arg(long, value_name = "FILE")]
+    pub notify_config: Option<PathBuf>,
 }
 
 /// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
@@ -90,6 +96,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
                 "webhooks need a shared secret: pass --webhook-secret-file FILE (or --allow-unsigned-webhooks to accept anyone's)"
             )));
         }
+    };
+    let notify_config = match &args.notify_config {
+        Some(f) => Some(ferry_notify::NotifyConfig::load(f).map_err(CliError::bad_input)?),
+        None => None,
     };
     let source = &args.source;
     let vars = source.vars()?;
@@ -143,6 +153,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(stop_tx));
     let (engine_for_dora, metrics_for_dora) = (engine.clone(), metrics.clone());
+    let app_engine = engine.clone();
     let scheduler = Scheduler::new(
         engine,
         object_source,
@@ -160,6 +171,27 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         scheduler.passes(),
         args.dora_since,
     ));
+    let notifications = match notify_config {
+        Some(config) => {
+            let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
+            let ledger = ferry_notify::Ledger::open(&ledger_path)
+                .with_context(|| format!("reading {}", ledger_path.display()))
+                .map_err(CliError::failed)?;
+            let notifier = ferry_notify::Notifier::new(
+                config,
+                ledger,
+                reqwest::Client::new(),
+                ferry_notify::Retry::default(),
+            );
+            Some(tokio::spawn(notify::run(
+                app_engine.clone(),
+                Arc::new(notifier),
+                scheduler.objects(),
+                scheduler.passes(),
+            )))
+        }
+        None => None,
+    };
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
     let mut server_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -173,6 +205,9 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     }
     let sched_result = sched_task.await;
     dora.abort();
+    if let Some(n) = notifications {
+        n.abort();
+    }
     served.context("HTTP server").map_err(CliError::failed)?;
     sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
     eprintln!("ferry serve: stopped");

@@ -853,3 +853,219 @@ fn dora_gauges_on_metrics_are_computed_from_git() {
         "{text}"
     );
 }
+
+type Gate = std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
+/// (request head, body) of each request received.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A local HTTP receiver on 127.0.0.1 answering every POST with `status`; keeps the requests.
+/// A gated receiver holds its first request unanswered until `release`.
+struct Receiver {
+    port: u16,
+    got: Requests,
+    gate: Gate,
+}
+
+impl Receiver {
+    fn start(status: u16, gated: bool) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got: Requests = Default::default();
+        let gate: Gate = std::sync::Arc::new((std::sync::Mutex::new(!gated), Default::default()));
+        let (sink, g) = (got.clone(), gate.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                if let Some(req) = read_request(&mut c) {
+                    sink.lock().unwrap().push(req);
+                }
+                let (open, cv) = &*g;
+                let mut o = open.lock().unwrap();
+                while !*o {
+                    o = cv.wait(o).unwrap();
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = c.write_all(reply.as_bytes());
+            }
+        });
+        Receiver { port, got, gate }
+    }
+
+    fn release(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn json(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    fn wait_count(&self, n: usize) {
+        let ok = poll(Duration::from_secs(60), || {
+            (self.requests().len() >= n).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{} requests, wanted {n}",
+            self.requests().len()
+        );
+    }
+}
+
+/// (head, body) of one HTTP/1.1 request with Content-Length.
+fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = c.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < end + 4 + len {
+            let n = c.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        return Some((head, buf[end + 4..end + 4 + len].to_vec()));
+    }
+}
+
+fn registry_digest(host: &str, repo: &str, tag: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{host}/v2/{repo}/manifests/{tag}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("docker-content-digest:")
+                .map(|d| d.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no digest for {repo}:{tag}"))
+}
+
+#[test]
+fn notifications_one_per_change_signed_and_bounded_retries_without_blocking() {
+    let Some(mut s) = setup("serve-notify") else {
+        return;
+    };
+    let ok = Receiver::start(200, false);
+    let failing = Receiver::start(500, true);
+    let slack = Receiver::start(200, false);
+    let key = s.ws.join("notify-key");
+    std::fs::write(&key, "hmac-key\n").unwrap();
+    let config = s.ws.join("notify.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  - name: ok\n    url: {}\n    secretFile: {}\n  - name: failing\n    url: {}\n    apps: [backend]\n  - name: chat\n    provider: slack\n    url: {}\n    envs: [production]\n",
+            ok.url(),
+            key.display(),
+            failing.url(),
+            slack.url()
+        ),
+    )
+    .unwrap();
+    s.args
+        .extend(["--notify-config".into(), config.display().to_string()]);
+    let daemon = s.daemon("notify.log");
+
+    // The seed's own values are the baseline: nothing is sent for them.
+    let tag1 = "develop-v1.0.0-a1b2c3d-1738860000";
+    s.reg.push("org/backend", tag1);
+    s.wait_develop(tag1);
+    ok.wait_count(1);
+    // The failing receiver holds the first delivery unanswered: the next change still lands.
+    failing.wait_count(1);
+    let tag2 = "develop-v1.0.1-b2c3d4e-1738870000";
+    s.reg.push("org/backend", tag2);
+    s.wait_develop(tag2);
+    ok.wait_count(2);
+    assert_eq!(failing.requests().len(), 1);
+    // Released, it answers 500: each change gets its 5 attempts, no more.
+    failing.release();
+    failing.wait_count(10);
+
+    let msgs = ok.json();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    let d1 = registry_digest(&s.reg.host, "org/backend", tag1);
+    let d2 = registry_digest(&s.reg.host, "org/backend", tag2);
+    let m = &msgs[0];
+    assert_eq!(m["kind"], "automation");
+    assert_eq!(
+        (m["app"].as_str(), m["env"].as_str()),
+        (Some("backend"), Some("develop"))
+    );
+    assert_eq!(m["old"]["tag"], "develop-v0.0.0-0000000-0");
+    assert_eq!(m["new"]["tag"], tag1);
+    assert_eq!(m["new"]["digest"], d1.as_str());
+    assert_eq!(m["commit"].as_str().unwrap().len(), 40);
+    let m = &msgs[1];
+    assert_eq!(
+        (m["old"]["tag"].as_str(), m["new"]["tag"].as_str()),
+        (Some(tag1), Some(tag2))
+    );
+    assert_eq!(m["old"]["digest"], d1.as_str());
+    assert_eq!(m["new"]["digest"], d2.as_str());
+    // Signed with the receiver's key (checked with openssl).
+    for (head, body) in ok.requests() {
+        let sig = format!("x-ferry-signature: sha256={}", hmac_hex("hmac-key", &body));
+        assert!(head.to_ascii_lowercase().contains(&sig), "{head}");
+    }
+    // Each change was retried exactly 5 times at the failing receiver, the same body each time.
+    let bodies: Vec<Vec<u8>> = failing.requests().into_iter().map(|(_, b)| b).collect();
+    for b in [&msgs[0], &msgs[1]] {
+        let n = bodies
+            .iter()
+            .filter(|x| serde_json::from_slice::<serde_json::Value>(x).unwrap() == *b)
+            .count();
+        assert_eq!(n, 5, "{b}");
+    }
+    // The Slack receiver only wants production.
+    assert!(slack.requests().is_empty());
+
+    // A restart sends nothing again: the new daemon's first look at Git finds only known changes.
+    drop(daemon);
+    let d = s.daemon("notify2.log");
+    d.wait_log(0, "notifications checked");
+    assert!(d.log_text().contains("new=0"), "{}", d.log_text());
+    assert_eq!(ok.requests().len(), 2);
+    assert_eq!(failing.requests().len(), 10);
+}

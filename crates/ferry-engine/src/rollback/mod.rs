@@ -32,10 +32,10 @@ use ferry_store::{HoldRecord, PolicyRecord};
 pub use holds::{Denied, HOLDS_PATH, Hold, HoldsError, HoldsFile};
 pub use markers::MarkerState;
 pub use ops::{
-    HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport, RollbackRequest,
-    UnholdRequest,
+    HoldCommit, HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport,
+    RollbackRequest, UnholdRequest,
 };
-pub(crate) use status::layout;
+pub use status::layout;
 pub use status::{StatusApp, StatusCell, StatusReport};
 pub use timeline::{ChangeKind, HistoryRow};
 

@@ -426,6 +426,45 @@ impl Engine {
         self.git_history(&target).await
     }
 
+    /// The hold and unhold commits of ENV/APP, oldest first, from the log of the holds file.
+    pub async fn hold_log(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        repo: Option<&RepoFallback>,
+    ) -> Result<Vec<HoldCommit>, RollbackError> {
+        let target = resolve(self, objects, env, app, repo)?;
+        let cache = cache(self)?;
+        crate::blocking(move || {
+            let mut co = cache.checkout(&target.remote, &target.branch)?;
+            co.ensure_history(ferry_git::History::Full)?;
+            let log = co.log(&ferry_git::LogQuery {
+                rev_range: None,
+                paths: vec![super::HOLDS_PATH.to_string()],
+                max: Some(500),
+            })?;
+            Ok(log
+                .iter()
+                .rev()
+                .filter_map(|c| hold_commit(c, &target.id()))
+                .collect())
+        })
+        .await?
+    }
+
+    /// The digest of ENV/APP's `tag` in its registry repository, when the registry answers.
+    pub async fn tag_digest(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        tag: &str,
+    ) -> Option<String> {
+        let target = resolve(self, objects, env, app, None).ok()?;
+        self.registry_digest(objects, &target, tag).await
+    }
+
     async fn git_history(&self, target: &AppTarget) -> Result<Vec<HistoryRow>, RollbackError> {
         let cache = cache(self)?;
         let t = target.clone();
@@ -784,5 +823,50 @@ fn unhold_blocking(
         tag,
         allowed,
         message,
+    })
+}
+
+/// One hold or unhold commit of a policy (docs/rollback.md trailers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HoldCommit {
+    pub commit: String,
+    /// Committer time, RFC 3339 UTC.
+    pub time: String,
+    /// `Name <email>`.
+    pub author: String,
+    pub unhold: bool,
+    /// The tag held (or that was held).
+    pub tag: String,
+    pub by: String,
+    pub reason: String,
+}
+
+fn hold_commit(c: &ferry_git::CommitInfo, policy: &str) -> Option<HoldCommit> {
+    let get = |key: &'static str| {
+        c.trailers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    };
+    let kind = get(KIND).next()?.trim();
+    let (unhold, key) = match kind {
+        "hold" => (false, trailer::HOLD),
+        "unhold" => (true, trailer::UNHOLD),
+        _ => return None,
+    };
+    let wanted = format!("policy={policy}");
+    let value = get(key).find(|v| v.split_whitespace().any(|f| f == wanted))?;
+    let tag = value
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("tag="))
+        .unwrap_or_default();
+    Some(HoldCommit {
+        commit: c.sha.clone(),
+        time: crate::dora::rfc3339(c.committer_time),
+        author: format!("{} <{}>", c.author_name, c.author_email),
+        unhold,
+        tag: tag.to_string(),
+        by: get(trailer::BY).next().unwrap_or_default().to_string(),
+        reason: get(trailer::REASON).next().unwrap_or_default().to_string(),
     })
 }
