@@ -10,6 +10,8 @@ mod metrics;
 mod notify;
 #[path = "serve/scheduler.rs"]
 mod scheduler;
+#[path = "serve/ui.rs"]
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,15 @@ pub struct ServeArgs {
     /// delivered changes are remembered in `<state>.notified`.
     #[arg(long, value_name = "FILE")]
     pub notify_config: Option<PathBuf>,
+    /// Serve the dashboard under /ui on the --listen address (docs/dashboard.md).
+    #[arg(long)]
+    pub ui: bool,
+    /// Dashboard tokens, one NAME:TOKEN per line; NAME is recorded as --by of the actions.
+    #[arg(long, value_name = "FILE", requires = "ui")]
+    pub ui_token_file: Option<PathBuf>,
+    /// Let anyone read the dashboard's views (actions still need a token).
+    #[arg(long, requires = "ui")]
+    pub ui_read_only_open: bool,
 }
 
 /// Go-style durations (`1m`, `30s`, `250ms`, `1h30m`), the syntax of Flux intervals.
@@ -96,6 +107,15 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
                 "webhooks need a shared secret: pass --webhook-secret-file FILE (or --allow-unsigned-webhooks to accept anyone's)"
             )));
         }
+    };
+    let ui_tokens = match (&args.ui_token_file, args.ui, args.ui_read_only_open) {
+        (Some(f), _, _) => Some(ui::Tokens::load(f).map_err(CliError::bad_input)?),
+        (None, true, false) => {
+            return Err(CliError::bad_input(anyhow!(
+                "--ui needs --ui-token-file FILE (or --ui-read-only-open for read-only views)"
+            )));
+        }
+        (None, _, _) => None,
     };
     let notify_config = match &args.notify_config {
         Some(f) => Some(ferry_notify::NotifyConfig::load(f).map_err(CliError::bad_input)?),
@@ -142,7 +162,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         ready: ready.clone(),
         engine: engine.clone(),
     });
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/hooks/registry", post(registry_hook))
         .route("/hooks/git", post(git_hook))
         .route("/metrics", get(metrics_handler))
@@ -154,6 +174,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let signals = tokio::spawn(wait_for_signal(stop_tx));
     let (engine_for_dora, metrics_for_dora) = (engine.clone(), metrics.clone());
     let app_engine = engine.clone();
+    let trigger_for_ui = trigger.clone();
     let scheduler = Scheduler::new(
         engine,
         object_source,
@@ -171,6 +192,22 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         scheduler.passes(),
         args.dora_since,
     ));
+    if args.ui {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        let dashboard = Arc::new(ui::Ui {
+            engine: app_engine.clone(),
+            objects: scheduler.objects(),
+            passes: scheduler.passes(),
+            trigger: trigger_for_ui,
+            tokens: ui_tokens.unwrap_or_default(),
+            read_open: args.ui_read_only_open,
+            csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
+                .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
+        });
+        router = router.merge(ui::router(dashboard));
+        eprintln!("ferry serve: dashboard on http://{local}/ui");
+    }
     let notifications = match notify_config {
         Some(config) => {
             let ledger_path = PathBuf::from(format!("{}.notified", state.display()));

@@ -35,6 +35,11 @@ impl Secret {
         (!trimmed.is_empty()).then(|| Secret(trimmed.as_bytes().to_vec()))
     }
 
+    /// Constant-time comparison with a presented secret.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        ct_eq(presented, &self.0)
+    }
+
     pub fn signature_hex(&self, body: &[u8]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| {
             // HMAC takes keys of any length; this branch is unreachable.
@@ -53,7 +58,7 @@ pub enum AuthFailure {
 }
 
 /// Constant-time equality, so a timing side channel does not reveal the secret.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -1,0 +1,13 @@
+// Live updates: after each reconcile pass the server sends `pass`; the live part of the page is
+// fetched again and swapped in (the page works without this script, by reloading).
+(function () {
+  var live = document.getElementById("live");
+  if (!live || !window.EventSource) return;
+  var es = new EventSource("/ui/events");
+  es.addEventListener("pass", function () {
+    var url = location.pathname + (location.search ? location.search + "&" : "?") + "fragment=1";
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) live.innerHTML = html; });
+  });
+})();
