@@ -162,11 +162,36 @@ impl Ui {
     }
 
     /// Read access: the user's name (`None` when anonymous reading is open), or a 401.
-    fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Refused> {
         match self.user(headers) {
             Some(u) => Ok(Some(u)),
             None if self.read_open => Ok(None),
-            None => Err(unauthorized()),
+            None => Err(Refused::Token),
+        }
+    }
+}
+
+/// Why a request was refused.
+enum Refused {
+    /// No valid token: 401.
+    Token,
+    /// A valid token (this user's) but no valid CSRF token: 403.
+    Csrf(String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Token => unauthorized(),
+            Refused::Csrf(user) => (
+                StatusCode::FORBIDDEN,
+                Html(html::page(
+                    "Refused",
+                    Some(&user),
+                    "<p class=\"error\">403: missing or wrong CSRF token; nothing was written.</p>",
+                )),
+            )
+                .into_response(),
         }
     }
 }
@@ -197,7 +222,7 @@ async fn pipeline_page(
 ) -> Response {
     let user = match ui.reader(&headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
@@ -233,7 +258,7 @@ async fn history_page(
 ) -> Response {
     let user = match ui.reader(&headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
@@ -302,20 +327,12 @@ pub struct ActionForm {
 }
 
 /// Checks the token and the CSRF token; the user's name, or the refusal.
-fn actor(ui: &Ui, headers: &HeaderMap, form: &ActionForm) -> Result<String, Response> {
+fn actor(ui: &Ui, headers: &HeaderMap, form: &ActionForm) -> Result<String, Refused> {
     let Some(user) = ui.user(headers) else {
-        return Err(unauthorized());
+        return Err(Refused::Token);
     };
     if form.csrf.is_empty() || !ct_eq(form.csrf.as_bytes(), ui.csrf(&user).as_bytes()) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            Html(html::page(
-                "Refused",
-                Some(&user),
-                "<p class=\"error\">403: missing or wrong CSRF token; nothing was written.</p>",
-            )),
-        )
-            .into_response());
+        return Err(Refused::Csrf(user));
     }
     Ok(user)
 }
@@ -327,7 +344,7 @@ async fn confirm(
 ) -> Response {
     let user = match actor(&ui, &headers, &f) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
@@ -347,7 +364,7 @@ async fn confirm(
 async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<ActionForm>) -> Response {
     let user = match actor(&ui, &headers, &f) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
@@ -462,7 +479,7 @@ async fn execute(
 /// Server-sent events: `pass` after each reconcile pass (data: the pass count).
 async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     if let Err(r) = ui.reader(&headers) {
-        return r;
+        return r.into_response();
     }
     let passes = ui.passes.clone();
     let stream = futures::stream::unfold(passes, |mut rx| async move {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod daemon;
 pub mod fault_proxy;
 
 use std::io::Read;
