@@ -204,6 +204,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
             read_open: args.ui_read_only_open,
             csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
                 .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
+            cache: Default::default(),
         });
         router = router.merge(ui::router(dashboard));
         eprintln!("ferry serve: dashboard on http://{local}/ui");

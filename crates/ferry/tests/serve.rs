@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::*;
@@ -614,28 +613,6 @@ fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         }
         return Some((head, buf[end + 4..end + 4 + len].to_vec()));
     }
-}
-
-fn registry_digest(host: &str, repo: &str, tag: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sfI",
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
-            "-H",
-            "Accept: application/vnd.docker.distribution.manifest.v2+json",
-            &format!("http://{host}/v2/{repo}/manifests/{tag}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("docker-content-digest:")
-                .map(|d| d.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no digest for {repo}:{tag}"))
 }
 
 #[test]

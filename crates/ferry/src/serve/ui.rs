@@ -28,7 +28,9 @@ use axum::routing::{get, post};
 use ferry_api::ObjectSet;
 use ferry_engine::Engine;
 use ferry_engine::promote::{Bump, PromoteRequest};
-use ferry_engine::rollback::{HistoryRow, HoldRequest, RollbackRequest, UnholdRequest};
+use ferry_engine::rollback::{
+    HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
+};
 use tokio::sync::watch;
 
 use super::hooks::{Secret, ct_eq};
@@ -108,6 +110,14 @@ pub struct Ui {
     pub read_open: bool,
     /// Key of the CSRF tokens, random per start.
     pub csrf_key: Secret,
+    /// The pipeline's data as of a pass count: computed once per pass, whoever asks.
+    pub cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
+}
+
+/// What the pipeline page shows: `ferry status` plus each cell's last history row.
+pub struct PipelineData {
+    report: Result<StatusReport, String>,
+    last: BTreeMap<(String, String), HistoryRow>,
 }
 
 pub fn router(ui: Arc<Ui>) -> Router {
@@ -370,6 +380,8 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
     let result = execute(&ui.engine, &objects, &f, &user, false).await;
+    // What the pipeline showed is stale now.
+    *ui.cache.lock().await = None;
     // Git changed: reload the objects and run the automations now (the promoted environment's
     // automation writes the new tag, as `ferry promote` runs it right away).
     ui.trigger.git();

@@ -353,3 +353,25 @@ impl Setup {
     }
 }
 
+/// The digest the registry serves for `repo:tag` (curl HEAD, independent of Ferry).
+pub fn registry_digest(host: &str, repo: &str, tag: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{host}/v2/{repo}/manifests/{tag}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("docker-content-digest:")
+                .map(|d| d.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no digest for {repo}:{tag}"))
+}

@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod fault_proxy;
+pub mod webdriver;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
