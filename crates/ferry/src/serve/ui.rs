@@ -237,27 +237,47 @@ async fn pipeline_page(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let body = match ui.engine.status(&objects, None).await {
+    let data = pipeline_data(&ui, &objects).await;
+    let body = match &data.report {
         Ok(report) => {
-            let mut last: BTreeMap<(String, String), HistoryRow> = BTreeMap::new();
-            for a in &report.apps {
-                for c in &a.envs {
-                    if let Ok(rows) = ui
-                        .engine
-                        .history_from_git(&objects, &c.env, &a.app, None)
-                        .await
-                        && let Some(r) = rows.into_iter().last()
-                    {
-                        last.insert((a.app.clone(), c.env.clone()), r);
-                    }
-                }
-            }
             let csrf = user.as_deref().map(|u| ui.csrf(u));
-            html::pipeline(&report, &last, csrf.as_deref())
+            html::pipeline(report, &data.last, csrf.as_deref())
         }
-        Err(e) => format!("<p class=\"error\">{}</p>", html::esc(&e.to_string())),
+        Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
     };
     respond(q, "Pipeline", user.as_deref(), body)
+}
+
+/// The pipeline's data for the current pass (computed by the first reader after each pass).
+async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
+    let pass = *ui.passes.borrow();
+    let mut cache = ui.cache.lock().await;
+    if let Some((n, data)) = cache.as_ref()
+        && *n == pass
+    {
+        return data.clone();
+    }
+    let mut last = BTreeMap::new();
+    let report = ui
+        .engine
+        .status(objects, None)
+        .await
+        .map_err(|e| e.to_string());
+    for a in report.iter().flat_map(|r| &r.apps) {
+        for c in &a.envs {
+            if let Ok(rows) = ui
+                .engine
+                .history_from_git(objects, &c.env, &a.app, None)
+                .await
+                && let Some(r) = rows.into_iter().last()
+            {
+                last.insert((a.app.clone(), c.env.clone()), r);
+            }
+        }
+    }
+    let data = Arc::new(PipelineData { report, last });
+    *cache = Some((pass, data.clone()));
+    data
 }
 
 async fn history_page(
