@@ -32,8 +32,8 @@ use ferry_store::{HoldRecord, PolicyRecord};
 pub use holds::{Denied, HOLDS_PATH, Hold, HoldsError, HoldsFile};
 pub use markers::MarkerState;
 pub use ops::{
-    HoldCommit, HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport,
-    RollbackRequest, UnholdRequest,
+    HoldCommit, HoldReport, HoldRequest, PromotionCommit, RepoFallback, RollbackMethod,
+    RollbackReport, RollbackRequest, UnholdRequest,
 };
 pub use status::layout;
 pub use status::{StatusApp, StatusCell, StatusReport};

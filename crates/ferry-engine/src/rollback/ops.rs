@@ -435,20 +435,46 @@ impl Engine {
         repo: Option<&RepoFallback>,
     ) -> Result<Vec<HoldCommit>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
+        let id = target.id();
+        let log = self.path_log(target, super::HOLDS_PATH.to_string()).await?;
+        Ok(log.iter().filter_map(|c| hold_commit(c, &id)).collect())
+    }
+
+    /// The promotion commits into ENV of APP, oldest first, from the log of its release records
+    /// (`releases/<app>/<env>/`, docs/promotion.md).
+    pub async fn promotion_log(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+    ) -> Result<Vec<PromotionCommit>, RollbackError> {
+        let target = resolve(self, objects, env, app, None)?;
+        let log = self
+            .path_log(target, format!("releases/{app}/{env}"))
+            .await?;
+        Ok(log
+            .iter()
+            .filter_map(|c| promotion_commit(c, app, env))
+            .collect())
+    }
+
+    /// Commits touching `path` on the target's branch, oldest first (at most 500).
+    async fn path_log(
+        &self,
+        target: AppTarget,
+        path: String,
+    ) -> Result<Vec<ferry_git::CommitInfo>, RollbackError> {
         let cache = cache(self)?;
         crate::blocking(move || {
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             co.ensure_history(ferry_git::History::Full)?;
-            let log = co.log(&ferry_git::LogQuery {
+            let mut log = co.log(&ferry_git::LogQuery {
                 rev_range: None,
-                paths: vec![super::HOLDS_PATH.to_string()],
+                paths: vec![path],
                 max: Some(500),
             })?;
-            Ok(log
-                .iter()
-                .rev()
-                .filter_map(|c| hold_commit(c, &target.id()))
-                .collect())
+            log.reverse();
+            Ok(log)
         })
         .await?
     }
@@ -868,5 +894,44 @@ fn hold_commit(c: &ferry_git::CommitInfo, policy: &str) -> Option<HoldCommit> {
         tag: tag.to_string(),
         by: get(trailer::BY).next().unwrap_or_default().to_string(),
         reason: get(trailer::REASON).next().unwrap_or_default().to_string(),
+    })
+}
+
+/// One promotion (release record) commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PromotionCommit {
+    pub commit: String,
+    /// Committer time, RFC 3339 UTC.
+    pub time: String,
+    pub from_env: String,
+    pub source_tag: String,
+    /// The immutable tag written.
+    pub target_tag: String,
+    pub digest: String,
+    pub by: String,
+    pub subject: String,
+}
+
+fn promotion_commit(c: &ferry_git::CommitInfo, app: &str, env: &str) -> Option<PromotionCommit> {
+    let get = |key: &str| {
+        c.trailers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    if get(KIND) != "promotion" || get("Ferry-App") != app || get("Ferry-Env") != env {
+        return None;
+    }
+    Some(PromotionCommit {
+        commit: c.sha.clone(),
+        time: crate::dora::rfc3339(c.committer_time),
+        from_env: get("Ferry-From-Env"),
+        source_tag: get("Ferry-Source-Tag"),
+        // The first Ferry-Target-Tag is the immutable one (the alias follows).
+        target_tag: get("Ferry-Target-Tag"),
+        digest: get("Ferry-Digest"),
+        by: get("Ferry-Promoted-By"),
+        subject: c.subject.clone(),
     })
 }

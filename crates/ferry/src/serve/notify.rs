@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferry_api::ObjectSet;
 use ferry_engine::Engine;
-use ferry_engine::rollback::{ChangeKind, HistoryRow, HoldCommit};
+use ferry_engine::rollback::{ChangeKind, HistoryRow, HoldCommit, PromotionCommit};
 use ferry_notify::{Event, EventKind, Notifier, Side};
 use tokio::sync::watch;
 
@@ -56,6 +56,10 @@ async fn collect(engine: &Engine, set: &ObjectSet) -> Vec<Event> {
                 Ok(holds) => events.extend(holds.iter().map(|h| hold(&app, env, h))),
                 Err(e) => tracing::warn!(app, env, "notifications: holds unreadable: {e}"),
             }
+            match engine.promotion_log(set, env, &app).await {
+                Ok(p) => events.extend(p.iter().map(|p| promotion(&app, env, p))),
+                Err(e) => tracing::warn!(app, env, "notifications: releases unreadable: {e}"),
+            }
         }
     }
     events
@@ -96,6 +100,25 @@ fn changes(app: &str, env: &str, rows: &[HistoryRow]) -> Vec<Event> {
         });
     }
     out
+}
+
+/// A promotion: the source environment's tag → the immutable tag written, one digest.
+fn promotion(app: &str, env: &str, p: &PromotionCommit) -> Event {
+    let side = |tag: &str| Side {
+        tag: tag.to_string(),
+        digest: (!p.digest.is_empty()).then(|| p.digest.clone()),
+    };
+    Event {
+        kind: EventKind::Promotion,
+        app: app.to_string(),
+        env: env.to_string(),
+        old: side(&p.source_tag),
+        new: side(&p.target_tag),
+        commit: p.commit.clone(),
+        author: p.by.clone(),
+        reason: format!("{} (from {})", p.subject, p.from_env),
+        time: p.time.clone(),
+    }
 }
 
 fn hold(app: &str, env: &str, h: &HoldCommit) -> Event {
