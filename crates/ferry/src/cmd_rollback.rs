@@ -665,7 +665,7 @@ pub async fn dora(state: &Path, args: DoraArgs) -> Result<Status, CliError> {
 }
 
 /// `1d2h`, `3h5m`, `42s`: the two largest units.
-fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
     let mut rest = secs.max(0);
     let mut parts = Vec::new();

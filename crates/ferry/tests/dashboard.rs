@@ -186,6 +186,8 @@ fn chromium_sees_live_builds_promotes_rolls_back_and_sees_the_hold() {
     check_promotion(&s, preview["digest"].as_str().unwrap());
     b.goto(&ui);
     b.wait_text("#tag-backend-production", "production-v0.0.1-a1b2c3d-");
+    // The delivery figures count the promotion (ferry metrics dora, docs/metrics.md).
+    b.wait_text("#dora-backend", "1 deployments");
     shot(&b, "dashboard-pipeline.png");
 
     step("rollback");

@@ -118,6 +118,8 @@ pub struct Ui {
 pub struct PipelineData {
     report: Result<StatusReport, String>,
     last: BTreeMap<(String, String), HistoryRow>,
+    /// `ferry metrics dora` over the last 30 days (each app's last stage).
+    dora: Option<ferry_engine::dora::DoraReport>,
 }
 
 pub fn router(ui: Arc<Ui>) -> Router {
@@ -241,7 +243,7 @@ async fn pipeline_page(
     let body = match &data.report {
         Ok(report) => {
             let csrf = user.as_deref().map(|u| ui.csrf(u));
-            html::pipeline(report, &data.last, csrf.as_deref())
+            html::pipeline(report, &data.last, data.dora.as_ref(), csrf.as_deref())
         }
         Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
     };
@@ -275,7 +277,13 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
             }
         }
     }
-    let data = Arc::new(PipelineData { report, last });
+    let req = ferry_engine::dora::DoraRequest {
+        since: std::time::Duration::from_secs(30 * 86_400),
+        end: ferry_engine::dora::unix_now(),
+        ..Default::default()
+    };
+    let dora = ui.engine.dora(objects, &req).await.ok();
+    let data = Arc::new(PipelineData { report, last, dora });
     *cache = Some((pass, data.clone()));
     data
 }

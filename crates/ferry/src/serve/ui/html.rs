@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_engine::dora::{DoraFigures, DoraReport};
 use ferry_engine::rollback::{HistoryRow, StatusCell, StatusReport};
 
 pub const LOGIN: &str = "<form method=\"post\" action=\"/ui/login\">\
@@ -47,6 +48,7 @@ fn short_digest(d: &str) -> String {
 pub fn pipeline(
     report: &StatusReport,
     last: &BTreeMap<(String, String), HistoryRow>,
+    dora: Option<&DoraReport>,
     csrf: Option<&str>,
 ) -> String {
     let mut out = String::new();
@@ -68,9 +70,33 @@ pub fn pipeline(
                 csrf,
             ));
         }
-        out.push_str("</div></section>");
+        out.push_str("</div>");
+        if let Some(f) = dora.and_then(|d| d.apps.iter().find(|f| f.app == a.app)) {
+            out.push_str(&delivery(f));
+        }
+        out.push_str("</section>");
     }
     out
+}
+
+/// One line of DORA figures (docs/metrics.md).
+fn delivery(f: &DoraFigures) -> String {
+    let secs = |s: Option<i64>| {
+        s.map(crate::cmd_rollback::human_duration)
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "<p class=\"muted\" id=\"dora-{}\">last 30 days in {}: {} deployments ({:.2}/day), lead time {}, change failure {}, time to restore {}</p>",
+        esc(&f.app),
+        esc(&f.env),
+        f.deployments,
+        f.deployments_per_day,
+        secs(f.lead_time.median_seconds),
+        f.change_failure_rate
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into()),
+        secs(f.time_to_restore.median_seconds)
+    )
 }
 
 fn card(
