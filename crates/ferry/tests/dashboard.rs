@@ -306,3 +306,44 @@ fn shot(b: &common::webdriver::Browser, name: &str) {
         std::fs::write(&p, png).unwrap();
     }
 }
+
+#[test]
+fn read_only_open_leaves_the_views_open_and_actions_closed() {
+    let Some(mut s) = setup("ui-open") else {
+        return;
+    };
+    // --ui needs tokens unless the views are meant to be open: bad input, nothing started.
+    let mut argv: Vec<String> = s.args.clone();
+    argv.push("--ui".into());
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = ferry(&args);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("--ui needs --ui-token-file"),
+        "{}",
+        r.stderr
+    );
+
+    s.args.extend(["--ui".into(), "--ui-read-only-open".into()]);
+    let _d = s.daemon("ui-open.log");
+    let (status, page) = http(s.port, "GET", "/ui", &[], b"");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"tag-backend-develop\""), "{page}");
+    assert!(
+        !page.contains("name=\"csrf\""),
+        "anonymous readers get no action forms"
+    );
+    assert_eq!(
+        http(s.port, "GET", "/ui/history/backend/staging", &[], b"").0,
+        200
+    );
+    assert_eq!(
+        http(s.port, "GET", "/ui/history/backend/qa", &[], b"").0,
+        404
+    );
+    let head = remote_head(&s.git, &s.repo);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let hold = b"action=hold&app=backend&env=staging&csrf=x";
+    assert_eq!(http(s.port, "POST", "/ui/run", &form, hold).0, 401);
+    assert_eq!(remote_head(&s.git, &s.repo), head);
+}

@@ -703,3 +703,26 @@ fn notifications_one_per_change_signed_and_bounded_retries_without_blocking() {
     assert_eq!(ok.requests().len(), 2);
     assert_eq!(failing.requests().len(), 10);
 }
+
+#[test]
+fn a_bad_notify_config_is_refused_naming_the_file() {
+    let Some(s) = setup("serve-badnotify") else {
+        return;
+    };
+    let file = s.ws.join("notify.yaml");
+    std::fs::write(
+        &file,
+        "receivers:\n  - name: a\n    url: ftp://127.0.0.1/x\n",
+    )
+    .unwrap();
+    let mut argv = s.args.clone();
+    argv.extend(["--notify-config".into(), file.display().to_string()]);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = ferry(&args);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("notify.yaml") && r.stderr.contains("url must be http"),
+        "{}",
+        r.stderr
+    );
+}
