@@ -114,6 +114,42 @@ fn actions_need_the_token_and_the_csrf_token_and_record_the_token_name() {
     ] {
         assert!(msg.contains(t), "missing {t} in {msg}");
     }
+
+    // Approve (the action behind an approval gate): the preview, then `ferry approve`'s commit.
+    let csrf = csrf_of(&http(s.port, "GET", "/ui", &auth, b"").1);
+    let approve = format!(
+        "action=approve&app=backend&env=production&tag=staging-v0.0.0-0000000-0&csrf={csrf}"
+    );
+    let (status, page) = http(
+        s.port,
+        "POST",
+        "/ui/confirm",
+        &with_auth,
+        approve.as_bytes(),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("releases/backend/approvals/production/staging-v0.0.0-0000000-0.yaml"),
+        "{page}"
+    );
+    let (status, page) = http(s.port, "POST", "/ui/run", &with_auth, approve.as_bytes());
+    assert_eq!(status, 200, "{page}");
+    let msg = &messages(&s)[0];
+    for t in [
+        "Ferry-Kind: approval",
+        "Ferry-Approved-By: alice",
+        "Ferry-Tag: staging-v0.0.0-0000000-0",
+    ] {
+        assert!(msg.contains(t), "missing {t} in {msg}");
+    }
+    assert!(
+        remote(
+            &s,
+            "releases/backend/approvals/production/staging-v0.0.0-0000000-0.yaml"
+        )
+        .contains("approvedBy: \"alice\"")
+    );
+
     // The token never appears in what the dashboard serves.
     let (_, page) = http(s.port, "GET", "/ui", &auth, b"");
     assert!(!page.contains(TOKEN));

@@ -27,7 +27,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_api::ObjectSet;
 use ferry_engine::Engine;
-use ferry_engine::promote::{Bump, PromoteRequest};
+use ferry_engine::promote::{ApproveRequest, Bump, PromoteRequest};
 use ferry_engine::rollback::{
     HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
 };
@@ -120,6 +120,8 @@ pub struct PipelineData {
     last: BTreeMap<(String, String), HistoryRow>,
     /// `ferry metrics dora` over the last 30 days (each app's last stage).
     dora: Option<ferry_engine::dora::DoraReport>,
+    /// (app, stage) pairs whose stage has an approval gate.
+    approvals: std::collections::BTreeSet<(String, String)>,
 }
 
 pub fn router(ui: Arc<Ui>) -> Router {
@@ -243,7 +245,13 @@ async fn pipeline_page(
     let body = match &data.report {
         Ok(report) => {
             let csrf = user.as_deref().map(|u| ui.csrf(u));
-            html::pipeline(report, &data.last, data.dora.as_ref(), csrf.as_deref())
+            html::pipeline(
+                report,
+                &data.last,
+                data.dora.as_ref(),
+                &data.approvals,
+                csrf.as_deref(),
+            )
         }
         Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
     };
@@ -283,7 +291,24 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
         ..Default::default()
     };
     let dora = ui.engine.dora(objects, &req).await.ok();
-    let data = Arc::new(PipelineData { report, last, dora });
+    let approvals = report
+        .iter()
+        .flat_map(|r| &r.apps)
+        .filter_map(|a| ferry_engine::promote::AppPipeline::resolve(objects, &a.app).ok())
+        .flat_map(|p| {
+            let app = p.app.clone();
+            p.stages
+                .into_iter()
+                .filter(|s| s.approval)
+                .map(move |s| (app.clone(), s.name))
+        })
+        .collect();
+    let data = Arc::new(PipelineData {
+        report,
+        last,
+        dora,
+        approvals,
+    });
     *cache = Some((pass, data.clone()));
     data
 }
@@ -355,11 +380,15 @@ async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
 /// One action as the forms send it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ActionForm {
+    // Read by the confirmation page (html.rs) as well.
     action: String,
     app: String,
     env: String,
     #[serde(default)]
     reason: String,
+    /// The tag to approve (approve only).
+    #[serde(default)]
+    tag: String,
     #[serde(default)]
     csrf: String,
 }
@@ -388,14 +417,7 @@ async fn confirm(
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
     let preview = execute(&ui.engine, &objects, &f, &user, true).await;
-    let body = html::confirm(
-        &f.action,
-        &f.app,
-        &f.env,
-        &f.reason,
-        &ui.csrf(&user),
-        &preview,
-    );
+    let body = html::confirm(&f, &ui.csrf(&user), &preview);
     Html(html::page("Confirm", Some(&user), &body)).into_response()
 }
 
@@ -469,6 +491,22 @@ async fn execute(
             };
             let r = engine
                 .rollback(objects, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        "approve" if dry_run => Ok(format!(
+            "approve {} {} for {} (by {by}): one commit writing releases/{}/approvals/{}/{}.yaml",
+            f.app, f.tag, f.env, f.app, f.env, f.tag
+        )),
+        "approve" => {
+            let req = ApproveRequest {
+                app: f.app.clone(),
+                env: f.env.clone(),
+                tag: f.tag.clone(),
+                by: by.to_string(),
+            };
+            let r = ferry_engine::promote::approve(engine, objects, None, &req)
                 .await
                 .map_err(|e| e.to_string())?;
             json(serde_json::to_string_pretty(&r))

@@ -1,6 +1,6 @@
 //! The dashboard's HTML, rendered from the engine's reports. Every value is escaped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_engine::dora::{DoraFigures, DoraReport};
 use ferry_engine::rollback::{HistoryRow, StatusCell, StatusReport};
@@ -49,6 +49,7 @@ pub fn pipeline(
     report: &StatusReport,
     last: &BTreeMap<(String, String), HistoryRow>,
     dora: Option<&DoraReport>,
+    approvals: &BTreeSet<(String, String)>,
     csrf: Option<&str>,
 ) -> String {
     let mut out = String::new();
@@ -61,7 +62,10 @@ pub fn pipeline(
             if i > 0 {
                 out.push_str("<div class=\"arrow\">→</div>");
             }
-            let next = a.envs.get(i + 1).map(|n| n.env.as_str());
+            let next = a.envs.get(i + 1).map(|n| {
+                let gated = approvals.contains(&(a.app.clone(), n.env.clone()));
+                (n.env.as_str(), gated)
+            });
             out.push_str(&card(
                 &a.app,
                 c,
@@ -103,7 +107,7 @@ fn card(
     app: &str,
     c: &StatusCell,
     last: Option<&HistoryRow>,
-    next: Option<&str>,
+    next: Option<(&str, bool)>,
     csrf: Option<&str>,
 ) -> String {
     let id = format!("{}-{}", esc(app), esc(&c.env));
@@ -159,16 +163,20 @@ fn card(
     s
 }
 
-fn form(action: &str, app: &str, env: &str, token: &str, label: &str, reason: bool) -> String {
-    let reason = if reason {
-        "<input type=\"text\" name=\"reason\" placeholder=\"reason\">"
-    } else {
-        ""
-    };
+fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        esc(name),
+        esc(value)
+    )
+}
+
+/// An action form posting to the confirmation page; `extra`: more (escaped) fields.
+fn form(action: &str, app: &str, env: &str, token: &str, label: &str, extra: &str) -> String {
     format!(
         "<form class=\"inline\" method=\"post\" action=\"/ui/confirm\" id=\"{action}-{a}-{e}\">\
 <input type=\"hidden\" name=\"action\" value=\"{action}\"><input type=\"hidden\" name=\"app\" value=\"{a}\">\
-<input type=\"hidden\" name=\"env\" value=\"{e}\"><input type=\"hidden\" name=\"csrf\" value=\"{t}\">{reason}\
+<input type=\"hidden\" name=\"env\" value=\"{e}\"><input type=\"hidden\" name=\"csrf\" value=\"{t}\">{extra}\
 <button type=\"submit\">{label}</button></form>",
         a = esc(app),
         e = esc(env),
@@ -177,23 +185,23 @@ fn form(action: &str, app: &str, env: &str, token: &str, label: &str, reason: bo
     )
 }
 
-fn actions(app: &str, c: &StatusCell, next: Option<&str>, token: &str) -> String {
+fn actions(app: &str, c: &StatusCell, next: Option<(&str, bool)>, token: &str) -> String {
+    const REASON: &str = "<input type=\"text\" name=\"reason\" placeholder=\"reason\">";
     let mut s = String::from("<div class=\"actions\">");
-    if let Some(n) = next {
-        s.push_str(&form(
-            "promote",
-            app,
-            n,
-            token,
-            &format!("promote to {n}"),
-            false,
-        ));
+    if let Some((n, gated)) = next {
+        let label = format!("promote to {n}");
+        s.push_str(&form("promote", app, n, token, &label, ""));
+        // The next stage's approval gate: approve what this stage runs.
+        if let (true, Some(tag)) = (gated, &c.tag) {
+            let label = format!("approve for {n}");
+            s.push_str(&form("approve", app, n, token, &label, &hidden("tag", tag)));
+        }
     }
-    s.push_str(&form("rollback", app, &c.env, token, "roll back", true));
+    s.push_str(&form("rollback", app, &c.env, token, "roll back", REASON));
     if c.held {
-        s.push_str(&form("unhold", app, &c.env, token, "unhold", false));
+        s.push_str(&form("unhold", app, &c.env, token, "unhold", ""));
     } else {
-        s.push_str(&form("hold", app, &c.env, token, "hold", true));
+        s.push_str(&form("hold", app, &c.env, token, "hold", REASON));
     }
     s.push_str("</div>");
     s
@@ -229,23 +237,21 @@ pub fn history(app: &str, env: &str, rows: &[HistoryRow]) -> String {
     s
 }
 
-pub fn confirm(
-    action: &str,
-    app: &str,
-    env: &str,
-    reason: &str,
-    token: &str,
-    preview: &Result<String, String>,
-) -> String {
+pub fn confirm(f: &super::ActionForm, token: &str, preview: &Result<String, String>) -> String {
     let mut s = format!(
-        "<p>{} <b>{}</b> in <b>{}</b>{}</p>",
-        esc(action),
-        esc(app),
-        esc(env),
-        if reason.is_empty() {
+        "<p>{} <b>{}</b> in <b>{}</b>{}{}</p>",
+        esc(&f.action),
+        esc(&f.app),
+        esc(&f.env),
+        if f.tag.is_empty() {
             String::new()
         } else {
-            format!(", reason “{}”", esc(reason))
+            format!(", tag {}", esc(&f.tag))
+        },
+        if f.reason.is_empty() {
+            String::new()
+        } else {
+            format!(", reason “{}”", esc(&f.reason))
         }
     );
     match preview {
@@ -254,12 +260,21 @@ pub fn confirm(
                 "<h2>Preview (dry run: nothing was written)</h2><pre id=\"preview\">{}</pre>",
                 esc(p)
             ));
+            let fields = [
+                ("action", &f.action),
+                ("app", &f.app),
+                ("env", &f.env),
+                ("reason", &f.reason),
+                ("tag", &f.tag),
+            ];
+            s.push_str("<form method=\"post\" action=\"/ui/run\" id=\"confirm\">");
+            for (k, v) in fields {
+                s.push_str(&hidden(k, v));
+            }
+            s.push_str(&hidden("csrf", token));
             s.push_str(&format!(
-                "<form method=\"post\" action=\"/ui/run\" id=\"confirm\"><input type=\"hidden\" name=\"action\" value=\"{}\">\
-<input type=\"hidden\" name=\"app\" value=\"{}\"><input type=\"hidden\" name=\"env\" value=\"{}\">\
-<input type=\"hidden\" name=\"reason\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-<button type=\"submit\" id=\"confirm-button\">Confirm {}</button> <a href=\"/ui\">cancel</a></form>",
-                esc(action), esc(app), esc(env), esc(reason), esc(token), esc(action)
+                "<button type=\"submit\" id=\"confirm-button\">Confirm {}</button> <a href=\"/ui\">cancel</a></form>",
+                esc(&f.action)
             ));
         }
         Err(e) => s.push_str(&format!(
