@@ -2,8 +2,9 @@
 # Ferry's main job, end to end, on this machine: a real registry and a real git server on
 # 127.0.0.1, a GitOps repo laid out like the seed, images published for develop and staging, and
 # `ferry reconcile` writing the newest immutable tags back to Git through setter markers; then
-# `ferry serve` reacting to the registry's push notifications, promotion, a rollback that sticks,
-# status and history.
+# `ferry serve` reacting to the registry's push notifications (with its dashboard and
+# notifications to a local receiver), promotion, a rollback that sticks, status, history and
+# delivery metrics.
 #
 #   bash scripts/demo.sh            # run it; everything is cleaned up at the end
 #   KEEP=1 bash scripts/demo.sh     # keep servers and files to look around (prints how to stop)
@@ -16,10 +17,17 @@ export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-demo}"
 work=$(mktemp -d /tmp/ferry-demo-work.XXXXXX)
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 serve_pid=""
+receiver_pid=""
 cleanup() {
-  if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+  if [ "${KEEP:-0}" = 1 ] && [ -n "$serve_pid" ]; then
+    echo "kept running: dashboard http://127.0.0.1:$serve_port/ui (token: $(cut -d: -f2 "$work/ui-tokens")), ferry serve pid $serve_pid, receiver pid $receiver_pid"
+    echo "stop them with: kill $serve_pid $receiver_pid"
+  elif [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
     kill -TERM "$serve_pid" 2>/dev/null || true
     wait "$serve_pid" 2>/dev/null || true
+  fi
+  if [ "${KEEP:-0}" != 1 ] && [ -n "$receiver_pid" ]; then
+    kill "$receiver_pid" 2>/dev/null || true
   fi
   if [ "${KEEP:-0}" = 1 ]; then
     echo "kept: $work (stop servers: TESTBED_DIR=$TESTBED_DIR bash testbed/registry-notify.sh stop --name registry; TESTBED_DIR=$TESTBED_DIR bash testbed/gitserver.sh stop)"
@@ -99,9 +107,30 @@ git -C "$work/check" log --format='%h %an: %s%n%(trailers:key=Ferry-Change,value
 grep -n 'image:' "$work/check/flux/apps/backend/develop/deployment.yaml"
 grep -q 'develop-v0.0.3-c3d4e5f-1738869999' "$work/check/flux/apps/backend/develop/deployment.yaml"
 
-say "ferry serve: the daemon, woken by the registry's push notifications"
+say "a local notification receiver (one JSON line per message in $work/notifications.jsonl)"
+receiver_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$receiver_port" "$work/notifications.jsonl" <<'PY' &
+import http.server, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(out, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+receiver_pid=$!
+printf 'receivers:\n  - name: demo\n    url: http://127.0.0.1:%s/hook\n' "$receiver_port" >"$work/notify.yaml"
+echo "demo:$(openssl rand -hex 12)" >"$work/ui-tokens"
+
+say "ferry serve: the daemon, woken by the registry's push notifications, with its dashboard"
 FERRY_LOG=${FERRY_LOG:-info} NO_COLOR=1 "$ferry" serve "${common[@]}" \
-  --listen "127.0.0.1:$serve_port" --webhook-secret-file "$work/webhook-secret" 2>"$work/serve.log" &
+  --listen "127.0.0.1:$serve_port" --webhook-secret-file "$work/webhook-secret" \
+  --notify-config "$work/notify.yaml" --ui --ui-token-file "$work/ui-tokens" 2>"$work/serve.log" &
 serve_pid=$!
 for _ in $(seq 300); do
   curl -sf "http://127.0.0.1:$serve_port/readyz" >/dev/null && break
@@ -110,6 +139,7 @@ for _ in $(seq 300); do
 done
 curl -sf "http://127.0.0.1:$serve_port/readyz" >/dev/null || { echo "demo: ferry serve not ready" >&2; exit 1; }
 echo "ferry serve ready on http://127.0.0.1:$serve_port (log: $work/serve.log)"
+echo "dashboard: http://127.0.0.1:$serve_port/ui (log in with the token in $work/ui-tokens)"
 
 # wait_for FILE TEXT: poll the GitOps repo (bounded) until FILE at main contains TEXT.
 wait_for() {
@@ -176,7 +206,31 @@ say "ferry history staging backend"
 step history staging backend
 say "ferry get images all -A"
 "$ferry" get images all -A --state "$work/state.db"
+say "ferry metrics dora (from Git evidence)"
+step metrics dora --since 3650d
 
+say "notifications the local receiver got (one per change)"
+# The daemon notices each change after its next pass; wait (bounded) for the last one.
+for _ in $(seq 300); do
+  grep -q 'staging-v0.0.3-e5f6a7b-1738890000' "$work/notifications.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
+python3 - "$work/notifications.jsonl" <<'PY'
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+keys = [(m["commit"], m["app"], m["env"], m["kind"]) for m in msgs]
+for m in msgs:
+    print(f'  {m["kind"]:<11} {m["app"]:<8} {m["env"]:<10} {m["old"]["tag"] or "-"} -> {m["new"]["tag"]}  {m["commit"][:10]}')
+assert len(keys) == len(set(keys)), "a change was notified twice"
+assert any(m["kind"] == "rollback" for m in msgs), "no rollback notification"
+assert sum(m["kind"] == "promotion" for m in msgs) == 2, "not one notification per promotion"
+print(f"{len(msgs)} messages, {len(set(keys))} distinct changes")
+PY
+
+if [ "${KEEP:-0}" = 1 ]; then
+  say "demo finished; the daemon and its dashboard keep running"
+  exit 0
+fi
 say "stop the daemon (SIGTERM: it finishes the reconcile in flight, then exits 0)"
 kill -TERM "$serve_pid"
 set +e

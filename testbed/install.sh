@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   docker-registry skopeo jq curl openssl ca-certificates python3 procps
   git openssh-server openssh-client lighttpd lighttpd-mod-openssl apache2-utils gnupg
+  chromium chromium-driver
 )
 
 missing=()

@@ -2,7 +2,8 @@
 //! controllers send to notification-controller (`involvedObject`, `severity`, `timestamp`,
 //! `message`, `reason`, `metadata`, `reportingController`, `reportingInstance`), so existing
 //! Alerts and Providers keep working. Delivery never blocks a pass: each POST runs in its own task
-//! with a timeout and a few retries; a 429 means "duplicate" and is not an error.
+//! with a timeout and a few retries (`ferry_notify::deliver`); a 429 means "duplicate" and is
+//! not an error.
 
 use std::time::Duration;
 
@@ -45,24 +46,27 @@ pub fn payload(key: &ObjectKey, obj: &DynamicObject, ready: &Condition, instance
     })
 }
 
-/// POSTs `body` to `addr` in the background.
+/// POSTs `body` to `addr` in the background (3 attempts, 500 ms then 1 s apart; a 429 means
+/// "duplicate" to notification-controller and counts as delivered).
 pub fn send(client: reqwest::Client, addr: String, body: Value) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        for attempt in 0..3u32 {
-            let sent = client
-                .post(&addr)
-                .timeout(Duration::from_secs(10))
-                .json(&body)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() || r.status().as_u16() == 429 => return,
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), attempt, "--events-addr refused the event")
-                }
-                Err(e) => tracing::warn!(error = %e, attempt, "cannot deliver the event"),
-            }
-            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+        let out = ferry_notify::Outgoing {
+            url: addr,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+            headers: Vec::new(),
+        };
+        let retry = ferry_notify::Retry {
+            attempts: 3,
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        };
+        let accepted = |s: u16| (200..300).contains(&s) || s == 429;
+        if !ferry_notify::deliver(&client, &out, retry, accepted)
+            .await
+            .1
+        {
+            tracing::warn!("--events-addr: the event was not delivered");
         }
     })
 }

@@ -8,6 +8,7 @@
 //! `ferry-setters`).
 
 mod automation;
+pub mod dora;
 mod policy;
 pub mod promote;
 pub mod rollback;

@@ -359,7 +359,7 @@ impl Session {
         timeout: Duration,
     ) -> Result<(), GitError> {
         let kh = write_private(
-            &d,
+            d,
             "known_hosts",
             auth.known_hosts.as_deref().unwrap_or(b""),
             0o600,
@@ -375,13 +375,13 @@ impl Session {
             if !key.ends_with(b"\n") {
                 key.push(b'\n');
             }
-            let k = write_private(&d, "identity", &key, 0o600)?;
+            let k = write_private(d, "identity", &key, 0o600)?;
             cmd.push_str(&format!(" -i {}", shell_quote(&path_str(&k)?)));
             if let Some(pass) = &auth.password {
                 // The passphrase goes through SSH_ASKPASS reading a 0600 file.
-                let pf = write_private(&d, "passphrase", pass.as_bytes(), 0o600)?;
+                let pf = write_private(d, "passphrase", pass.as_bytes(), 0o600)?;
                 let script = format!("#!/bin/sh\ncat {}\n", shell_quote(&path_str(&pf)?));
-                let sp = write_private(&d, "askpass.sh", script.as_bytes(), 0o700)?;
+                let sp = write_private(d, "askpass.sh", script.as_bytes(), 0o700)?;
                 self.env.push(("SSH_ASKPASS".into(), path_str(&sp)?));
                 self.env
                     .push(("SSH_ASKPASS_REQUIRE".into(), "force".into()));

@@ -68,10 +68,16 @@ impl Secret {
         mac.verify_slice(&sig).is_ok()
     }
 
-    /// True when `token` is the secret, compared in constant time (`subtle`).
-    fn matches_token(&self, token: &[u8]) -> bool {
-        token.ct_eq(&self.0).into()
+    /// True when `presented` is the secret, compared in constant time (`subtle`).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        ct_eq(presented, &self.0)
     }
+}
+
+/// Constant-time equality (`subtle`), so a timing side channel does not reveal a secret; a
+/// length difference returns at once (lengths are not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
 }
 
 /// Why a request was refused.
@@ -106,7 +112,7 @@ pub fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "));
     match bearer {
-        Some(token) if secret.matches_token(token.trim().as_bytes()) => Ok(()),
+        Some(token) if secret.matches(token.trim().as_bytes()) => Ok(()),
         Some(_) => Err(AuthFailure::Invalid),
         None => Err(AuthFailure::Missing),
     }
@@ -347,9 +353,9 @@ mod tests {
             !s.verify_signature(body, &hex::encode(flipped)),
             "one bit off"
         );
-        assert!(s.matches_token(b"s3cret"));
+        assert!(s.matches(b"s3cret"));
         for wrong in [&b"s3cre"[..], b"s3cret!", b"s3creT", b"", b"S3CRET"] {
-            assert!(!s.matches_token(wrong), "{wrong:?}");
+            assert!(!s.matches(wrong), "{wrong:?}");
         }
     }
 

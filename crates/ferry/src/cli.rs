@@ -165,6 +165,9 @@ pub enum Command {
     History(crate::cmd_rollback::HistoryArgs),
     /// Apps × environments: the tag in Git, its digest, holds, what is promotable.
     Status(crate::cmd_rollback::StatusArgs),
+    /// Delivery metrics computed from Git evidence.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
     /// Run as a daemon: intervals, registry/git webhooks, metrics, health.
     Serve(crate::cmd_serve::ServeArgs),
     /// Run in a cluster in place of Flux's image-reflector and image-automation controllers:
@@ -291,6 +294,14 @@ pub enum ImagesKind {
     Policy,
     #[value(alias = "updates")]
     Update,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// DORA figures per app from Git alone: lead time (build `{ts}` → production commit),
+    /// deployment frequency, change-failure rate (rollbacks ÷ deployments), time to restore
+    /// (rollback → next good change). See docs/metrics.md.
+    Dora(crate::cmd_rollback::DoraArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,5 @@
-//! `ferry rollback`, `ferry hold`, `ferry unhold`, `ferry history`, `ferry status`.
+//! `ferry rollback`, `ferry hold`, `ferry unhold`, `ferry history`, `ferry status`,
+//! `ferry metrics dora`.
 //!
 //! Thin: parse, load the objects, call the engine (`ferry_engine::rollback`), print.
 
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use ferry_engine::Engine;
+use ferry_engine::dora::DoraRequest;
 use ferry_engine::rollback::{
     HistoryRow, HoldReport, HoldRequest, RepoFallback, RollbackError, RollbackReport,
     RollbackRequest, StatusReport, UnholdRequest,
@@ -93,6 +95,23 @@ pub struct UnholdArgs {
 pub struct HistoryArgs {
     pub env: String,
     pub app: String,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// DORA figures of one app (or every app) in one environment.
+#[derive(Debug, clap::Args)]
+pub struct DoraArgs {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Environment (default: each app's last stage, production in the seed).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Window ending now: `30d`, `2w`, `12h`, `90m`.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -685,4 +704,81 @@ fn verify_cells(r: &ferry_controller::verify::VerifyRow) -> Vec<String> {
         digest.unwrap_or_else(|| "-".into()),
         r.state.as_str().to_string(),
     ]
+}
+
+pub async fn dora(state: &Path, args: DoraArgs) -> Result<Status, CliError> {
+    let since = ferry_engine::dora::parse_since(&args.since)
+        .map_err(|e| CliError::bad_input(anyhow!(e)))?;
+    let p = prepare(state, &args.source).await?;
+    let end = ferry_engine::dora::unix_now();
+    let req = DoraRequest {
+        app: args.app,
+        env: args.env,
+        since,
+        end,
+        repo: p.fallback.clone(),
+    };
+    let report = p
+        .engine
+        .dora(&p.objects, &req)
+        .await
+        .map_err(rollback_error)?;
+    if args.output != OutputFormat::Table {
+        print_structured(&report, args.output)?;
+        return Ok(Status::Ok);
+    }
+    let secs = |s: Option<i64>| s.map(human_duration).unwrap_or_else(|| "-".into());
+    let body: Vec<Vec<String>> = report
+        .apps
+        .iter()
+        .map(|f| {
+            vec![
+                f.app.clone(),
+                f.env.clone(),
+                f.deployments.to_string(),
+                format!("{:.2}", f.deployments_per_day),
+                secs(f.lead_time.median_seconds),
+                f.change_failure_rate
+                    .map(|r| format!("{:.0}% ({}/{})", r * 100.0, f.rollbacks, f.deployments))
+                    .unwrap_or_else(|| "-".into()),
+                secs(f.time_to_restore.median_seconds),
+                f.unrestored.to_string(),
+            ]
+        })
+        .collect();
+    println!("window {} .. {}", report.window_start, report.window_end);
+    print!(
+        "{}",
+        table(
+            &[
+                "APP",
+                "ENV",
+                "DEPLOYS",
+                "PER DAY",
+                "LEAD TIME (MEDIAN)",
+                "CHANGE FAILURE",
+                "TIME TO RESTORE (MEDIAN)",
+                "UNRESTORED"
+            ],
+            &body
+        )
+    );
+    Ok(Status::Ok)
+}
+
+/// `1d2h`, `3h5m`, `42s`: the two largest units.
+pub(crate) fn human_duration(secs: i64) -> String {
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut rest = secs.max(0);
+    let mut parts = Vec::new();
+    for (name, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    parts.concat()
 }

@@ -4,8 +4,12 @@
 
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/notify.rs"]
+mod notify;
 #[path = "serve/scheduler.rs"]
 mod scheduler;
+#[path = "serve/ui.rs"]
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +65,23 @@ pub struct ServeArgs {
     /// `kubectl rollout undo`) back to Git, with a hold, as `ferry controller --adopt-rollouts`.
     #[arg(long, requires = "kubeconfig")]
     pub adopt_rollouts: bool,
+    /// Window of the `ferry_dora_*` gauges on /metrics (as `ferry metrics dora --since`),
+    /// recomputed from Git after each pass.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = ferry_engine::dora::parse_since)]
+    pub dora_since: Duration,
+    /// Receivers of change notifications (docs/notifications.md). Each change is sent once;
+    /// delivered changes are remembered in `<state>.notified`.
+    #[arg(long, value_name = "FILE")]
+    pub notify_config: Option<PathBuf>,
+    /// Serve the dashboard under /ui on the --listen address (docs/dashboard.md).
+    #[arg(long)]
+    pub ui: bool,
+    /// Dashboard tokens, one NAME:TOKEN per line; NAME is recorded as --by of the actions.
+    #[arg(long, value_name = "FILE", requires = "ui")]
+    pub ui_token_file: Option<PathBuf>,
+    /// Let anyone read the dashboard's views (actions still need a token).
+    #[arg(long, requires = "ui")]
+    pub ui_read_only_open: bool,
 }
 
 struct App {
@@ -80,6 +101,19 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
                 "webhooks need a shared secret: pass --webhook-secret-file FILE (or --allow-unsigned-webhooks to accept anyone's)"
             )));
         }
+    };
+    let ui_tokens = match (&args.ui_token_file, args.ui, args.ui_read_only_open) {
+        (Some(f), _, _) => Some(ui::Tokens::load(f).map_err(CliError::bad_input)?),
+        (None, true, false) => {
+            return Err(CliError::bad_input(anyhow!(
+                "--ui needs --ui-token-file FILE (or --ui-read-only-open for read-only views)"
+            )));
+        }
+        (None, _, _) => None,
+    };
+    let notify_config = match &args.notify_config {
+        Some(f) => Some(ferry_notify::NotifyConfig::load(f).map_err(CliError::bad_input)?),
+        None => None,
     };
     let source = &args.source;
     if source.objects_from_cluster() {
@@ -127,7 +161,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         ready: ready.clone(),
         engine: engine.clone(),
     });
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/hooks/registry", post(registry_hook))
         .route("/hooks/git", post(git_hook))
         .route("/metrics", get(metrics_handler))
@@ -139,6 +173,9 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let signals = tokio::spawn(wait_for_signal(stop_tx));
     let (engine_for_drift, drift_source, metrics_for_drift) =
         (engine.clone(), object_source.clone(), metrics.clone());
+    let (engine_for_dora, metrics_for_dora) = (engine.clone(), metrics.clone());
+    let app_engine = engine.clone();
+    let trigger_for_ui = trigger.clone();
     let scheduler = Scheduler::new(
         engine,
         object_source,
@@ -149,6 +186,51 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         args.source_interval,
         args.debounce,
     );
+    let dora = tokio::spawn(dora_gauges(
+        engine_for_dora,
+        metrics_for_dora,
+        scheduler.objects(),
+        scheduler.passes(),
+        args.dora_since,
+    ));
+    if args.ui {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        let dashboard = Arc::new(ui::Ui {
+            engine: app_engine.clone(),
+            objects: scheduler.objects(),
+            passes: scheduler.passes(),
+            trigger: trigger_for_ui,
+            tokens: ui_tokens.unwrap_or_default(),
+            read_open: args.ui_read_only_open,
+            csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
+                .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
+            cache: Default::default(),
+        });
+        router = router.merge(ui::router(dashboard));
+        eprintln!("ferry serve: dashboard on http://{local}/ui");
+    }
+    let notifications = match notify_config {
+        Some(config) => {
+            let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
+            let ledger = ferry_notify::Ledger::open(&ledger_path)
+                .with_context(|| format!("reading {}", ledger_path.display()))
+                .map_err(CliError::failed)?;
+            let notifier = ferry_notify::Notifier::new(
+                config,
+                ledger,
+                reqwest::Client::new(),
+                ferry_notify::Retry::default(),
+            );
+            Some(tokio::spawn(notify::run(
+                app_engine.clone(),
+                Arc::new(notifier),
+                scheduler.objects(),
+                scheduler.passes(),
+            )))
+        }
+        None => None,
+    };
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
     if let Some(options) = source.cluster_reader(None) {
         let drift = DriftLoop {
@@ -178,6 +260,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         signals.abort();
     }
     let sched_result = sched_task.await;
+    dora.abort();
+    if let Some(n) = notifications {
+        n.abort();
+    }
     served.context("HTTP server").map_err(CliError::failed)?;
     sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
     eprintln!("ferry serve: stopped");
@@ -195,6 +281,36 @@ pub(crate) fn read_webhook_secret(file: &Path) -> Result<Secret, CliError> {
             file.display()
         ))
     })
+}
+
+/// Keeps the `ferry_dora_*` gauges current: recomputed from Git after each pass (passes that
+/// finish during a computation coalesce into one more). Failures keep the last figures.
+async fn dora_gauges(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    mut objects: watch::Receiver<Option<Arc<ferry_api::ObjectSet>>>,
+    mut passes: watch::Receiver<u64>,
+    since: Duration,
+) {
+    loop {
+        tokio::select! {
+            r = passes.changed() => if r.is_err() { return },
+            r = objects.changed() => if r.is_err() { return },
+        }
+        let Some(set) = objects.borrow_and_update().clone() else {
+            continue;
+        };
+        passes.borrow_and_update();
+        let req = ferry_engine::dora::DoraRequest {
+            since,
+            end: ferry_engine::dora::unix_now(),
+            ..Default::default()
+        };
+        match engine.dora(&set, &req).await {
+            Ok(report) => metrics.dora.set(&report),
+            Err(e) => tracing::warn!("DORA figures not updated: {e}"),
+        }
+    }
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {

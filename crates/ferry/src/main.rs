@@ -118,6 +118,7 @@ async fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Unhold(args) => cmd_rollback::unhold(&state, args).await,
         Command::History(args) => cmd_rollback::history(&state, args).await,
         Command::Status(args) => cmd_rollback::status(&state, args).await,
+        Command::Metrics(cli::MetricsCommand::Dora(args)) => cmd_rollback::dora(&state, args).await,
         Command::Serve(args) => cmd_serve::serve(&state, args).await,
         Command::Controller(args) => cmd_controller::controller(&state, args).await,
         Command::Verify(args) => cmd_rollback::verify(&state, args).await,

@@ -35,9 +35,10 @@ pub use markers::MarkerState;
 #[doc(hidden)]
 pub use markers::{parse_reference, values_in_bytes};
 pub use ops::{
-    Adopted, HoldReport, HoldRequest, RepoFallback, RollbackMethod, RollbackReport,
-    RollbackRequest, UnholdRequest,
+    Adopted, HoldCommit, HoldReport, HoldRequest, PromotionCommit, RepoFallback, RollbackMethod,
+    RollbackReport, RollbackRequest, UnholdRequest,
 };
+pub use status::layout;
 pub use status::{StatusApp, StatusCell, StatusReport};
 pub use target::policy_of;
 pub use timeline::{ChangeKind, HistoryRow, mark_first_seen_live};

@@ -425,9 +425,105 @@ impl Engine {
         repo: Option<&RepoFallback>,
     ) -> Result<Vec<HistoryRow>, RollbackError> {
         let target = resolve(self, objects, env, app, repo)?;
+        let mut rows = self.git_history(&target).await?;
+        // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
+        // tag still exists there.
+        let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();
+        for row in rows
+            .iter_mut()
+            .filter(|r| r.digest.is_none() && !r.new_tag.is_empty())
+        {
+            if !known.contains_key(&row.new_tag) {
+                let d = self.registry_digest(objects, &target, &row.new_tag).await;
+                known.insert(row.new_tag.clone(), d);
+            }
+            row.digest = known.get(&row.new_tag).cloned().flatten();
+        }
+        Ok(rows)
+    }
+
+    /// The timeline of ENV/APP from Git alone (no registry lookups), oldest first: what
+    /// `history` shows before digests are filled in, and what delivery metrics count.
+    pub async fn history_from_git(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        repo: Option<&RepoFallback>,
+    ) -> Result<Vec<HistoryRow>, RollbackError> {
+        let target = resolve(self, objects, env, app, repo)?;
+        self.git_history(&target).await
+    }
+
+    /// The hold and unhold commits of ENV/APP, oldest first, from the log of the holds file.
+    pub async fn hold_log(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        repo: Option<&RepoFallback>,
+    ) -> Result<Vec<HoldCommit>, RollbackError> {
+        let target = resolve(self, objects, env, app, repo)?;
+        let id = target.id();
+        let log = self.path_log(target, super::HOLDS_PATH.to_string()).await?;
+        Ok(log.iter().filter_map(|c| hold_commit(c, &id)).collect())
+    }
+
+    /// The promotion commits into ENV of APP, oldest first, from the log of its release records
+    /// (`releases/<app>/<env>/`, docs/promotion.md).
+    pub async fn promotion_log(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+    ) -> Result<Vec<PromotionCommit>, RollbackError> {
+        let target = resolve(self, objects, env, app, None)?;
+        let log = self
+            .path_log(target, format!("releases/{app}/{env}"))
+            .await?;
+        Ok(log
+            .iter()
+            .filter_map(|c| promotion_commit(c, app, env))
+            .collect())
+    }
+
+    /// Commits touching `path` on the target's branch, oldest first (at most 500).
+    async fn path_log(
+        &self,
+        target: AppTarget,
+        path: String,
+    ) -> Result<Vec<ferry_git::CommitInfo>, RollbackError> {
+        let cache = cache(self)?;
+        crate::blocking(move || {
+            let mut co = cache.checkout(&target.remote, &target.branch)?;
+            co.ensure_history(ferry_git::History::Full)?;
+            let mut log = co.log(&ferry_git::LogQuery {
+                rev_range: None,
+                paths: vec![path],
+                max: Some(500),
+            })?;
+            log.reverse();
+            Ok(log)
+        })
+        .await?
+    }
+
+    /// The digest of ENV/APP's `tag` in its registry repository, when the registry answers.
+    pub async fn tag_digest(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        tag: &str,
+    ) -> Option<String> {
+        let target = resolve(self, objects, env, app, None).ok()?;
+        self.registry_digest(objects, &target, tag).await
+    }
+
+    async fn git_history(&self, target: &AppTarget) -> Result<Vec<HistoryRow>, RollbackError> {
         let cache = cache(self)?;
         let t = target.clone();
-        let mut rows = crate::blocking(move || {
+        crate::blocking(move || {
             let target = t;
             let mut co = cache.checkout(&target.remote, &target.branch)?;
             let (files, _) = marker_files(co.workdir(), &target.scan_root, &target.key())?;
@@ -444,21 +540,7 @@ impl Engine {
                 timeline::build(&mut co, &files, &target.key(), &target.bot_emails)?.rows,
             )
         })
-        .await??;
-        // Digests Git does not pin come from the registry (one HEAD per distinct tag), when the
-        // tag still exists there.
-        let mut known: std::collections::BTreeMap<String, Option<String>> = Default::default();
-        for row in rows
-            .iter_mut()
-            .filter(|r| r.digest.is_none() && !r.new_tag.is_empty())
-        {
-            if !known.contains_key(&row.new_tag) {
-                let d = self.registry_digest(objects, &target, &row.new_tag).await;
-                known.insert(row.new_tag.clone(), d);
-            }
-            row.digest = known.get(&row.new_tag).cloned().flatten();
-        }
-        Ok(rows)
+        .await?
     }
 }
 
@@ -863,5 +945,89 @@ fn unhold_blocking(
         tag,
         allowed,
         message,
+    })
+}
+
+/// One hold or unhold commit of a policy (docs/rollback.md trailers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HoldCommit {
+    pub commit: String,
+    /// Committer time, RFC 3339 UTC.
+    pub time: String,
+    /// `Name <email>`.
+    pub author: String,
+    pub unhold: bool,
+    /// The tag held (or that was held).
+    pub tag: String,
+    pub by: String,
+    pub reason: String,
+}
+
+fn hold_commit(c: &ferry_git::CommitInfo, policy: &str) -> Option<HoldCommit> {
+    let get = |key: &'static str| {
+        c.trailers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    };
+    let kind = get(KIND).next()?.trim();
+    let (unhold, key) = match kind {
+        "hold" => (false, trailer::HOLD),
+        "unhold" => (true, trailer::UNHOLD),
+        _ => return None,
+    };
+    let wanted = format!("policy={policy}");
+    let value = get(key).find(|v| v.split_whitespace().any(|f| f == wanted))?;
+    let tag = value
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("tag="))
+        .unwrap_or_default();
+    Some(HoldCommit {
+        commit: c.sha.clone(),
+        time: crate::dora::rfc3339(c.committer_time),
+        author: format!("{} <{}>", c.author_name, c.author_email),
+        unhold,
+        tag: tag.to_string(),
+        by: get(trailer::BY).next().unwrap_or_default().to_string(),
+        reason: get(trailer::REASON).next().unwrap_or_default().to_string(),
+    })
+}
+
+/// One promotion (release record) commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PromotionCommit {
+    pub commit: String,
+    /// Committer time, RFC 3339 UTC.
+    pub time: String,
+    pub from_env: String,
+    pub source_tag: String,
+    /// The immutable tag written.
+    pub target_tag: String,
+    pub digest: String,
+    pub by: String,
+    pub subject: String,
+}
+
+fn promotion_commit(c: &ferry_git::CommitInfo, app: &str, env: &str) -> Option<PromotionCommit> {
+    let get = |key: &str| {
+        c.trailers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    if get(KIND) != "promotion" || get("Ferry-App") != app || get("Ferry-Env") != env {
+        return None;
+    }
+    Some(PromotionCommit {
+        commit: c.sha.clone(),
+        time: crate::dora::rfc3339(c.committer_time),
+        from_env: get("Ferry-From-Env"),
+        source_tag: get("Ferry-Source-Tag"),
+        // The first Ferry-Target-Tag is the immutable one (the alias follows).
+        target_tag: get("Ferry-Target-Tag"),
+        digest: get("Ferry-Digest"),
+        by: get("Ferry-Promoted-By"),
+        subject: c.subject.clone(),
     })
 }

@@ -52,7 +52,7 @@ const SEED_ORDER: [&str; 3] = ["develop", "staging", "production"];
 
 /// Apps and their environments: Pipelines when present, else ImagePolicies grouped by name
 /// across namespaces (seed order first, then alphabetical).
-fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)> {
+pub fn layout(objects: &ObjectSet, only: Option<&str>) -> Vec<(String, Vec<String>)> {
     let mut apps: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in objects.pipelines() {
         apps.insert(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use ferry_registry::RequestStats;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -39,6 +40,98 @@ pub struct TriggerLabel {
     pub trigger: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppEnvLabel {
+    pub app: String,
+    pub env: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The DORA gauges (`ferry_dora_*`), by app and environment, from `ferry metrics dora`'s report.
+#[derive(Default)]
+pub struct DoraGauges {
+    pub deployments: Family<AppEnvLabel, FloatGauge>,
+    pub deployments_per_day: Family<AppEnvLabel, FloatGauge>,
+    pub rollbacks: Family<AppEnvLabel, FloatGauge>,
+    pub change_failure_ratio: Family<AppEnvLabel, FloatGauge>,
+    pub lead_time: Family<AppEnvLabel, FloatGauge>,
+    pub time_to_restore: Family<AppEnvLabel, FloatGauge>,
+}
+
+impl DoraGauges {
+    fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("dora");
+        for (name, help, family) in [
+            (
+                "deployments",
+                "Deployments in the DORA window (Git evidence)",
+                &self.deployments,
+            ),
+            (
+                "deployments_per_day",
+                "Deployments per day of the DORA window",
+                &self.deployments_per_day,
+            ),
+            ("rollbacks", "Rollbacks in the DORA window", &self.rollbacks),
+            (
+                "change_failure_ratio",
+                "Rollbacks divided by deployments (absent without deployments)",
+                &self.change_failure_ratio,
+            ),
+            (
+                "lead_time_median_seconds",
+                "Median time from the build's tag ts to the environment's commit",
+                &self.lead_time,
+            ),
+            (
+                "time_to_restore_median_seconds",
+                "Median time from a rollback to the next good change",
+                &self.time_to_restore,
+            ),
+        ] {
+            sub.register(name, help, family.clone());
+        }
+    }
+
+    /// Replaces every gauge with the report's figures.
+    pub fn set(&self, report: &ferry_engine::dora::DoraReport) {
+        for f in [
+            &self.deployments,
+            &self.deployments_per_day,
+            &self.rollbacks,
+            &self.change_failure_ratio,
+            &self.lead_time,
+            &self.time_to_restore,
+        ] {
+            f.clear();
+        }
+        for a in &report.apps {
+            let l = AppEnvLabel {
+                app: a.app.clone(),
+                env: a.env.clone(),
+            };
+            let set = |f: &Family<AppEnvLabel, FloatGauge>, v: Option<f64>| {
+                if let Some(v) = v {
+                    f.get_or_create(&l).set(v);
+                }
+            };
+            set(&self.deployments, Some(a.deployments as f64));
+            set(&self.deployments_per_day, Some(a.deployments_per_day));
+            set(&self.rollbacks, Some(a.rollbacks as f64));
+            set(&self.change_failure_ratio, a.change_failure_rate);
+            set(
+                &self.lead_time,
+                a.lead_time.median_seconds.map(|s| s as f64),
+            );
+            set(
+                &self.time_to_restore,
+                a.time_to_restore.median_seconds.map(|s| s as f64),
+            );
+        }
+    }
+}
+
 fn duration_histogram() -> Histogram {
     // 5 ms .. ~82 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -62,6 +155,7 @@ pub struct Metrics {
     pub objects: Family<KindLabel, Gauge>,
     /// App × environments whose live workloads differ from Git (with --kubeconfig).
     pub drift: Gauge,
+    pub dora: DoraGauges,
     /// Registry client stats already exported, so each scrape adds only the difference.
     exported: Mutex<BTreeMap<String, u64>>,
 }
@@ -158,8 +252,11 @@ impl Metrics {
             "Objects loaded from the source, by kind",
             objects.clone(),
         );
+        let dora = DoraGauges::default();
+        dora.register(&mut registry);
         Metrics {
             registry,
+            dora,
             reconcile_duration,
             passes,
             scans,

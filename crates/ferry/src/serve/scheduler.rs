@@ -117,6 +117,10 @@ pub struct Scheduler {
     pub source_interval: Duration,
     pub debounce: Duration,
     pub options: AutomationOptions,
+    /// The objects in use, for readers outside the scheduler (DORA gauges, dashboard).
+    published: watch::Sender<Option<Arc<ObjectSet>>>,
+    /// Counts finished passes, so readers can refresh after each one.
+    passes_done: watch::Sender<u64>,
     objects: Option<Arc<ObjectSet>>,
     repos: BTreeMap<Key, Timer>,
     automations: BTreeMap<Key, Timer>,
@@ -180,12 +184,24 @@ impl Scheduler {
             source_interval,
             debounce,
             options: AutomationOptions::default(),
+            published: watch::channel(None).0,
+            passes_done: watch::channel(0).0,
             objects: None,
             repos: BTreeMap::new(),
             automations: BTreeMap::new(),
             policies: BTreeMap::new(),
             source_timer: Timer::now(),
         }
+    }
+
+    /// The objects in use (`None` until the first load succeeds).
+    pub fn objects(&self) -> watch::Receiver<Option<Arc<ObjectSet>>> {
+        self.published.subscribe()
+    }
+
+    /// The number of passes finished so far; changes after each pass.
+    pub fn passes(&self) -> watch::Receiver<u64> {
+        self.passes_done.subscribe()
     }
 
     fn next_wake(&self) -> Instant {
@@ -223,6 +239,7 @@ impl Scheduler {
                         trigger_name
                     };
                     self.pass(&objects, &repos, &policies, &autos, trig).await;
+                    self.passes_done.send_modify(|n| *n += 1);
                 }
             }
             trigger_name = "interval";
@@ -288,7 +305,9 @@ impl Scheduler {
                             .iter()
                             .filter(|p| policy_interval(p).is_some()),
                     );
-                    self.objects = Some(Arc::new(objects));
+                    let objects = Arc::new(objects);
+                    self.published.send_replace(Some(objects.clone()));
+                    self.objects = Some(objects);
                 }
                 self.ready.store(true, Ordering::Release);
             }

@@ -4,356 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::daemon::*;
 use crate::common::*;
-use ferry_testbed::git::{GitEnv, git_servers};
+use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
-
-const BOUND: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A registry started by `testbed/registry-notify.sh`, stopped on drop.
-struct NotifyRegistry {
-    name: String,
-    url: String,
-    host: String,
-}
-
-impl NotifyRegistry {
-    fn start(notify_port: u16, secret_file: &Path) -> Option<NotifyRegistry> {
-        if Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(!ferry_testbed::in_ci(), "docker-registry is not installed");
-            eprintln!("SKIP: docker-registry is not installed");
-            return None;
-        }
-        let name = format!("notify-{}-{}", std::process::id(), free_port());
-        let out = Command::new("bash")
-            .arg(ferry_testbed::workspace_root().join("testbed/registry-notify.sh"))
-            .args(["start", "--name", &name, "--notify"])
-            .arg(format!("http://127.0.0.1:{notify_port}/hooks/registry"))
-            .arg("--secret-file")
-            .arg(secret_file)
-            .env("TESTBED_DIR", ferry_testbed::registry::testbed_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "registry-notify.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(
-            ferry_testbed::registry::testbed_dir().join(format!("{name}.env")),
-        )
-        .unwrap();
-        let vars = ferry_testbed::registry::parse_env_file(&env);
-        Some(NotifyRegistry {
-            name,
-            url: vars["TESTBED_REGISTRY_URL"].clone(),
-            host: vars["TESTBED_REGISTRY_HOST"].clone(),
-        })
-    }
-
-    fn push(&self, repo: &str, tag: &str) {
-        let out = Command::new("python3")
-            .arg(ferry_testbed::workspace_root().join("testbed/ocipush.py"))
-            .args([
-                "image",
-                &self.url,
-                repo,
-                tag,
-                "--content",
-                &format!("{repo} {tag}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ocipush: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for NotifyRegistry {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(ferry_testbed::workspace_root().join("testbed/registry-notify.sh"))
-            .args(["stop", "--name", &self.name])
-            .env("TESTBED_DIR", ferry_testbed::registry::testbed_dir())
-            .output();
-    }
-}
-
-/// One HTTP/1.1 request to the daemon; returns (status, body).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    // The server may answer (413) before reading a large body: a failed write is fine.
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The sum of a metric's samples whose line contains every `filters` substring.
-fn metric(port: u16, name: &str, filters: &[&str]) -> f64 {
-    let (status, text) = http(port, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter(|l| filters.iter().all(|f| l.contains(f)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// HMAC-SHA256 hex, computed with openssl so the test does not share the daemon's code.
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-hmac", secret, "-r"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// A running `ferry serve`, killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(args: &[String], port: u16, log: PathBuf) -> Daemon {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = command(&argv)
-            .env("FERRY_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            log,
-        };
-        let ok = poll(BOUND, || {
-            TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .and_then(|_| (http(port, "GET", "/readyz", &[], b"").0 == 200).then_some(()))
-        });
-        assert!(ok.is_some(), "daemon not ready; log:\n{}", d.log_text());
-        d
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits (bounded) for the exit; returns the exit code (None: killed by a signal).
-    fn wait(&mut self) -> Option<i32> {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("daemon did not exit; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Polls the log until a line after byte `from` contains `needle`; returns the log length.
-    fn wait_log(&self, from: usize, needle: &str) -> usize {
-        poll(BOUND, || {
-            let text = self.log_text();
-            text.get(from..)
-                .and_then(|t| t.find(needle))
-                .map(|i| from + i + needle.len())
-        })
-        .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{}", self.log_text()))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-struct Setup {
-    ws: Workspace,
-    git: GitEnv,
-    repo: String,
-    reg: NotifyRegistry,
-    port: u16,
-    secret: String,
-    args: Vec<String>,
-}
-
-/// Seed layout from `ferry init` pushed to a fresh repo of the real git server; the automations
-/// push over HTTP with Basic auth; the daemon reads the objects from the same repo.
-fn setup(prefix: &str) -> Option<Setup> {
-    let git = git_servers()?;
-    let ws = Workspace::new();
-    let port = free_port();
-    let secret = format!("whsec-{}", free_port());
-    let secret_file = ws.join("webhook-secret");
-    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
-    let reg = NotifyRegistry::start(port, &secret_file)?;
-    let repo = git.new_repo(prefix, false).unwrap();
-    let tree = ws.join("gitops");
-    init_seed(
-        &tree,
-        &format!("{}/org", reg.host),
-        &git.http(&repo),
-        &["--git-secret", "git-auth"],
-    );
-    ws.secret(
-        "flux-system",
-        "git-auth",
-        &[
-            ("username", git.user.as_bytes()),
-            ("password", git.password.as_bytes()),
-        ],
-    );
-    push_tree(&git, &repo, &tree);
-    // Both repositories exist, so no scan fails and no backoff pass runs beside the ones a test
-    // waits for.
-    reg.push("org/frontend", "develop-v0.0.1-a1b2c3d-1738800000");
-    let registry_var = format!("image_registry={}/org", reg.host);
-    let args: Vec<String> = [
-        "serve",
-        "--repo",
-        &git.file(&repo),
-        "--path",
-        "flux",
-        "--var",
-        &registry_var,
-        "--secrets-dir",
-        &ws.secrets_str(),
-        "--state",
-        &ws.state_str(),
-        "--cache-dir",
-        &ws.cache_str(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--webhook-secret-file",
-        secret_file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Some(Setup {
-        ws,
-        git,
-        repo,
-        reg,
-        port,
-        secret,
-        args,
-    })
-}
-
-/// (what, headers, body, expected status).
-type BadRequest<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
-
-const DEVELOP: &str = "flux/apps/backend/develop/deployment.yaml";
-
-impl Setup {
-    fn daemon(&self, log: &str) -> Daemon {
-        Daemon::start(&self.args, self.port, self.ws.join(log))
-    }
-    fn develop_file(&self) -> String {
-        remote_file(&self.git, &self.repo, DEVELOP)
-    }
-    fn wait_develop(&self, tag: &str) {
-        let found = poll(BOUND, || self.develop_file().contains(tag).then_some(()));
-        assert!(
-            found.is_some(),
-            "{tag} never reached {DEVELOP}:\n{}",
-            self.develop_file()
-        );
-    }
-    fn commits_with(&self, tag: &str) -> usize {
-        remote_log(
-            &self.git,
-            &self.repo,
-            "%H %(trailers:key=Ferry-Change,valueonly,separator=%x2C)",
-        )
-        .lines()
-        .filter(|l| l.contains(tag))
-        .count()
-    }
-}
 
 #[test]
 fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
@@ -840,5 +496,280 @@ fn always_policy_timer_writes_the_digest_of_a_repushed_tag_without_webhooks() {
             "ferry_reconcile_duration_seconds_count",
             &["kind=\"ImagePolicy\""]
         ) >= 2.0
+    );
+}
+
+#[test]
+fn dora_gauges_on_metrics_are_computed_from_git() {
+    let Some(s) = setup("serve-dora") else { return };
+    // One promotion to production, built an hour before it was committed 10 minutes ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (built, at) = (now - 4_200, now - 600);
+    let d = clone(&s.git, &s.repo);
+    let p = d
+        .path()
+        .join("flux/apps/backend/production/deployment.yaml");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "production-v0.0.0-0000000-0",
+        &format!("production-v1.0.0-abcdef1-{built}"),
+    );
+    std::fs::write(&p, text).unwrap();
+    let date = format!("@{at} +0000");
+    let out = git_cmd(
+        d.path(),
+        &["commit", "-qam", "Release\n\nFerry-Kind: promotion\n"],
+    )
+    .env("GIT_COMMITTER_DATE", &date)
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    git(d.path(), &["push", "-q", "origin", "main"]);
+
+    let daemon = s.daemon("dora.log");
+    let backend = ["app=\"backend\"", "env=\"production\""];
+    let found = poll(BOUND, || {
+        (metric(s.port, "ferry_dora_deployments", &backend) == 1.0).then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "no DORA gauges; log:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        metric(s.port, "ferry_dora_lead_time_median_seconds", &backend),
+        3_600.0
+    );
+    assert_eq!(metric(s.port, "ferry_dora_rollbacks", &backend), 0.0);
+    assert_eq!(
+        metric(s.port, "ferry_dora_change_failure_ratio", &backend),
+        0.0
+    );
+    // frontend has no deployment yet: a count of 0 and no ratio.
+    let frontend = ["app=\"frontend\"", "env=\"production\""];
+    assert_eq!(metric(s.port, "ferry_dora_deployments", &frontend), 0.0);
+    let (_, text) = http(s.port, "GET", "/metrics", &[], b"");
+    assert!(
+        !text.contains("ferry_dora_change_failure_ratio{app=\"frontend\""),
+        "{text}"
+    );
+}
+
+type Gate = std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
+/// (request head, body) of each request received.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A local HTTP receiver on 127.0.0.1 answering every POST with `status`; keeps the requests.
+/// A gated receiver holds its first request unanswered until `release`.
+struct Receiver {
+    port: u16,
+    got: Requests,
+    gate: Gate,
+}
+
+impl Receiver {
+    fn start(status: u16, gated: bool) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got: Requests = Default::default();
+        let gate: Gate = std::sync::Arc::new((std::sync::Mutex::new(!gated), Default::default()));
+        let (sink, g) = (got.clone(), gate.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                if let Some(req) = read_request(&mut c) {
+                    sink.lock().unwrap().push(req);
+                }
+                let (open, cv) = &*g;
+                let mut o = open.lock().unwrap();
+                while !*o {
+                    o = cv.wait(o).unwrap();
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = c.write_all(reply.as_bytes());
+            }
+        });
+        Receiver { port, got, gate }
+    }
+
+    fn release(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn json(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    fn wait_count(&self, n: usize) {
+        let ok = poll(Duration::from_secs(60), || {
+            (self.requests().len() >= n).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{} requests, wanted {n}",
+            self.requests().len()
+        );
+    }
+}
+
+/// (head, body) of one HTTP/1.1 request with Content-Length.
+fn read_request(c: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = c.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < end + 4 + len {
+            let n = c.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        return Some((head, buf[end + 4..end + 4 + len].to_vec()));
+    }
+}
+
+#[test]
+fn notifications_one_per_change_signed_and_bounded_retries_without_blocking() {
+    let Some(mut s) = setup("serve-notify") else {
+        return;
+    };
+    let ok = Receiver::start(200, false);
+    let failing = Receiver::start(500, true);
+    let slack = Receiver::start(200, false);
+    let key = s.ws.join("notify-key");
+    std::fs::write(&key, "hmac-key\n").unwrap();
+    let config = s.ws.join("notify.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  - name: ok\n    url: {}\n    secretFile: {}\n  - name: failing\n    url: {}\n    apps: [backend]\n  - name: chat\n    provider: slack\n    url: {}\n    envs: [production]\n",
+            ok.url(),
+            key.display(),
+            failing.url(),
+            slack.url()
+        ),
+    )
+    .unwrap();
+    s.args
+        .extend(["--notify-config".into(), config.display().to_string()]);
+    let daemon = s.daemon("notify.log");
+
+    // The seed's own values are the baseline: nothing is sent for them.
+    let tag1 = "develop-v1.0.0-a1b2c3d-1738860000";
+    s.reg.push("org/backend", tag1);
+    s.wait_develop(tag1);
+    ok.wait_count(1);
+    // The failing receiver holds the first delivery unanswered: the next change still lands.
+    failing.wait_count(1);
+    let tag2 = "develop-v1.0.1-b2c3d4e-1738870000";
+    s.reg.push("org/backend", tag2);
+    s.wait_develop(tag2);
+    ok.wait_count(2);
+    assert_eq!(failing.requests().len(), 1);
+    // Released, it answers 500: each change gets its 5 attempts, no more.
+    failing.release();
+    failing.wait_count(10);
+
+    let msgs = ok.json();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    let d1 = registry_digest(&s.reg.host, "org/backend", tag1);
+    let d2 = registry_digest(&s.reg.host, "org/backend", tag2);
+    let m = &msgs[0];
+    assert_eq!(m["kind"], "automation");
+    assert_eq!(
+        (m["app"].as_str(), m["env"].as_str()),
+        (Some("backend"), Some("develop"))
+    );
+    assert_eq!(m["old"]["tag"], "develop-v0.0.0-0000000-0");
+    assert_eq!(m["new"]["tag"], tag1);
+    assert_eq!(m["new"]["digest"], d1.as_str());
+    assert_eq!(m["commit"].as_str().unwrap().len(), 40);
+    let m = &msgs[1];
+    assert_eq!(
+        (m["old"]["tag"].as_str(), m["new"]["tag"].as_str()),
+        (Some(tag1), Some(tag2))
+    );
+    assert_eq!(m["old"]["digest"], d1.as_str());
+    assert_eq!(m["new"]["digest"], d2.as_str());
+    // Signed with the receiver's key (checked with openssl).
+    for (head, body) in ok.requests() {
+        let sig = format!("x-ferry-signature: sha256={}", hmac_hex("hmac-key", &body));
+        assert!(head.to_ascii_lowercase().contains(&sig), "{head}");
+    }
+    // Each change was retried exactly 5 times at the failing receiver, the same body each time.
+    let bodies: Vec<Vec<u8>> = failing.requests().into_iter().map(|(_, b)| b).collect();
+    for b in [&msgs[0], &msgs[1]] {
+        let n = bodies
+            .iter()
+            .filter(|x| serde_json::from_slice::<serde_json::Value>(x).unwrap() == *b)
+            .count();
+        assert_eq!(n, 5, "{b}");
+    }
+    // The Slack receiver only wants production.
+    assert!(slack.requests().is_empty());
+
+    // A restart sends nothing again: the new daemon's first look at Git finds only known changes.
+    drop(daemon);
+    let d = s.daemon("notify2.log");
+    d.wait_log(0, "notifications checked");
+    assert!(d.log_text().contains("new=0"), "{}", d.log_text());
+    assert_eq!(ok.requests().len(), 2);
+    assert_eq!(failing.requests().len(), 10);
+}
+
+#[test]
+fn a_bad_notify_config_is_refused_naming_the_file() {
+    let Some(s) = setup("serve-badnotify") else {
+        return;
+    };
+    let file = s.ws.join("notify.yaml");
+    std::fs::write(
+        &file,
+        "receivers:\n  - name: a\n    url: ftp://127.0.0.1/x\n",
+    )
+    .unwrap();
+    let mut argv = s.args.clone();
+    argv.extend(["--notify-config".into(), file.display().to_string()]);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = ferry(&args);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("notify.yaml") && r.stderr.contains("url must be http"),
+        "{}",
+        r.stderr
     );
 }

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod daemon;
+pub mod webdriver;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

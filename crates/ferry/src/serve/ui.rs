@@ -1,0 +1,574 @@
+//! `ferry serve --ui`: the dashboard, on the daemon's `--listen` address under `/ui`.
+//!
+//! Server-rendered HTML (readable without JavaScript); one embedded script for live updates
+//! over server-sent events (`/ui/events`, one `pass` event per finished reconcile pass). Assets
+//! are compiled into the binary. Reads come from the same engine calls as `ferry status` and
+//! `ferry history`; actions call the same library functions as `ferry promote`, `rollback`,
+//! `hold` and `unhold`, after a confirmation page showing the `--dry-run` preview.
+//!
+//! Security (docs/dashboard.md): a bearer token from `--ui-token-file` (`Authorization: Bearer`,
+//! or the HttpOnly cookie `/ui/login` sets); the token's name is recorded as `--by`. Every form
+//! carries a CSRF token (an HMAC of the token's name under a key made at start); an action
+//! without it is refused before anything is read or written. Without a token: 401, unless
+//! `--ui-read-only-open` leaves the read views open.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_api::ObjectSet;
+use ferry_engine::Engine;
+use ferry_engine::promote::{ApproveRequest, Bump, PromoteRequest};
+use ferry_engine::rollback::{
+    HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
+};
+use tokio::sync::watch;
+
+use super::scheduler::Trigger;
+use ferry_hooks::{Secret, ct_eq};
+
+#[path = "ui/html.rs"]
+mod html;
+
+const CSS: &str = include_str!("ui/ui.css");
+const JS: &str = include_str!("ui/ui.js");
+const COOKIE: &str = "ferry_ui";
+
+/// Tokens (`name` → `token`) from `--ui-token-file`: one `NAME:TOKEN` per line, `#` comments.
+#[derive(Clone, Default)]
+pub struct Tokens(Vec<(String, Secret)>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(<redacted>)")
+    }
+}
+
+impl Tokens {
+    pub fn load(path: &Path) -> anyhow::Result<Tokens> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--ui-token-file {}", path.display()))?;
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, token) = line
+                .split_once(':')
+                .filter(|(n, t)| !n.trim().is_empty() && !t.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--ui-token-file {} line {}: expected NAME:TOKEN",
+                        path.display(),
+                        i + 1
+                    )
+                })?;
+            let secret = Secret::from_file_contents(token.as_bytes()).ok_or_else(|| {
+                anyhow!(
+                    "--ui-token-file {} line {}: empty token",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            out.push((name.trim().to_string(), secret));
+        }
+        if out.is_empty() {
+            return Err(anyhow!(
+                "--ui-token-file {}: no NAME:TOKEN line",
+                path.display()
+            ));
+        }
+        Ok(Tokens(out))
+    }
+
+    /// The name of the token presented, if it is one of ours.
+    fn who(&self, presented: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(_, s)| s.matches(presented.trim().as_bytes()))
+            .map(|(n, _)| n.clone())
+    }
+}
+
+/// Everything the dashboard's handlers share.
+pub struct Ui {
+    pub engine: Arc<Engine>,
+    pub objects: watch::Receiver<Option<Arc<ObjectSet>>>,
+    pub passes: watch::Receiver<u64>,
+    pub trigger: Arc<Trigger>,
+    pub tokens: Tokens,
+    pub read_open: bool,
+    /// Key of the CSRF tokens, random per start.
+    pub csrf_key: Secret,
+    /// The pipeline's data as of a pass count: computed once per pass, whoever asks.
+    pub cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
+}
+
+/// What the pipeline page shows: `ferry status` plus each cell's last history row.
+pub struct PipelineData {
+    report: Result<StatusReport, String>,
+    last: BTreeMap<(String, String), HistoryRow>,
+    /// `ferry metrics dora` over the last 30 days (each app's last stage).
+    dora: Option<ferry_engine::dora::DoraReport>,
+    /// (app, stage) pairs whose stage has an approval gate.
+    approvals: std::collections::BTreeSet<(String, String)>,
+}
+
+pub fn router(ui: Arc<Ui>) -> Router {
+    Router::new()
+        .route("/ui", get(pipeline_page))
+        .route("/ui/", get(pipeline_page))
+        .route("/ui/history/{app}/{env}", get(history_page))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/confirm", post(confirm))
+        .route("/ui/run", post(run))
+        .route("/ui/events", get(events))
+        .route(
+            "/ui/static/ui.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }),
+        )
+        .route(
+            "/ui/static/ui.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], JS) }),
+        )
+        .with_state(ui)
+}
+
+impl Ui {
+    /// The token's name, from `Authorization: Bearer` or the login cookie.
+    fn user(&self, headers: &HeaderMap) -> Option<String> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                c.trim()
+                    .strip_prefix(&format!("{COOKIE}="))
+                    .map(str::to_string)
+            });
+        bearer
+            .map(str::to_string)
+            .or(cookie)
+            .and_then(|t| self.tokens.who(&t))
+    }
+
+    fn csrf(&self, user: &str) -> String {
+        self.csrf_key.signature_hex(user.as_bytes())
+    }
+
+    fn objects(&self) -> Option<Arc<ObjectSet>> {
+        self.objects.borrow().clone()
+    }
+
+    /// Read access: the user's name (`None` when anonymous reading is open), or a 401.
+    fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Refused> {
+        match self.user(headers) {
+            Some(u) => Ok(Some(u)),
+            None if self.read_open => Ok(None),
+            None => Err(Refused::Token),
+        }
+    }
+}
+
+/// Why a request was refused.
+enum Refused {
+    /// No valid token: 401.
+    Token,
+    /// A valid token (this user's) but no valid CSRF token: 403.
+    Csrf(String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Token => unauthorized(),
+            Refused::Csrf(user) => (
+                StatusCode::FORBIDDEN,
+                Html(html::page(
+                    "Refused",
+                    Some(&user),
+                    "<p class=\"error\">403: missing or wrong CSRF token; nothing was written.</p>",
+                )),
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Html(html::page(
+            "Unauthorized",
+            None,
+            "<p class=\"error\">401: a token is needed. <a href=\"/ui/login\">Log in</a>.</p>",
+        )),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize, Default)]
+pub struct Fragment {
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+async fn pipeline_page(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(q): Query<Fragment>,
+) -> Response {
+    let user = match ui.reader(&headers) {
+        Ok(u) => u,
+        Err(r) => return r.into_response(),
+    };
+    let Some(objects) = ui.objects() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    };
+    let data = pipeline_data(&ui, &objects).await;
+    let body = match &data.report {
+        Ok(report) => {
+            let csrf = user.as_deref().map(|u| ui.csrf(u));
+            html::pipeline(
+                report,
+                &data.last,
+                data.dora.as_ref(),
+                &data.approvals,
+                csrf.as_deref(),
+            )
+        }
+        Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
+    };
+    respond(q, "Pipeline", user.as_deref(), body)
+}
+
+/// The pipeline's data for the current pass (computed by the first reader after each pass).
+async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
+    let pass = *ui.passes.borrow();
+    let mut cache = ui.cache.lock().await;
+    if let Some((n, data)) = cache.as_ref()
+        && *n == pass
+    {
+        return data.clone();
+    }
+    let mut last = BTreeMap::new();
+    let report = ui
+        .engine
+        .status(objects, None)
+        .await
+        .map_err(|e| e.to_string());
+    for a in report.iter().flat_map(|r| &r.apps) {
+        for c in &a.envs {
+            if let Ok(rows) = ui
+                .engine
+                .history_from_git(objects, &c.env, &a.app, None)
+                .await
+                && let Some(r) = rows.into_iter().last()
+            {
+                last.insert((a.app.clone(), c.env.clone()), r);
+            }
+        }
+    }
+    let req = ferry_engine::dora::DoraRequest {
+        since: std::time::Duration::from_secs(30 * 86_400),
+        end: ferry_engine::dora::unix_now(),
+        ..Default::default()
+    };
+    let dora = ui.engine.dora(objects, &req).await.ok();
+    let approvals = report
+        .iter()
+        .flat_map(|r| &r.apps)
+        .filter_map(|a| ferry_engine::promote::AppPipeline::resolve(objects, &a.app).ok())
+        .flat_map(|p| {
+            let app = p.app.clone();
+            p.stages
+                .into_iter()
+                .filter(|s| s.approval)
+                .map(move |s| (app.clone(), s.name))
+        })
+        .collect();
+    let data = Arc::new(PipelineData {
+        report,
+        last,
+        dora,
+        approvals,
+    });
+    *cache = Some((pass, data.clone()));
+    data
+}
+
+async fn history_page(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    UrlPath((app, env)): UrlPath<(String, String)>,
+    Query(q): Query<Fragment>,
+) -> Response {
+    let user = match ui.reader(&headers) {
+        Ok(u) => u,
+        Err(r) => return r.into_response(),
+    };
+    let Some(objects) = ui.objects() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    };
+    let body = match ui.engine.history_from_git(&objects, &env, &app, None).await {
+        Ok(rows) => html::history(&app, &env, &rows),
+        Err(e) if e.is_invalid() => {
+            return (StatusCode::NOT_FOUND, html::esc(&e.to_string())).into_response();
+        }
+        Err(e) => format!("<p class=\"error\">{}</p>", html::esc(&e.to_string())),
+    };
+    respond(
+        q,
+        &format!("History of {app} in {env}"),
+        user.as_deref(),
+        body,
+    )
+}
+
+/// The whole page, or only its live part (`?fragment=1`, for the live-update script).
+fn respond(q: Fragment, title: &str, user: Option<&str>, body: String) -> Response {
+    let live = format!("<div id=\"live\">{body}</div>");
+    if q.fragment.is_some() {
+        return Html(body).into_response();
+    }
+    Html(html::page(title, user, &live)).into_response()
+}
+
+async fn login_page() -> Html<String> {
+    Html(html::page("Log in", None, html::LOGIN))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
+    if ui.tokens.who(&f.token).is_none() {
+        return unauthorized();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui",
+        f.token.trim()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/ui".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// One action as the forms send it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ActionForm {
+    // Read by the confirmation page (html.rs) as well.
+    action: String,
+    app: String,
+    env: String,
+    #[serde(default)]
+    reason: String,
+    /// The tag to approve (approve only).
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Checks the token and the CSRF token; the user's name, or the refusal.
+fn actor(ui: &Ui, headers: &HeaderMap, form: &ActionForm) -> Result<String, Refused> {
+    let Some(user) = ui.user(headers) else {
+        return Err(Refused::Token);
+    };
+    if form.csrf.is_empty() || !ct_eq(form.csrf.as_bytes(), ui.csrf(&user).as_bytes()) {
+        return Err(Refused::Csrf(user));
+    }
+    Ok(user)
+}
+
+async fn confirm(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let user = match actor(&ui, &headers, &f) {
+        Ok(u) => u,
+        Err(r) => return r.into_response(),
+    };
+    let Some(objects) = ui.objects() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    };
+    let preview = execute(&ui.engine, &objects, &f, &user, true).await;
+    let body = html::confirm(&f, &ui.csrf(&user), &preview);
+    Html(html::page("Confirm", Some(&user), &body)).into_response()
+}
+
+async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<ActionForm>) -> Response {
+    let user = match actor(&ui, &headers, &f) {
+        Ok(u) => u,
+        Err(r) => return r.into_response(),
+    };
+    let Some(objects) = ui.objects() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    };
+    let result = execute(&ui.engine, &objects, &f, &user, false).await;
+    // What the pipeline showed is stale now.
+    *ui.cache.lock().await = None;
+    // Git changed: reload the objects and run the automations now (the promoted environment's
+    // automation writes the new tag, as `ferry promote` runs it right away).
+    ui.trigger.git();
+    let status = if result.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (
+        status,
+        Html(html::page(
+            "Done",
+            Some(&user),
+            &html::result(&f.action, &result),
+        )),
+    )
+        .into_response()
+}
+
+/// Runs an action through the same library calls as the CLI; JSON of the report (the CLI's
+/// `-o json`), or the error. `dry_run` is the CLI's `--dry-run` (hold and unhold have none:
+/// their preview says what will be written).
+async fn execute(
+    engine: &Engine,
+    objects: &ObjectSet,
+    f: &ActionForm,
+    by: &str,
+    dry_run: bool,
+) -> Result<String, String> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| e.to_string());
+    match f.action.as_str() {
+        "promote" => {
+            let req = PromoteRequest {
+                app: f.app.clone(),
+                to: f.env.clone(),
+                from: None,
+                tag: None,
+                dry_run,
+                force: false,
+                bump: Bump::Patch,
+                by: by.to_string(),
+                timestamp: None,
+            };
+            let r = ferry_engine::promote::promote(engine, objects, None, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        "rollback" => {
+            let req = RollbackRequest {
+                env: f.env.clone(),
+                app: f.app.clone(),
+                reason: f.reason.clone(),
+                by: by.to_string(),
+                dry_run,
+                ..Default::default()
+            };
+            let r = engine
+                .rollback(objects, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        "approve" if dry_run => Ok(format!(
+            "approve {} {} for {} (by {by}): one commit writing releases/{}/approvals/{}/{}.yaml",
+            f.app, f.tag, f.env, f.app, f.env, f.tag
+        )),
+        "approve" => {
+            let req = ApproveRequest {
+                app: f.app.clone(),
+                env: f.env.clone(),
+                tag: f.tag.clone(),
+                by: by.to_string(),
+            };
+            let r = ferry_engine::promote::approve(engine, objects, None, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        "hold" | "unhold" if dry_run => Ok(format!(
+            "{} {} in {} (by {by}{}): one commit to .ferry/holds.yaml",
+            f.action,
+            f.app,
+            f.env,
+            if f.reason.is_empty() {
+                String::new()
+            } else {
+                format!(", reason {:?}", f.reason)
+            }
+        )),
+        "hold" => {
+            let req = HoldRequest {
+                env: f.env.clone(),
+                app: f.app.clone(),
+                reason: f.reason.clone(),
+                by: by.to_string(),
+                repo: None,
+            };
+            let r = engine
+                .hold(objects, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        "unhold" => {
+            let req = UnholdRequest {
+                env: f.env.clone(),
+                app: f.app.clone(),
+                reason: f.reason.clone(),
+                by: by.to_string(),
+                ..Default::default()
+            };
+            let r = engine
+                .unhold(objects, &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            json(serde_json::to_string_pretty(&r))
+        }
+        other => Err(format!("unknown action {other:?}")),
+    }
+}
+
+/// Server-sent events: `pass` after each reconcile pass (data: the pass count).
+async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
+    if let Err(r) = ui.reader(&headers) {
+        return r.into_response();
+    }
+    let passes = ui.passes.clone();
+    let stream = futures::stream::unfold(passes, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let n = *rx.borrow_and_update();
+        Some((
+            Ok::<_, Infallible>(SseEvent::default().event("pass").data(n.to_string())),
+            rx,
+        ))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
