@@ -33,6 +33,7 @@ mod error;
 mod repo;
 mod signing;
 mod update;
+mod web;
 
 use std::path::Path;
 
@@ -46,6 +47,7 @@ pub use signing::SigningKey;
 pub use update::{
     Backoff, UpdateError, UpdateOutcome, UpdatePlan, update_and_push, update_and_push_checkout,
 };
+pub use web::commit_web_url;
 
 /// A boxed callback error, for the object-safe [`GitBackend::update_and_push`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

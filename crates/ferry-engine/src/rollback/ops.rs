@@ -416,6 +416,19 @@ impl Engine {
         crate::blocking(move || unhold_blocking(&cache, &target, &req)).await?
     }
 
+    /// A web link to `sha` in ENV/APP's write-back repository, when its host has a known web
+    /// form (see [`ferry_git::commit_web_url`]).
+    pub fn commit_link(
+        &self,
+        objects: &ObjectSet,
+        env: &str,
+        app: &str,
+        sha: &str,
+    ) -> Option<String> {
+        let target = resolve(self, objects, env, app, None).ok()?;
+        ferry_git::commit_web_url(&target.remote.url, sha)
+    }
+
     /// The timeline of ENV/APP from Git, oldest first.
     pub async fn history(
         &self,

@@ -327,7 +327,13 @@ async fn history_page(
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
     let body = match ui.engine.history_from_git(&objects, &env, &app, None).await {
-        Ok(rows) => html::history(&app, &env, &rows),
+        Ok(rows) => {
+            let links: Vec<Option<String>> = rows
+                .iter()
+                .map(|r| ui.engine.commit_link(&objects, &env, &app, &r.commit))
+                .collect();
+            html::history(&app, &env, &rows, &links)
+        }
         Err(e) if e.is_invalid() => {
             return (StatusCode::NOT_FOUND, html::esc(&e.to_string())).into_response();
         }

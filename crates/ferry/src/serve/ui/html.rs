@@ -207,13 +207,19 @@ fn actions(app: &str, c: &StatusCell, next: Option<(&str, bool)>, token: &str) -
     s
 }
 
-pub fn history(app: &str, env: &str, rows: &[HistoryRow]) -> String {
+/// `links[i]` is the forge's page of `rows[i].commit`, when the repository has one.
+pub fn history(app: &str, env: &str, rows: &[HistoryRow], links: &[Option<String>]) -> String {
     let mut s = format!(
         "<p><a href=\"/ui\">← pipeline</a> · {} in {}</p><table id=\"history\"><thead><tr><th>time</th><th>change</th><th>digest</th><th>commit</th><th>author</th><th>kind</th><th>reason</th></tr></thead><tbody>",
         esc(app),
         esc(env)
     );
-    for r in rows.iter().rev() {
+    for (i, r) in rows.iter().enumerate().rev() {
+        let short = esc(&r.commit[..r.commit.len().min(10)]);
+        let commit = match links.get(i).cloned().flatten() {
+            Some(url) => format!("<a href=\"{}\">{short}</a>", esc(&url)),
+            None => short,
+        };
         let dash = |t: &str| {
             if t.is_empty() {
                 "-".to_string()
@@ -227,7 +233,7 @@ pub fn history(app: &str, env: &str, rows: &[HistoryRow]) -> String {
             dash(&r.old_tag),
             dash(&r.new_tag),
             r.digest.as_deref().map(short_digest).map(|d| esc(&d)).unwrap_or_else(|| "-".into()),
-            esc(&r.commit[..r.commit.len().min(10)]),
+            commit,
             esc(&r.author),
             esc(r.kind.as_str()),
             esc(&r.reason)
