@@ -197,6 +197,7 @@ side() {
   [ "$SOURCE_CONTROLLERS" = 0 ] || start_source_controllers "$out"
   apply_seed "$side" "$ORG"
   apply_conformance "$out"
+  [ "$SOURCE_CONTROLLERS" = 0 ] || wait_applied
   t0=$(cb_ms)
   if [ "$side" = flux ]; then
     cb_start_flux "$out"
@@ -271,6 +272,18 @@ wait_live() {
     sleep 1
   done
   echo "kustomize-controller did not apply $NEW_STAGING within 180 s" >"$out/live-timeout"
+}
+
+# wait_applied: kustomize-controller has applied the seed's six ImagePolicies (bounded), so both
+# sides' clocks start with the same objects in the cluster.
+wait_applied() {
+  local deadline=$(($(cb_ms) + 180000))
+  while [ "$(cb_ms)" -lt "$deadline" ]; do
+    [ "$(k get imagepolicies -A --no-headers 2>/dev/null | grep -vc '^conformance ')" -ge 6 ] && return 0
+    sleep 1
+  done
+  tail -n 20 "$work"/*/sc.log "$work"/*/kc.log >&2 || true
+  cb_die "kustomize-controller did not apply the seed within 180 s"
 }
 
 SOURCE_PIDS=()
