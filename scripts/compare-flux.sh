@@ -129,13 +129,14 @@ seed_written() {
 }
 
 # settled: the seed's four updates are in Git, the seed's objects are Ready, and every
-# conformance object has been reconciled at its generation (Ready True or False, not Unknown).
+# conformance object has been reconciled (Ready True at its generation, or False: Flux leaves
+# observedGeneration at -1 on a failed policy).
 settled() {
   seed_written || return 1
   [ -z "$(cb_not_ready | grep -v ' conformance/')" ] || return 1
   local n
   n=$(k get imagepolicies,imagerepositories -n conformance -o jsonpath='{range .items[*]}{.metadata.generation}={.status.observedGeneration}:{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-    awk -F'[=:]' '$1 != $2 || ($3 != "True" && $3 != "False")' | wc -l)
+    awk -F'[=:]' '($3 == "True" && $1 != $2) || ($3 != "True" && $3 != "False")' | wc -l)
   [ "$n" = 0 ]
 }
 
