@@ -24,7 +24,9 @@ STEADY_SECONDS=${STEADY_SECONDS:-30}
 [ "$POLICIES" -ge "$REPOS" ] || cb_die "POLICIES must be at least REPOS"
 
 work=$(mktemp -d /tmp/ferry-bench-scale.XXXXXX)
-trap 'cb_cleanup; rm -rf "$work"' EXIT
+# The work folder (logs, snapshots) is kept when the run fails.
+ok=0
+trap 'cb_cleanup; if [ "$ok" = 1 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 run=$(date +%s)
 org=scale-$run
 cb_setup
@@ -180,3 +182,4 @@ report() {
   echo "| steady RSS, ${STEADY_SECONDS} s after Ready | $(cb_mib "${R[ferry.steady]}") MiB | $(cb_mib "${R[flux.steady]}") MiB | $(rat "${R[ferry.steady]}" "${R[flux.steady]}") |"
 }
 report
+ok=1

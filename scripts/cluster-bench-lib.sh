@@ -104,9 +104,9 @@ cb_start_flux() {
 cb_start_ferry() {
   local d=$1
   shift
-  mkdir -p "$d/ferry-state" "$d/ferry-cache"
+  mkdir -p "$d/ferry-cache"
   FERRY_LISTEN=127.0.0.1:$(cb_free_port)
-  FERRY_LOG=${FERRY_LOG:-info} setsid "$FERRY" --state "$d/ferry-state" controller --kubeconfig "$KUBECONFIG_FILE" \
+  FERRY_LOG=${FERRY_LOG:-info} setsid "$FERRY" --state "$d/ferry-state.db" controller --kubeconfig "$KUBECONFIG_FILE" \
     --cache-dir "$d/ferry-cache" --listen "$FERRY_LISTEN" --drift-grace 0 "$@" \
     >"$d/ferry.log" 2>&1 </dev/null &
   FERRY_PID=$!

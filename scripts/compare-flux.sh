@@ -37,7 +37,9 @@ NEW_STAGING=staging-v0.0.1-a1b2c3d-1738860123
 PHASES=(17 41 5 29 53 11 37)
 
 work=$(mktemp -d /tmp/ferry-compare.XXXXXX)
-trap 'cb_cleanup; rm -rf "$work"' EXIT
+# The work folder (logs, snapshots) is kept when the run fails.
+ok=0
+trap 'cb_cleanup; if [ "$ok" = 1 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 run=$(date +%s)
 [ -f "$CONFORMANCE/flux-policy/irc-policy-latest.json" ] ||
   cb_die "conformance corpus not found at $CONFORMANCE (set FERRY_CONFORMANCE_DIR)"
@@ -298,3 +300,4 @@ xargs -P 4 -L 1 python3 "$root/testbed/ocipush.py" image "$REG_URL" <"$work/conf
 side flux
 side ferry
 python3 "$root/scripts/compare-flux-report.py" "$work" "$SOURCE_CONTROLLERS" "$IDLE_SECONDS"
+ok=1
