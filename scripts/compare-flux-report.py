@@ -89,6 +89,13 @@ def main():
                         ("lat_hook", "push-to-commit, `requestedAt` on the ImageRepository after the push (a Receiver)")):
         (ta, ma), (tb, mb) = lat("ferry", name), lat("flux", name)
         print(f"| {label} | {ta} | {tb} | {ratio(ma, mb)} |")
+    m = read("ferry", "metrics")
+    try:
+        key = 'gotk_reconcile_duration_seconds_{}{{kind="ImagePolicy",name="backend",namespace="staging"}}'
+        vals = {k: float(l.rsplit(" ", 1)[1]) for l in m.splitlines() for k in ("sum", "count") if l.startswith(key.format(k))}
+        print(f"| Ferry's pass (every object, one pass), mean of {int(vals['count'])} | {vals['sum'] / vals['count'] * 1000:.0f} ms | – | – |")
+    except (KeyError, IndexError, ValueError, ZeroDivisionError):
+        pass
     print("| push-to-commit with a registry webhook | not available: `ferry controller --listen` serves "
           "health and metrics only (docs/controller.md); `ferry serve` has it (see Daemon) | needs "
           "notification-controller (not built here) | – |\n")

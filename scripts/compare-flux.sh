@@ -25,6 +25,7 @@ set -euo pipefail
 . "$(dirname "$0")/cluster-bench-lib.sh"
 N_POLL=${N_POLL:-3}
 N_HOOK=${N_HOOK:-5}
+KEEP=${KEEP:-0} # 1: keep the work folder (logs, snapshots)
 IDLE_SECONDS=${IDLE_SECONDS:-60}
 SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-300}
 LATENCY_TIMEOUT=${LATENCY_TIMEOUT:-300}
@@ -39,7 +40,7 @@ PHASES=(17 41 5 29 53 11 37)
 work=$(mktemp -d /tmp/ferry-compare.XXXXXX)
 # The work folder (logs, snapshots) is kept when the run fails.
 ok=0
-trap 'cb_cleanup; if [ "$ok" = 1 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
+trap 'cb_cleanup; if [ "$ok" = 1 ] && [ "$KEEP" = 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 run=$(date +%s)
 [ -f "$CONFORMANCE/flux-policy/irc-policy-latest.json" ] ||
   cb_die "conformance corpus not found at $CONFORMANCE (set FERRY_CONFORMANCE_DIR)"
@@ -91,10 +92,32 @@ seed_repo() {
   BARE=$(bash "$root/testbed/gitserver.sh" repo "compare-$side-$run")
   "$FERRY" init "$tree" --app backend --app frontend --registry "$REG_HOST/$org" \
     --git-url "$TESTBED_GIT_HTTP_URL/$(basename "$BARE")" --git-secret git-credentials >/dev/null
+  format_probe "$org" >"$tree/flux/apps/backend/staging/format-probe.yaml"
   git -C "$tree" init -q -b main
   git -C "$tree" -c user.name=seed -c user.email=seed@example.invalid add -A
   git -C "$tree" -c user.name=seed -c user.email=seed@example.invalid commit -qm "ferry init"
   git -C "$tree" push -q "$BARE" main
+}
+
+# format_probe ORG: a file in the staging backend automation's folder, written the way people
+# write YAML (4-space indents, flow maps, quotes, a folded scalar, comments), with one setter
+# marker. kustomization.yaml does not list it, so nothing applies it; it shows what each
+# write-back does to a file's bytes beyond the marked value.
+format_probe() {
+  cat <<EOF
+# Not applied (not in kustomization.yaml): shows what the write-back keeps.
+apiVersion:   v1
+kind: ConfigMap
+metadata: {name: format-probe, labels: {app: backend}}
+data:
+    image: "$REG_HOST/$1/backend:staging-v0.0.0-0000000-0"   # {"\$imagepolicy": "staging:backend"}
+    hosts: [ a.example,  b.example ]
+    note: >-
+        folded
+        text
+
+    'quoted key': yes
+EOF
 }
 
 # apply_seed SIDE ORG: the seed's objects, as kustomize-controller applies them: every
@@ -237,6 +260,7 @@ side() {
     cb_say "$side: requestedAt push $i: $lat ms"
     echo "$lat" >>"$out/lat_hook"
   done
+  if [ "$side" = ferry ]; then curl -fsS --max-time 5 "http://$FERRY_LISTEN/metrics" >"$out/metrics" || true; fi
   cb_stop_pids "$sampler"
   cb_stop_pids "${pids[@]}" "${SOURCE_PIDS[@]}"
   cb_cluster_stop "compare-$side"
