@@ -2,7 +2,7 @@
 # A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager,
 # built from pinned Go modules, plus the real flux CLI and Flux's CRDs.
 #
-#   bash testbed/cluster.sh build [all|k8s|flux|crds|flux-controllers]
+#   bash testbed/cluster.sh build [all|k8s|flux|crds|flux-controllers|flux-source]
 #   bash testbed/cluster.sh start [--name NAME] [--port PORT] [--etcd-port PORT]
 #   bash testbed/cluster.sh stop [--name NAME]
 #   bash testbed/cluster.sh status [--name NAME]
@@ -11,7 +11,9 @@
 # `build` builds whatever is missing from the cache ($FERRY_TESTBED_CACHE, default
 # ~/.cache/ferry-testbed, one folder per version) and prints how long each build took. `all` (the
 # default) is what the tests need; `flux-controllers` (Flux's image-reflector-controller and
-# image-automation-controller, for scripts/compare-flux.sh) is opt-in.
+# image-automation-controller, for scripts/compare-flux.sh) and `flux-source` (Flux's
+# source-controller and kustomize-controller, so that compare-flux.sh can apply Git as Flux does)
+# are opt-in.
 # `start` writes $TESTBED_DIR/NAME.env (NAME defaults to "cluster") with TESTBED_KUBECONFIG (admin),
 # TESTBED_KUBECTL, TESTBED_FLUX, TESTBED_K8S_VERSION, TESTBED_FLUX_CRDS and the pids it started.
 # Ports are chosen by the kernel unless --port/--etcd-port name them. There is no kubelet or
@@ -28,6 +30,9 @@ FLUX_VERSION=v2.9.5
 SOURCE_CONTROLLER_VERSION=${TESTBED_SOURCE_CONTROLLER_VERSION:-v1.9.5}
 IRC_VERSION=${TESTBED_IRC_VERSION:-v1.2.3}
 IAC_VERSION=${TESTBED_IAC_VERSION:-v1.2.4}
+# source-controller and kustomize-controller as binaries (testbed/flux-source/go.mod pins them).
+SC_BIN_VERSION=v1.9.5
+KC_VERSION=v1.9.5
 GO_MIN=1.26
 
 CACHE=${FERRY_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-testbed}
@@ -35,6 +40,7 @@ K8S_BIN=$CACHE/k8s-$K8S_VERSION
 FLUX_BIN=$CACHE/flux-$FLUX_VERSION
 CRD_DIR=$CACHE/crds-source-$SOURCE_CONTROLLER_VERSION-irc-$IRC_VERSION-iac-$IAC_VERSION
 FLUXCTL_BIN=$CACHE/flux-controllers-irc-$IRC_VERSION-iac-$IAC_VERSION
+FLUXSRC_BIN=$CACHE/flux-source-sc-$SC_BIN_VERSION-kc-$KC_VERSION
 
 usage() { sed -n '5,9p' "$0" | sed 's/^# *//' >&2; exit 2; }
 
@@ -158,6 +164,21 @@ build_flux_controllers() {
   done
 }
 
+# source-controller, kustomize-controller, and the CRDs they serve (source's and Kustomization).
+build_flux_source() {
+  local name kc
+  for name in source-controller kustomize-controller; do
+    [ -x "$FLUXSRC_BIN/$name" ] && continue
+    (cd "$here/flux-source" && build_bin "$FLUXSRC_BIN/$name" "github.com/fluxcd/$name" "-s -w")
+  done
+  [ -f "$FLUXSRC_BIN/crds/.complete" ] && return 0
+  kc=$(module_dir "github.com/fluxcd/kustomize-controller@$KC_VERSION")
+  mkdir -p "$FLUXSRC_BIN/crds"
+  cp "$kc"/config/crd/bases/*.yaml "$FLUXSRC_BIN/crds/"
+  chmod -R u+w "$FLUXSRC_BIN/crds"
+  touch "$FLUXSRC_BIN/crds/.complete"
+}
+
 build() {
   local what=${1:-all}
   go_env
@@ -170,6 +191,7 @@ build() {
     flux) build_flux ;;
     crds) build_crds ;;
     flux-controllers) build_crds; build_flux_controllers ;;
+    flux-source) build_crds; build_flux_source ;;
     *) usage ;;
   esac
   echo "cluster.sh: cache $CACHE is complete for '$what'"
