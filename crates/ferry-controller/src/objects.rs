@@ -71,9 +71,11 @@ impl Listed {
             } else {
                 params.clone()
             };
-            for obj in kind.api(client, options).list(&params).await? {
+            list_paged(&kind.api(client, options), params, |mut obj| {
+                crate::status::compact(&mut obj);
                 listed.objects.insert(ObjectKey::of(kind, &obj), obj);
-            }
+            })
+            .await?;
         }
         // accessFrom selects namespaces by label; without the right to list them, no policy is
         // admitted across namespaces (the engine says AccessDenied), which is the safe side.
@@ -85,6 +87,28 @@ impl Listed {
             Err(e) => tracing::warn!(error = %e, "cannot list namespaces; accessFrom admits none"),
         }
         Ok(listed)
+    }
+}
+
+/// Objects per list request: a page at a time, each object compacted as it arrives, so an
+/// automation status that lists a thousand policies never sits in memory three hundred times
+/// over as one response.
+const PAGE: u32 = 100;
+
+async fn list_paged(
+    api: &Api<DynamicObject>,
+    params: ListParams,
+    mut each: impl FnMut(DynamicObject),
+) -> Result<(), ControllerError> {
+    let mut params = params.limit(PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        page.items.into_iter().for_each(&mut each);
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -112,8 +112,63 @@ pub fn up_to_date(live: Option<&Value>, desired: &Value) -> bool {
     };
     want.iter().all(|(k, v)| {
         let have = live.and_then(|l| l.get(k)).unwrap_or(&Value::Null);
-        have == v
+        match (k.as_str(), have) {
+            // Compacted at list time (see [`compact`]): compare fingerprints.
+            (OBSERVED_POLICIES, Value::String(print)) => *print == fingerprint(v),
+            _ => have == v,
+        }
     })
+}
+
+const OBSERVED_POLICIES: &str = "observedPolicies";
+
+/// A digest of a JSON value that does not depend on key order.
+fn fingerprint(v: &Value) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    canonical(v, &mut hasher);
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+fn canonical(v: &Value, out: &mut sha2::Sha256) {
+    use sha2::Digest;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.update(b"{");
+            for k in keys {
+                out.update(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                out.update(b":");
+                canonical(&map[k], out);
+                out.update(b",");
+            }
+            out.update(b"}");
+        }
+        Value::Array(items) => {
+            out.update(b"[");
+            for item in items {
+                canonical(item, out);
+                out.update(b",");
+            }
+            out.update(b"]");
+        }
+        scalar => out.update(scalar.to_string().as_bytes()),
+    }
+}
+
+/// Replaces a listed automation's `status.observedPolicies` (one entry per selected policy,
+/// large at scale) by its fingerprint: a pass only compares it with what it would write.
+pub fn compact(obj: &mut DynamicObject) {
+    if let Some(observed) = obj
+        .data
+        .get_mut("status")
+        .and_then(|s| s.get_mut(OBSERVED_POLICIES))
+        .filter(|v| v.is_object())
+    {
+        *observed = Value::String(fingerprint(observed));
+    }
+    obj.metadata.managed_fields = None;
 }
 
 pub async fn patch(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<(), kube::Error> {
@@ -274,4 +329,29 @@ pub fn record_from_live(kind: FluxKind, obj: &DynamicObject) -> Option<ObjectRec
         suspended: obj.data.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true),
         updated_at: String::new(),
     })
+}
+
+#[cfg(test)]
+mod compact_tests {
+    use super::*;
+
+    #[test]
+    fn a_compacted_status_is_up_to_date_exactly_when_the_map_is_equal() {
+        let policies = json!({"b": {"name": "r/b", "tag": "2"}, "a": {"name": "r/a", "tag": "1"}});
+        let mut obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "x", "namespace": "n"},
+            "status": {"observedPolicies": policies, "lastPushCommit": "c"},
+        }))
+        .unwrap();
+        compact(&mut obj);
+        let live = obj.data.get("status");
+        assert!(live.unwrap()["observedPolicies"].is_string());
+        let reordered = json!({"a": {"tag": "1", "name": "r/a"}, "b": {"name": "r/b", "tag": "2"}});
+        let want = json!({"observedPolicies": reordered, "lastPushCommit": "c"});
+        assert!(up_to_date(live, &want));
+        let changed = json!({"observedPolicies": {"a": {"name": "r/a", "tag": "9"}}});
+        assert!(!up_to_date(live, &changed));
+    }
 }
