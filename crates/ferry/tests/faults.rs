@@ -331,7 +331,11 @@ fn check_exit(c: &Case, images: &Images, r: &Run, took: Duration, ok_codes: &[i3
             r.all()
         );
     }
-    let said = r.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let said = r
+        .stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     eprintln!("case {:?}: exit {code} in {took:.2?}: {said}", c.name);
     ok
 }
