@@ -10,6 +10,7 @@
 #
 #   nice -n 10 bash scripts/bench-hooks.sh                  # 1000/s for 60 s, a push every 2 s
 #   RATE=200 SECONDS_=10 PUSH_EVERY=1 bash scripts/bench-hooks.sh
+#   FERRY_BIN=... LOAD_BIN=... bash scripts/bench-hooks.sh   # prebuilt binaries, no cargo
 #
 # Uses release builds (CARGO_TARGET_DIR respected). Cleans up after itself.
 set -euo pipefail
@@ -33,11 +34,11 @@ say() { printf '\n== %s\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 say "build (release)"
-cargo build --release --quiet --bin ferry
-cargo build --release --quiet -p ferry-testbed --example hook_load
 target="${CARGO_TARGET_DIR:-$root/target}/release"
-ferry=$target/ferry
-load=$target/examples/hook_load
+ferry=${FERRY_BIN:-$target/ferry}
+load=${LOAD_BIN:-$target/examples/hook_load}
+[ -n "${FERRY_BIN:-}" ] || cargo build --release --quiet --bin ferry
+[ -n "${LOAD_BIN:-}" ] || cargo build --release --quiet -p ferry-testbed --example hook_load
 
 bash testbed/gitserver.sh start http >/dev/null
 # shellcheck disable=SC1091
@@ -147,7 +148,7 @@ while read -r tag; do
   if [ "$n" -gt 1 ]; then doubled=$((doubled + 1)); echo "doubled: $tag ($n commits)"; fi
 done <"$work/pushed"
 commits=$(git --git-dir "$bare" rev-list --count main)
-echo "pushes=$pushes commits=$((commits - 1)) lost=$lost doubled=$doubled"
+echo "pushes=$pushes commits=$((commits - 2)) (besides the initial commit and the seed tag's) lost=$lost doubled=$doubled"
 echo "rss: start=$((rss0 / 1024))MiB end=$((rss1 / 1024))MiB peak_sampled=$((peak / 1024))MiB VmHWM=$((hwm / 1024))MiB"
 echo "load generator exit: $load_rc (1 = some request got another status than its class's)"
 [ "$lost" -eq 0 ] && [ "$doubled" -eq 0 ] && [ "$load_rc" -eq 0 ]

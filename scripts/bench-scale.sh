@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Scale bench (issue 12): APPS ImageRepositories with TAGS tags each on the real registry, and a
 # GitOps repo with APPS apps x 3 environments (a marked Deployment and an ImagePolicy per app and
-# environment, one ImageUpdateAutomation per environment, as a Flux cluster repo lays them out).
+# environment, one ImageUpdateAutomation per environment writing apps/<env>; every object in
+# flux-system, so no accessFrom is needed).
 # Measures one full `ferry reconcile --once` pass (first pass: every file changes; second pass:
 # nothing to do), its peak RSS, and the steady RSS of `ferry serve` after its start-up pass.
 # Goal: a full pass under 60 s and RSS under 100 MB. A bench, not a test.
 #
 #   nice -n 10 bash scripts/bench-scale.sh              # APPS=1000 TAGS=100
 #   APPS=100 TAGS=20 bash scripts/bench-scale.sh
+#   FERRY_BIN=target/release/ferry bash scripts/bench-scale.sh   # skip the build
 #
-# Tags: one image is pushed over HTTP, then every repository and tag is written straight into
-# docker-registry's filesystem storage (repositories/<name>/_manifests/{revisions,tags}/...
-# link files pointing at that one manifest), which is what a push of the same manifest under
-# another name leaves there. The registry serves them as usual (tag lists read the directory).
+# Tags: one image is pushed over HTTP; its repository gets TAGS tags as link files written
+# straight into docker-registry's filesystem storage (_manifests/tags/<tag>/{current,index}),
+# what pushing that manifest under each tag leaves there; that repository directory is then
+# copied for every other one. The registry serves them as usual (a tag list reads the directory).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,8 +38,11 @@ command -v /usr/bin/time >/dev/null || bash testbed/install.sh >/dev/null
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
 
 say "build (release)"
-cargo build --release --quiet --bin ferry
-ferry="${CARGO_TARGET_DIR:-$root/target}/release/ferry"
+ferry=${FERRY_BIN:-}
+if [ -z "$ferry" ]; then
+  cargo build --release --quiet --bin ferry
+  ferry="${CARGO_TARGET_DIR:-$root/target}/release/ferry"
+fi
 
 say "registry: $APPS repositories x $TAGS tags"
 bash testbed/registry.sh start --name bench-scale >/dev/null
@@ -46,28 +51,25 @@ bash testbed/registry.sh start --name bench-scale >/dev/null
 host=$TESTBED_REGISTRY_HOST
 t0=$(date +%s%3N)
 python3 testbed/ocipush.py image "$TESTBED_REGISTRY_URL" scale/app0 seed --content scale >/dev/null
-python3 - "$TESTBED_DIR/bench-scale/data/docker/registry/v2/repositories/scale" "$APPS" "$TAGS" <<'EOF'
-import os, shutil, sys
-base, apps, tags = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-seed = os.path.join(base, "app0")
-digest = open(os.path.join(seed, "_manifests/tags/seed/current/link")).read().strip()
+repos=$TESTBED_DIR/bench-scale/data/docker/registry/v2/repositories/scale
+# The tags of app0 (each tag -> that one manifest), then app0 copied for every other repository.
+python3 - "$repos/app0" "$TAGS" <<'EOF'
+import os, sys
+repo, tags = sys.argv[1], int(sys.argv[2])
+digest = open(os.path.join(repo, "_manifests/tags/seed/current/link")).read().strip()
 hexd = digest.split(":", 1)[1]
 envs = ["develop", "staging", "production"]
-for a in range(apps):
-    repo = os.path.join(base, f"app{a}")
-    if a:
-        shutil.copytree(seed, repo, dirs_exist_ok=True)
-    for t in range(tags):
-        env = envs[t % 3]
-        n = t // 3
-        tag = f"{env}-v0.{n}.0-{n:07x}-{1738800000 + n}"
-        d = os.path.join(repo, "_manifests/tags", tag)
-        os.makedirs(os.path.join(d, "current"), exist_ok=True)
-        os.makedirs(os.path.join(d, "index/sha256", hexd), exist_ok=True)
-        for p in (os.path.join(d, "current/link"), os.path.join(d, "index/sha256", hexd, "link")):
-            with open(p, "w") as f:
-                f.write(digest)
+for t in range(tags):
+    env, n = envs[t % 3], t // 3
+    d = os.path.join(repo, "_manifests/tags", f"{env}-v0.{n}.0-{n:07x}-{1738800000 + n}")
+    os.makedirs(os.path.join(d, "current"), exist_ok=True)
+    os.makedirs(os.path.join(d, "index/sha256", hexd), exist_ok=True)
+    for p in ("current/link", f"index/sha256/{hexd}/link"):
+        with open(os.path.join(d, p), "w") as f:
+            f.write(digest)
 EOF
+rm -rf "$repos/app0/_manifests/tags/seed"
+for a in $(seq 1 $((APPS - 1))); do cp -a "$repos/app0" "$repos/app$a"; done
 t1=$(date +%s%3N)
 echo "registry laid out in $(((t1 - t0) / 1000))s (1 push + link files)"
 curl -sf "$TESTBED_REGISTRY_URL/v2/scale/app$((APPS - 1))/tags/list" | python3 -c 'import json,sys; print("tags in the last repository:", len(json.load(sys.stdin)["tags"]))'
@@ -91,10 +93,10 @@ with open(f"{tree}/flux/sync.yaml", "w") as f:
         f.write(f"""---
 apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImageUpdateAutomation
-metadata: {{name: {env}, namespace: {env}}}
+metadata: {{name: {env}, namespace: flux-system}}
 spec:
   interval: 10m
-  sourceRef: {{kind: GitRepository, name: gitops, namespace: flux-system}}
+  sourceRef: {{kind: GitRepository, name: gitops}}
   git:
     checkout: {{ref: {{branch: main}}}}
     commit: {{author: {{name: ferry, email: ferry@localhost}}}}
@@ -109,9 +111,9 @@ for env in envs:
         for a in range(apps):
             f.write(f"""{'---' + chr(10) if a else ''}apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImagePolicy
-metadata: {{name: app{a}, namespace: {env}}}
+metadata: {{name: app{a}-{env}, namespace: flux-system}}
 spec:
-  imageRepositoryRef: {{name: app{a}, namespace: flux-system}}
+  imageRepositoryRef: {{name: app{a}}}
   filterTags: {{pattern: '^{env}-v[0-9]+\\.[0-9]+\\.[0-9]+-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts'}}
   policy: {{numerical: {{order: asc}}}}
 """)
@@ -127,7 +129,7 @@ spec:
     spec:
       containers:
         - name: app
-          image: {host}/scale/app{a}:{env}-v0.0.0-0000000-0 # {{"$imagepolicy": "{env}:app{a}"}}
+          image: {host}/scale/app{a}:{env}-v0.0.0-0000000-0 # {{"$imagepolicy": "flux-system:app{a}-{env}"}}
 """)
 EOF
 (cd "$tree" && git init -q -b main && git -c user.name=b -c user.email=b@l add -A &&

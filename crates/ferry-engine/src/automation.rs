@@ -685,12 +685,32 @@ impl NewerInGit {
         .map_err(|e| stalled("GitOperationFailed", format!("automation task failed: {e}")))?;
         let (holds, sites) = read.map_err(|e| stalled("GitOperationFailed", e))?;
         let mut decided = HashMap::new();
-        let differing: Vec<_> = differing(&sites, values, &holds)
-            .map(|(key, _, current)| (key.clone(), current))
-            .collect();
-        for (key, current) in differing {
-            let newer = tag_is_newer(engine, objects, &key, &current).await;
-            decided.insert((key, current), newer);
+        // The registry questions run side by side (bounded by the client's per-registry
+        // limit): a first pass over 3,000 changed markers asks 3,000 of them.
+        let mut asks = tokio::task::JoinSet::new();
+        for (key, _, current) in differing(&sites, values, &holds) {
+            match tag_is_newer(engine, objects, key, &current) {
+                Newer::Known(newer) => {
+                    decided.insert((key.clone(), current), newer);
+                }
+                Newer::Ask(access) => {
+                    let (client, key) = (engine.registry().clone(), key.clone());
+                    asks.spawn(async move {
+                        // Present, or unknown: do not risk moving the environment backwards.
+                        let newer = !matches!(
+                            client.head_manifest(&access, &current).await,
+                            Err(ferry_registry::RegistryError::NotFound { .. })
+                        );
+                        ((key, current), newer)
+                    });
+                }
+            }
+        }
+        // A task that did not finish leaves its key undecided, which counts as newer.
+        while let Some(done) = asks.join_next().await {
+            if let Ok((k, newer)) = done {
+                decided.insert(k, newer);
+            }
         }
         Ok(NewerInGit { decided })
     }
@@ -740,12 +760,19 @@ fn differing<'a>(
 
 /// True when `tag` (in Git for policy `key`) is newer than this run's view: unseen by the scan,
 /// within the policy's filter, and present (or of unknown presence) in the registry.
-async fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str) -> bool {
+/// Whether Git's `tag` for policy `key` is newer than this run's view, when the store can tell;
+/// else the registry must be asked whether the tag exists.
+enum Newer {
+    Known(bool),
+    Ask(Box<ferry_registry::RepoAccess>),
+}
+
+fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str) -> Newer {
     let Some((ns, name)) = key.split_once(':') else {
-        return false;
+        return Newer::Known(false);
     };
     let Some(policy) = objects.image_policy(ns, name) else {
-        return false;
+        return Newer::Known(false);
     };
     let repo_ns = policy
         .spec
@@ -754,7 +781,7 @@ async fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str
         .to_string();
     let repo_name = policy.spec.image_repository_ref.name.as_str();
     let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
-        return false;
+        return Newer::Known(false);
     };
     let known = engine
         .store()
@@ -765,23 +792,19 @@ async fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str
         .is_some_and(|scan| scan.tags.iter().any(|t| t == tag));
     if known {
         // Our election saw it and chose otherwise (newer, denied or filtered out).
-        return false;
+        return Newer::Known(false);
     }
     let filter = match &policy.spec.filter_tags {
         Some(f) => ferry_policy::TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
         None => Ok(ferry_policy::TagFilter::none()),
     };
     if !filter.is_ok_and(|f| !f.apply(&[tag.to_string()]).is_empty()) {
-        return false;
+        return Newer::Known(false);
     }
-    let Ok(access) = crate::scan::repo_access(engine, repo) else {
-        return false;
-    };
-    // Present, or unknown: do not risk moving the environment backwards.
-    !matches!(
-        engine.registry().head_manifest(&access, tag).await,
-        Err(ferry_registry::RegistryError::NotFound { .. })
-    )
+    match crate::scan::repo_access(engine, repo) {
+        Ok(access) => Newer::Ask(Box::new(access)),
+        Err(_) => Newer::Known(false),
+    }
 }
 
 fn change_trailers(tree: &TreeUpdate) -> Vec<ChangeTrailer> {
