@@ -64,6 +64,12 @@ pub struct DriftPass {
 #[derive(Debug, Clone)]
 pub struct Finding {
     pub policy: String,
+    pub app: String,
+    pub env: String,
+    /// The tag Git's markers hold.
+    pub git_tag: String,
+    /// The tag the live workloads run.
+    pub live_tag: String,
     pub condition: Condition,
 }
 
@@ -75,6 +81,10 @@ fn live_tag(row: &VerifyRow) -> Option<String> {
 fn finding(row: &VerifyRow, reason: &str, message: String, ok: bool) -> Finding {
     Finding {
         policy: row.policy.clone(),
+        app: row.app.clone(),
+        env: row.env.clone(),
+        git_tag: row.git_tag.clone().unwrap_or_default(),
+        live_tag: live_tag(row).unwrap_or_default(),
         condition: Condition {
             status: if ok { "True" } else { "False" }.to_string(),
             reason: reason.to_string(),

@@ -58,6 +58,17 @@ impl Notifier {
         if baseline && let Err(e) = self.ledger.touch() {
             tracing::warn!("notification ledger: {e}");
         }
+        self.send_new(events, baseline)
+    }
+
+    /// Sends what was observed live, not read from Git (drift): there is no history to take a
+    /// baseline of, so every new change is sent, once (the ledger remembers it).
+    pub fn offer_live(&self, events: &[Event]) -> Vec<tokio::task::JoinHandle<()>> {
+        self.send_new(events, false)
+    }
+
+    /// Records each event in the ledger and, unless `baseline`, delivers the new ones.
+    fn send_new(&self, events: &[Event], baseline: bool) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for e in events {
             match self.ledger.insert(&e.key()) {

@@ -210,6 +210,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         router = router.merge(ui::router(dashboard));
         eprintln!("ferry serve: dashboard on http://{local}/ui");
     }
+    let mut drift_notifier = None;
     let notifications = match notify_config {
         Some(config) => {
             let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
@@ -222,9 +223,11 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
                 reqwest::Client::new(),
                 ferry_notify::Retry::default(),
             );
+            let notifier = Arc::new(notifier);
+            drift_notifier = Some(notifier.clone());
             Some(tokio::spawn(notify::run(
                 app_engine.clone(),
-                Arc::new(notifier),
+                notifier,
                 scheduler.objects(),
                 scheduler.passes(),
             )))
@@ -234,6 +237,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
     if let Some(options) = source.cluster_reader(None) {
         let drift = DriftLoop {
+            notifier: drift_notifier,
             engine: engine_for_drift,
             source: drift_source,
             vars: source.vars()?,
@@ -459,6 +463,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 /// `ferry serve --kubeconfig`: Git compared with the cluster's workloads every `interval`, on
 /// its own task so that a slow API server never holds up a reconcile.
 struct DriftLoop {
+    /// `--notify-config`: drift findings become `drift` notifications.
+    notifier: Option<Arc<ferry_notify::Notifier>>,
     engine: Arc<Engine>,
     source: ObjectSource,
     vars: ferry_api::Vars,
@@ -467,6 +473,39 @@ struct DriftLoop {
 }
 
 impl DriftLoop {
+    /// One `drift` notification per app, environment and live tag (adopted undos are notified
+    /// from their Git commit, like every other change).
+    fn notify(&self, findings: &[ferry_controller::drift::Finding]) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let events: Vec<ferry_notify::Event> = findings
+            .iter()
+            .filter(|f| f.condition.reason == "DriftDetected")
+            .map(|f| ferry_notify::Event {
+                kind: ferry_notify::EventKind::Drift,
+                app: f.app.clone(),
+                env: f.env.clone(),
+                old: ferry_notify::Side {
+                    tag: f.git_tag.clone(),
+                    digest: None,
+                },
+                new: ferry_notify::Side {
+                    tag: f.live_tag.clone(),
+                    digest: None,
+                },
+                // The de-duplication key: the same drift is one notification, even across restarts.
+                commit: format!("drift:{}", f.live_tag),
+                author: "cluster".into(),
+                reason: f.condition.message.clone(),
+                time: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        notifier.offer_live(&events);
+    }
+
     async fn run(
         self,
         mut monitor: ferry_controller::drift::DriftMonitor,
@@ -483,7 +522,7 @@ impl DriftLoop {
                 Ok(Ok(objects)) => {
                     let checked = monitor.check(&self.engine, &objects).await;
                     self.metrics.drift.set(checked.drifting as i64);
-                    for f in checked.findings {
+                    for f in &checked.findings {
                         tracing::warn!(
                             policy = %f.policy,
                             reason = %f.condition.reason,
@@ -491,6 +530,7 @@ impl DriftLoop {
                             f.condition.message
                         );
                     }
+                    self.notify(&checked.findings);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "drift check: cannot load the objects"),
                 Err(e) => tracing::warn!(error = %e, "drift check: task failed"),

@@ -488,6 +488,90 @@ fn serve_with_a_cluster_adopts_a_rollout_undo() {
     assert!(trailers.contains("rollout-undo"), "{trailers}");
 }
 
+/// `ferry serve --kubeconfig --notify-config` without `--adopt-rollouts`: the undo is drift,
+/// and a local receiver gets exactly one `drift` message with Git's tag → the live tag.
+#[test]
+fn serve_notifies_drift_once() {
+    let Some(Undone {
+        cluster, seed, git, ..
+    }) = undone("serve-drift")
+    else {
+        return;
+    };
+    let receiver = crate::common::receiver::Receiver::start();
+    let config = seed.ws.join("notify.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  - name: ops\n    provider: webhook\n    url: {}\n    events: [drift]\n",
+            receiver.url
+        ),
+    )
+    .expect("notify config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut args = vec![
+        "serve".to_string(),
+        "--state".into(),
+        seed.ws.state_str(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--allow-unsigned-webhooks".into(),
+        "--kubeconfig".into(),
+        cluster.env.kubeconfig.to_string_lossy().into_owned(),
+        "--drift-interval".into(),
+        "1s".into(),
+        "--drift-grace".into(),
+        "1s".into(),
+        "--notify-config".into(),
+        config.to_string_lossy().into_owned(),
+    ];
+    args.extend(seed.flags());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = seed.ws.join("serve.log");
+    let mut child = common::command(&argv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("ferry serve");
+    let drift = |bodies: &[serde_json::Value]| {
+        bodies
+            .iter()
+            .filter(|b| b["kind"] == "drift")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let got = common::poll(std::time::Duration::from_secs(60), || {
+        let d = drift(&receiver.bodies());
+        (!d.is_empty()).then_some(d)
+    });
+    // More drift checks run (1 s apart); the same drift is not sent again.
+    let later = common::poll(std::time::Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("DriftDetected")
+            .count()
+            .ge(&1)
+            .then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let got = got.unwrap_or_else(|| panic!("no drift message; log:\n{text}"));
+    assert!(later.is_some(), "{text}");
+    assert_eq!(drift(&receiver.bodies()).len(), 1, "{:?}", receiver.bodies());
+    let m = &got[0];
+    assert_eq!(m["app"], "backend", "{m}");
+    assert_eq!(m["env"], "staging", "{m}");
+    assert_eq!(m["old"]["tag"], NEWER, "{m}");
+    assert_eq!(m["new"]["tag"], common::NEW_STAGING, "{m}");
+    // Git is unchanged: without --adopt-rollouts drift is reported, never written.
+    let file = common::remote_file(&git, &seed.repo, STAGING_FILE);
+    assert!(file.contains(NEWER), "{file}");
+}
+
 /// An API server that does not answer: `ferry verify` says which and exits 1, nothing else.
 #[test]
 fn verify_against_an_unreachable_api_server_fails_clearly() {

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod receiver;
 pub mod webdriver;
 
 use std::io::Read;
