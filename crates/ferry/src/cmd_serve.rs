@@ -296,15 +296,7 @@ async fn dora_gauges(
     mut passes: watch::Receiver<u64>,
     since: Duration,
 ) {
-    loop {
-        tokio::select! {
-            r = passes.changed() => if r.is_err() { return },
-            r = objects.changed() => if r.is_err() { return },
-        }
-        let Some(set) = objects.borrow_and_update().clone() else {
-            continue;
-        };
-        passes.borrow_and_update();
+    while let Some(set) = scheduler::next_pass(&mut objects, &mut passes).await {
         let req = ferry_engine::dora::DoraRequest {
             since,
             end: ferry_engine::dora::unix_now(),

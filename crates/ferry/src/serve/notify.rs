@@ -17,15 +17,7 @@ pub async fn run(
     mut objects: watch::Receiver<Option<Arc<ObjectSet>>>,
     mut passes: watch::Receiver<u64>,
 ) {
-    loop {
-        tokio::select! {
-            r = passes.changed() => if r.is_err() { return },
-            r = objects.changed() => if r.is_err() { return },
-        }
-        let Some(set) = objects.borrow_and_update().clone() else {
-            continue;
-        };
-        passes.borrow_and_update();
+    while let Some(set) = super::scheduler::next_pass(&mut objects, &mut passes).await {
         let mut events = collect(&engine, &set).await;
         if notifier.sends_next() {
             fill_digests(&engine, &set, &notifier, &mut events).await;

@@ -153,6 +153,25 @@ impl Phase {
 /// The period of a policy's own timer: only `Always` re-resolves on a schedule (Flux
 /// `GetInterval`, 10 min when `spec.interval` is unset; the engine then reports
 /// `IntervalNotConfigured`, which backs off like any failure).
+/// Waits for the next pass (or a reload of the objects) and returns the objects it ran on;
+/// `None` once the scheduler has stopped. Passes that end while the caller works coalesce.
+pub async fn next_pass(
+    objects: &mut watch::Receiver<Option<Arc<ObjectSet>>>,
+    passes: &mut watch::Receiver<u64>,
+) -> Option<Arc<ObjectSet>> {
+    loop {
+        tokio::select! {
+            r = passes.changed() => r.ok()?,
+            r = objects.changed() => r.ok()?,
+        }
+        let set = objects.borrow_and_update().clone();
+        passes.borrow_and_update();
+        if let Some(set) = set {
+            return Some(set);
+        }
+    }
+}
+
 pub fn policy_interval(p: &ImagePolicy) -> Option<Duration> {
     let reflection = match p.spec.digest_reflection_policy {
         DigestReflectionPolicy::Always => DigestReflection::Always,

@@ -561,7 +561,12 @@ fn serve_notifies_drift_once() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let got = got.unwrap_or_else(|| panic!("no drift message; log:\n{text}"));
     assert!(later.is_some(), "{text}");
-    assert_eq!(drift(&receiver.bodies()).len(), 1, "{:?}", receiver.bodies());
+    assert_eq!(
+        drift(&receiver.bodies()).len(),
+        1,
+        "{:?}",
+        receiver.bodies()
+    );
     let m = &got[0];
     assert_eq!(m["app"], "backend", "{m}");
     assert_eq!(m["env"], "staging", "{m}");
