@@ -505,3 +505,21 @@ fn templates_cannot_reach_files_commands_or_the_network() {
     let e = render_err("{{ template \"/etc/passwd\" }}");
     assert!(e.to_string().contains("\"/etc/passwd\" not defined"), "{e}");
 }
+
+/// Found by the `template` fuzz target: a huge printf width allocated gigabytes. Go's fmt
+/// refuses widths and precisions beyond 1e6 (`%!(NOVERB)` for literal digits, `%!(BADWIDTH)`
+/// / `%!(BADPREC)` for `*` arguments); so does Ferry.
+#[test]
+fn printf_widths_are_bounded_like_go() {
+    assert_eq!(
+        render("{{ printf \"%0000007132263159873900008q|\" \"x\" }}"),
+        "%!(NOVERB)%!(EXTRA string=x)"
+    );
+    assert_eq!(
+        render("{{ printf \"%.99999999999f\" 1.5 }}"),
+        "%!(NOVERB)%!(EXTRA float64=1.5)"
+    );
+    assert_eq!(render("{{ printf \"%*d\" 2000000 7 }}"), "%!(BADWIDTH)7");
+    assert_eq!(render("{{ printf \"%.*d\" 2000000 7 }}"), "%!(BADPREC)7");
+    assert_eq!(render("{{ printf \"%5d|%-4s|\" 7 \"ab\" }}"), "    7|ab  |");
+}

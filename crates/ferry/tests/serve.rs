@@ -545,7 +545,11 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     assert_eq!(signed(&unknown).0, 202);
     let settle = Instant::now() + Duration::from_millis(500);
     while Instant::now() < settle {
-        assert_eq!(passes(s.port), before, "an unknown repository started a pass");
+        assert_eq!(
+            passes(s.port),
+            before,
+            "an unknown repository started a pass"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // A known path under a foreign host scans the ImageRepository at its own spec.image only.
@@ -555,7 +559,11 @@ fn registry_push_reaches_git_and_bad_webhooks_trigger_nothing() {
     assert_eq!(signed(&foreign).0, 202);
     // The scan it triggers has finished once the scan counter moves.
     assert!(poll(BOUND, || (scans(s.port) > scans_before).then_some(())).is_some());
-    assert_eq!(connections(), 0, "Ferry connected to the host a webhook named");
+    assert_eq!(
+        connections(),
+        0,
+        "Ferry connected to the host a webhook named"
+    );
 
     // One daemon per state store.
     let argv: Vec<String> = s
