@@ -522,4 +522,17 @@ fn printf_widths_are_bounded_like_go() {
     assert_eq!(render("{{ printf \"%*d\" 2000000 7 }}"), "%!(BADWIDTH)7");
     assert_eq!(render("{{ printf \"%.*d\" 2000000 7 }}"), "%!(BADPREC)7");
     assert_eq!(render("{{ printf \"%5d|%-4s|\" 7 \"ab\" }}"), "    7|ab  |");
+    // Found next: precisions Go accepts but Rust's formatter does not (over 65535 digits).
+    let f = render("{{ printf \"%.4444444f\" 3.14159 }}");
+    assert_eq!(f.len(), 2 + 4_444_444);
+    assert!(f.starts_with("3.14158999999999988261834005243144929409027099609375000"));
+    assert!(f.ends_with("0000"));
+    let e = render("{{ printf \"%.70000e\" 3.14159 }}");
+    assert!(
+        e.starts_with("3.1415899999999998826") && e.ends_with("00e+00"),
+        "{}",
+        &e[..30]
+    );
+    assert_eq!(e.len(), 2 + 70_000 + 4);
+    assert_eq!(render("{{ printf \"%.70000g\" 0.5 }}"), "0.5");
 }
