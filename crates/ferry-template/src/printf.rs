@@ -318,10 +318,11 @@ fn format_int(out: &mut String, i: i64, verb: char, spec: Spec, arg: &Value) {
             return;
         }
     };
-    if let Some(p) = spec.prec {
-        while digits.len() < p {
-            digits.insert(0, '0');
-        }
+    if let Some(p) = spec.prec
+        && digits.len() < p
+    {
+        // One allocation: inserting zeros one by one is quadratic in the precision.
+        digits = "0".repeat(p - digits.len()) + &digits;
     }
     let prefix = match verb {
         'O' => "0o",

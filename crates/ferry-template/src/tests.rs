@@ -535,4 +535,8 @@ fn printf_widths_are_bounded_like_go() {
     );
     assert_eq!(e.len(), 2 + 70_000 + 4);
     assert_eq!(render("{{ printf \"%.70000g\" 0.5 }}"), "0.5");
+    // And an integer precision of 400003 digits was padded one insert at a time (quadratic).
+    let i = render("{{ printf \"%.400003v|%.3d\" (list 2 2) 7 }}");
+    assert_eq!(i.len(), 2 * 400_003 + 7);
+    assert!(i.starts_with("[000") && i.ends_with("2]|007"));
 }
