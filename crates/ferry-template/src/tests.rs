@@ -540,3 +540,18 @@ fn printf_widths_are_bounded_like_go() {
     assert_eq!(i.len(), 2 * 400_003 + 7);
     assert!(i.starts_with("[000") && i.ends_with("2]|007"));
 }
+
+/// Found by the `template` fuzz target: `until 56e8` allocated 134 GB. Like `repeat`, `until`
+/// is bounded (a deliberate difference from sprig, docs/flux-compatibility.md).
+#[test]
+fn until_is_bounded() {
+    assert_eq!(render("{{ until 3 }}"), "[0 1 2]");
+    assert_eq!(render("{{ len (until 1048576) }}"), "1048576");
+    for t in ["{{ until 56e8 }}", "{{ until -2000000 }}"] {
+        let e = render_err(t);
+        assert!(
+            matches!(&e, TemplateError::Exec(m) if m.contains("more than 1048576")),
+            "{t}: {e}"
+        );
+    }
+}
