@@ -43,7 +43,10 @@ impl ChangeTrailer {
     pub fn to_value(&self) -> String {
         format!(
             "policy={} setter={} old={} new={}",
-            self.policy, self.setter, self.old, self.new
+            escape(&self.policy),
+            escape(&self.setter),
+            escape(&self.old),
+            escape(&self.new)
         )
     }
 
@@ -56,10 +59,10 @@ impl ChangeTrailer {
         for field in value.split_whitespace() {
             let (k, v) = field.split_once('=')?;
             match k {
-                "policy" => policy = Some(v.to_string()),
-                "setter" => setter = Some(v.to_string()),
-                "old" => old = Some(v.to_string()),
-                "new" => new = Some(v.to_string()),
+                "policy" => policy = Some(unescape(v)),
+                "setter" => setter = Some(unescape(v)),
+                "old" => old = Some(unescape(v)),
+                "new" => new = Some(unescape(v)),
                 _ => {}
             }
         }
@@ -70,6 +73,49 @@ impl ChangeTrailer {
             new: new?,
         })
     }
+}
+
+/// Percent-encodes `%`, whitespace and control characters, so a value read from a marked
+/// scalar (which may hold anything) stays one space-free field on one trailer line.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if c == '%' || c.is_whitespace() || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`]; a `%` not followed by two hex digits is kept as written.
+fn unescape(v: &str) -> String {
+    if !v.contains('%') {
+        return v.to_string();
+    }
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (other, _) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The trailers of an automation commit, one `Ferry-Change` per distinct change, sorted.
@@ -106,6 +152,23 @@ mod tests {
         let t = ChangeTrailer::parse("policy=a/b setter=a:b:digest old= new=sha256:00").unwrap();
         assert_eq!(t.old, "");
         assert!(ChangeTrailer::parse("policy=a/b old=x").is_none());
+    }
+
+    #[test]
+    fn values_with_spaces_newlines_or_percent_stay_one_field() {
+        // A marked scalar may hold anything; its trailer stays one line of space-free fields.
+        let t = ChangeTrailer {
+            policy: "a/b".into(),
+            setter: "a:b:tag".into(),
+            old: "two words\nFerry-Kind: rollback\t100%".into(),
+            new: "v2".into(),
+        };
+        let v = t.to_value();
+        assert_eq!(
+            v,
+            "policy=a/b setter=a:b:tag old=two%20words%0AFerry-Kind:%20rollback%09100%25 new=v2"
+        );
+        assert_eq!(ChangeTrailer::parse(&v), Some(t));
     }
 
     #[test]

@@ -221,7 +221,10 @@ fn check_tag(tag: &str) -> Result<(), String> {
 
 fn check_digest(digest: &str) -> Result<(), String> {
     match digest.split_once(':') {
-        Some(("sha256", hex)) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+        // OCI: the sha256 encoding is lowercase hex (`[a-f0-9]{64}`).
+        Some(("sha256", hex))
+            if hex.len() == 64 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
             Ok(())
         }
         _ => Err(format!("digest is invalid: {digest}")),
@@ -236,6 +239,22 @@ pub fn is_digest(reference: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `registry_wire` fuzz target: uppercase hex passed as a digest. OCI digests
+    /// are lowercase; anything else is not one (and is never passed on in a URL as one).
+    #[test]
+    fn digests_are_lowercase_sha256() {
+        let lower = format!("sha256:{}", "b".repeat(64));
+        assert!(is_digest(&lower));
+        assert!(!is_digest(&lower.replacen('b', "B", 1)));
+        assert!(!is_digest(&format!("sha512:{}", "b".repeat(64))));
+        assert!(!is_digest(&lower[..70]));
+        let manifest = format!(
+            r#"{{"config":{{"digest":"{}"}}}}"#,
+            lower.replacen('b', "B", 1)
+        );
+        assert!(crate::manifest_references(manifest.as_bytes()).is_err());
+    }
 
     #[test]
     fn canonical_names() {

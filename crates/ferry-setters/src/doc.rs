@@ -515,6 +515,7 @@ pub(crate) fn decode(input: &[u8]) -> Result<(&str, usize), SetterError> {
 pub(crate) fn update(input: &[u8], values: &PolicyValues) -> Result<FileUpdate, SetterError> {
     let (src, base) = decode(input)?;
     let sites = find_sites(src, base)?;
+    let site_count = sites.len();
     let mut out = Vec::with_capacity(input.len() + 64);
     let mut pos = 0;
     let mut changes = Vec::new();
@@ -551,10 +552,45 @@ pub(crate) fn update(input: &[u8], values: &PolicyValues) -> Result<FileUpdate, 
         pos = e;
     }
     out.extend_from_slice(&input[pos..]);
+    if !changes.is_empty() {
+        check_reparse(&out, values, site_count)?;
+    }
     Ok(FileUpdate {
         output: out,
         changes,
     })
+}
+
+/// Never produce a file that does not read back with the new values: the YAML parser has
+/// context-dependent quirks (e.g. it takes `key:\t<control character>` but not `key:\tvalue`),
+/// so an edit that reads differently is refused and the file is left as it was.
+fn check_reparse(output: &[u8], values: &PolicyValues, sites: usize) -> Result<(), SetterError> {
+    let refuse = |line: usize, why: String| {
+        parse_err(
+            line,
+            0,
+            format!("the edited file would not read back ({why}); left unchanged"),
+        )
+    };
+    let (src, base) = decode(output)?;
+    let found = find_sites(src, base).map_err(|e| match e {
+        SetterError::Parse { line, message, .. } => refuse(line, message),
+        other => other,
+    })?;
+    if found.len() != sites {
+        return Err(refuse(
+            1,
+            format!("{} markers instead of {sites}", found.len()),
+        ));
+    }
+    for site in found {
+        if let Some(image) = values.get(&site.marker.policy)
+            && setter_value(image, site.marker.field) != site.value
+        {
+            return Err(refuse(site.line, format!("{:?} reads back", site.value)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -501,6 +501,11 @@ const TABLE: &[Entry] = &[
     }),
     ("until", &[Int], false, |a| {
         let n = i0(&a[0]);
+        // Like `repeat`: a commit message never needs a million-element list, and sprig would
+        // allocate whatever it is asked for (`until 56e8` is 134 GB).
+        if n.unsigned_abs() > 1 << 20 {
+            return Err(format!("until: {n} elements is more than {}", 1 << 20));
+        }
         let v: Vec<Value> = if n >= 0 {
             (0..n).map(Value::Int).collect()
         } else {

@@ -40,6 +40,30 @@ pub(crate) fn sprintln(args: &[Value]) -> String {
     out
 }
 
+/// Go's `fmt` bound on widths and precisions (`tooLarge`): beyond ±1e6 they are refused, so a
+/// template cannot ask for a gigabyte of padding.
+fn too_large(n: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&n)
+}
+
+/// Go `parsenum`: digits of a width or precision. A number that grows too large consumes the
+/// rest of the format (Go then reports `%!(NOVERB)`) and counts as absent.
+fn parse_num(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<usize> {
+    let mut num: i64 = 0;
+    let mut any = false;
+    while let Some(&(_, d)) = chars.peek() {
+        let Some(digit) = d.to_digit(10) else { break };
+        if too_large(num) {
+            chars.for_each(drop);
+            return None;
+        }
+        num = num * 10 + i64::from(digit);
+        any = true;
+        chars.next();
+    }
+    any.then_some(num as usize)
+}
+
 /// `fmt.Sprintf`.
 pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
@@ -67,7 +91,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         if let Some(&(_, '*')) = chars.peek() {
             chars.next();
             match args.get(argi) {
-                Some(Value::Int(n)) => {
+                Some(Value::Int(n)) if !too_large(*n) => {
                     if *n < 0 {
                         spec.minus = true;
                     }
@@ -77,10 +101,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             argi += 1;
         } else {
-            let w = digits(&mut chars);
-            if !w.is_empty() {
-                spec.width = w.parse().ok();
-            }
+            spec.width = parse_num(&mut chars);
         }
         // precision
         if let Some(&(_, '.')) = chars.peek() {
@@ -88,12 +109,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if let Some(&(_, '*')) = chars.peek() {
                 chars.next();
                 match args.get(argi) {
-                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    Some(Value::Int(n)) if *n >= 0 && !too_large(*n) => {
+                        spec.prec = Some(*n as usize)
+                    }
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
             } else {
-                spec.prec = Some(digits(&mut chars).parse().unwrap_or(0));
+                spec.prec = Some(parse_num(&mut chars).unwrap_or(0));
             }
         }
         let Some((_, verb)) = chars.next() else {
@@ -113,19 +136,6 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     }
     if argi < args.len() {
         extra(&mut out, &args[argi..]);
-    }
-    out
-}
-
-/// The run of ASCII digits at the front of `chars`, consumed.
-fn digits(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> String {
-    let mut out = String::new();
-    while let Some(&(_, d)) = chars.peek() {
-        if !d.is_ascii_digit() {
-            break;
-        }
-        out.push(d);
-        chars.next();
     }
     out
 }
@@ -313,10 +323,11 @@ fn format_int(out: &mut String, i: i64, verb: char, spec: Spec, arg: &Value) {
             return;
         }
     };
-    if let Some(p) = spec.prec {
-        while digits.len() < p {
-            digits.insert(0, '0');
-        }
+    if let Some(p) = spec.prec
+        && digits.len() < p
+    {
+        // One allocation: inserting zeros one by one is quadratic in the precision.
+        digits = "0".repeat(p - digits.len()) + &digits;
     }
     let prefix = match verb {
         'O' => "0o",

@@ -505,3 +505,53 @@ fn templates_cannot_reach_files_commands_or_the_network() {
     let e = render_err("{{ template \"/etc/passwd\" }}");
     assert!(e.to_string().contains("\"/etc/passwd\" not defined"), "{e}");
 }
+
+/// Found by the `template` fuzz target: a huge printf width allocated gigabytes. Go's fmt
+/// refuses widths and precisions beyond 1e6 (`%!(NOVERB)` for literal digits, `%!(BADWIDTH)`
+/// / `%!(BADPREC)` for `*` arguments); so does Ferry.
+#[test]
+fn printf_widths_are_bounded_like_go() {
+    assert_eq!(
+        render("{{ printf \"%0000007132263159873900008q|\" \"x\" }}"),
+        "%!(NOVERB)%!(EXTRA string=x)"
+    );
+    assert_eq!(
+        render("{{ printf \"%.99999999999f\" 1.5 }}"),
+        "%!(NOVERB)%!(EXTRA float64=1.5)"
+    );
+    assert_eq!(render("{{ printf \"%*d\" 2000000 7 }}"), "%!(BADWIDTH)7");
+    assert_eq!(render("{{ printf \"%.*d\" 2000000 7 }}"), "%!(BADPREC)7");
+    assert_eq!(render("{{ printf \"%5d|%-4s|\" 7 \"ab\" }}"), "    7|ab  |");
+    // Found next: precisions Go accepts but Rust's formatter does not (over 65535 digits).
+    let f = render("{{ printf \"%.4444444f\" 3.14159 }}");
+    assert_eq!(f.len(), 2 + 4_444_444);
+    assert!(f.starts_with("3.14158999999999988261834005243144929409027099609375000"));
+    assert!(f.ends_with("0000"));
+    let e = render("{{ printf \"%.70000e\" 3.14159 }}");
+    assert!(
+        e.starts_with("3.1415899999999998826") && e.ends_with("00e+00"),
+        "{}",
+        &e[..30]
+    );
+    assert_eq!(e.len(), 2 + 70_000 + 4);
+    assert_eq!(render("{{ printf \"%.70000g\" 0.5 }}"), "0.5");
+    // And an integer precision of 400003 digits was padded one insert at a time (quadratic).
+    let i = render("{{ printf \"%.400003v|%.3d\" (list 2 2) 7 }}");
+    assert_eq!(i.len(), 2 * 400_003 + 7);
+    assert!(i.starts_with("[000") && i.ends_with("2]|007"));
+}
+
+/// Found by the `template` fuzz target: `until 56e8` allocated 134 GB. Like `repeat`, `until`
+/// is bounded (a deliberate difference from sprig, docs/flux-compatibility.md).
+#[test]
+fn until_is_bounded() {
+    assert_eq!(render("{{ until 3 }}"), "[0 1 2]");
+    assert_eq!(render("{{ len (until 1048576) }}"), "1048576");
+    for t in ["{{ until 56e8 }}", "{{ until -2000000 }}"] {
+        let e = render_err(t);
+        assert!(
+            matches!(&e, TemplateError::Exec(m) if m.contains("more than 1048576")),
+            "{t}: {e}"
+        );
+    }
+}

@@ -403,7 +403,8 @@ fn decimal_digits(f: f64, sig: Option<usize>) -> (bool, String, i32) {
     }
     let text = match sig {
         None => format!("{a:e}"),
-        Some(p) => format!("{:.*e}", p - 1, a),
+        // An f64 has at most 767 significant decimal digits; the rest are zeros, trimmed below.
+        Some(p) => format!("{:.*e}", (p - 1).min(EXACT_SIG), a),
     };
     let (mant, exp) = text.split_once('e').unwrap_or((text.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -419,10 +420,11 @@ pub(crate) fn format_float_e(f: f64, prec: usize, upper: bool) -> String {
     if !f.is_finite() {
         return format_float_g(f, None, upper);
     }
-    let text = format!("{:.*e}", prec, f);
+    let text = format!("{:.*e}", prec.min(EXACT_SIG), f);
     let (mant, exp) = text.split_once('e').unwrap_or((text.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let mut s = mant.to_string();
+    pad_zeros(&mut s, prec.saturating_sub(EXACT_SIG));
     s.push(if upper { 'E' } else { 'e' });
     push_exp(&mut s, exp);
     s
@@ -433,7 +435,20 @@ pub(crate) fn format_float_f(f: f64, prec: usize) -> String {
     if !f.is_finite() {
         return format_float_g(f, None, false);
     }
-    format!("{:.*}", prec, f)
+    let mut s = format!("{:.*}", prec.min(EXACT_FRACTION), f);
+    pad_zeros(&mut s, prec.saturating_sub(EXACT_FRACTION));
+    s
+}
+
+/// Significant decimal digits that can be non-zero in an f64 (767), rounded up.
+const EXACT_SIG: usize = 800;
+/// Fraction digits that can be non-zero in an f64 (1074 for the smallest subnormal), rounded
+/// up. Rust's formatter panics above 65535 digits of precision; Go's `fmt` allows up to 1e6
+/// (`printf` bounds it), and every digit past these is a zero.
+const EXACT_FRACTION: usize = 1100;
+
+fn pad_zeros(s: &mut String, n: usize) {
+    s.extend(std::iter::repeat_n('0', n));
 }
 
 /// Go `encoding/json` marshalling (sprig `toJson`). Errors like Go for unsupported keys.
