@@ -92,7 +92,14 @@ struct App {
     engine: Arc<Engine>,
 }
 
-pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
+/// The files the flags name, read and checked before anything starts (bad input: exit 2).
+struct Inputs {
+    secret: Option<Secret>,
+    ui_tokens: Option<ui::Tokens>,
+    notify_config: Option<ferry_notify::NotifyConfig>,
+}
+
+fn inputs(args: &ServeArgs) -> Result<Inputs, CliError> {
     let secret = match &args.webhook_secret_file {
         Some(file) => Some(read_webhook_secret(file)?),
         None if args.allow_unsigned_webhooks => None,
@@ -115,6 +122,112 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         Some(f) => Some(ferry_notify::NotifyConfig::load(f).map_err(CliError::bad_input)?),
         None => None,
     };
+    Ok(Inputs {
+        secret,
+        ui_tokens,
+        notify_config,
+    })
+}
+
+/// The state store of this daemon, locked (one daemon per store) for as long as the lock lives.
+fn open_store(state: &Path) -> Result<(InstanceLock, Store), CliError> {
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .map_err(CliError::failed)?;
+    }
+    let lock = InstanceLock::acquire(state).map_err(|e| match e {
+        StoreError::Locked { path, lock } => CliError::failed(anyhow!(
+            "another `ferry serve` is running on state {} (it holds {}); stop it or pass another --state",
+            path.display(),
+            lock.display()
+        )),
+        other => CliError::failed(other),
+    })?;
+    let store = Store::open(state).map_err(CliError::failed)?;
+    Ok((lock, store))
+}
+
+/// Binds `--listen` and says where (a plain line, not a log record, so scripts find the port
+/// when it was 0).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), CliError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--listen {addr}"))
+        .map_err(CliError::failed)?;
+    let local = listener.local_addr().map_err(CliError::failed)?;
+    eprintln!("ferry serve: listening on http://{local}");
+    Ok((listener, local))
+}
+
+/// Webhooks, metrics and health.
+fn routes(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/hooks/registry", post(registry_hook))
+        .route("/hooks/git", post(git_hook))
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+/// `--ui`: the dashboard's routes, with a CSRF key made for this process.
+fn dashboard(
+    engine: Arc<Engine>,
+    scheduler: &Scheduler,
+    trigger: Arc<Trigger>,
+    tokens: ui::Tokens,
+    args: &ServeArgs,
+) -> Result<Router, CliError> {
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let dashboard = Arc::new(ui::Ui {
+        engine,
+        objects: scheduler.objects(),
+        passes: scheduler.passes(),
+        trigger,
+        tokens,
+        read_open: args.ui_read_only_open,
+        csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
+            .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
+        cache: Default::default(),
+    });
+    Ok(ui::router(dashboard))
+}
+
+/// `--notify-config`: the notifier (its ledger beside the state file) and the task that turns
+/// each pass's Git evidence into notifications.
+fn start_notifications(
+    state: &Path,
+    config: ferry_notify::NotifyConfig,
+    engine: Arc<Engine>,
+    scheduler: &Scheduler,
+) -> Result<(Arc<ferry_notify::Notifier>, tokio::task::JoinHandle<()>), CliError> {
+    let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
+    let ledger = ferry_notify::Ledger::open(&ledger_path)
+        .with_context(|| format!("reading {}", ledger_path.display()))
+        .map_err(CliError::failed)?;
+    let notifier = Arc::new(ferry_notify::Notifier::new(
+        config,
+        ledger,
+        reqwest::Client::new(),
+        ferry_notify::Retry::default(),
+    ));
+    let task = tokio::spawn(notify::run(
+        engine,
+        notifier.clone(),
+        scheduler.objects(),
+        scheduler.passes(),
+    ));
+    Ok((notifier, task))
+}
+
+pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
+    let Inputs {
+        secret,
+        ui_tokens,
+        notify_config,
+    } = inputs(&args)?;
     let source = &args.source;
     if source.objects_from_cluster() {
         return Err(CliError::bad_input(anyhow!(
@@ -126,33 +239,14 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let object_source = source
         .object_source(true)?
         .unwrap_or_else(|| ObjectSource::dir("."));
-    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating {}", dir.display()))
-            .map_err(CliError::failed)?;
-    }
     // Held until this function returns: one daemon per state store.
-    let _lock = InstanceLock::acquire(state).map_err(|e| match e {
-        StoreError::Locked { path, lock } => CliError::failed(anyhow!(
-            "another `ferry serve` is running on state {} (it holds {}); stop it or pass another --state",
-            path.display(),
-            lock.display()
-        )),
-        other => CliError::failed(other),
-    })?;
-    let store = Store::open(state).map_err(CliError::failed)?;
+    let (_lock, store) = open_store(state)?;
     let engine = Arc::new(Engine::new(config, store));
     let metrics = Arc::new(Metrics::new());
     let trigger = Arc::new(Trigger::default());
     let ready = Arc::new(AtomicBool::new(false));
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("--listen {}", args.listen))
-        .map_err(CliError::failed)?;
-    let local = listener.local_addr().map_err(CliError::failed)?;
-    // A plain line (not a log record), so scripts can find the port when --listen used port 0.
-    eprintln!("ferry serve: listening on http://{local}");
+    let (listener, local) = bind(args.listen).await?;
 
     let app = Arc::new(App {
         metrics: metrics.clone(),
@@ -161,112 +255,82 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         ready: ready.clone(),
         engine: engine.clone(),
     });
-    let mut router = Router::new()
-        .route("/hooks/registry", post(registry_hook))
-        .route("/hooks/git", post(git_hook))
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(app);
+    let mut router = routes(app);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(stop_tx));
-    let (engine_for_drift, drift_source, metrics_for_drift) =
-        (engine.clone(), object_source.clone(), metrics.clone());
-    let (engine_for_dora, metrics_for_dora) = (engine.clone(), metrics.clone());
-    let app_engine = engine.clone();
-    let trigger_for_ui = trigger.clone();
     let scheduler = Scheduler::new(
-        engine,
-        object_source,
-        vars,
-        metrics,
-        trigger,
+        engine.clone(),
+        object_source.clone(),
+        vars.clone(),
+        metrics.clone(),
+        trigger.clone(),
         ready,
         args.source_interval,
         args.debounce,
     );
+    let (objects, passes) = (scheduler.objects(), scheduler.passes());
     let dora = tokio::spawn(dora_gauges(
-        engine_for_dora,
-        metrics_for_dora,
-        scheduler.objects(),
-        scheduler.passes(),
+        engine.clone(),
+        metrics.clone(),
+        objects,
+        passes,
         args.dora_since,
     ));
     if args.ui {
-        let mut key = [0u8; 32];
-        rand::fill(&mut key);
-        let dashboard = Arc::new(ui::Ui {
-            engine: app_engine.clone(),
-            objects: scheduler.objects(),
-            passes: scheduler.passes(),
-            trigger: trigger_for_ui,
-            tokens: ui_tokens.unwrap_or_default(),
-            read_open: args.ui_read_only_open,
-            csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
-                .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
-            cache: Default::default(),
-        });
-        router = router.merge(ui::router(dashboard));
+        let tokens = ui_tokens.unwrap_or_default();
+        router = router.merge(dashboard(
+            engine.clone(),
+            &scheduler,
+            trigger,
+            tokens,
+            &args,
+        )?);
         eprintln!("ferry serve: dashboard on http://{local}/ui");
     }
-    let mut drift_notifier = None;
-    let notifications = match notify_config {
+    let (drift_notifier, notifications) = match notify_config {
         Some(config) => {
-            let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
-            let ledger = ferry_notify::Ledger::open(&ledger_path)
-                .with_context(|| format!("reading {}", ledger_path.display()))
-                .map_err(CliError::failed)?;
-            let notifier = ferry_notify::Notifier::new(
-                config,
-                ledger,
-                reqwest::Client::new(),
-                ferry_notify::Retry::default(),
-            );
-            let notifier = Arc::new(notifier);
-            drift_notifier = Some(notifier.clone());
-            Some(tokio::spawn(notify::run(
-                app_engine.clone(),
-                notifier,
-                scheduler.objects(),
-                scheduler.passes(),
-            )))
+            let (notifier, task) = start_notifications(state, config, engine.clone(), &scheduler)?;
+            (Some(notifier), Some(task))
         }
-        None => None,
+        None => (None, None),
     };
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
     if let Some(options) = source.cluster_reader(None) {
         let drift = DriftLoop {
             notifier: drift_notifier,
-            engine: engine_for_drift,
-            source: drift_source,
-            vars: source.vars()?,
+            engine,
+            source: object_source,
+            vars,
             interval: args.drift_interval,
-            metrics: metrics_for_drift,
+            metrics,
         };
-        let monitor = ferry_controller::drift::DriftMonitor::connect(
-            &options,
-            args.drift_grace,
-            args.adopt_rollouts,
-        )
-        .await
-        .map_err(CliError::failed)?;
-        tokio::spawn(drift.run(monitor, stop_rx.clone()));
+        drift.start(&options, &args, stop_rx.clone()).await?;
     }
     let mut server_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
     });
     let served = server.await;
-    // The server only returns after a signal (or on an accept error): make sure the scheduler
-    // stops too, after the pass in flight.
-    if !*stop_rx.borrow() {
+    let side = std::iter::once(dora).chain(notifications).collect();
+    shut_down(served, &stop_rx, signals, sched_task, side).await
+}
+
+/// The server only returns after a signal (or on an accept error): the scheduler stops too,
+/// after the pass in flight, and the side tasks (DORA gauges, notifications) end.
+async fn shut_down(
+    served: std::io::Result<()>,
+    stop: &watch::Receiver<bool>,
+    signals: tokio::task::JoinHandle<()>,
+    scheduler: tokio::task::JoinHandle<()>,
+    side: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Status, CliError> {
+    if !*stop.borrow() {
         signals.abort();
     }
-    let sched_result = sched_task.await;
-    dora.abort();
-    if let Some(n) = notifications {
-        n.abort();
+    let sched_result = scheduler.await;
+    for task in side {
+        task.abort();
     }
     served.context("HTTP server").map_err(CliError::failed)?;
     sched_result.map_err(|e| CliError::failed(anyhow!("scheduler task failed: {e}")))?;
@@ -465,6 +529,25 @@ struct DriftLoop {
 }
 
 impl DriftLoop {
+    /// Connects to the cluster (an unreachable API server fails the start) and runs the loop on
+    /// a task of its own until `stop`.
+    async fn start(
+        self,
+        options: &ferry_controller::ControllerOptions,
+        args: &ServeArgs,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), CliError> {
+        let monitor = ferry_controller::drift::DriftMonitor::connect(
+            options,
+            args.drift_grace,
+            args.adopt_rollouts,
+        )
+        .await
+        .map_err(CliError::failed)?;
+        tokio::spawn(self.run(monitor, stop));
+        Ok(())
+    }
+
     /// One `drift` notification per app, environment and live tag (adopted undos are notified
     /// from their Git commit, like every other change).
     fn notify(&self, findings: &[ferry_controller::drift::Finding]) {

@@ -137,6 +137,16 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
 }
 
+/// A new metric, registered under `name` (after the registry's `ferry_` prefix).
+fn registered<M>(registry: &mut Registry, name: &str, help: &str) -> M
+where
+    M: prometheus_client::registry::Metric + Clone + Default,
+{
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
@@ -178,79 +188,64 @@ impl Metrics {
             "Duration of one reconcile pass, by the kind that made the pass (ImageRepository: scan and policies; ImageUpdateAutomation: scan, policies, setters, commit and push)",
             reconcile_duration.clone(),
         );
-        let passes = Family::<TriggerLabel, Counter>::default();
-        registry.register(
+        let passes: Family<TriggerLabel, Counter> = registered(
+            &mut registry,
             "passes",
             "Reconcile passes, by what started them (interval, registry, git, startup)",
-            passes.clone(),
         );
-        let scans = Family::<ResultLabel, Counter>::default();
-        registry.register("scans", "ImageRepository scans, by result", scans.clone());
-        let tags_seen = Counter::default();
-        registry.register(
+        let scans: Family<ResultLabel, Counter> =
+            registered(&mut registry, "scans", "ImageRepository scans, by result");
+        let tags_seen: Counter = registered(
+            &mut registry,
             "scan_tags_seen",
             "Tags seen by successful scans (after exclusions)",
-            tags_seen.clone(),
         );
-        let policy_changes = Counter::default();
-        registry.register(
+        let policy_changes: Counter = registered(
+            &mut registry,
             "policy_changes",
             "ImagePolicy latestRef changes",
-            policy_changes.clone(),
         );
-        let automation_runs = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let automation_runs: Family<ResultLabel, Counter> = registered(
+            &mut registry,
             "automation_runs",
             "ImageUpdateAutomation runs, by result (pushed, unchanged, failed)",
-            automation_runs.clone(),
         );
-        let git_pushes = Counter::default();
-        registry.register(
-            "git_pushes",
-            "Commits pushed by automations",
-            git_pushes.clone(),
-        );
-        let git_push_conflicts = Counter::default();
-        registry.register(
+        let git_pushes: Counter =
+            registered(&mut registry, "git_pushes", "Commits pushed by automations");
+        let git_push_conflicts: Counter = registered(
+            &mut registry,
             "git_push_conflicts",
             "Rejected pushes that were recomputed on the new tip and retried",
-            git_push_conflicts.clone(),
         );
-        let source_loads = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let source_loads: Family<ResultLabel, Counter> = registered(
+            &mut registry,
             "source_loads",
             "Loads of the Flux objects from Git or the directory",
-            source_loads.clone(),
         );
-        let webhook_requests = Family::<HookLabel, Counter>::default();
-        registry.register(
+        let webhook_requests: Family<HookLabel, Counter> = registered(
+            &mut registry,
             "webhook_requests",
             "Webhook requests, by hook (registry, git) and result (accepted, unauthorized, malformed, too_large)",
-            webhook_requests.clone(),
         );
-        let drift = Gauge::default();
-        registry.register(
+        let drift: Gauge = registered(
+            &mut registry,
             "drift",
             "App x environments whose live workloads run another image than Git says (with --kubeconfig)",
-            drift.clone(),
         );
-        let webhook_events = Family::<HookLabel, Counter>::default();
-        registry.register(
+        let webhook_events: Family<HookLabel, Counter> = registered(
+            &mut registry,
             "webhook_events",
             "Events in accepted webhook requests, by hook and result (triggered, ignored)",
-            webhook_events.clone(),
         );
-        let registry_requests = Family::<StatusLabel, Counter>::default();
-        registry.register(
+        let registry_requests: Family<StatusLabel, Counter> = registered(
+            &mut registry,
             "registry_requests",
             "HTTP requests to OCI registries, by status code (transport_error: no response)",
-            registry_requests.clone(),
         );
-        let objects = Family::<KindLabel, Gauge>::default();
-        registry.register(
+        let objects: Family<KindLabel, Gauge> = registered(
+            &mut registry,
             "objects",
             "Objects loaded from the source, by kind",
-            objects.clone(),
         );
         let dora = DoraGauges::default();
         dora.register(&mut registry);
