@@ -441,36 +441,7 @@ fn serve_with_a_cluster_adopts_a_rollout_undo() {
     else {
         return;
     };
-    let kubeconfig = cluster.env.kubeconfig.to_string_lossy().into_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let state = seed.ws.state_str();
-    let mut args = vec![
-        "serve".to_string(),
-        "--state".into(),
-        state,
-        "--listen".into(),
-        listen,
-        "--allow-unsigned-webhooks".into(),
-        "--kubeconfig".into(),
-        kubeconfig,
-        "--adopt-rollouts".into(),
-        "--drift-interval".into(),
-        "1s".into(),
-        "--drift-grace".into(),
-        "1s".into(),
-    ];
-    args.extend(seed.flags());
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let log = seed.ws.join("serve.log");
-    let mut child = common::command(&argv)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("ferry serve");
+    let (mut child, log) = serve_with_cluster(&cluster, &seed, &["--adopt-rollouts"]);
     let followed = common::poll(std::time::Duration::from_secs(60), || {
         let file = common::remote_file(&git, &seed.repo, STAGING_FILE);
         (file.contains(common::NEW_STAGING) && !file.contains(NEWER)).then_some(())
@@ -486,6 +457,42 @@ fn serve_with_a_cluster_adopts_a_rollout_undo() {
     assert!(holds.contains("staging/backend"), "{holds}");
     let trailers = common::remote_log(&git, &seed.repo, "%(trailers:key=Ferry-Adopted)");
     assert!(trailers.contains("rollout-undo"), "{trailers}");
+}
+
+/// `ferry serve` on the seed with the cluster for drift (checked every second, reported after
+/// one), plus `extra` flags; its log file.
+fn serve_with_cluster(
+    cluster: &PrivateCluster,
+    seed: &common::Seed,
+    extra: &[&str],
+) -> (std::process::Child, std::path::PathBuf) {
+    let listen = format!("127.0.0.1:{}", common::daemon::free_port());
+    let state = seed.ws.state_str();
+    let kubeconfig = cluster.env.kubeconfig.to_string_lossy().into_owned();
+    let flags = seed.flags();
+    let mut argv = vec![
+        "serve",
+        "--state",
+        &state,
+        "--listen",
+        &listen,
+        "--allow-unsigned-webhooks",
+        "--kubeconfig",
+        &kubeconfig,
+        "--drift-interval",
+        "1s",
+        "--drift-grace",
+        "1s",
+    ];
+    argv.extend_from_slice(extra);
+    argv.extend(flags.iter().map(String::as_str));
+    let log = seed.ws.join("serve.log");
+    let child = common::command(&argv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("ferry serve");
+    (child, log)
 }
 
 /// `ferry serve --kubeconfig --notify-config` without `--adopt-rollouts`: the undo is drift,
@@ -508,34 +515,8 @@ fn serve_notifies_drift_once() {
         ),
     )
     .expect("notify config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut args = vec![
-        "serve".to_string(),
-        "--state".into(),
-        seed.ws.state_str(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--allow-unsigned-webhooks".into(),
-        "--kubeconfig".into(),
-        cluster.env.kubeconfig.to_string_lossy().into_owned(),
-        "--drift-interval".into(),
-        "1s".into(),
-        "--drift-grace".into(),
-        "1s".into(),
-        "--notify-config".into(),
-        config.to_string_lossy().into_owned(),
-    ];
-    args.extend(seed.flags());
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let log = seed.ws.join("serve.log");
-    let mut child = common::command(&argv)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("ferry serve");
+    let config = config.to_string_lossy().into_owned();
+    let (mut child, log) = serve_with_cluster(&cluster, &seed, &["--notify-config", &config]);
     let drift = |bodies: &[serde_json::Value]| {
         bodies
             .iter()

@@ -478,6 +478,30 @@ fn suspend_and_resume(
     );
 }
 
+/// A dockerconfigjson Secret `pull` from the file `docker`, and the Secret `registry-ca` with the
+/// registry's CA (`ca.crt`) from the file `ca_file`, in `ns`.
+fn registry_secrets(c: &ClusterEnv, ns: &str, pull: &str, docker: &str, ca_file: &str) {
+    c.kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "secret",
+        "generic",
+        pull,
+        "--type=kubernetes.io/dockerconfigjson",
+        &format!("--from-file=.dockerconfigjson={docker}"),
+    ]);
+    c.kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "secret",
+        "generic",
+        "registry-ca",
+        &format!("--from-file=ca.crt={ca_file}"),
+    ]);
+}
+
 /// Writes a file and returns its path as a string.
 fn file(ws: &Workspace, name: &str, content: &[u8]) -> String {
     let path = ws.join(name);
@@ -573,25 +597,7 @@ spec: {{imageRepositoryRef: {{name: app, namespace: apps}}, policy: {{semver: {{
     common::cluster::apply(c, &objects, "bad-input objects");
     let docker = file(&ws, "dockerconfig.json", dockerconfig.as_bytes());
     let ca_file = file(&ws, "ca.crt", ca.as_bytes());
-    c.kubectl(&[
-        "-n",
-        "apps",
-        "create",
-        "secret",
-        "generic",
-        "wrong-creds",
-        "--type=kubernetes.io/dockerconfigjson",
-        &format!("--from-file=.dockerconfigjson={docker}"),
-    ]);
-    c.kubectl(&[
-        "-n",
-        "apps",
-        "create",
-        "secret",
-        "generic",
-        "registry-ca",
-        &format!("--from-file=ca.crt={ca_file}"),
-    ]);
+    registry_secrets(c, "apps", "wrong-creds", &docker, &ca_file);
 
     let kubeconfig = c.kubeconfig.to_string_lossy().into_owned();
     let receiver = Receiver::start();
@@ -774,25 +780,7 @@ spec: {{imageRepositoryRef: {{name: open, namespace: apps}}, policy: {{semver: {
     let docker = file(&ws, "pull.json", &auth);
     let ca = std::fs::read(basic.ca.as_ref().expect("basic registry CA")).expect("CA");
     let ca_file = file(&ws, "ca.crt", &ca);
-    c.kubectl(&[
-        "-n",
-        "apps",
-        "create",
-        "secret",
-        "generic",
-        "pull",
-        "--type=kubernetes.io/dockerconfigjson",
-        &format!("--from-file=.dockerconfigjson={docker}"),
-    ]);
-    c.kubectl(&[
-        "-n",
-        "apps",
-        "create",
-        "secret",
-        "generic",
-        "registry-ca",
-        &format!("--from-file=ca.crt={ca_file}"),
-    ]);
+    registry_secrets(c, "apps", "pull", &docker, &ca_file);
     c.kubectl(&["-n", "apps", "create", "serviceaccount", "puller"]);
     c.kubectl(&[
         "-n",
