@@ -19,6 +19,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 serve_pid=""
 receiver_pid=""
 cleanup() {
+  local rc=$? ok=1
   if [ "${KEEP:-0}" = 1 ] && [ -n "$serve_pid" ]; then
     echo "kept running: dashboard http://127.0.0.1:$serve_port/ui (token: $(cut -d: -f2 "$work/ui-tokens")), ferry serve pid $serve_pid, receiver pid $receiver_pid"
     echo "stop them with: kill $serve_pid $receiver_pid"
@@ -33,9 +34,13 @@ cleanup() {
     echo "kept: $work (stop servers: TESTBED_DIR=$TESTBED_DIR bash testbed/registry-notify.sh stop --name registry; TESTBED_DIR=$TESTBED_DIR bash testbed/gitserver.sh stop)"
     return
   fi
-  bash testbed/registry-notify.sh stop --name registry >/dev/null 2>&1 || true
-  bash testbed/gitserver.sh stop >/dev/null 2>&1 || true
+  bash testbed/registry-notify.sh stop --name registry >/dev/null || ok=0
+  bash testbed/gitserver.sh stop >/dev/null || ok=0
   rm -rf "$work"
+  if [ "$ok" = 0 ]; then
+    echo "demo.sh: CLEANUP FAILED: servers under $TESTBED_DIR may still be running" >&2
+    [ "$rc" = 0 ] && exit 1
+  fi
 }
 trap cleanup EXIT
 
