@@ -12,7 +12,7 @@ use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
 use ferry_store::{ImageRefRecord, Kind};
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
-use crate::scan::Failure;
+use crate::steps::{Computed, StepFailure};
 use crate::trailers::{ChangeTrailer, automation_trailers};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 use crate::{Observation, record_observation};
@@ -55,6 +55,7 @@ pub(crate) async fn run_all(
     objects: &ObjectSet,
     options: &AutomationOptions,
     pass: &crate::writeback::Pass,
+    computed: &Computed,
 ) -> Result<(Vec<ObjectOutcome>, Vec<PushReport>), EngineError> {
     let mut outcomes = Vec::new();
     let mut pushes = Vec::new();
@@ -69,13 +70,13 @@ pub(crate) async fn run_all(
             .unwrap_or_default();
         let suspended = auto.spec.suspend;
         let result = if suspended {
-            Err(Failure {
+            Err(StepFailure {
                 reason: "Suspended",
                 message: "reconciliation is suspended".into(),
             })
         } else {
             status.last_automation_run_time = Some(now_rfc3339());
-            let values = policy_values(engine, objects, auto)?;
+            let values = policy_values(engine, objects, auto, computed)?;
             status.observed_policies = values
                 .iter()
                 .map(|(k, v)| {
@@ -90,7 +91,7 @@ pub(crate) async fn run_all(
                     )
                 })
                 .collect();
-            run_one(engine, objects, auto, &values, options, pass).await
+            run_one(engine, objects, auto, &values, options, pass, computed).await
         };
         let (ready, reason, message) = match result {
             Ok(Some(report)) => {
@@ -166,36 +167,28 @@ pub fn automations_for<'a>(
 }
 
 /// The setter values of every policy in the automation's namespace that matches its
-/// `policySelector` and has a `latestRef` (Ready or not, as Flux does).
+/// `policySelector` and has a `latestRef` (Ready or not, as Flux does), from this pass's
+/// elections (else the stored ones).
 fn policy_values(
     engine: &Engine,
     objects: &ObjectSet,
     auto: &ImageUpdateAutomation,
+    computed: &Computed,
 ) -> Result<PolicyValues, EngineError> {
     let mut values = PolicyValues::new();
     for policy in objects
         .policies_in(auto.namespace())
         .filter(|p| auto.selects(p))
     {
-        let rec = engine
-            .store()
-            .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;
-        if let Some(latest) = rec.and_then(|r| r.policy).and_then(|p| p.latest_ref) {
-            values.insert(
-                format!("{}:{}", policy.namespace(), policy.name()),
-                ImageRef {
-                    name: latest.name,
-                    tag: latest.tag,
-                    digest: latest.digest,
-                },
-            );
+        if let Some(latest) = computed.latest(engine, policy.namespace(), policy.name())? {
+            values.insert(format!("{}:{}", policy.namespace(), policy.name()), latest);
         }
     }
     Ok(values)
 }
 
-fn stalled(reason: &'static str, message: String) -> Failure {
-    Failure { reason, message }
+fn stalled(reason: &'static str, message: String) -> StepFailure {
+    StepFailure { reason, message }
 }
 
 /// Where and how an automation writes (also used by rollback and holds).
@@ -216,7 +209,7 @@ pub(crate) fn target(
     engine: &Engine,
     objects: &ObjectSet,
     auto: &ImageUpdateAutomation,
-) -> Result<Target, Failure> {
+) -> Result<Target, StepFailure> {
     let id = format!("ImageUpdateAutomation {}/{}", auto.namespace(), auto.name());
     let Some(git) = &auto.spec.git else {
         return Err(stalled(
@@ -307,7 +300,7 @@ fn source<'a>(
     objects: &'a ObjectSet,
     auto: &ImageUpdateAutomation,
     id: &str,
-) -> Result<(&'a ferry_api::GitRepository, ferry_git::GitAuth), Failure> {
+) -> Result<(&'a ferry_api::GitRepository, ferry_git::GitAuth), StepFailure> {
     if auto.spec.source_ref.kind != "GitRepository" {
         return Err(stalled(
             "InvalidSourceConfiguration",
@@ -351,7 +344,7 @@ fn signing_key(
     namespace: &str,
     key: &ferry_api::SigningKey,
     id: &str,
-) -> Result<SigningKey, Failure> {
+) -> Result<SigningKey, StepFailure> {
     let secrets = &engine.config().secrets;
     let name = &key.secret_ref.name;
     let err = |e: EngineError| stalled("InvalidSourceConfiguration", e.to_string());
@@ -426,7 +419,7 @@ struct Job {
 struct JobResult {
     outcome: Result<UpdateOutcome, ferry_git::UpdateError<ApplyError>>,
     tree: Option<TreeUpdate>,
-    template_error: Option<Failure>,
+    template_error: Option<StepFailure>,
 }
 
 impl Job {
@@ -445,7 +438,7 @@ impl Job {
     }
 
     /// The commit for `tree`, or `Err` with a template failure.
-    fn commit_spec(&self, tree: &TreeUpdate) -> Result<CommitSpec, Failure> {
+    fn commit_spec(&self, tree: &TreeUpdate) -> Result<CommitSpec, StepFailure> {
         let data = TemplateData {
             automation: AutomationObject {
                 namespace: self.namespace.clone(),
@@ -484,7 +477,7 @@ impl Job {
         &self,
         cache: &CloneCache,
         pass: &crate::writeback::Pass,
-    ) -> Result<Option<PushReport>, Failure> {
+    ) -> Result<Option<PushReport>, StepFailure> {
         let checkout = pass
             .checkout(cache, &self.target.remote, &self.target.checkout_branch)
             .map_err(|e| {
@@ -518,7 +511,7 @@ impl Job {
     /// Fetch (unless the pass already did), compute, commit, push; recompute on a moved tip.
     fn push(&self, cache: &CloneCache, plan: &UpdatePlan) -> JobResult {
         let mut tree_seen: Option<TreeUpdate> = None;
-        let mut template_error: Option<Failure> = None;
+        let mut template_error: Option<StepFailure> = None;
         let outcome =
             ferry_git::update_and_push(cache, &self.target.remote, plan, |workdir: &Path| {
                 let values = self.values_on(workdir)?;
@@ -551,14 +544,15 @@ impl Job {
     }
 }
 
-async fn run_one(
+pub(crate) async fn run_one(
     engine: &Engine,
     objects: &ObjectSet,
     auto: &ImageUpdateAutomation,
     values: &PolicyValues,
     options: &AutomationOptions,
     pass: &crate::writeback::Pass,
-) -> Result<Option<PushReport>, Failure> {
+    computed: &Computed,
+) -> Result<Option<PushReport>, StepFailure> {
     let target = target(engine, objects, auto)?;
     let cache = CloneCache::new(engine.config().cache_dir.clone())
         .map_err(|e| stalled("GitOperationFailed", e.to_string()))?;
@@ -568,7 +562,8 @@ async fn run_one(
             format!("not tried: {earlier} earlier in this pass"),
         ));
     }
-    let newer = NewerInGit::decide(engine, objects, values, &cache, &target, pass).await?;
+    let newer =
+        NewerInGit::decide(engine, objects, values, &cache, &target, pass, computed).await?;
     let job = Job {
         target,
         values: values.clone(),
@@ -667,7 +662,8 @@ impl NewerInGit {
         cache: &CloneCache,
         target: &Target,
         pass: &crate::writeback::Pass,
-    ) -> Result<NewerInGit, Failure> {
+        computed: &Computed,
+    ) -> Result<NewerInGit, StepFailure> {
         let (cache, pass) = (cache.clone(), pass.clone());
         let (remote, branch) = (target.remote.clone(), target.checkout_branch.clone());
         let path = target.update_path.clone();
@@ -689,7 +685,7 @@ impl NewerInGit {
         // limit): a first pass over 3,000 changed markers asks 3,000 of them.
         let mut asks = tokio::task::JoinSet::new();
         for (key, _, current) in differing(&sites, values, &holds) {
-            match tag_is_newer(engine, objects, key, &current) {
+            match tag_is_newer(engine, objects, computed, key, &current) {
                 Newer::Known(newer) => {
                     decided.insert((key.clone(), current), newer);
                 }
@@ -767,7 +763,13 @@ enum Newer {
     Ask(Box<ferry_registry::RepoAccess>),
 }
 
-fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str) -> Newer {
+fn tag_is_newer(
+    engine: &Engine,
+    objects: &ObjectSet,
+    computed: &Computed,
+    key: &str,
+    tag: &str,
+) -> Newer {
     let Some((ns, name)) = key.split_once(':') else {
         return Newer::Known(false);
     };
@@ -783,13 +785,9 @@ fn tag_is_newer(engine: &Engine, objects: &ObjectSet, key: &str, tag: &str) -> N
     let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
         return Newer::Known(false);
     };
-    let known = engine
-        .store()
-        .get(Kind::ImageRepository, &repo_ns, repo_name)
-        .ok()
-        .flatten()
-        .and_then(|r| r.scan)
-        .is_some_and(|scan| scan.tags.iter().any(|t| t == tag));
+    let known = computed
+        .tags(engine, &repo_ns, repo_name)
+        .is_ok_and(|tags| tags.iter().any(|t| t == tag));
     if known {
         // Our election saw it and chose otherwise (newer, denied or filtered out).
         return Newer::Known(false);

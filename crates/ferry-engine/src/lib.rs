@@ -15,6 +15,7 @@ pub mod rollback;
 mod scan;
 pub mod secrets;
 mod source;
+mod steps;
 pub mod test_hooks;
 pub mod trailers;
 mod writeback;
@@ -29,6 +30,7 @@ use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::{SERVICE_ACCOUNTS, SecretsDir};
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
+pub use steps::{Election, StepFailure};
 pub use writeback::PassGuard;
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an
@@ -179,19 +181,25 @@ impl Engine {
     /// Scans every ImageRepository and evaluates every ImagePolicy, storing the results.
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
         let _pass = self.pass();
-        self.scan_in(objects, &self.current_pass()).await
+        let mut computed = steps::Computed::default();
+        self.scan_in(objects, &self.current_pass(), &mut computed)
+            .await
     }
 
+    /// Scan, then elect: the tags go from the first step to the second in `computed`.
     async fn scan_in(
         &self,
         objects: &ObjectSet,
         pass: &writeback::Pass,
+        computed: &mut steps::Computed,
     ) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
-        report.outcomes.extend(scan::scan_all(self, objects).await?);
         report
             .outcomes
-            .extend(policy::evaluate_all(self, objects, pass).await?);
+            .extend(scan::scan_all(self, objects, computed).await?);
+        report
+            .outcomes
+            .extend(policy::evaluate_all(self, objects, pass, computed).await?);
         Ok(report)
     }
 
@@ -204,7 +212,8 @@ impl Engine {
         &self,
         objects: &ObjectSet,
     ) -> Result<Vec<ObjectOutcome>, EngineError> {
-        policy::evaluate_all(self, objects, &writeback::Pass::default()).await
+        let mut computed = steps::Computed::default();
+        policy::evaluate_all(self, objects, &writeback::Pass::default(), &mut computed).await
     }
 
     /// Forgets the stored records of objects that are no longer in the source. Call it with the
@@ -237,8 +246,10 @@ impl Engine {
         // every automation writing to it starts from that fetch.
         let _pass = self.pass();
         let pass = self.current_pass();
-        let mut report = self.scan_in(objects, &pass).await?;
-        let (outcomes, pushes) = automation::run_all(self, objects, options, &pass).await?;
+        let mut computed = steps::Computed::default();
+        let mut report = self.scan_in(objects, &pass, &mut computed).await?;
+        let (outcomes, pushes) =
+            automation::run_all(self, objects, options, &pass, &computed).await?;
         report.outcomes.extend(outcomes);
         report.pushes.extend(pushes);
         Ok(report)

@@ -7,14 +7,18 @@ use ferry_policy::{
 };
 use ferry_store::{ImageRefRecord, Kind, PolicyRecord};
 
-use crate::scan::{Failure, repo_access};
+use crate::scan::repo_access;
+use crate::steps::{Computed, Election, StepFailure};
 use crate::{Engine, EngineError, ObjectOutcome};
 use crate::{Observation, record_observation};
 
+/// Elects every ImagePolicy from the tags `computed` holds for its ImageRepository (this pass's
+/// scan, else the stored one), records each outcome and hands each `latestRef` on in `computed`.
 pub(crate) async fn evaluate_all(
     engine: &Engine,
     objects: &ObjectSet,
     pass: &crate::writeback::Pass,
+    computed: &mut Computed,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut outcomes = Vec::new();
     // Holds and denied tags from the GitOps repos, read once per run (docs/rollback.md).
@@ -29,19 +33,32 @@ pub(crate) async fn evaluate_all(
             .unwrap_or_default();
         let policy_holds = holds.for_policy(policy.namespace(), policy.name(), &prev_policy);
         let result = if policy.spec.suspend {
-            Err(Failure {
+            Err(StepFailure {
                 reason: "Suspended",
                 message: "reconciliation is suspended".into(),
             })
         } else {
-            evaluate(engine, objects, policy, &prev_policy, &policy_holds.denied).await
+            let repo = &policy.spec.image_repository_ref;
+            let tags = computed.tags(engine, repo.namespace_or(policy.namespace()), &repo.name)?;
+            elect(
+                engine,
+                objects,
+                policy,
+                &tags,
+                &prev_policy,
+                &policy_holds.denied,
+            )
+            .await
         };
         let suspended = policy.spec.suspend;
         let (ready, reason, message, mut status) = match result {
-            Ok((status, message)) => (true, "Succeeded".to_string(), message, status),
+            Ok(e) => (true, "Succeeded".to_string(), e.message, e.status),
             // A failing policy keeps its last latestRef, as Flux does: automations still use it.
             Err(f) => (false, f.reason.to_string(), f.message, prev_policy),
         };
+        if let Some(latest) = &status.latest_ref {
+            computed.set_latest(policy.namespace(), policy.name(), to_setter_ref(latest));
+        }
         status.hold = policy_holds.hold;
         status.denied_tags = policy_holds.denied;
         outcomes.push(record_observation(
@@ -65,9 +82,17 @@ pub(crate) async fn evaluate_all(
     Ok(outcomes)
 }
 
+fn to_setter_ref(r: &ImageRefRecord) -> ferry_setters::ImageRef {
+    ferry_setters::ImageRef {
+        name: r.name.clone(),
+        tag: r.tag.clone(),
+        digest: r.digest.clone(),
+    }
+}
+
 /// Builds the policer from the spec. Unlike Flux, which silently uses the first of several
 /// choices, Ferry refuses an ambiguous policy (documented in docs/flux-compatibility.md).
-pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, Failure> {
+pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, StepFailure> {
     let choice = &policy.spec.policy;
     let set: Vec<&str> = [
         choice.semver.as_ref().map(|_| "semver"),
@@ -78,7 +103,7 @@ pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, Failure> {
     .flatten()
     .collect();
     if set.len() > 1 {
-        return Err(Failure {
+        return Err(StepFailure {
             reason: "InvalidPolicy",
             message: format!(
                 "invalid policy: spec.policy sets {} at once; set exactly one",
@@ -100,20 +125,22 @@ pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, Failure> {
         choice.numerical.as_ref().map(|n| order(n.order)).as_deref(),
     )
     .and_then(|c| Policer::new(&c));
-    parsed.map_err(|e| Failure {
+    parsed.map_err(|e| StepFailure {
         reason: e.reason(),
         message: e.to_string(),
     })
 }
 
-/// Elects the latest tag for one policy from the stored tag list.
-async fn evaluate(
+/// Elects the latest tag for one policy from its repository's `tags` (see
+/// [`Engine::elect_policy`]).
+pub(crate) async fn elect(
     engine: &Engine,
     objects: &ObjectSet,
     policy: &ImagePolicy,
+    tags: &[String],
     previous: &PolicyRecord,
     denied: &[String],
-) -> Result<(PolicyRecord, String), Failure> {
+) -> Result<Election, StepFailure> {
     let repo_ns = policy
         .spec
         .image_repository_ref
@@ -121,7 +148,7 @@ async fn evaluate(
         .to_string();
     let repo_name = policy.spec.image_repository_ref.name.clone();
     let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
-        return Err(Failure {
+        return Err(StepFailure {
             reason: "DependencyNotReady",
             message: format!(
                 "failed to get the referred ImageRepository: referenced ImageRepository does not exist: ImageRepository {repo_ns}/{repo_name} not found in the source"
@@ -132,7 +159,7 @@ async fn evaluate(
     if policy.spec.digest_reflection_policy == DigestReflectionPolicy::Always
         && policy.spec.interval.is_none()
     {
-        return Err(Failure {
+        return Err(StepFailure {
             reason: "IntervalNotConfigured",
             message:
                 "invalid policy: spec.interval is required when digestReflectionPolicy is Always"
@@ -144,23 +171,13 @@ async fn evaluate(
         Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
         None => Ok(TagFilter::none()),
     }
-    .map_err(|e| Failure {
+    .map_err(|e| StepFailure {
         reason: e.reason(),
         message: e.to_string(),
     })?;
-    let stored = engine
-        .store()
-        .get(Kind::ImageRepository, &repo_ns, &repo_name)
-        .map_err(|e| Failure {
-            reason: "Failure",
-            message: e.to_string(),
-        })?;
-    let mut tags = stored
-        .and_then(|r| r.scan)
-        .map(|s| s.tags)
-        .unwrap_or_default();
+    let mut tags = tags.to_vec();
     if tags.is_empty() {
-        return Err(Failure {
+        return Err(StepFailure {
             reason: "DependencyNotReady",
             message: format!("no tags in database for ImageRepository {repo_ns}/{repo_name}"),
         });
@@ -169,7 +186,7 @@ async fn evaluate(
     if !denied.is_empty() {
         tags.retain(|t| !denied.contains(t));
         if tags.is_empty() {
-            return Err(Failure {
+            return Err(StepFailure {
                 reason: "DependencyNotReady",
                 message: format!(
                     "every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"
@@ -177,7 +194,7 @@ async fn evaluate(
             });
         }
     }
-    let tag = select_latest(&tags, &filter, &policer).map_err(|e| Failure {
+    let tag = select_latest(&tags, &filter, &policer).map_err(|e| StepFailure {
         reason: e.reason(),
         message: e.to_string(),
     })?;
@@ -202,7 +219,7 @@ async fn evaluate(
         observed_previous_ref: update.observed_previous.as_ref().map(from_policy_ref),
         ..PolicyRecord::default()
     };
-    Ok((status, message))
+    Ok(Election { status, message })
 }
 
 fn to_policy_ref(r: &ImageRefRecord) -> PolicyRef {
@@ -222,14 +239,14 @@ async fn fetch_digest(
     repo: &ferry_api::ImageRepository,
     name: &str,
     tag: &str,
-) -> Result<String, Failure> {
+) -> Result<String, StepFailure> {
     let access = repo_access(engine, repo)?;
     engine
         .registry()
         .head_manifest(&access, tag)
         .await
         .map(|d| d.digest)
-        .map_err(|e| Failure {
+        .map_err(|e| StepFailure {
             reason: "Failure",
             message: format!("failed fetching digest of {name}:{tag}: {e}"),
         })
@@ -240,7 +257,7 @@ fn check_acl(
     objects: &ObjectSet,
     policy: &ImagePolicy,
     repo: &ferry_api::ImageRepository,
-) -> Result<(), Failure> {
+) -> Result<(), StepFailure> {
     let access_from = repo
         .spec
         .access_from
@@ -264,7 +281,7 @@ fn check_acl(
         labels,
         engine.config().no_cross_namespace_refs,
     )
-    .map_err(|e| Failure {
+    .map_err(|e| StepFailure {
         reason: "AccessDenied",
         message: e.to_string(),
     })

@@ -6,13 +6,16 @@ use ferry_registry::{Credentials, ImageName, RepoAccess, TlsMaterial};
 use ferry_store::{Kind, ScanRecord};
 use tokio::task::JoinSet;
 
+use crate::steps::{Computed, StepFailure};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 use crate::{Observation, record_observation};
 
 /// Scans every ImageRepository concurrently (the registry client bounds per-registry requests).
+/// Each outcome is recorded in the store, and the tags handed to the policies in `computed`.
 pub(crate) async fn scan_all(
     engine: &Engine,
     objects: &ObjectSet,
+    computed: &mut Computed,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut set = JoinSet::new();
     for (index, repo) in objects.image_repositories.iter().enumerate() {
@@ -20,13 +23,13 @@ pub(crate) async fn scan_all(
         let client = engine.registry().clone();
         set.spawn(async move {
             let result = match prepared {
-                Ok(access) => scan_one(&client, &access).await,
+                Ok(access) => scan_prepared(&client, &access).await,
                 Err(failure) => Err(failure),
             };
             (index, result)
         });
     }
-    let mut results: Vec<(usize, Result<ScanRecord, Failure>)> = Vec::new();
+    let mut results: Vec<(usize, Result<ScanRecord, StepFailure>)> = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(r) => results.push(r),
@@ -37,19 +40,12 @@ pub(crate) async fn scan_all(
     let mut outcomes = Vec::new();
     for (index, result) in results {
         let repo = &objects.image_repositories[index];
-        outcomes.push(record(engine, repo, result)?);
+        outcomes.push(record(engine, repo, result, computed)?);
     }
     Ok(outcomes)
 }
 
-/// Why one repository could not be scanned: a Flux condition reason and a one-line message.
-#[derive(Debug, Clone)]
-pub(crate) struct Failure {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-enum Prepared {
+pub(crate) enum Prepared {
     Suspended,
     Access {
         access: Box<RepoAccess>,
@@ -57,7 +53,7 @@ enum Prepared {
     },
 }
 
-fn prepare(engine: &Engine, repo: &ImageRepository) -> Result<Prepared, Failure> {
+pub(crate) fn prepare(engine: &Engine, repo: &ImageRepository) -> Result<Prepared, StepFailure> {
     if repo.spec.suspend {
         return Ok(Prepared::Suspended);
     }
@@ -71,8 +67,11 @@ fn prepare(engine: &Engine, repo: &ImageRepository) -> Result<Prepared, Failure>
 }
 
 /// Builds the registry access (name, credentials, TLS, timeout) of an ImageRepository.
-pub(crate) fn repo_access(engine: &Engine, repo: &ImageRepository) -> Result<RepoAccess, Failure> {
-    let image = ImageName::parse(&repo.spec.image).map_err(|e| Failure {
+pub(crate) fn repo_access(
+    engine: &Engine,
+    repo: &ImageRepository,
+) -> Result<RepoAccess, StepFailure> {
+    let image = ImageName::parse(&repo.spec.image).map_err(|e| StepFailure {
         reason: "ImageURLInvalid",
         message: e.to_string(),
     })?;
@@ -86,7 +85,7 @@ pub(crate) fn repo_access(engine: &Engine, repo: &ImageRepository) -> Result<Rep
                 .secret_dir(repo.namespace(), &r.name, &referrer)
                 .map_err(auth_failure)?;
             let root = secrets.root().unwrap_or(std::path::Path::new("."));
-            TlsMaterial::load_secret(root, repo.namespace(), &r.name).map_err(|e| Failure {
+            TlsMaterial::load_secret(root, repo.namespace(), &r.name).map_err(|e| StepFailure {
                 reason: "AuthenticationFailed",
                 message: format!("{referrer}: {e}"),
             })?
@@ -102,8 +101,8 @@ pub(crate) fn repo_access(engine: &Engine, repo: &ImageRepository) -> Result<Rep
     })
 }
 
-fn auth_failure(e: EngineError) -> Failure {
-    Failure {
+fn auth_failure(e: EngineError) -> StepFailure {
+    StepFailure {
         reason: "AuthenticationFailed",
         message: e.to_string(),
     }
@@ -114,7 +113,7 @@ fn credentials(
     repo: &ImageRepository,
     image: &ImageName,
     referrer: &str,
-) -> Result<Option<Credentials>, Failure> {
+) -> Result<Option<Credentials>, StepFailure> {
     if let Some(secret) = &repo.spec.secret_ref {
         let bytes = engine
             .config()
@@ -126,7 +125,7 @@ fn credentials(
                 referrer,
             )
             .map_err(auth_failure)?;
-        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| Failure {
+        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| StepFailure {
             reason: "AuthenticationFailed",
             message: format!(
                 "{referrer}: Secret {}/{} key .dockerconfigjson: {e}",
@@ -136,7 +135,7 @@ fn credentials(
         })?;
         return match config.credentials_for(image.registry()) {
             Some(c) => Ok(Some(c.clone())),
-            None => Err(Failure {
+            None => Err(StepFailure {
                 reason: "AuthenticationFailed",
                 message: format!(
                     "{referrer}: Secret {}/{} has no credentials for registry {}",
@@ -166,7 +165,7 @@ fn service_account_credentials(
     account: &str,
     image: &ImageName,
     referrer: &str,
-) -> Result<Option<Credentials>, Failure> {
+) -> Result<Option<Credentials>, StepFailure> {
     let secrets = &engine.config().secrets;
     let ns = repo.namespace();
     for name in secrets
@@ -176,7 +175,7 @@ fn service_account_credentials(
         let bytes = secrets
             .key(ns, &name, ".dockerconfigjson", referrer)
             .map_err(auth_failure)?;
-        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| Failure {
+        let config = ferry_registry::DockerConfig::parse(&bytes).map_err(|e| StepFailure {
             reason: "AuthenticationFailed",
             message: format!("{referrer}: Secret {ns}/{name} key .dockerconfigjson: {e}"),
         })?;
@@ -187,13 +186,13 @@ fn service_account_credentials(
     Ok(None)
 }
 
-async fn scan_one(
+pub(crate) async fn scan_prepared(
     client: &ferry_registry::RegistryClient,
     prepared: &Prepared,
-) -> Result<ScanRecord, Failure> {
+) -> Result<ScanRecord, StepFailure> {
     let (access, exclusions) = match prepared {
         Prepared::Suspended => {
-            return Err(Failure {
+            return Err(StepFailure {
                 reason: "Suspended",
                 message: "reconciliation is suspended".into(),
             });
@@ -204,7 +203,7 @@ async fn scan_one(
     // the scan under one context deadline); each request is also bounded by it.
     let listed = tokio::time::timeout(access.timeout, client.list_tags(access))
         .await
-        .map_err(|_| Failure {
+        .map_err(|_| StepFailure {
             reason: "ReadOperationFailed",
             message: format!(
                 "scan failed: listing the tags of {} did not finish within {}s (spec.timeout), retries included",
@@ -212,11 +211,11 @@ async fn scan_one(
                 access.timeout.as_secs_f64()
             ),
         })?
-        .map_err(|e| Failure {
+        .map_err(|e| StepFailure {
             reason: "ReadOperationFailed",
             message: format!("scan failed: {e}"),
         })?;
-    let mut kept = tags::apply_exclusions(&listed, exclusions).map_err(|e| Failure {
+    let mut kept = tags::apply_exclusions(&listed, exclusions).map_err(|e| StepFailure {
         reason: "ReadOperationFailed",
         message: format!("scan failed: {e}"),
     })?;
@@ -235,7 +234,8 @@ async fn scan_one(
 fn record(
     engine: &Engine,
     repo: &ImageRepository,
-    result: Result<ScanRecord, Failure>,
+    result: Result<ScanRecord, StepFailure>,
+    computed: &mut Computed,
 ) -> Result<ObjectOutcome, EngineError> {
     let store = engine.store();
     let previous = store.get(Kind::ImageRepository, repo.namespace(), repo.name())?;
@@ -253,6 +253,9 @@ fn record(
     // A failed scan keeps the last good tag list: policies keep working from it (as Flux does).
     let scan = scan.or_else(|| previous.as_ref().and_then(|p| p.scan.clone()));
     drop(store);
+    if let Some(scan) = &scan {
+        computed.set_tags(repo.namespace(), repo.name(), scan.tags.clone());
+    }
     record_observation(
         engine,
         previous.as_ref(),

@@ -1,0 +1,276 @@
+//! The per-object steps every driver calls: scan one ImageRepository, elect one ImagePolicy from
+//! a scan, run one ImageUpdateAutomation from the elections it selects.
+//!
+//! Each step takes its inputs and returns its outcome; it stores nothing and reads nothing back
+//! from the store. The drivers decide when to call them and where outcomes live: `scan` and
+//! `reconcile` (the CLI and the daemon) record them in the state store, and hand them on to the
+//! next step in memory through [`Computed`]; the controller writes them to resource status.
+//!
+//! Must not: decide schedules, print, or write the store (that is the driver's choice).
+
+use std::collections::HashMap;
+
+use ferry_api::{ImagePolicy, ImageRepository, ImageUpdateAutomation, ObjectSet};
+use ferry_setters::{ImageRef, PolicyValues};
+use ferry_store::{Kind, PolicyRecord, ScanRecord};
+
+use crate::{AutomationOptions, Engine, EngineError, PushReport};
+
+/// Why one object's step failed: a Flux condition reason and a one-line message. This is the
+/// object's status (Ready=False), never an error of the whole command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// An ImagePolicy's election: its new status (`latestRef`, `observedPreviousRef`) and the Ready
+/// message Flux writes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Election {
+    pub status: PolicyRecord,
+    pub message: String,
+}
+
+/// What the steps of one pass computed, handed from step to step in memory: the tags each
+/// ImageRepository holds after its scan, and each ImagePolicy's `latestRef` after its election.
+/// An object this pass did not cover (the daemon runs subsets) falls back to the store, the
+/// record of earlier passes.
+#[derive(Debug, Default)]
+pub(crate) struct Computed {
+    tags: HashMap<(String, String), Vec<String>>,
+    latest: HashMap<(String, String), ImageRef>,
+}
+
+impl Computed {
+    pub(crate) fn set_tags(&mut self, namespace: &str, name: &str, tags: Vec<String>) {
+        self.tags.insert((namespace.into(), name.into()), tags);
+    }
+
+    pub(crate) fn set_latest(&mut self, namespace: &str, name: &str, latest: ImageRef) {
+        self.latest.insert((namespace.into(), name.into()), latest);
+    }
+
+    /// The tags of ImageRepository `namespace/name`: this pass's scan, else the stored one.
+    pub(crate) fn tags(
+        &self,
+        engine: &Engine,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        if let Some(tags) = self.tags.get(&(namespace.into(), name.into())) {
+            return Ok(tags.clone());
+        }
+        let stored = engine.store().get(Kind::ImageRepository, namespace, name)?;
+        Ok(stored
+            .and_then(|r| r.scan)
+            .map(|s| s.tags)
+            .unwrap_or_default())
+    }
+
+    /// The `latestRef` of ImagePolicy `namespace/name`: this pass's election, else the stored one.
+    pub(crate) fn latest(
+        &self,
+        engine: &Engine,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ImageRef>, EngineError> {
+        if let Some(latest) = self.latest.get(&(namespace.into(), name.into())) {
+            return Ok(Some(latest.clone()));
+        }
+        let stored = engine.store().get(Kind::ImagePolicy, namespace, name)?;
+        Ok(stored
+            .and_then(|r| r.policy)
+            .and_then(|p| p.latest_ref)
+            .map(|l| ImageRef {
+                name: l.name,
+                tag: l.tag,
+                digest: l.digest,
+            }))
+    }
+}
+
+impl Engine {
+    /// Step 1: lists the tags of one ImageRepository, drops its exclusions and sorts them
+    /// newest first. Talks to the registry only.
+    pub async fn scan_repository(&self, repo: &ImageRepository) -> Result<ScanRecord, StepFailure> {
+        let prepared = crate::scan::prepare(self, repo)?;
+        crate::scan::scan_prepared(self.registry(), &prepared).await
+    }
+
+    /// Step 2: elects one ImagePolicy's latest tag from `tags` (its ImageRepository's scan),
+    /// given its previous status and the tags denied to it in Git. Reads no store; may ask the
+    /// registry for the elected tag's digest (`digestReflectionPolicy`).
+    pub async fn elect_policy(
+        &self,
+        objects: &ObjectSet,
+        policy: &ImagePolicy,
+        tags: &[String],
+        previous: &PolicyRecord,
+        denied: &[String],
+    ) -> Result<Election, StepFailure> {
+        crate::policy::elect(self, objects, policy, tags, previous, denied).await
+    }
+
+    /// Step 3: runs one ImageUpdateAutomation with `values` (the `latestRef` of each policy it
+    /// selects, keyed `namespace:name`): setters, commit, push, recomputed on a moved tip.
+    /// `Ok(None)` when Git is already up to date.
+    pub async fn run_automation(
+        &self,
+        objects: &ObjectSet,
+        automation: &ImageUpdateAutomation,
+        values: &PolicyValues,
+        options: &AutomationOptions,
+    ) -> Result<Option<PushReport>, StepFailure> {
+        let pass = self.current_pass();
+        let computed = Computed::default();
+        crate::automation::run_one(self, objects, automation, values, options, &pass, &computed)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EngineConfig, SecretsDir};
+    use ferry_store::Store;
+
+    const OBJECTS: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  image: 127.0.0.1:1/org/app\n  interval: 1m0s\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  imageRepositoryRef:\n    name: app\n  policy:\n    semver:\n      range: '>=1.0.0'\n";
+
+    fn engine() -> Engine {
+        Engine::new(
+            EngineConfig {
+                secrets: SecretsDir::new(None),
+                cache_dir: std::env::temp_dir().join("ferry-engine-steps-test"),
+                kustomize: None,
+                no_cross_namespace_refs: false,
+                registry: Default::default(),
+            },
+            Store::in_memory().unwrap(),
+        )
+    }
+
+    fn objects() -> ObjectSet {
+        ferry_api::load_str("objects.yaml", OBJECTS, &ferry_api::Vars::new()).unwrap()
+    }
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// The election works from the tags it is given: the store is empty, nothing was scanned,
+    /// and the registry (port 1) is never asked.
+    #[tokio::test]
+    async fn election_uses_the_tags_it_is_given() {
+        let (engine, objects) = (engine(), objects());
+        let policy = &objects.image_policies[0];
+        let previous = PolicyRecord::default();
+        let election = engine
+            .elect_policy(
+                &objects,
+                policy,
+                &tags(&["1.2.0", "1.10.0", "0.9.0"]),
+                &previous,
+                &[],
+            )
+            .await
+            .unwrap();
+        let latest = election.status.latest_ref.unwrap();
+        assert_eq!(latest.tag, "1.10.0");
+        assert_eq!(latest.name, "127.0.0.1:1/org/app");
+        assert!(election.message.contains("1.10.0"), "{}", election.message);
+        assert!(
+            engine
+                .store()
+                .get(Kind::ImagePolicy, "apps", "app")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// Denied tags are skipped; the previous latestRef becomes observedPreviousRef.
+    #[tokio::test]
+    async fn election_skips_denied_tags_and_keeps_the_previous_ref() {
+        let (engine, objects) = (engine(), objects());
+        let policy = &objects.image_policies[0];
+        let first = engine
+            .elect_policy(
+                &objects,
+                policy,
+                &tags(&["1.0.0"]),
+                &PolicyRecord::default(),
+                &[],
+            )
+            .await
+            .unwrap();
+        let second = engine
+            .elect_policy(
+                &objects,
+                policy,
+                &tags(&["1.0.0", "1.1.0", "2.0.0"]),
+                &first.status,
+                &tags(&["2.0.0"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.status.latest_ref.unwrap().tag, "1.1.0");
+        assert_eq!(second.status.observed_previous_ref.unwrap().tag, "1.0.0");
+    }
+
+    /// No tags: the policy waits for its repository (Flux's DependencyNotReady).
+    #[tokio::test]
+    async fn election_without_tags_is_dependency_not_ready() {
+        let (engine, objects) = (engine(), objects());
+        let failure = engine
+            .elect_policy(
+                &objects,
+                &objects.image_policies[0],
+                &[],
+                &PolicyRecord::default(),
+                &[],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(failure.reason, "DependencyNotReady");
+        assert!(failure.message.contains("apps/app"), "{}", failure.message);
+    }
+
+    /// The pass memory wins over the store, and the store answers for what the pass did not
+    /// cover.
+    #[test]
+    fn computed_prefers_this_pass_and_falls_back_to_the_store() {
+        let engine = engine();
+        let stored = ferry_store::ObjectRecord {
+            kind: Kind::ImageRepository,
+            namespace: "apps".into(),
+            name: "old".into(),
+            ready: None,
+            scan: Some(ScanRecord {
+                canonical_image_name: "127.0.0.1:1/org/old".into(),
+                tags: tags(&["0.1.0"]),
+                tag_count: 1,
+                scan_time: String::new(),
+                revision: String::new(),
+                latest_tags: tags(&["0.1.0"]),
+                observed_exclusion_list: vec![],
+            }),
+            policy: None,
+            automation: None,
+            suspended: false,
+            updated_at: String::new(),
+        };
+        engine.store().put(&stored).unwrap();
+        let mut computed = Computed::default();
+        computed.set_tags("apps", "app", tags(&["1.0.0"]));
+        assert_eq!(
+            computed.tags(&engine, "apps", "app").unwrap(),
+            tags(&["1.0.0"])
+        );
+        assert_eq!(
+            computed.tags(&engine, "apps", "old").unwrap(),
+            tags(&["0.1.0"])
+        );
+        assert!(computed.tags(&engine, "apps", "none").unwrap().is_empty());
+        assert!(computed.latest(&engine, "apps", "app").unwrap().is_none());
+    }
+}
