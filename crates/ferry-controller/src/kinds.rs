@@ -4,6 +4,8 @@
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 
+use ferry_core::Kind;
+
 use crate::{ControllerError, ControllerOptions};
 
 /// Added before the first reconcile, removed on delete (as Flux's controllers do).
@@ -13,75 +15,50 @@ pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 
 pub const IMAGE_GROUP: &str = "image.toolkit.fluxcd.io";
 
-/// One served or read kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FluxKind {
-    ImageRepository,
-    ImagePolicy,
-    ImageUpdateAutomation,
-    GitRepository,
+/// Where each kind lives in the API (the kinds themselves are `ferry_core::Kind`).
+pub trait KindApi: Copy {
+    fn group(self) -> &'static str;
+    fn plural(self) -> &'static str;
+    fn resource(self) -> ApiResource;
+    /// An Api over the watched namespaces.
+    fn api(self, client: &kube::Client, options: &ControllerOptions) -> Api<DynamicObject>;
 }
 
-impl FluxKind {
-    /// The kinds whose status the controller writes.
-    pub const SERVED: [FluxKind; 3] = [
-        FluxKind::ImageRepository,
-        FluxKind::ImagePolicy,
-        FluxKind::ImageUpdateAutomation,
-    ];
-
-    pub fn group(self) -> &'static str {
+impl KindApi for Kind {
+    fn group(self) -> &'static str {
         match self {
-            FluxKind::GitRepository => "source.toolkit.fluxcd.io",
+            Kind::GitRepository => "source.toolkit.fluxcd.io",
             _ => IMAGE_GROUP,
         }
     }
 
-    pub fn kind(self) -> &'static str {
+    fn plural(self) -> &'static str {
         match self {
-            FluxKind::ImageRepository => "ImageRepository",
-            FluxKind::ImagePolicy => "ImagePolicy",
-            FluxKind::ImageUpdateAutomation => "ImageUpdateAutomation",
-            FluxKind::GitRepository => "GitRepository",
+            Kind::ImageRepository => "imagerepositories",
+            Kind::ImagePolicy => "imagepolicies",
+            Kind::ImageUpdateAutomation => "imageupdateautomations",
+            Kind::GitRepository => "gitrepositories",
         }
     }
 
-    pub fn plural(self) -> &'static str {
-        match self {
-            FluxKind::ImageRepository => "imagerepositories",
-            FluxKind::ImagePolicy => "imagepolicies",
-            FluxKind::ImageUpdateAutomation => "imageupdateautomations",
-            FluxKind::GitRepository => "gitrepositories",
-        }
-    }
-
-    pub fn resource(self) -> ApiResource {
-        let gvk = GroupVersionKind::gvk(self.group(), "v1", self.kind());
+    fn resource(self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk(self.group(), "v1", self.as_str());
         ApiResource::from_gvk_with_plural(&gvk, self.plural())
     }
 
-    pub fn store_kind(self) -> Option<ferry_store::Kind> {
-        match self {
-            FluxKind::ImageRepository => Some(ferry_store::Kind::ImageRepository),
-            FluxKind::ImagePolicy => Some(ferry_store::Kind::ImagePolicy),
-            FluxKind::ImageUpdateAutomation => Some(ferry_store::Kind::ImageUpdateAutomation),
-            FluxKind::GitRepository => None,
-        }
-    }
-
-    /// An Api over the watched namespaces.
-    pub fn api(self, client: &kube::Client, options: &ControllerOptions) -> Api<DynamicObject> {
+    fn api(self, client: &kube::Client, options: &ControllerOptions) -> Api<DynamicObject> {
         match &options.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource()),
             None => Api::all_with(client.clone(), &self.resource()),
         }
     }
+}
 
-    pub fn list_params(options: &ControllerOptions) -> ListParams {
-        match &options.label_selector {
-            Some(selector) => ListParams::default().labels(selector),
-            None => ListParams::default(),
-        }
+/// The list parameters of the watched objects (`--label-selector`).
+pub fn list_params(options: &ControllerOptions) -> ListParams {
+    match &options.label_selector {
+        Some(selector) => ListParams::default().labels(selector),
+        None => ListParams::default(),
     }
 }
 
@@ -91,10 +68,10 @@ pub async fn preflight(
     options: &ControllerOptions,
 ) -> Result<(), ControllerError> {
     let kinds = [
-        FluxKind::ImageRepository,
-        FluxKind::ImagePolicy,
-        FluxKind::ImageUpdateAutomation,
-        FluxKind::GitRepository,
+        Kind::ImageRepository,
+        Kind::ImagePolicy,
+        Kind::ImageUpdateAutomation,
+        Kind::GitRepository,
     ];
     preflight_kinds(client, options, &kinds).await
 }
@@ -102,7 +79,7 @@ pub async fn preflight(
 pub async fn preflight_kinds(
     client: &kube::Client,
     options: &ControllerOptions,
-    kinds: &[FluxKind],
+    kinds: &[Kind],
 ) -> Result<(), ControllerError> {
     let scope = match &options.namespace {
         Some(ns) => format!("namespace {ns}"),

@@ -28,6 +28,8 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_core::Kind;
+use kinds::KindApi;
 pub use kinds::{FINALIZER, REQUESTED_AT};
 pub use pass::PassReport;
 
@@ -243,12 +245,12 @@ pub async fn live_records(
     options: &ControllerOptions,
 ) -> Result<Vec<ferry_store::ObjectRecord>, ControllerError> {
     let client = client(options).await?;
-    kinds::preflight_kinds(&client, options, &kinds::FluxKind::SERVED).await?;
+    kinds::preflight_kinds(&client, options, &Kind::RECONCILED).await?;
     let mut out = Vec::new();
-    for kind in kinds::FluxKind::SERVED {
+    for kind in Kind::RECONCILED {
         let list = kind
             .api(&client, options)
-            .list(&kinds::FluxKind::list_params(options))
+            .list(&kinds::list_params(options))
             .await?;
         out.extend(
             list.iter()
@@ -270,7 +272,7 @@ pub async fn request_automation(
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ControllerError::Io(e.to_string()))?;
-    let resource = kinds::FluxKind::ImageUpdateAutomation.resource();
+    let resource = Kind::ImageUpdateAutomation.resource();
     let api: kube::Api<kube::api::DynamicObject> =
         kube::Api::namespaced_with(client, namespace, &resource);
     let patch = serde_json::json!({ "metadata": { "annotations": { REQUESTED_AT: now } } });
@@ -305,7 +307,7 @@ pub async fn cluster_objects(
     options: &ControllerOptions,
 ) -> Result<ClusterObjects, ControllerError> {
     let client = client(options).await?;
-    kinds::preflight_kinds(&client, options, &kinds::FluxKind::SERVED).await?;
+    kinds::preflight_kinds(&client, options, &Kind::RECONCILED).await?;
     let listed = objects::Listed::fetch(&client, options).await?;
     let secrets = secrets::SecretFolder::new()?;
     secrets.refresh(&client, &listed).await?;

@@ -11,6 +11,7 @@ use ferry_store::Condition;
 use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 
+use crate::kinds::KindApi;
 use crate::objects::ObjectKey;
 
 /// Annotations with this prefix become event metadata (prefix removed), as in Flux.
@@ -29,7 +30,7 @@ pub fn payload(key: &ObjectKey, obj: &DynamicObject, ready: &Condition, instance
         .unwrap_or_default();
     json!({
         "involvedObject": {
-            "kind": key.kind.kind(),
+            "kind": key.kind.as_str(),
             "namespace": key.namespace,
             "name": key.name,
             "uid": obj.metadata.uid,

@@ -8,31 +8,20 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::json;
 
-use crate::kinds::FluxKind;
+use crate::kinds::KindApi;
 use crate::{ControllerError, ControllerOptions};
+use ferry_core::Kind;
 
-/// One object's identity in the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    pub kind: FluxKind,
-    pub namespace: String,
-    pub name: String,
-}
+/// One object's identity: the workspace's one type.
+pub use ferry_core::ObjectKey;
 
-impl std::fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}", self.kind.kind(), self.namespace, self.name)
-    }
-}
-
-impl ObjectKey {
-    pub fn of(kind: FluxKind, obj: &DynamicObject) -> ObjectKey {
-        ObjectKey {
-            kind,
-            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
-            name: obj.metadata.name.clone().unwrap_or_default(),
-        }
-    }
+/// The key of an object listed or watched as `kind`.
+pub fn key_of(kind: Kind, obj: &DynamicObject) -> ObjectKey {
+    ObjectKey::new(
+        kind,
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Everything a pass reads from the API.
@@ -47,7 +36,7 @@ impl Listed {
     pub fn policy(&self, id: &str) -> Option<(ObjectKey, &DynamicObject)> {
         let (namespace, name) = id.split_once('/')?;
         let key = ObjectKey {
-            kind: FluxKind::ImagePolicy,
+            kind: Kind::ImagePolicy,
             namespace: namespace.to_string(),
             name: name.to_string(),
         };
@@ -60,20 +49,17 @@ impl Listed {
         options: &ControllerOptions,
     ) -> Result<Listed, ControllerError> {
         let mut listed = Listed::default();
-        let params = FluxKind::list_params(options);
-        for kind in FluxKind::SERVED
-            .into_iter()
-            .chain([FluxKind::GitRepository])
-        {
+        let params = crate::kinds::list_params(options);
+        for kind in Kind::RECONCILED.into_iter().chain([Kind::GitRepository]) {
             // GitRepositories are read whatever their labels: the selector shards image objects.
-            let params = if kind == FluxKind::GitRepository {
+            let params = if kind == Kind::GitRepository {
                 ListParams::default()
             } else {
                 params.clone()
             };
             list_paged(&kind.api(client, options), params, |mut obj| {
                 crate::status::compact(&mut obj);
-                listed.objects.insert(ObjectKey::of(kind, &obj), obj);
+                listed.objects.insert(key_of(kind, &obj), obj);
             })
             .await?;
         }
@@ -126,11 +112,11 @@ fn yaml(value: serde_json::Value) -> String {
 
 /// The document the engine's loader reads: API version, kind, name, namespace, labels,
 /// annotations and spec (status and server fields are not inputs).
-fn document(kind: FluxKind, obj: &DynamicObject) -> String {
+fn document(kind: Kind, obj: &DynamicObject) -> String {
     let m = &obj.metadata;
     yaml(json!({
         "apiVersion": format!("{}/v1", kind.group()),
-        "kind": kind.kind(),
+        "kind": kind.as_str(),
         "metadata": {
             "name": m.name,
             "namespace": m.namespace,

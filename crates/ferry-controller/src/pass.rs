@@ -9,11 +9,12 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::http::{Metrics, ObjectLabels, ReadyLabel};
-use crate::kinds::{FINALIZER, FluxKind};
+use crate::kinds::{FINALIZER, KindApi};
 use crate::objects::{self, Listed, Loaded, ObjectKey};
 use crate::secrets::SecretFolder;
 use crate::status::{self, Observed};
 use crate::{ControllerError, ControllerOptions};
+use ferry_core::Kind;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default)]
@@ -108,10 +109,10 @@ impl Controller {
         for key in listed
             .objects
             .keys()
-            .filter(|k| k.kind != FluxKind::GitRepository)
+            .filter(|k| k.kind != Kind::GitRepository)
         {
             let labels = ObjectLabels {
-                kind: key.kind.kind().to_string(),
+                kind: key.kind.as_str().to_string(),
                 name: key.name.clone(),
                 namespace: key.namespace.clone(),
             };
@@ -239,7 +240,7 @@ impl Controller {
     /// Adds the finalizer to live objects; removes it from deleted ones (after forgetting them).
     async fn finalizers(&self, listed: &Listed) -> Result<(), ControllerError> {
         for (key, obj) in &listed.objects {
-            if key.kind == FluxKind::GitRepository {
+            if key.kind == Kind::GitRepository {
                 continue;
             }
             let mut list = obj.metadata.finalizers.clone().unwrap_or_default();
@@ -272,19 +273,15 @@ impl Controller {
     async fn write_statuses(&mut self, listed: &Listed, loaded: &Loaded) -> usize {
         let mut written = 0;
         for (key, obj) in &listed.objects {
-            let Some(store_kind) = key.kind.store_kind() else {
+            if !Kind::RECONCILED.contains(&key.kind) {
                 continue;
-            };
+            }
             if obj.metadata.deletion_timestamp.is_some() {
                 continue;
             }
             let record = match loaded.invalid.get(key) {
                 Some(_) => None,
-                None => match self
-                    .engine
-                    .store()
-                    .get(store_kind, &key.namespace, &key.name)
-                {
+                None => match self.engine.store().get(key.kind, &key.namespace, &key.name) {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(object = %key, error = %e, "cannot read the stored record");
@@ -350,10 +347,10 @@ fn suspended(obj: &kube::api::DynamicObject) -> bool {
 }
 
 /// An object the engine could not read: Ready=False with the reason Flux gives a bad spec.
-fn invalid_condition(kind: FluxKind, message: &str, obj: &kube::api::DynamicObject) -> Condition {
+fn invalid_condition(kind: Kind, message: &str, obj: &kube::api::DynamicObject) -> Condition {
     let reason = match kind {
-        FluxKind::ImagePolicy => "InvalidPolicy",
-        FluxKind::ImageRepository => "ImageURLInvalid",
+        Kind::ImagePolicy => "InvalidPolicy",
+        Kind::ImageRepository => "ImageURLInvalid",
         _ => "InvalidSourceConfiguration",
     };
     let previous = obj
@@ -386,7 +383,7 @@ fn next_due(listed: &Listed) -> Duration {
     listed
         .objects
         .iter()
-        .filter(|(k, _)| k.kind != FluxKind::GitRepository)
+        .filter(|(k, _)| k.kind != Kind::GitRepository)
         .filter_map(|(_, o)| o.data.pointer("/spec/interval")?.as_str().map(String::from))
         .map(|s| ferry_api::parse_flux_duration(&s).unwrap_or(FALLBACK_INTERVAL))
         .min()

@@ -9,24 +9,24 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DynamicObject};
 
 use crate::ControllerError;
-use crate::kinds::FluxKind;
 use crate::objects::Listed;
+use ferry_core::Kind;
 
 /// JSON pointers to the Secret names each kind references (same namespace as the object).
-fn references(kind: FluxKind) -> &'static [&'static str] {
+fn references(kind: Kind) -> &'static [&'static str] {
     match kind {
-        FluxKind::ImageRepository => &[
+        Kind::ImageRepository => &[
             "/spec/secretRef/name",
             "/spec/certSecretRef/name",
             "/spec/proxySecretRef/name",
         ],
-        FluxKind::GitRepository => &["/spec/secretRef/name", "/spec/proxySecretRef/name"],
-        FluxKind::ImageUpdateAutomation => &["/spec/git/commit/signingKey/secretRef/name"],
-        FluxKind::ImagePolicy => &[],
+        Kind::GitRepository => &["/spec/secretRef/name", "/spec/proxySecretRef/name"],
+        Kind::ImageUpdateAutomation => &["/spec/git/commit/signingKey/secretRef/name"],
+        Kind::ImagePolicy => &[],
     }
 }
 
-fn referenced(kind: FluxKind, obj: &DynamicObject) -> impl Iterator<Item = String> + '_ {
+fn referenced(kind: Kind, obj: &DynamicObject) -> impl Iterator<Item = String> + '_ {
     references(kind)
         .iter()
         .filter_map(move |p| obj.data.pointer(p)?.as_str().map(String::from))
@@ -159,7 +159,7 @@ fn service_accounts(listed: &Listed) -> BTreeSet<(String, String)> {
     listed
         .objects
         .iter()
-        .filter(|(key, _)| key.kind == FluxKind::ImageRepository)
+        .filter(|(key, _)| key.kind == Kind::ImageRepository)
         .filter_map(|(key, obj)| {
             let name = obj.data.pointer("/spec/serviceAccountName")?.as_str()?;
             (!name.is_empty() && !name.contains('/'))

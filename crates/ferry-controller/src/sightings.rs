@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 
-use crate::kinds::FluxKind;
+use crate::kinds::KindApi;
 use crate::{ControllerError, ControllerOptions};
+use ferry_core::Kind;
 
 /// The annotation holding the sightings.
 pub const LIVE_SEEN: &str = "ferry.dev/live-seen";
@@ -70,7 +71,7 @@ pub async fn record(
     let value = serde_json::to_string(&merged).unwrap_or_default();
     let patch = serde_json::json!({ "metadata": { "annotations": { LIVE_SEEN: value } } });
     let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &FluxKind::ImagePolicy.resource());
+        Api::namespaced_with(client.clone(), namespace, &Kind::ImagePolicy.resource());
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
@@ -84,7 +85,7 @@ pub async fn policy_live_seen(
 ) -> Result<BTreeMap<String, String>, ControllerError> {
     let client = crate::client(options).await?;
     let api: Api<DynamicObject> =
-        Api::namespaced_with(client, namespace, &FluxKind::ImagePolicy.resource());
+        Api::namespaced_with(client, namespace, &Kind::ImagePolicy.resource());
     Ok(api
         .get_opt(name)
         .await?

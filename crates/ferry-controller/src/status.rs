@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::kinds::{FluxKind, REQUESTED_AT};
+use crate::kinds::{KindApi, REQUESTED_AT};
 use crate::objects::ObjectKey;
+use ferry_core::Kind;
 
 /// Reasons of configuration errors that retrying will not fix: Ready=False plus Stalled=True.
 const STALLING: &[&str] = &[
@@ -48,7 +49,7 @@ fn conditions(obs: &Observed) -> Value {
     Value::Array(list)
 }
 
-fn image_ref(r: &ferry_store::ImageRefRecord) -> Value {
+fn image_ref(r: &ferry_store::ImageRef) -> Value {
     let mut v = json!({ "name": r.name, "tag": r.tag });
     if let Some(d) = &r.digest {
         v["digest"] = json!(d);
@@ -58,14 +59,14 @@ fn image_ref(r: &ferry_store::ImageRefRecord) -> Value {
 
 /// The whole status of one object; fields the record lacks are `null`, so a merge patch removes
 /// them.
-pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) -> Value {
+pub fn desired(kind: Kind, obs: &Observed, record: Option<&ObjectRecord>) -> Value {
     let mut status = json!({
         "observedGeneration": obs.generation,
         "lastHandledReconcileAt": obs.requested_at,
         "conditions": conditions(obs),
     });
     match kind {
-        FluxKind::ImageRepository => {
+        Kind::ImageRepository => {
             let scan = record.and_then(|r| r.scan.as_ref());
             status["canonicalImageName"] = json!(scan.map(|s| &s.canonical_image_name));
             status["observedExclusionList"] = json!(scan.map(|s| &s.observed_exclusion_list));
@@ -76,7 +77,7 @@ pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) ->
                 "latestTags": s.latest_tags,
             })));
         }
-        FluxKind::ImagePolicy => {
+        Kind::ImagePolicy => {
             let policy = record.and_then(|r| r.policy.as_ref());
             status["latestRef"] = json!(policy.and_then(|p| p.latest_ref.as_ref()).map(image_ref));
             status["observedPreviousRef"] = json!(
@@ -85,7 +86,7 @@ pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) ->
                     .map(image_ref)
             );
         }
-        FluxKind::ImageUpdateAutomation => {
+        Kind::ImageUpdateAutomation => {
             let a = record.and_then(|r| r.automation.as_ref());
             status["lastAutomationRunTime"] =
                 json!(a.and_then(|a| a.last_automation_run_time.as_ref()));
@@ -100,7 +101,7 @@ pub fn desired(kind: FluxKind, obs: &Observed, record: Option<&ObjectRecord>) ->
                     .collect::<serde_json::Map<_, _>>()
             }));
         }
-        FluxKind::GitRepository => {}
+        Kind::GitRepository => {}
     }
     status
 }
@@ -214,7 +215,7 @@ pub async fn event(
         },
         involved_object: ObjectReference {
             api_version: Some(format!("{}/v1", key.kind.group())),
-            kind: Some(key.kind.kind().to_string()),
+            kind: Some(key.kind.as_str().to_string()),
             name: Some(key.name.clone()),
             namespace: Some(key.namespace.clone()),
             uid: obj.metadata.uid.clone(),
@@ -248,8 +249,8 @@ pub async fn event(
         .map(|_| ())
 }
 
-fn image_ref_from(v: &Value) -> Option<ferry_store::ImageRefRecord> {
-    Some(ferry_store::ImageRefRecord {
+fn image_ref_from(v: &Value) -> Option<ferry_store::ImageRef> {
+    Some(ferry_store::ImageRef {
         name: v.get("name")?.as_str()?.to_string(),
         tag: v.get("tag")?.as_str()?.to_string(),
         digest: v.get("digest").and_then(Value::as_str).map(String::from),
@@ -273,8 +274,10 @@ fn strings(v: &Value, pointer: &str) -> Vec<String> {
 
 /// The inverse of [`desired`]: what a live object's status says, as the store's record, so that
 /// `ferry get images --kubeconfig` prints the cluster with the same code as the local state.
-pub fn record_from_live(kind: FluxKind, obj: &DynamicObject) -> Option<ObjectRecord> {
-    let store_kind = kind.store_kind()?;
+pub fn record_from_live(kind: Kind, obj: &DynamicObject) -> Option<ObjectRecord> {
+    if !Kind::RECONCILED.contains(&kind) {
+        return None;
+    }
     let status = obj.data.get("status").cloned().unwrap_or(Value::Null);
     let ready = status
         .get("conditions")
@@ -297,29 +300,28 @@ pub fn record_from_live(kind: FluxKind, obj: &DynamicObject) -> Option<ObjectRec
             latest_tags: strings(r, "/latestTags"),
             observed_exclusion_list: strings(&status, "/observedExclusionList"),
         });
-    let policy = (kind == FluxKind::ImagePolicy).then(|| ferry_store::PolicyRecord {
+    let policy = (kind == Kind::ImagePolicy).then(|| ferry_store::PolicyRecord {
         latest_ref: status.get("latestRef").and_then(image_ref_from),
         observed_previous_ref: status.get("observedPreviousRef").and_then(image_ref_from),
         ..Default::default()
     });
-    let automation =
-        (kind == FluxKind::ImageUpdateAutomation).then(|| ferry_store::AutomationRecord {
-            last_automation_run_time: text(&status, "/lastAutomationRunTime"),
-            last_push_commit: text(&status, "/lastPushCommit"),
-            last_push_time: text(&status, "/lastPushTime"),
-            observed_source_revision: text(&status, "/observedSourceRevision"),
-            observed_policies: status
-                .get("observedPolicies")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), image_ref_from(v)?)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+    let automation = (kind == Kind::ImageUpdateAutomation).then(|| ferry_store::AutomationRecord {
+        last_automation_run_time: text(&status, "/lastAutomationRunTime"),
+        last_push_commit: text(&status, "/lastPushCommit"),
+        last_push_time: text(&status, "/lastPushTime"),
+        observed_source_revision: text(&status, "/observedSourceRevision"),
+        observed_policies: status
+            .get("observedPolicies")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), image_ref_from(v)?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    });
     Some(ObjectRecord {
-        kind: store_kind,
+        kind,
         namespace: obj.metadata.namespace.clone().unwrap_or_default(),
         name: obj.metadata.name.clone().unwrap_or_default(),
         ready,

@@ -4,8 +4,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use serde_json::json;
 
-use crate::kinds::FluxKind;
 use crate::objects::{Listed, ObjectKey, load};
+use ferry_core::Kind;
 
 fn dynamic(value: serde_json::Value) -> DynamicObject {
     serde_json::from_value(value).expect("object")
@@ -29,7 +29,7 @@ fn api_objects_and_namespaces_load_one_by_one() {
     for obj in [good, bad] {
         listed
             .objects
-            .insert(ObjectKey::of(FluxKind::ImagePolicy, &obj), obj);
+            .insert(crate::objects::key_of(Kind::ImagePolicy, &obj), obj);
     }
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": { "name": "staging", "labels": { "environment": "staging" } }
@@ -50,7 +50,7 @@ fn api_objects_and_namespaces_load_one_by_one() {
         Some("staging")
     );
     let broken = ObjectKey {
-        kind: FluxKind::ImagePolicy,
+        kind: Kind::ImagePolicy,
         namespace: "staging".into(),
         name: "broken".into(),
     };

@@ -92,22 +92,9 @@ impl VerifyRow {
     }
 }
 
-/// `repo[:tag][@digest]` → (repo, tag, digest).
-fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (rest, digest) = match image.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (image, None),
-    };
-    // A ':' after the last '/' is a tag; before it, a registry port.
-    match rest.rfind(':') {
-        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..]), digest),
-        _ => (rest, None, digest),
-    }
-}
-
 /// The tag of an image reference, if it has one.
 pub fn tag_of(image: &str) -> Option<String> {
-    split_image(image).1.map(String::from)
+    ferry_core::split_reference(image).tag.map(String::from)
 }
 
 fn containers(kind: &str, name: &str, spec: Option<&PodSpec>, out: &mut Vec<LiveImage>) {
@@ -194,7 +181,7 @@ pub fn classify(desired: &Desired, live: &[LiveImage], history: &[String]) -> Ve
         return VerifyState::Unknown;
     }
     let runs_git = |image: &str| {
-        let (_, tag, digest) = split_image(image);
+        let ferry_core::Reference { tag, digest, .. } = ferry_core::split_reference(image);
         let tag_ok = tag.is_some() && tag == desired.tag.as_deref();
         let digest_ok = digest.is_some() && digest == desired.digest.as_deref();
         tag_ok || digest_ok
@@ -204,7 +191,7 @@ pub fn classify(desired: &Desired, live: &[LiveImage], history: &[String]) -> Ve
     }
     if history
         .iter()
-        .any(|i| split_image(i).0 == desired.image && runs_git(i))
+        .any(|i| ferry_core::split_reference(i).name == desired.image && runs_git(i))
     {
         VerifyState::Drift
     } else {
@@ -270,7 +257,7 @@ pub async fn verify(
         let (all, history) = &cache[&d.namespace];
         let live: Vec<LiveImage> = all
             .iter()
-            .filter(|l| split_image(&l.image).0 == d.image)
+            .filter(|l| ferry_core::split_reference(&l.image).name == d.image)
             .cloned()
             .collect();
         rows.push(VerifyRow {
@@ -309,22 +296,6 @@ mod tests {
             container: "backend".into(),
             image: image.into(),
         }]
-    }
-
-    #[test]
-    fn image_references_split_around_ports_tags_and_digests() {
-        assert_eq!(
-            split_image("127.0.0.1:5000/org/a:v1"),
-            ("127.0.0.1:5000/org/a", Some("v1"), None)
-        );
-        assert_eq!(
-            split_image("127.0.0.1:5000/org/a"),
-            ("127.0.0.1:5000/org/a", None, None)
-        );
-        assert_eq!(
-            split_image("r/a:v1@sha256:bb"),
-            ("r/a", Some("v1"), Some("sha256:bb"))
-        );
     }
 
     #[test]

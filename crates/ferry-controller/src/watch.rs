@@ -12,9 +12,10 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use crate::ControllerOptions;
-use crate::kinds::FluxKind;
+use crate::kinds::KindApi;
 use crate::objects::ObjectKey;
 use crate::status::requested_at;
+use ferry_core::Kind;
 
 /// What of an object wakes the controller when it changes.
 type Fingerprint = (Option<i64>, Option<String>, bool);
@@ -35,16 +36,13 @@ impl Triggers {
         channel: (mpsc::Sender<()>, mpsc::Receiver<()>),
     ) -> Triggers {
         let (tx, rx) = channel;
-        for kind in FluxKind::SERVED
-            .into_iter()
-            .chain([FluxKind::GitRepository])
-        {
+        for kind in Kind::RECONCILED.into_iter().chain([Kind::GitRepository]) {
             let api = kind.api(&client, options);
             let mut config = watcher::Config::default();
             if let Some(selector) = options
                 .label_selector
                 .as_ref()
-                .filter(|_| kind != FluxKind::GitRepository)
+                .filter(|_| kind != Kind::GitRepository)
             {
                 config = config.labels(selector);
             }
@@ -71,7 +69,7 @@ impl Triggers {
 }
 
 async fn watch_kind(
-    kind: FluxKind,
+    kind: Kind,
     api: kube::Api<kube::api::DynamicObject>,
     config: watcher::Config,
     tx: mpsc::Sender<()>,
@@ -81,7 +79,7 @@ async fn watch_kind(
     while let Some(event) = stream.next().await {
         let wake = match event {
             Ok(Event::Apply(obj)) | Ok(Event::InitApply(obj)) => {
-                let key = ObjectKey::of(kind, &obj);
+                let key = crate::objects::key_of(kind, &obj);
                 let print = (
                     obj.metadata.generation,
                     requested_at(&obj).map(String::from),
@@ -89,10 +87,10 @@ async fn watch_kind(
                 );
                 seen.insert(key, print.clone()) != Some(print)
             }
-            Ok(Event::Delete(obj)) => seen.remove(&ObjectKey::of(kind, &obj)).is_some(),
+            Ok(Event::Delete(obj)) => seen.remove(&crate::objects::key_of(kind, &obj)).is_some(),
             Ok(Event::Init) | Ok(Event::InitDone) => false,
             Err(e) => {
-                tracing::warn!(kind = kind.kind(), error = %e, "watch interrupted; restarting");
+                tracing::warn!(kind = kind.as_str(), error = %e, "watch interrupted; restarting");
                 false
             }
         };

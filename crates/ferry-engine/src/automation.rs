@@ -9,7 +9,7 @@ use ferry_git::{
     Backoff, CloneCache, CommitSpec, Remote, Signature, SigningKey, UpdateOutcome, UpdatePlan,
 };
 use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
-use ferry_store::{ImageRefRecord, Kind};
+use ferry_store::Kind;
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
 use crate::steps::{Computed, StepFailure};
@@ -81,14 +81,7 @@ pub(crate) async fn run_all(
                 .iter()
                 .map(|(k, v)| {
                     let name = k.split_once(':').map(|(_, n)| n).unwrap_or(k).to_string();
-                    (
-                        name,
-                        ImageRefRecord {
-                            name: v.name.clone(),
-                            tag: v.tag.clone(),
-                            digest: v.digest.clone(),
-                        },
-                    )
+                    (name, v.clone())
                 })
                 .collect();
             run_one(engine, objects, auto, &values, options, pass, computed).await

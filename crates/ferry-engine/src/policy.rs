@@ -2,10 +2,10 @@
 
 use ferry_api::{DigestReflectionPolicy, ImagePolicy, ObjectSet};
 use ferry_policy::{
-    DigestAction, DigestReflection, ImageRef as PolicyRef, Policer, PolicyChoice, TagFilter,
-    digest_action, ready_message, select_latest, update_refs,
+    DigestAction, DigestReflection, ImageRef, Policer, PolicyChoice, TagFilter, digest_action,
+    ready_message, select_latest, update_refs,
 };
-use ferry_store::{ImageRefRecord, Kind, PolicyRecord};
+use ferry_store::{Kind, PolicyRecord};
 
 use crate::scan::repo_access;
 use crate::steps::{Computed, Election, StepFailure};
@@ -57,7 +57,7 @@ pub(crate) async fn evaluate_all(
             Err(f) => (false, f.reason.to_string(), f.message, prev_policy),
         };
         if let Some(latest) = &status.latest_ref {
-            computed.set_latest(policy.namespace(), policy.name(), to_setter_ref(latest));
+            computed.set_latest(policy.namespace(), policy.name(), latest.clone());
         }
         status.hold = policy_holds.hold;
         status.denied_tags = policy_holds.denied;
@@ -80,14 +80,6 @@ pub(crate) async fn evaluate_all(
         )?);
     }
     Ok(outcomes)
-}
-
-fn to_setter_ref(r: &ImageRefRecord) -> ferry_setters::ImageRef {
-    ferry_setters::ImageRef {
-        name: r.name.clone(),
-        tag: r.tag.clone(),
-        digest: r.digest.clone(),
-    }
 }
 
 /// Builds the policer from the spec. Unlike Flux, which silently uses the first of several
@@ -204,34 +196,24 @@ pub(crate) async fn elect(
         DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
         DigestReflectionPolicy::Always => DigestReflection::Always,
     };
-    let stored_latest = previous.latest_ref.as_ref().map(to_policy_ref);
-    let stored_previous = previous.observed_previous_ref.as_ref().map(to_policy_ref);
-    let digest = match digest_action(reflection, stored_latest.as_ref(), &name, &tag) {
+    let (stored_latest, stored_previous) = (
+        previous.latest_ref.as_ref(),
+        previous.observed_previous_ref.as_ref(),
+    );
+    let digest = match digest_action(reflection, stored_latest, &name, &tag) {
         DigestAction::None => String::new(),
         DigestAction::Reuse(d) => d,
         DigestAction::Fetch => fetch_digest(engine, repo, &name, &tag).await?,
     };
-    let new = PolicyRef::new(name, tag).with_digest(digest);
-    let update = update_refs(stored_latest.as_ref(), stored_previous.as_ref(), new);
+    let new = ImageRef::new(name, tag).with_digest(digest);
+    let update = update_refs(stored_latest, stored_previous, new);
     let message = ready_message(&update.latest, update.observed_previous.as_ref());
     let status = PolicyRecord {
-        latest_ref: Some(from_policy_ref(&update.latest)),
-        observed_previous_ref: update.observed_previous.as_ref().map(from_policy_ref),
+        latest_ref: Some(update.latest),
+        observed_previous_ref: update.observed_previous,
         ..PolicyRecord::default()
     };
     Ok(Election { status, message })
-}
-
-fn to_policy_ref(r: &ImageRefRecord) -> PolicyRef {
-    PolicyRef::new(r.name.clone(), r.tag.clone()).with_digest(r.digest.clone().unwrap_or_default())
-}
-
-fn from_policy_ref(r: &PolicyRef) -> ImageRefRecord {
-    ImageRefRecord {
-        name: r.name.clone(),
-        tag: r.tag.clone(),
-        digest: (!r.digest.is_empty()).then(|| r.digest.clone()),
-    }
 }
 
 async fn fetch_digest(

@@ -79,14 +79,7 @@ impl Computed {
             return Ok(Some(latest.clone()));
         }
         let stored = engine.store().get(Kind::ImagePolicy, namespace, name)?;
-        Ok(stored
-            .and_then(|r| r.policy)
-            .and_then(|p| p.latest_ref)
-            .map(|l| ImageRef {
-                name: l.name,
-                tag: l.tag,
-                digest: l.digest,
-            }))
+        Ok(stored.and_then(|r| r.policy).and_then(|p| p.latest_ref))
     }
 }
 

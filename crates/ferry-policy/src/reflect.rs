@@ -1,49 +1,13 @@
 //! ImagePolicy status refs: digest reflection (`spec.digestReflectionPolicy`), the
 //! `latestRef` / `observedPreviousRef` update rule and the Ready message.
 
-use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
 
-/// `status.latestRef` / `observedPreviousRef` / an `observedPolicies` entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ImageRef {
-    /// The ImageRepository's `spec.image`, verbatim (not canonicalised).
-    pub name: String,
-    /// The original tag.
-    pub tag: String,
-    /// Registry digest; empty when not reflected.
-    pub digest: String,
-}
-
-impl ImageRef {
-    /// A ref without digest.
-    pub fn new(name: impl Into<String>, tag: impl Into<String>) -> ImageRef {
-        ImageRef {
-            name: name.into(),
-            tag: tag.into(),
-            digest: String::new(),
-        }
-    }
-
-    /// The same ref with a digest.
-    pub fn with_digest(mut self, digest: impl Into<String>) -> ImageRef {
-        self.digest = digest.into();
-        self
-    }
-}
-
-impl fmt::Display for ImageRef {
-    /// `name:tag[@digest]`, as in the Ready message.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.name, self.tag)?;
-        if !self.digest.is_empty() {
-            write!(f, "@{}", self.digest)?;
-        }
-        Ok(())
-    }
-}
+/// `status.latestRef` / `observedPreviousRef` / an `observedPolicies` entry: the workspace's
+/// one image reference type.
+pub use ferry_core::ImageRef;
 
 /// `spec.digestReflectionPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,9 +77,11 @@ pub fn digest_action(
         DigestReflection::Never => DigestAction::None,
         DigestReflection::Always => DigestAction::Fetch,
         DigestReflection::IfNotPresent => match stored {
-            Some(r) if r.name == name && r.tag == tag && !r.digest.is_empty() => {
-                DigestAction::Reuse(r.digest.clone())
-            }
+            Some(ImageRef {
+                name: n,
+                tag: t,
+                digest: Some(digest),
+            }) if n == name && t == tag => DigestAction::Reuse(digest.clone()),
             _ => DigestAction::Fetch,
         },
     }
@@ -160,9 +126,9 @@ pub fn ready_message(latest: &ImageRef, observed_previous: Option<&ImageRef>) ->
         "Latest image tag for {} resolved to {}",
         latest.name, latest.tag
     );
-    if !latest.digest.is_empty() {
+    if let Some(digest) = &latest.digest {
         msg.push_str(" with digest ");
-        msg.push_str(&latest.digest);
+        msg.push_str(digest);
     }
     if let Some(prev) = observed_previous
         && prev != latest

@@ -42,16 +42,8 @@ pub use tree::{
     is_candidate_name, scan_markers, scan_markers_with_warnings,
 };
 
-/// The image a policy resolved to (`ImagePolicy.status.latestRef`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ImageRef {
-    /// `latestRef.name`: the ImageRepository's `spec.image`, verbatim.
-    pub name: String,
-    pub tag: String,
-    /// `sha256:…` when digest reflection is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
+/// The image a policy resolved to (`ImagePolicy.status.latestRef`): the workspace's one type.
+pub use ferry_core::ImageRef;
 
 /// Identifies the YAML object a change happened in (kyaml `ResourceIdentifier`).
 /// Field order matters: it is the sort order Go uses for struct map keys.

@@ -46,23 +46,9 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
 }
 
-/// The kinds of object whose observations are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
-    ImageRepository,
-    ImagePolicy,
-    ImageUpdateAutomation,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::ImageRepository => "ImageRepository",
-            Kind::ImagePolicy => "ImagePolicy",
-            Kind::ImageUpdateAutomation => "ImageUpdateAutomation",
-        }
-    }
-}
+/// The kinds of object whose observations are stored are [`Kind::RECONCILED`]; one image
+/// reference type for `latestRef` and friends. Both are the workspace's (`ferry-core`).
+pub use ferry_core::{ImageRef, Kind, ObjectKey};
 
 /// A kstatus-style Ready condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,20 +81,11 @@ pub struct ScanRecord {
     pub observed_exclusion_list: Vec<String>,
 }
 
-/// An image reference as in `status.latestRef`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRefRecord {
-    pub name: String,
-    pub tag: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
 /// ImagePolicy status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRecord {
-    pub latest_ref: Option<ImageRefRecord>,
-    pub observed_previous_ref: Option<ImageRefRecord>,
+    pub latest_ref: Option<ImageRef>,
+    pub observed_previous_ref: Option<ImageRef>,
     /// The hold on this policy recorded in the GitOps repo (`.ferry/holds.yaml`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldRecord>,
@@ -141,7 +118,7 @@ pub struct AutomationRecord {
     pub last_push_time: Option<String>,
     pub observed_source_revision: Option<String>,
     #[serde(default)]
-    pub observed_policies: std::collections::BTreeMap<String, ImageRefRecord>,
+    pub observed_policies: std::collections::BTreeMap<String, ImageRef>,
 }
 
 /// Everything stored about one object.

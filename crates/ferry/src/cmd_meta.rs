@@ -123,12 +123,11 @@ pub async fn image(cmd: ImageCommand) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// `REGISTRY/REPO:TAG` → (`REGISTRY/REPO`, `TAG`); the tag follows the last `/`.
+/// `REGISTRY/REPO:TAG` → (`REGISTRY/REPO`, `TAG`); `None` without a tag or with a digest.
 fn split_tag(reference: &str) -> Option<(&str, &str)> {
-    let slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let colon = reference[slash..].rfind(':')? + slash;
-    let (repo, tag) = (&reference[..colon], &reference[colon + 1..]);
-    (!repo.is_empty() && !tag.is_empty() && !reference.contains('@')).then_some((repo, tag))
+    let parts = ferry_core::split_reference(reference);
+    let tag = parts.tag?;
+    (!parts.name.is_empty() && !reference.contains('@')).then_some((parts.name, tag))
 }
 
 #[cfg(test)]

@@ -401,31 +401,15 @@ fn parse_set(arg: &str) -> anyhow::Result<(String, ImageRef)> {
         .split_once(':')
         .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains(':'))
         .ok_or_else(|| anyhow!("--set {arg:?}: policy must be NAMESPACE:NAME"))?;
-    let (image, digest) = match image.split_once('@') {
-        Some((i, d)) if d.starts_with("sha256:") && d.len() == 71 => (i, Some(d.to_string())),
-        Some(_) => return Err(anyhow!("--set {arg:?}: digest must be sha256:<64 hex>")),
-        None => (image, None),
+    let image = ImageRef::parse(image).map_err(|e| anyhow!("--set {arg:?}: {e}"))?;
+    let well_formed = |d: &str| {
+        d.strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
     };
-    // The tag is after the last ':' that follows the last '/', so registry ports are kept.
-    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let colon = image[slash..]
-        .rfind(':')
-        .map(|i| i + slash)
-        .ok_or_else(|| anyhow!("--set {arg:?}: image needs a tag (IMAGE:TAG)"))?;
-    let (name_part, tag) = (&image[..colon], &image[colon + 1..]);
-    if name_part.is_empty() || tag.is_empty() {
-        return Err(anyhow!(
-            "--set {arg:?}: image needs a name and a tag (IMAGE:TAG)"
-        ));
+    if image.digest.as_deref().is_some_and(|d| !well_formed(d)) {
+        return Err(anyhow!("--set {arg:?}: digest must be sha256:<64 hex>"));
     }
-    Ok((
-        format!("{ns}:{name}"),
-        ImageRef {
-            name: name_part.to_string(),
-            tag: tag.to_string(),
-            digest,
-        },
-    ))
+    Ok((format!("{ns}:{name}"), image))
 }
 
 fn setters_apply(args: SettersApplyArgs) -> Result<Status, CliError> {

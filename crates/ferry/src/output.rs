@@ -63,9 +63,9 @@ struct ObjectView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_scan_result: Option<ScanView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    latest_ref: Option<&'a ferry_store::ImageRefRecord>,
+    latest_ref: Option<&'a ferry_store::ImageRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    observed_previous_ref: Option<&'a ferry_store::ImageRefRecord>,
+    observed_previous_ref: Option<&'a ferry_store::ImageRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     automation: Option<&'a ferry_store::AutomationRecord>,
     /// The hold recorded in Git (`.ferry/holds.yaml`), with the commit that set it.
@@ -188,11 +188,7 @@ fn table_for(
     prefixed: bool,
     no_header: bool,
 ) -> String {
-    let prefix = match kind {
-        Kind::ImageRepository => "imagerepository/",
-        Kind::ImagePolicy => "imagepolicy/",
-        Kind::ImageUpdateAutomation => "imageupdateautomation/",
-    };
+    let prefix = format!("{}/", kind.as_str().to_lowercase());
     let mut header: Vec<&str> = Vec::new();
     if with_ns {
         header.push("NAMESPACE");
@@ -211,6 +207,8 @@ fn table_for(
             "READY",
             "MESSAGE",
         ]),
+        // Never recorded: Ferry reads GitRepositories, it does not reconcile them.
+        Kind::GitRepository => header.extend(["READY", "MESSAGE"]),
     }
     let rows: Vec<Vec<String>> = records
         .iter()
@@ -234,14 +232,7 @@ fn table_for(
                 }
                 Kind::ImagePolicy => {
                     let latest = r.policy.as_ref().and_then(|p| p.latest_ref.as_ref());
-                    row.push(
-                        latest
-                            .map(|l| match &l.digest {
-                                Some(d) => format!("{}:{}@{d}", l.name, l.tag),
-                                None => format!("{}:{}", l.name, l.tag),
-                            })
-                            .unwrap_or_default(),
-                    );
+                    row.push(latest.map(|l| l.to_string()).unwrap_or_default());
                     row.push(hold_cell(r.policy.as_ref()));
                 }
                 Kind::ImageUpdateAutomation => {
@@ -257,6 +248,7 @@ fn table_for(
                     row.push(a.and_then(|a| a.last_push_time.clone()).unwrap_or_default());
                     row.push(bool_cell(r.suspended));
                 }
+                Kind::GitRepository => {}
             }
             row.push(ready);
             row.push(message);

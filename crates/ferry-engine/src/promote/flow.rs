@@ -152,17 +152,12 @@ fn rfc3339(ts: i64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-/// Splits `IMAGE[:TAG|@DIGEST]`.
+/// Splits `IMAGE[:TAG|@DIGEST]` into the repository and what to resolve: the digest when
+/// there is one, else the tag (`latest` when none is given, as a registry does).
 fn split_reference(image: &str) -> Result<(ImageName, String), PromoteError> {
-    let (base, reference) = if let Some((b, d)) = image.split_once('@') {
-        (b.to_string(), d.to_string())
-    } else {
-        match image.rsplit_once(':') {
-            Some((b, t)) if !t.contains('/') => (b.to_string(), t.to_string()),
-            _ => (image.to_string(), "latest".to_string()),
-        }
-    };
-    let name = ImageName::parse(&base)
+    let parts = ferry_core::split_reference(image);
+    let reference = parts.digest.or(parts.tag).unwrap_or("latest").to_string();
+    let name = ImageName::parse(parts.name)
         .map_err(|e| PromoteError::Invalid(format!("image {image:?}: {e}")))?;
     Ok((name, reference))
 }

@@ -89,25 +89,13 @@ impl MarkerState {
     }
 }
 
-/// Splits `name:tag[@digest]`; the tag follows the last `:` after the last `/` (registry
-/// ports are kept in the name).
+/// The parts of a marked `name:tag[@digest]` value (`ferry_core::split_reference`).
 pub fn parse_reference(value: &str) -> MarkerState {
-    let (image, digest) = match value.split_once('@') {
-        Some((i, d)) => (i, Some(d.to_string()).filter(|d| !d.is_empty())),
-        None => (value, None),
-    };
-    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match image[slash..].rfind(':') {
-        Some(i) => (
-            &image[..slash + i],
-            Some(image[slash + i + 1..].to_string()),
-        ),
-        None => (image, None),
-    };
+    let parts = ferry_core::split_reference(value);
     MarkerState {
-        name: Some(name.to_string()).filter(|n| !n.is_empty()),
-        tag: tag.filter(|t| !t.is_empty()),
-        digest,
+        name: Some(parts.name.to_string()).filter(|n| !n.is_empty()),
+        tag: parts.tag.map(String::from),
+        digest: parts.digest.map(String::from),
     }
 }
 
