@@ -44,6 +44,20 @@ impl ObjectSet {
     }
 
     /// The ImageRepository `namespace/name`.
+    /// The keys of the image objects (the kinds Ferry reconciles).
+    pub fn keys(&self) -> std::collections::BTreeSet<ferry_core::ObjectKey> {
+        use ferry_core::{Kind, ObjectKey};
+        let key = |kind, ns: &str, name: &str| ObjectKey::new(kind, ns, name);
+        let repos = self.image_repositories.iter();
+        let policies = self.image_policies.iter();
+        let automations = self.image_update_automations.iter();
+        repos
+            .map(|o| key(Kind::ImageRepository, o.namespace(), o.name()))
+            .chain(policies.map(|o| key(Kind::ImagePolicy, o.namespace(), o.name())))
+            .chain(automations.map(|o| key(Kind::ImageUpdateAutomation, o.namespace(), o.name())))
+            .collect()
+    }
+
     pub fn image_repository(&self, namespace: &str, name: &str) -> Option<&ImageRepository> {
         self.image_repositories
             .iter()

@@ -12,7 +12,7 @@ use ferry_setters::{ImageRef, PolicyValues, TreeUpdate, WriteMode};
 use ferry_store::Kind;
 use ferry_template::{AutomationObject, ChangeResult, TemplateData};
 
-use crate::steps::{Computed, StepFailure};
+use crate::steps::{Computed, Selection, StepFailure};
 use crate::trailers::{ChangeTrailer, automation_trailers};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 use crate::{Observation, record_observation};
@@ -55,11 +55,15 @@ pub(crate) async fn run_all(
     objects: &ObjectSet,
     options: &AutomationOptions,
     pass: &crate::writeback::Pass,
+    selection: Selection<'_>,
     computed: &Computed,
 ) -> Result<(Vec<ObjectOutcome>, Vec<PushReport>), EngineError> {
     let mut outcomes = Vec::new();
     let mut pushes = Vec::new();
     for auto in &objects.image_update_automations {
+        if !selection.covers(Kind::ImageUpdateAutomation, auto.namespace(), auto.name()) {
+            continue;
+        }
         let previous =
             engine
                 .store()

@@ -30,7 +30,7 @@ use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::{SERVICE_ACCOUNTS, SecretsDir};
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
-pub use steps::{Election, StepFailure};
+pub use steps::{Election, Selection, StepFailure};
 pub use writeback::PassGuard;
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an
@@ -182,7 +182,7 @@ impl Engine {
     pub async fn scan(&self, objects: &ObjectSet) -> Result<RunReport, EngineError> {
         let _pass = self.pass();
         let mut computed = steps::Computed::default();
-        self.scan_in(objects, &self.current_pass(), &mut computed)
+        self.scan_in(objects, &self.current_pass(), Selection::All, &mut computed)
             .await
     }
 
@@ -191,15 +191,15 @@ impl Engine {
         &self,
         objects: &ObjectSet,
         pass: &writeback::Pass,
+        selection: Selection<'_>,
         computed: &mut steps::Computed,
     ) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
         report
             .outcomes
-            .extend(scan::scan_all(self, objects, computed).await?);
-        report
-            .outcomes
-            .extend(policy::evaluate_all(self, objects, pass, computed).await?);
+            .extend(scan::scan_all(self, objects, selection, computed).await?);
+        let elected = policy::evaluate_all(self, objects, pass, selection, computed).await?;
+        report.outcomes.extend(elected);
         Ok(report)
     }
 
@@ -213,27 +213,15 @@ impl Engine {
         objects: &ObjectSet,
     ) -> Result<Vec<ObjectOutcome>, EngineError> {
         let mut computed = steps::Computed::default();
-        policy::evaluate_all(self, objects, &writeback::Pass::default(), &mut computed).await
+        let pass = writeback::Pass::default();
+        policy::evaluate_all(self, objects, &pass, Selection::All, &mut computed).await
     }
 
     /// Forgets the stored records of objects that are no longer in the source. Call it with the
     /// full object set; `scan` and `reconcile` may run on a subset (as the daemon does) and
     /// leave records of other objects alone.
     pub fn prune(&self, objects: &ObjectSet) -> Result<usize, EngineError> {
-        fn keys<S: ferry_api::Spec>(list: &[ferry_api::Object<S>]) -> Vec<(String, String)> {
-            list.iter()
-                .map(|o| (o.namespace().to_string(), o.name().to_string()))
-                .collect()
-        }
-        let mut store = self.store();
-        let mut removed =
-            store.retain(Kind::ImageRepository, &keys(&objects.image_repositories))?;
-        removed += store.retain(Kind::ImagePolicy, &keys(&objects.image_policies))?;
-        removed += store.retain(
-            Kind::ImageUpdateAutomation,
-            &keys(&objects.image_update_automations),
-        )?;
-        Ok(removed)
+        Ok(self.store().retain(&objects.keys())?)
     }
 
     /// `scan`, then every ImageUpdateAutomation: setters, commit, push.
@@ -242,14 +230,29 @@ impl Engine {
         objects: &ObjectSet,
         options: &AutomationOptions,
     ) -> Result<RunReport, EngineError> {
+        self.reconcile_selected(objects, Selection::All, options)
+            .await
+    }
+
+    /// `reconcile` on the `selection` of `objects` only (the controller's due objects): their
+    /// steps run in order, scan → elect → automate, and what one step computes goes to the
+    /// next in memory; unselected objects are only looked up.
+    pub async fn reconcile_selected(
+        &self,
+        objects: &ObjectSet,
+        selection: Selection<'_>,
+        options: &AutomationOptions,
+    ) -> Result<RunReport, EngineError> {
         // One pass: each write-back repository is fetched once (when its holds are read) and
         // every automation writing to it starts from that fetch.
         let _pass = self.pass();
         let pass = self.current_pass();
         let mut computed = steps::Computed::default();
-        let mut report = self.scan_in(objects, &pass, &mut computed).await?;
+        let mut report = self
+            .scan_in(objects, &pass, selection, &mut computed)
+            .await?;
         let (outcomes, pushes) =
-            automation::run_all(self, objects, options, &pass, &computed).await?;
+            automation::run_all(self, objects, options, &pass, selection, &computed).await?;
         report.outcomes.extend(outcomes);
         report.pushes.extend(pushes);
         Ok(report)

@@ -8,7 +8,7 @@ use ferry_policy::{
 use ferry_store::{Kind, PolicyRecord};
 
 use crate::scan::repo_access;
-use crate::steps::{Computed, Election, StepFailure};
+use crate::steps::{Computed, Election, Selection, StepFailure};
 use crate::{Engine, EngineError, ObjectOutcome};
 use crate::{Observation, record_observation};
 
@@ -18,12 +18,16 @@ pub(crate) async fn evaluate_all(
     engine: &Engine,
     objects: &ObjectSet,
     pass: &crate::writeback::Pass,
+    selection: Selection<'_>,
     computed: &mut Computed,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut outcomes = Vec::new();
     // Holds and denied tags from the GitOps repos, read once per run (docs/rollback.md).
     let holds = crate::rollback::gather_holds(engine, objects, pass).await;
     for policy in &objects.image_policies {
+        if !selection.covers(Kind::ImagePolicy, policy.namespace(), policy.name()) {
+            continue;
+        }
         let previous = engine
             .store()
             .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;

@@ -6,7 +6,7 @@ use ferry_registry::{Credentials, ImageName, RepoAccess, TlsMaterial};
 use ferry_store::{Kind, ScanRecord};
 use tokio::task::JoinSet;
 
-use crate::steps::{Computed, StepFailure};
+use crate::steps::{Computed, Selection, StepFailure};
 use crate::{Engine, EngineError, ObjectOutcome, now_rfc3339};
 use crate::{Observation, record_observation};
 
@@ -15,10 +15,14 @@ use crate::{Observation, record_observation};
 pub(crate) async fn scan_all(
     engine: &Engine,
     objects: &ObjectSet,
+    selection: Selection<'_>,
     computed: &mut Computed,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut set = JoinSet::new();
     for (index, repo) in objects.image_repositories.iter().enumerate() {
+        if !selection.covers(Kind::ImageRepository, repo.namespace(), repo.name()) {
+            continue;
+        }
         let prepared = prepare(engine, repo);
         let client = engine.registry().clone();
         set.spawn(async move {

@@ -8,11 +8,11 @@
 //!
 //! Must not: decide schedules, print, or write the store (that is the driver's choice).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use ferry_api::{ImagePolicy, ImageRepository, ImageUpdateAutomation, ObjectSet};
 use ferry_setters::{ImageRef, PolicyValues};
-use ferry_store::{Kind, PolicyRecord, ScanRecord};
+use ferry_store::{Kind, ObjectKey, PolicyRecord, ScanRecord};
 
 use crate::{AutomationOptions, Engine, EngineError, PushReport};
 
@@ -30,6 +30,25 @@ pub struct StepFailure {
 pub struct Election {
     pub status: PolicyRecord,
     pub message: String,
+}
+
+/// The objects of a set whose steps a pass runs. The others are still looked up (an
+/// ImagePolicy's ImageRepository, an automation's policies) and their last outcomes read from
+/// the store: a pass on one requested ImageRepository does not scan the rest.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Selection<'a> {
+    #[default]
+    All,
+    Only(&'a BTreeSet<ObjectKey>),
+}
+
+impl Selection<'_> {
+    pub fn covers(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Only(keys) => keys.contains(&ObjectKey::new(kind, namespace, name)),
+        }
+    }
 }
 
 /// What the steps of one pass computed, handed from step to step in memory: the tags each

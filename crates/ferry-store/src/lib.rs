@@ -11,6 +11,7 @@
 //! `BEGIN IMMEDIATE` transaction, so two `ferry` processes at once serialize instead of corrupting
 //! it. The daemon's single-instance guard is a separate advisory lock ([`InstanceLock`]).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -403,8 +404,16 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
     }
 
-    /// Removes records of objects that no longer exist in the source.
-    pub fn retain(&mut self, kind: Kind, keep: &[(String, String)]) -> Result<usize, StoreError> {
+    /// Removes the records of objects that are not in `keep` (they left the source).
+    pub fn retain(&mut self, keep: &BTreeSet<ObjectKey>) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for kind in Kind::RECONCILED {
+            removed += self.retain_kind(kind, keep)?;
+        }
+        Ok(removed)
+    }
+
+    fn retain_kind(&mut self, kind: Kind, keep: &BTreeSet<ObjectKey>) -> Result<usize, StoreError> {
         let existing = self.list(kind)?;
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
@@ -417,10 +426,7 @@ impl Store {
             .map_err(err)?;
         let mut removed = 0;
         for rec in existing {
-            if !keep
-                .iter()
-                .any(|(ns, n)| *ns == rec.namespace && *n == rec.name)
-            {
+            if !keep.contains(&ObjectKey::new(kind, &rec.namespace, &rec.name)) {
                 removed += tx
                     .execute(
                         "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -528,12 +534,12 @@ mod tests {
             .unwrap();
         assert_eq!(got.scan.unwrap().tags, vec!["b", "a"]);
         assert_eq!(store.list(Kind::ImageRepository).unwrap().len(), 2);
-        let removed = store
-            .retain(
-                Kind::ImageRepository,
-                &[("flux-system".into(), "backend".into())],
-            )
-            .unwrap();
+        let keep = [ObjectKey::new(
+            Kind::ImageRepository,
+            "flux-system",
+            "backend",
+        )];
+        let removed = store.retain(&keep.into_iter().collect()).unwrap();
         assert_eq!(removed, 1);
         drop(store);
         // Reopen: data persisted, migration idempotent.
