@@ -39,9 +39,17 @@ impl KnownRepositories {
         known.image_repositories = set.image_repositories.clone();
     }
 
-    fn matching(&self, pushed: &std::collections::BTreeSet<ferry_hooks::PushedRepo>) -> usize {
+    fn matching(
+        &self,
+        pushed: &std::collections::BTreeSet<ferry_hooks::PushedRepo>,
+    ) -> Vec<ferry_core::ObjectKey> {
         let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        ferry_hooks::match_pushed(&known, pushed).len()
+        ferry_hooks::match_pushed(&known, pushed)
+            .into_iter()
+            .map(|(ns, name)| {
+                ferry_core::ObjectKey::new(ferry_core::Kind::ImageRepository, ns, name)
+            })
+            .collect()
     }
 }
 
@@ -50,6 +58,8 @@ impl KnownRepositories {
 pub struct Hooks {
     pub auth: WebhookAuth,
     pub wake: mpsc::Sender<()>,
+    /// What the hooks ask the next pass to run.
+    pub requests: crate::due::Requests,
     pub repositories: KnownRepositories,
 }
 
@@ -88,9 +98,14 @@ async fn registry_hook(State(s): State<Arc<Served>>, headers: HeaderMap, body: B
     };
     let pushed: std::collections::BTreeSet<_> = events.pushed.into_iter().collect();
     let matched = hooks.repositories.matching(&pushed);
-    if matched > 0 {
+    let matched = if matched.is_empty() {
+        0
+    } else {
+        let n = matched.len();
+        hooks.requests.add(matched);
         hooks.wake();
-    }
+        n
+    };
     tracing::info!(matched, ignored = events.ignored, "registry webhook");
     let body = format!(
         "{{\"triggered\":{matched},\"ignored\":{}}}\n",
@@ -109,6 +124,7 @@ async fn git_hook(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes)
     if let Err(msg) = ferry_hooks::parse_git(&body) {
         return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response();
     }
+    hooks.requests.all();
     hooks.wake();
     tracing::info!("git webhook");
     (StatusCode::ACCEPTED, "{\"triggered\":1}\n").into_response()

@@ -13,6 +13,7 @@
 //! controller with an empty disk rebuilds its view from the API and the registries.
 
 pub mod drift;
+mod due;
 mod http;
 mod kinds;
 mod leader;
@@ -184,11 +185,13 @@ pub async fn run(
     kinds::preflight(&client, &options).await?;
     let metrics = std::sync::Arc::new(http::Metrics::new());
     let (wake, woken) = tokio::sync::mpsc::channel(64);
+    let requests = due::Requests::default();
     let repositories = http::KnownRepositories::default();
     if let Some(addr) = options.listen {
         let hooks = options.webhooks.clone().map(|auth| http::Hooks {
             auth,
             wake: wake.clone(),
+            requests: requests.clone(),
             repositories: repositories.clone(),
         });
         let bound = http::serve(addr, metrics.clone(), hooks).await?;
@@ -225,7 +228,7 @@ pub async fn run(
         let report = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = &mut lost => return Err(ControllerError::LeadershipLost),
-            report = controller.pass() => report?,
+            report = controller.pass(requests.take()) => report?,
         };
         metrics
             .ready
@@ -328,7 +331,7 @@ pub async fn run_once(options: ControllerOptions) -> Result<PassReport, Controll
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
     let mut controller = pass::Controller::new(client, options)?;
-    let report = controller.pass().await;
+    let report = controller.pass(due::Requested::default()).await;
     controller
         .flush_events(std::time::Duration::from_secs(30))
         .await;

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use ferry_engine::{AutomationOptions, Engine, EngineConfig, SecretsDir};
+use ferry_engine::{AutomationOptions, Engine, EngineConfig, SecretsDir, Selection};
 use ferry_store::{Condition, Store};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+use crate::due::{Requested, Schedule};
 use crate::http::{Metrics, ObjectLabels, ReadyLabel};
 use crate::kinds::{FINALIZER, KindApi};
 use crate::objects::{self, Listed, Loaded, ObjectKey};
@@ -40,11 +41,9 @@ pub struct Controller {
     deliveries: Vec<tokio::task::JoinHandle<()>>,
     drift: Option<crate::drift::DriftWatch>,
     known: Option<crate::http::KnownRepositories>,
+    /// When each object last ran: which objects the next pass runs.
+    schedule: Schedule,
 }
-
-/// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
-const FALLBACK_INTERVAL: Duration = Duration::from_secs(60);
-const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Controller {
     pub fn new(
@@ -81,6 +80,7 @@ impl Controller {
             deliveries: Vec::new(),
             drift,
             known: None,
+            schedule: Schedule::default(),
         })
     }
 
@@ -93,9 +93,10 @@ impl Controller {
         self.known = Some(known);
     }
 
+    /// The pass's metrics: a duration sample for each object that ran, and the Ready gauge over
+    /// every object's last run.
     fn observe(
         &self,
-        listed: &Listed,
         report: &PassReport,
         outcomes: &[ferry_engine::ObjectOutcome],
         took: Duration,
@@ -106,22 +107,18 @@ impl Controller {
         m.passes.inc();
         m.pushes.inc_by(report.pushes as u64);
         m.status_writes.inc_by(report.status_writes as u64);
-        for key in listed
-            .objects
-            .keys()
-            .filter(|k| k.kind != Kind::GitRepository)
-        {
+        for outcome in outcomes {
             let labels = ObjectLabels {
-                kind: key.kind.as_str().to_string(),
-                name: key.name.clone(),
-                namespace: key.namespace.clone(),
+                kind: outcome.kind.as_str().to_string(),
+                name: outcome.name.clone(),
+                namespace: outcome.namespace.clone(),
             };
             m.reconcile_duration
                 .get_or_create(&labels)
                 .observe(took.as_secs_f64());
         }
-        let failed = outcomes.iter().filter(|o| o.failed()).count() as i64;
-        let total = outcomes.len() as i64;
+        let (failed, total) = self.schedule.failing();
+        let (failed, total) = (failed as i64, total as i64);
         m.objects
             .get_or_create(&ReadyLabel {
                 ready: "false".into(),
@@ -140,7 +137,9 @@ impl Controller {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
-    pub async fn pass(&mut self) -> Result<PassReport, ControllerError> {
+    /// Lists the objects, runs the engine's steps on the due ones (see [`crate::due`]) and
+    /// writes back what changed.
+    pub async fn pass(&mut self, requested: Requested) -> Result<PassReport, ControllerError> {
         let started = std::time::Instant::now();
         self.deliveries.retain(|d| !d.is_finished());
         let listed = Listed::fetch(&self.client, &self.options).await?;
@@ -150,34 +149,41 @@ impl Controller {
         if let Some(known) = &self.known {
             known.publish(&loaded.set);
         }
-        let mut report = PassReport {
-            next_due: next_due(&listed),
-            ..PassReport::default()
-        };
-        let outcomes = match self
+        let due = self.schedule.due(started, &listed, &loaded.set, &requested);
+        let mut report = PassReport::default();
+        let run = self
             .engine
-            .reconcile(&loaded.set, &AutomationOptions::default())
-            .await
-        {
+            .reconcile_selected(
+                &loaded.set,
+                Selection::Only(&due),
+                &AutomationOptions::default(),
+            )
+            .await;
+        let outcomes = match run {
             Ok(run) => {
                 report.pushes = run.pushes.len();
-                report.failed = run.outcomes.iter().filter(|o| o.failed()).count();
                 run.outcomes
             }
             // A whole-pass failure (the state file, a task) is logged and retried; objects keep
             // their last status rather than a guess.
             Err(e) => {
                 tracing::error!(error = %e, "pass failed; retrying");
-                report.next_due = report.next_due.min(Duration::from_secs(10));
+                report.next_due = Duration::from_secs(10);
                 return Ok(report);
             }
         };
+        self.schedule.record(started, &due, &listed, &outcomes);
+        report.failed = self.schedule.failing().0;
+        report.next_due = self
+            .schedule
+            .next_due(std::time::Instant::now(), &loaded.set);
         self.engine.prune(&loaded.set)?;
         report.status_writes = self.write_statuses(&listed, &loaded).await;
         self.check_drift(&listed, &loaded).await;
-        self.observe(&listed, &report, &outcomes, started.elapsed());
+        self.observe(&report, &outcomes, started.elapsed());
         tracing::info!(
             objects = listed.objects.len(),
+            ran = due.len(),
             invalid = loaded.invalid.len(),
             pushes = report.pushes,
             not_ready = report.failed,
@@ -376,17 +382,4 @@ fn now_rfc3339() -> String {
         .unwrap_or(now)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// The shortest `spec.interval` among the served objects.
-fn next_due(listed: &Listed) -> Duration {
-    listed
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind != Kind::GitRepository)
-        .filter_map(|(_, o)| o.data.pointer("/spec/interval")?.as_str().map(String::from))
-        .map(|s| ferry_api::parse_flux_duration(&s).unwrap_or(FALLBACK_INTERVAL))
-        .min()
-        .unwrap_or(FALLBACK_INTERVAL)
-        .max(MIN_INTERVAL)
 }
