@@ -33,13 +33,17 @@ pub use ferry_hooks::PushedRepo;
 use tokio::sync::{Notify, watch};
 
 pub use run::{
-    Cause, EngineSteps, Observer, Scheduler, Settings, Step, StepDone, Steps, outcome_ok,
+    Cause, EngineSteps, Observer, Scheduler, Settings, Step, StepDone, Steps, outcome, outcome_ok,
 };
 pub use subsets::{automation_subset, policy_subset, scan_subset};
 pub use timers::{COALESCE, Due, Timer, Timers, backoff, policy_interval};
 
 /// `(namespace, name)`.
 pub type Key = (String, String);
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.to_string(), name.to_string())
+}
 
 /// What the triggers asked for since the last pass.
 #[derive(Debug, Default)]

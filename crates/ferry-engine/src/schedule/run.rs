@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::subsets::{automation_subset, changed_refs, policies_of, policy_subset, scan_subset};
-use super::{Due, Key, Pending, Timers, Trigger};
-use crate::{AutomationOptions, Engine, EngineError, ObjectSource, RunReport};
+use super::{Due, Key, Pending, Timers, Trigger, key};
+use crate::{AutomationOptions, Engine, EngineError, ObjectOutcome, ObjectSource, RunReport};
 
 /// The engine calls a pass makes. [`EngineSteps`] is the real one; tests pass in-memory fakes.
 pub trait Steps: Send + Sync + 'static {
@@ -84,7 +84,7 @@ impl Steps for EngineSteps {
                     .and_then(|r| r.policy)
                     .and_then(|p| p.latest_ref)
                     .map(|l| format!("{}:{}@{}", l.name, l.tag, l.digest.unwrap_or_default()));
-                ((p.namespace().to_string(), p.name().to_string()), latest)
+                (key(p.namespace(), p.name()), latest)
             })
             .collect()
     }
@@ -251,7 +251,8 @@ impl<S: Steps> Scheduler<S> {
                 self.reload().await;
             }
             if let Some(objects) = self.objects.clone() {
-                let due = (self.timers).due(Instant::now(), &objects, &pending.pushed, pending.git);
+                let now = Instant::now();
+                let due = self.timers.due(now, &objects, &pending.pushed, pending.git);
                 if !due.is_empty() {
                     self.pass(&objects, &due, cause_of(&pending, cause)).await;
                     self.passes_done.send_modify(|n| *n += 1);
@@ -392,11 +393,19 @@ fn cause_of(pending: &Pending, timers: Cause) -> Cause {
     }
 }
 
+/// One object's outcome in a step's report.
+pub fn outcome<'a>(
+    report: &'a RunReport,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> Option<&'a ObjectOutcome> {
+    (report.outcomes.iter()).find(|o| o.kind == kind && o.namespace == ns && o.name == name)
+}
+
 /// Whether an object of a step went well (no outcome: nothing failed).
 pub fn outcome_ok(report: &RunReport, kind: Kind, ns: &str, name: &str) -> bool {
-    (report.outcomes.iter())
-        .find(|o| o.kind == kind && o.namespace == ns && o.name == name)
-        .is_none_or(|o| !o.failed())
+    outcome(report, kind, ns, name).is_none_or(|o| !o.failed())
 }
 
 fn log_report(kind: &str, report: &RunReport, elapsed: Duration) {

@@ -4,13 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry_api::{ImagePolicy, ObjectSet};
+use ferry_api::{ImagePolicy, Object, ObjectSet};
 
-use super::Key;
-
-fn key(ns: &str, name: &str) -> Key {
-    (ns.to_string(), name.to_string())
-}
+use super::{Key, key};
 
 /// The ImageRepository a policy reads its tags from.
 pub(super) fn policy_repo(p: &ImagePolicy) -> Key {
@@ -30,15 +26,18 @@ fn base(full: &ObjectSet) -> ObjectSet {
     }
 }
 
+/// The objects of `list` named in `keys`.
+fn pick<S: ferry_api::Spec + Clone>(list: &[Object<S>], keys: &BTreeSet<Key>) -> Vec<Object<S>> {
+    (list.iter())
+        .filter(|o| keys.contains(&key(o.namespace(), o.name())))
+        .cloned()
+        .collect()
+}
+
 /// The scan step: the given repositories only (no policies, so `Engine::scan` only lists tags).
 pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
     let mut set = base(full);
-    set.image_repositories = full
-        .image_repositories
-        .iter()
-        .filter(|r| repos.contains(&key(r.namespace(), r.name())))
-        .cloned()
-        .collect();
+    set.image_repositories = pick(&full.image_repositories, repos);
     set
 }
 
@@ -56,12 +55,7 @@ pub(super) fn policies_of(full: &ObjectSet, repos: &BTreeSet<Key>) -> BTreeSet<K
 /// last known holds (the automation step refreshes them).
 pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<Key>) -> ObjectSet {
     let mut set = base(full);
-    set.image_policies = full
-        .image_policies
-        .iter()
-        .filter(|p| policies.contains(&key(p.namespace(), p.name())))
-        .cloned()
-        .collect();
+    set.image_policies = pick(&full.image_policies, policies);
     with_policy_repositories(set, full)
 }
 
@@ -110,12 +104,7 @@ pub fn automation_subset(
 /// Adds to `set` the ImageRepositories its policies reference (the engine reads their tags).
 fn with_policy_repositories(mut set: ObjectSet, full: &ObjectSet) -> ObjectSet {
     let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
-    set.image_repositories = full
-        .image_repositories
-        .iter()
-        .filter(|r| repo_keys.contains(&key(r.namespace(), r.name())))
-        .cloned()
-        .collect();
+    set.image_repositories = pick(&full.image_repositories, &repo_keys);
     set
 }
 

@@ -72,10 +72,6 @@ fn objects(text: &str) -> ObjectSet {
     ferry_api::load_str("objects.yaml", text, &Vars::new()).unwrap()
 }
 
-fn key(ns: &str, name: &str) -> Key {
-    (ns.to_string(), name.to_string())
-}
-
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }

@@ -9,7 +9,7 @@ use ferry_policy::DigestReflection;
 use ferry_store::Kind;
 use tokio::time::Instant;
 
-use super::{Key, PushedRepo};
+use super::{Key, PushedRepo, key};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(750);
 const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
@@ -99,10 +99,6 @@ pub struct Timers {
     /// ImagePolicies with `digestReflectionPolicy: Always` only.
     policies: BTreeMap<Key, Timer>,
     automations: BTreeMap<Key, Timer>,
-}
-
-fn key(ns: &str, name: &str) -> Key {
-    (ns.to_string(), name.to_string())
 }
 
 impl Timers {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use ferry_api::ObjectSet;
-use ferry_engine::schedule::{Cause, Key, Observer, StepDone, outcome_ok};
+use ferry_engine::schedule::{Cause, Key, Observer, StepDone, outcome, outcome_ok};
 use ferry_engine::{Engine, EngineError, RunReport};
 use ferry_registry::RequestStats;
 use ferry_store::Kind;
@@ -396,10 +396,7 @@ impl PassMetrics {
             let (ns, name) = (r.namespace(), r.name());
             let ok = outcome_ok(report, Kind::ImageRepository, ns, name);
             Metrics::result(&m.scans, if ok { "success" } else { "failure" });
-            let ready = (report.outcomes.iter()).any(|o| {
-                o.kind == Kind::ImageRepository && o.namespace == ns && o.name == name && o.ready
-            });
-            if ready
+            if outcome(report, Kind::ImageRepository, ns, name).is_some_and(|o| o.ready)
                 && let Ok(Some(rec)) = store.get(Kind::ImageRepository, ns, name)
                 && let Some(scan) = rec.scan
             {
