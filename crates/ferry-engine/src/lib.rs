@@ -13,6 +13,7 @@ mod policy;
 pub mod promote;
 pub mod rollback;
 mod scan;
+pub mod schedule;
 pub mod secrets;
 mod source;
 mod steps;

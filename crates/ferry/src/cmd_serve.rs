@@ -6,15 +6,12 @@
 mod metrics;
 #[path = "serve/notify.rs"]
 mod notify;
-#[path = "serve/scheduler.rs"]
-mod scheduler;
 #[path = "serve/ui.rs"]
 mod ui;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -24,6 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+// The scheduler lives in the engine; the dashboard and the notifier name it `super::scheduler`.
+use ferry_engine::schedule::{self as scheduler, EngineSteps, Scheduler, Trigger};
 use ferry_engine::{Engine, ObjectSource};
 use ferry_store::{InstanceLock, Store, StoreError};
 use tokio::sync::watch;
@@ -31,8 +30,7 @@ use tokio::sync::watch;
 use crate::cli::{SourceArgs, parse_duration};
 use crate::{CliError, Status};
 use ferry_hooks::{self as hooks, AuthFailure, MAX_BODY_BYTES, Secret};
-use metrics::Metrics;
-use scheduler::{Scheduler, Trigger};
+use metrics::{Metrics, PassMetrics};
 
 /// Run continuously: reconcile on each object's interval and on webhooks.
 #[derive(Debug, clap::Args)]
@@ -88,7 +86,8 @@ struct App {
     metrics: Arc<Metrics>,
     trigger: Arc<Trigger>,
     secret: Option<Secret>,
-    ready: Arc<AtomicBool>,
+    /// Ready once the objects are loaded.
+    objects: watch::Receiver<Option<Arc<ferry_api::ObjectSet>>>,
     engine: Arc<Engine>,
 }
 
@@ -174,7 +173,7 @@ fn routes(app: Arc<App>) -> Router {
 /// `--ui`: the dashboard's routes, with a CSRF key made for this process.
 fn dashboard(
     engine: Arc<Engine>,
-    scheduler: &Scheduler,
+    scheduler: &Scheduler<EngineSteps>,
     trigger: Arc<Trigger>,
     tokens: ui::Tokens,
     args: &ServeArgs,
@@ -201,7 +200,7 @@ fn start_notifications(
     state: &Path,
     config: ferry_notify::NotifyConfig,
     engine: Arc<Engine>,
-    scheduler: &Scheduler,
+    scheduler: &Scheduler<EngineSteps>,
 ) -> Result<(Arc<ferry_notify::Notifier>, tokio::task::JoinHandle<()>), CliError> {
     let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
     let ledger = ferry_notify::Ledger::open(&ledger_path)
@@ -243,8 +242,8 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let (_lock, store) = open_store(state)?;
     let engine = Arc::new(Engine::new(config, store));
     let metrics = Arc::new(Metrics::new());
-    let trigger = Arc::new(Trigger::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let scheduler = new_scheduler(&engine, &metrics, &object_source, &vars, &args);
+    let trigger = scheduler.trigger();
 
     let (listener, local) = bind(args.listen).await?;
 
@@ -252,23 +251,13 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         metrics: metrics.clone(),
         trigger: trigger.clone(),
         secret,
-        ready: ready.clone(),
+        objects: scheduler.objects(),
         engine: engine.clone(),
     });
     let mut router = routes(app);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signal(stop_tx));
-    let scheduler = Scheduler::new(
-        engine.clone(),
-        object_source.clone(),
-        vars.clone(),
-        metrics.clone(),
-        trigger.clone(),
-        ready,
-        args.source_interval,
-        args.debounce,
-    );
     let (objects, passes) = (scheduler.objects(), scheduler.passes());
     let dora = tokio::spawn(dora_gauges(
         engine.clone(),
@@ -314,6 +303,31 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
     let served = server.await;
     let side = std::iter::once(dora).chain(notifications).collect();
     shut_down(served, &stop_rx, signals, sched_task, side).await
+}
+
+/// The scheduler (`ferry_engine::schedule`) on the real engine, counted in `metrics`.
+fn new_scheduler(
+    engine: &Arc<Engine>,
+    metrics: &Arc<Metrics>,
+    source: &ObjectSource,
+    vars: &ferry_api::Vars,
+    args: &ServeArgs,
+) -> Scheduler<EngineSteps> {
+    let steps = EngineSteps {
+        engine: engine.clone(),
+        source: source.clone(),
+        vars: vars.clone(),
+        options: Default::default(),
+    };
+    let settings = scheduler::Settings {
+        source_interval: args.source_interval,
+        debounce: args.debounce,
+        ..Default::default()
+    };
+    Scheduler::new(steps, settings).with_observer(Arc::new(PassMetrics {
+        metrics: metrics.clone(),
+        engine: engine.clone(),
+    }))
 }
 
 /// The server only returns after a signal (or on an accept error): the scheduler stops too,
@@ -509,7 +523,7 @@ async fn metrics_handler(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Acquire) {
+    if app.objects.borrow().is_some() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response()

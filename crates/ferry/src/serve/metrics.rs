@@ -3,10 +3,14 @@
 //! Names and labels are documented in docs/daemon.md; keep both in step.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
+use ferry_api::ObjectSet;
+use ferry_engine::schedule::{Cause, Key, Observer, StepDone, outcome, outcome_ok};
+use ferry_engine::{Engine, EngineError, RunReport};
 use ferry_registry::RequestStats;
+use ferry_store::Kind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -325,5 +329,105 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The scheduler's reports, counted: passes, step durations and results, pushes, loads.
+pub struct PassMetrics {
+    pub metrics: Arc<Metrics>,
+    /// For the tag counts of successful scans (the outcome only carries a message).
+    pub engine: Arc<Engine>,
+}
+
+impl Observer for PassMetrics {
+    fn loaded(&self, result: Result<&ObjectSet, &EngineError>) {
+        let m = &self.metrics;
+        let Ok(objects) = result else {
+            Metrics::result(&m.source_loads, "failure");
+            return;
+        };
+        Metrics::result(&m.source_loads, "success");
+        for (kind, n) in [
+            ("ImageRepository", objects.image_repositories.len()),
+            ("ImagePolicy", objects.image_policies.len()),
+            (
+                "ImageUpdateAutomation",
+                objects.image_update_automations.len(),
+            ),
+        ] {
+            let kind = KindLabel { kind: kind.into() };
+            m.objects.get_or_create(&kind).set(n as i64);
+        }
+    }
+
+    fn pass(&self, cause: Cause) {
+        let trigger = cause.as_str().to_string();
+        self.metrics
+            .passes
+            .get_or_create(&TriggerLabel { trigger })
+            .inc();
+    }
+
+    fn policy_changed(&self, _policy: &Key) {
+        self.metrics.policy_changes.inc();
+    }
+
+    fn step(&self, done: &StepDone<'_>) {
+        let kind = KindLabel {
+            kind: done.step.kind().into(),
+        };
+        (self.metrics.reconcile_duration.get_or_create(&kind)).observe(done.elapsed.as_secs_f64());
+        if let Ok(report) = done.result {
+            if done.step.runs(Kind::ImageRepository) {
+                self.scans(done.set, report);
+            }
+            if done.step.runs(Kind::ImageUpdateAutomation) {
+                self.automations(done.set, report);
+            }
+        }
+    }
+}
+
+impl PassMetrics {
+    fn scans(&self, set: &ObjectSet, report: &RunReport) {
+        let m = &self.metrics;
+        let store = self.engine.store();
+        for r in set.image_repositories.iter().filter(|r| !r.spec.suspend) {
+            let (ns, name) = (r.namespace(), r.name());
+            let ok = outcome_ok(report, Kind::ImageRepository, ns, name);
+            Metrics::result(&m.scans, if ok { "success" } else { "failure" });
+            if outcome(report, Kind::ImageRepository, ns, name).is_some_and(|o| o.ready)
+                && let Ok(Some(rec)) = store.get(Kind::ImageRepository, ns, name)
+                && let Some(scan) = rec.scan
+            {
+                m.tags_seen.inc_by(scan.tag_count as u64);
+            }
+        }
+    }
+
+    fn automations(&self, set: &ObjectSet, report: &RunReport) {
+        let m = &self.metrics;
+        for a in set
+            .image_update_automations
+            .iter()
+            .filter(|a| !a.spec.suspend)
+        {
+            let ok = outcome_ok(report, Kind::ImageUpdateAutomation, a.namespace(), a.name());
+            let id = format!("{}/{}", a.namespace(), a.name());
+            let result = match (ok, report.pushes.iter().any(|p| p.automation == id)) {
+                (false, _) => "failed",
+                (true, true) => "pushed",
+                (true, false) => "unchanged",
+            };
+            Metrics::result(&m.automation_runs, result);
+        }
+        for push in &report.pushes {
+            if push.commit.is_some() {
+                m.git_pushes.inc();
+            }
+            if push.attempts > 1 {
+                m.git_push_conflicts.inc_by(u64::from(push.attempts - 1));
+            }
+        }
     }
 }
