@@ -15,24 +15,17 @@ use std::time::{Duration, Instant};
 use ferry_api::ObjectSet;
 use ferry_core::{Kind, ObjectKey};
 use ferry_engine::ObjectOutcome;
+// One backoff and one policy period for both timed drivers (the daemon's and this one).
+use ferry_engine::schedule::{backoff, policy_interval};
 use kube::api::DynamicObject;
 
 use crate::objects::Listed;
 use crate::status::requested_at;
 
-/// Flux's work-queue backoff after consecutive failures: 750 ms doubling, at most 15 min (and
-/// never longer than the object's own interval).
-const BACKOFF_MIN: Duration = Duration::from_millis(750);
-const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 /// The floor of an interval, so a typo (`1ms`) does not spin.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// The wait when nothing is scheduled.
 pub const FALLBACK_INTERVAL: Duration = Duration::from_secs(60);
-
-pub fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
-}
 
 /// What webhooks asked for since the last pass (watch events need no list: a pass compares
 /// every object's fingerprint).
@@ -219,7 +212,8 @@ impl Schedule {
     }
 }
 
-/// The wait after `run`: the backoff after a failure, else the object's own interval (`None`: it
+/// The wait after `run`: Flux's work-queue backoff after a failure (never longer than the
+/// interval), else the object's own interval (`None`: it
 /// runs only when something else makes it due).
 fn period(key: &ObjectKey, set: &ObjectSet, run: &Run) -> Option<Duration> {
     let interval = interval(key, set)?;
@@ -241,7 +235,7 @@ fn interval(key: &ObjectKey, set: &ObjectSet) -> Option<Duration> {
                 .interval
                 .0
         }
-        Kind::ImagePolicy => ferry_engine::policy_interval(set.image_policy(ns, name)?)?,
+        Kind::ImagePolicy => policy_interval(set.image_policy(ns, name)?)?,
         Kind::GitRepository => return None,
     };
     Some(interval.max(MIN_INTERVAL))

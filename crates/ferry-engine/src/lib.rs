@@ -29,7 +29,6 @@ use ferry_api::ObjectSet;
 pub use ferry_registry::ClientOptions as RegistryOptions;
 use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
-pub use policy::policy_interval;
 pub use secrets::{SERVICE_ACCOUNTS, SecretsDir};
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
 pub use steps::{Election, Selection, StepFailure};

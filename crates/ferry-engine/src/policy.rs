@@ -86,18 +86,6 @@ pub(crate) async fn evaluate_all(
     Ok(outcomes)
 }
 
-/// The period of a policy's own timer: only `digestReflectionPolicy: Always` re-resolves on a
-/// schedule (Flux's `GetInterval`: `spec.interval`, 10 min when unset; the election then reports
-/// `IntervalNotConfigured`, which backs off like any failure).
-pub fn policy_interval(policy: &ImagePolicy) -> Option<std::time::Duration> {
-    let reflection = match policy.spec.digest_reflection_policy {
-        DigestReflectionPolicy::Always => DigestReflection::Always,
-        DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
-        DigestReflectionPolicy::Never => DigestReflection::Never,
-    };
-    reflection.requeue_after(policy.spec.interval.map(|d| d.0))
-}
-
 /// Builds the policer from the spec. Unlike Flux, which silently uses the first of several
 /// choices, Ferry refuses an ambiguous policy (documented in docs/flux-compatibility.md).
 pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, StepFailure> {

@@ -212,13 +212,6 @@ fn a_failure_is_retried_with_backoff_capped_by_the_interval() {
 }
 
 #[test]
-fn backoff_doubles_from_750ms_to_15min() {
-    assert_eq!(backoff(1), Duration::from_millis(750));
-    assert_eq!(backoff(2), Duration::from_millis(1500));
-    assert_eq!(backoff(40), Duration::from_secs(900));
-}
-
-#[test]
 fn a_changed_git_repository_makes_its_automations_due() {
     let (set, t0) = (set(), Instant::now());
     let mut listed = listed(&set, 1, None);

@@ -146,6 +146,7 @@ impl Timers {
             Kind::ImageRepository => self.repos.get(key),
             Kind::ImagePolicy => self.policies.get(key),
             Kind::ImageUpdateAutomation => self.automations.get(key),
+            Kind::GitRepository => None,
         }
         .copied()
     }
@@ -230,6 +231,7 @@ impl Timers {
                 Kind::ImageRepository => &mut self.repos,
                 Kind::ImagePolicy => &mut self.policies,
                 Kind::ImageUpdateAutomation => &mut self.automations,
+                Kind::GitRepository => continue,
             };
             if let (Some(t), Some(interval), Some(ok)) =
                 (timers.get_mut(&key(ns, name)), interval, ok(kind, ns, name))
