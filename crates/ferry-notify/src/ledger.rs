@@ -67,25 +67,32 @@ struct State {
 
 impl State {
     fn apply(&mut self, line: Line) {
-        let (key, event, receivers, delivery) = match line {
-            Line::Seen { key } => (key, None, Vec::new(), Delivery::Pending),
-            Line::Pending {
-                key,
-                receivers,
-                event,
-            } => (key, Some(*event), receivers, Delivery::Pending),
-            Line::Delivered { key, receiver } => (key, None, vec![receiver], Delivery::Delivered),
-            Line::Failed { key, receiver } => (key, None, vec![receiver], Delivery::Failed),
+        let key = match &line {
+            Line::Seen { key }
+            | Line::Pending { key, .. }
+            | Line::Delivered { key, .. }
+            | Line::Failed { key, .. } => key.clone(),
         };
         if !self.changes.contains_key(&key) {
             self.order.push(key.clone());
         }
         let change = self.changes.entry(key).or_default();
-        if event.is_some() {
-            change.event = event;
-        }
-        for r in receivers {
-            change.receivers.insert(r, delivery);
+        match line {
+            Line::Seen { .. } => {}
+            Line::Pending {
+                receivers, event, ..
+            } => {
+                change.event = Some(*event);
+                for r in receivers {
+                    change.receivers.insert(r, Delivery::Pending);
+                }
+            }
+            Line::Delivered { receiver, .. } => {
+                change.receivers.insert(receiver, Delivery::Delivered);
+            }
+            Line::Failed { receiver, .. } => {
+                change.receivers.insert(receiver, Delivery::Failed);
+            }
         }
     }
 }
