@@ -8,7 +8,9 @@
 //! whatever happens, and a rewrite would cost a full copy per step. A crash can only tear the
 //! last line: it is dropped at start (cut from the file), which is safe because each step's
 //! effect follows its line: a torn `pending` was never sent, a torn `delivered` is sent again.
-//! Lines that are not JSON are keys written by older Ferry (one per line, all settled).
+//! Lines that are not JSON are keys written by older Ferry (one per line, all settled). At
+//! start the file is compacted (temporary file, sync, rename) when settled changes make it
+//! longer than needed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -65,7 +67,67 @@ struct State {
     order: Vec<String>,
 }
 
+/// The number of non-empty lines.
+fn lines(bytes: &[u8]) -> usize {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .count()
+}
+
 impl State {
+    /// Reads whole lines; one that does not parse is an error naming the file and line.
+    fn parse(path: &Path, bytes: &[u8]) -> std::io::Result<State> {
+        let mut state = State::default();
+        for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            let bad = |m: String| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}:{}: {m}", path.display(), n + 1),
+                )
+            };
+            let text = std::str::from_utf8(raw).map_err(|e| bad(e.to_string()))?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let line = if text.starts_with('{') {
+                serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
+            } else {
+                Line::Seen {
+                    key: text.to_string(),
+                }
+            };
+            state.apply(line);
+        }
+        Ok(state)
+    }
+
+    /// The same knowledge in the fewest lines: a settled change is only `seen` (its event and
+    /// outcomes are no longer needed), an unsettled one is `pending` for its pending receivers.
+    fn compacted(&self) -> Vec<Line> {
+        let mut out = Vec::new();
+        for key in &self.order {
+            let Some(change) = self.changes.get(key) else {
+                continue;
+            };
+            let pending: Vec<String> = change
+                .receivers
+                .iter()
+                .filter(|(_, d)| **d == Delivery::Pending)
+                .map(|(r, _)| r.clone())
+                .collect();
+            match &change.event {
+                Some(event) if !pending.is_empty() => out.push(Line::Pending {
+                    key: key.clone(),
+                    receivers: pending,
+                    event: Box::new(event.clone()),
+                }),
+                _ => out.push(Line::Seen { key: key.clone() }),
+            }
+        }
+        out
+    }
+
     fn apply(&mut self, line: Line) {
         let key = match &line {
             Line::Seen { key }
@@ -131,32 +193,20 @@ impl Ledger {
                 .open(path)?
                 .set_len(whole as u64)?;
         }
-        let mut state = State::default();
-        for (n, raw) in bytes[..whole].split(|b| *b == b'\n').enumerate() {
-            let bad = |m: String| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}:{}: {m}", path.display(), n + 1),
-                )
-            };
-            let text = std::str::from_utf8(raw).map_err(|e| bad(e.to_string()))?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            let line = if text.starts_with('{') {
-                serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
-            } else {
-                Line::Seen {
-                    key: text.to_string(),
-                }
-            };
-            state.apply(line);
-        }
-        Ok(Ledger {
+        let state = State::parse(path, &bytes[..whole])?;
+        let compact = state.compacted();
+        let ledger = Ledger {
             path: path.to_path_buf(),
             existed: true,
             state: Mutex::new(state),
-        })
+        };
+        if compact.len() < lines(&bytes[..whole]) {
+            // Not fatal: the long file is as correct as the short one.
+            if let Err(e) = ledger.rewrite(&compact) {
+                tracing::warn!(file = %path.display(), "notification ledger: cannot compact: {e}");
+            }
+        }
+        Ok(ledger)
     }
 
     pub fn existed(&self) -> bool {
@@ -255,6 +305,24 @@ impl Ledger {
         Ok(true)
     }
 
+    /// Replaces the file with `lines` (write a temporary file, sync, rename: a crash leaves the
+    /// old file or the new one) and the state with what they say.
+    fn rewrite(&self, lines: &[Line]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let mut state = self.state();
+        let tmp = self.path.with_extension("notified.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        *state = State::parse(&self.path, text.as_bytes())?;
+        Ok(())
+    }
+
     /// One line in one write (called with the state locked, so lines keep their order).
     fn append(&self, line: &Line, sync: bool) -> std::io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
@@ -325,10 +393,19 @@ mod tests {
         assert_eq!(l.delivery(&e.key(), "ok"), Some(Delivery::Pending));
         l.finish(&e.key(), "ok", true).unwrap();
         l.finish(&e.key(), "bad", false).unwrap();
-        let l = Ledger::open(&p).unwrap();
         assert_eq!(l.delivery(&e.key(), "ok"), Some(Delivery::Delivered));
         assert_eq!(l.delivery(&e.key(), "bad"), Some(Delivery::Failed));
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
+        // Reopened, the settled change is compacted to one `seen` line: known, never resent.
+        let l = Ledger::open(&p).unwrap();
+        assert!(l.contains(&e.key()));
         assert!(l.pending().is_empty());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            format!("{{\"state\":\"seen\",\"key\":\"{}\"}}\n", e.key())
+        );
+        assert!(!l.begin(&e, &names(&["ok"])).unwrap());
     }
 
     #[test]
@@ -347,6 +424,9 @@ mod tests {
             vec![(e1.clone(), "slow".to_string()), (e2, "ok".to_string())]
         );
         assert!(l.contains(&e1.key()));
+        // Compacted: only the pending receivers are left, and a reopen reads the same.
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
+        assert_eq!(Ledger::open(&p).unwrap().pending(), l.pending());
     }
 
     #[test]
@@ -363,8 +443,9 @@ mod tests {
         let l = Ledger::open(&p).unwrap();
         assert_eq!(l.delivery(&e.key(), "ok"), Some(Delivery::Pending));
         l.finish(&e.key(), "ok", true).unwrap();
-        let l = Ledger::open(&p).unwrap();
         assert_eq!(l.delivery(&e.key(), "ok"), Some(Delivery::Delivered));
+        let l = Ledger::open(&p).unwrap();
+        assert!(l.contains(&e.key()) && l.pending().is_empty());
     }
 
     #[test]
