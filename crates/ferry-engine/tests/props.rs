@@ -2,7 +2,7 @@
 //! `records`): `Ferry-Change` trailers, `.ferry/holds.yaml` and release-record fields read
 //! back what their writers wrote.
 
-use ferry_engine::promote::{quote_record_value, top_level_fields};
+use ferry_engine::promote::{Approval, ReleaseRecord};
 use ferry_engine::rollback::{Denied, Hold, HoldsFile};
 use ferry_engine::trailers::ChangeTrailer;
 use proptest::prelude::*;
@@ -78,9 +78,17 @@ proptest! {
     }
 
     #[test]
-    fn record_fields_round_trip(value in "[^\r\n]{0,60}") {
-        let record = format!("# record\nversion: 1.2.3\nsourceSha: {}\n", quote_record_value(&value));
-        let fields = top_level_fields(&record);
-        prop_assert_eq!(fields.get("sourceSha"), Some(&value));
+    fn records_and_approvals_round_trip(value in "\\PC{0,60}", tag in "\\PC{0,30}") {
+        let record = ReleaseRecord {
+            version: "1.2.3".into(),
+            source_sha: value.clone(),
+            target_tags: vec![tag.clone(), value.clone()],
+            ..ReleaseRecord::default()
+        };
+        let back = ReleaseRecord::parse(&record.render(), "r.yaml").unwrap();
+        prop_assert_eq!(back, record);
+        let approval = Approval { approved_by: value, tag, ..Approval::default() };
+        let back = Approval::parse(&approval.render(), "a.yaml").unwrap();
+        prop_assert_eq!(back, approval);
     }
 }

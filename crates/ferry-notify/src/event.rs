@@ -1,6 +1,7 @@
 //! What happened, and how each provider says it.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// The kinds of change a receiver can filter on (`events:` in the config).
 #[derive(
@@ -38,15 +39,15 @@ impl EventKind {
 }
 
 /// One side of a change.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Side {
     pub tag: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 }
 
 /// One change of one app in one environment, from Git evidence.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub app: String,
@@ -71,6 +72,14 @@ impl Event {
             self.env,
             self.kind.as_str()
         )
+    }
+
+    /// The event id receivers de-duplicate on (`X-Ferry-Event-Id`, and `id` in the generic
+    /// payload): 32 hex digits of the SHA-256 of the key, so every send of a change, from any
+    /// process, carries the same id.
+    pub fn id(&self) -> String {
+        let digest = Sha256::digest(self.key().as_bytes());
+        hex::encode(&digest[..16])
     }
 
     fn headline(&self) -> String {
@@ -104,9 +113,11 @@ impl Event {
         ]
     }
 
-    /// The generic webhook body: the event itself.
+    /// The generic webhook body: the event itself and its `id`.
     pub fn json(&self) -> Value {
-        json!(self)
+        let mut v = json!(self);
+        v["id"] = json!(self.id());
+        v
     }
 
     /// A Slack incoming-webhook message (`text` plus a fields section).
@@ -170,7 +181,10 @@ mod tests {
     fn payloads_carry_old_and_new() {
         let e = event();
         assert_eq!(e.key(), "c0ffee backend production promotion");
+        assert_eq!(e.id().len(), 32);
+        assert_eq!(e.id(), event().id(), "stable");
         let j = e.json();
+        assert_eq!(j["id"], e.id());
         assert_eq!(j["kind"], "promotion");
         assert_eq!(j["old"]["digest"], "sha256:aa");
         assert_eq!(j["new"]["tag"], "production-v2");

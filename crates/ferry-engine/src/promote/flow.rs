@@ -13,8 +13,11 @@ use super::config::{
     AppPipeline, Bump, DEFAULT_TAG_TEMPLATE, StageConfig, TagFields, TagTemplate, Version,
 };
 use super::gitops::{
-    self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, quote, read_text,
-    record_path, top_level_fields, version_path, write_text,
+    self, Deployed, GitFallback, GitTarget, RecordSummary, approval_path, read_text, record_path,
+    version_path, write_text,
+};
+use super::records::{
+    Approval, ApprovalGate, RecordGates, ReleaseRecord, SoakGate, SourceDeployedGate,
 };
 use super::retag::{RequestLog, TagPlan, TagWrite, write_tags};
 use crate::Engine;
@@ -413,14 +416,14 @@ pub async fn approve(
     let target = gitops::git_target(engine, objects, policy, fallback)?;
     let rel = approval_path(&req.app, &req.env, &req.tag);
     let at = rfc3339(i64::try_from(now_secs()).unwrap_or(0));
-    let content = format!(
-        "# Approval recorded by `ferry approve` (docs/promotion.md).\napp: {}\nenvironment: {}\ntag: {}\napprovedBy: {}\napprovedAt: {}\n",
-        quote(&req.app),
-        quote(&req.env),
-        quote(&req.tag),
-        quote(&by),
-        quote(&at)
-    );
+    let content = Approval {
+        app: req.app.clone(),
+        environment: req.env.clone(),
+        tag: req.tag.clone(),
+        approved_by: by.clone(),
+        approved_at: at,
+    }
+    .render();
     let spec = CommitSpec {
         message: format!("Approve {} {} for {}", req.app, req.tag, req.env),
         trailers: vec![
@@ -562,8 +565,9 @@ struct Views {
     denied: Vec<String>,
     deploy_commit: Option<(String, i64)>,
     /// Records of the target stage.
-    records: Vec<(RecordSummary, Option<String>)>,
-    approvals: Vec<(String, String, String)>,
+    records: Vec<RecordSummary>,
+    /// `(tag, approval)`.
+    approvals: Vec<(String, Approval)>,
 }
 
 fn read_views(
@@ -609,40 +613,13 @@ fn read_views(
     })
 }
 
-type TargetFiles = (
-    Vec<(RecordSummary, Option<String>)>,
-    Vec<(String, String, String)>,
-);
+type TargetFiles = (Vec<RecordSummary>, Vec<(String, Approval)>);
 
 fn target_files(workdir: &Path, app: &str, to: &str) -> Result<TargetFiles, PromoteError> {
-    let mut records = Vec::new();
-    for r in gitops::records(workdir, app, to)? {
-        let text = read_text(workdir, &r.path)?.unwrap_or_default();
-        let immutable = top_level_fields(&text).get("immutableTag").cloned();
-        records.push((r, immutable));
-    }
-    let mut approvals = Vec::new();
-    let dir = workdir
-        .join("releases")
-        .join(app)
-        .join("approvals")
-        .join(to);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(tag) = name.strip_suffix(".yaml") else {
-                continue;
-            };
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let f = top_level_fields(&text);
-            approvals.push((
-                tag.to_string(),
-                f.get("approvedBy").cloned().unwrap_or_default(),
-                f.get("approvedAt").cloned().unwrap_or_default(),
-            ));
-        }
-    }
-    Ok((records, approvals))
+    Ok((
+        gitops::records(workdir, app, to)?,
+        gitops::approvals(workdir, app, to)?,
+    ))
 }
 
 /// Everything the release commit is computed from (deterministic for one promotion).
@@ -665,7 +642,7 @@ struct ReleaseInput {
     ts: u64,
     by: String,
     forced: bool,
-    gate_lines: String,
+    gates: RecordGates,
     approved_by: Option<String>,
 }
 
@@ -677,46 +654,37 @@ fn release_files(
     let rel = record_path(&r.app, &r.to, &r.immutable_tag);
     let previous = gitops::records(workdir, &r.app, &r.to)?
         .into_iter()
-        .rfind(|p| p.path != rel && p.digest != r.digest);
+        .rfind(|p| p.path != rel && p.record.digest != r.digest);
     let (prev_version, range) = match &previous {
-        Some(p) if !p.source_sha.is_empty() => (
+        Some(p) if !p.record.source_sha.is_empty() => (
             p.version.to_string(),
-            format!("{}..{}", p.source_sha, r.sha7),
+            format!("{}..{}", p.record.source_sha, r.sha7),
         ),
         Some(p) => (p.version.to_string(), r.sha7.clone()),
         None => ("none".to_string(), r.sha7.clone()),
     };
-    let tag_list: String = r
-        .tags
-        .iter()
-        .map(|t| format!("  - {}\n", quote(t)))
-        .collect();
-    let record = format!(
-        "# Release record written by `ferry promote` (docs/promotion.md). One file per promotion.\n\
-         app: {app}\nversion: {version}\nenvironment: {to}\nfrom: {from}\n\
-         sourceImage: {simg}\nimage: {timg}\ndigest: {digest}\nmediaType: {mt}\n\
-         sourceTag: {stag}\ntracedTag: {ttag}\nimmutableTag: {itag}\ntargetTags:\n{tag_list}\
-         sourceSha: {sha}\npreviousRelease: {prev}\nsourceShaRange: {range}\n\
-         promotedAt: {at}\npromotedBy: {by}\nforced: {forced}\ngates:\n{gates}",
-        app = quote(&r.app),
-        version = quote(&r.version.to_string()),
-        to = quote(&r.to),
-        from = quote(&r.from),
-        simg = quote(&r.source_image),
-        timg = quote(&r.target_image),
-        digest = quote(&r.digest),
-        mt = quote(&r.media_type),
-        stag = quote(&r.source_tag),
-        ttag = quote(&r.traced_tag),
-        itag = quote(&r.immutable_tag),
-        sha = quote(&r.sha7),
-        prev = quote(&prev_version),
-        range = quote(&range),
-        at = quote(&rfc3339(i64::try_from(r.ts).unwrap_or(0))),
-        by = quote(&r.by),
-        forced = r.forced,
-        gates = r.gate_lines,
-    );
+    let record = ReleaseRecord {
+        app: r.app.clone(),
+        version: r.version.to_string(),
+        environment: r.to.clone(),
+        from: r.from.clone(),
+        source_image: r.source_image.clone(),
+        image: r.target_image.clone(),
+        digest: r.digest.clone(),
+        media_type: r.media_type.clone(),
+        source_tag: r.source_tag.clone(),
+        traced_tag: r.traced_tag.clone(),
+        immutable_tag: r.immutable_tag.clone(),
+        target_tags: r.tags.clone(),
+        source_sha: r.sha7.clone(),
+        previous_release: prev_version,
+        source_sha_range: range,
+        promoted_at: rfc3339(i64::try_from(r.ts).unwrap_or(0)),
+        promoted_by: r.by.clone(),
+        forced: r.forced,
+        gates: r.gates.clone(),
+    }
+    .render();
     let mut out = vec![(rel.clone(), read_text(workdir, &rel)?, record)];
     if r.is_last {
         let vrel = version_path(&r.app);
@@ -941,10 +909,10 @@ fn traced_fields(
         })
 }
 
-/// The gates passed, their lines for the release record, and who approved.
+/// The gates passed, as reported and as recorded, and who approved.
 struct Gates {
     results: Vec<GateResult>,
-    lines: String,
+    record: RecordGates,
     approved_by: Option<String>,
 }
 
@@ -993,15 +961,11 @@ fn soak_gate(
             human(soak)
         ),
     });
-    let _ = std::fmt::Write::write_fmt(
-        &mut gates.lines,
-        format_args!(
-            "  soak:\n    required: {}\n    since: {}\n    commit: {}\n",
-            quote(&human(soak)),
-            quote(&rfc3339(at)),
-            quote(&sha)
-        ),
-    );
+    gates.record.soak = Some(SoakGate {
+        required: human(soak),
+        since: rfc3339(at),
+        commit: sha,
+    });
     Ok(())
 }
 
@@ -1019,8 +983,8 @@ fn approval_gate(
     let found = views
         .approvals
         .iter()
-        .find(|(t, _, _)| t == traced_tag || t == source_tag);
-    let Some((tag, who, at)) = found else {
+        .find(|(t, _)| t == traced_tag || t == source_tag);
+    let Some((tag, approval)) = found else {
         return Err(PromoteError::Refused(format!(
             "{} requires an approval and {traced_tag} has none: run `ferry approve {} --env {} --tag {traced_tag} --by NAME`",
             r.to.name, r.pipe.app, r.to.name
@@ -1029,18 +993,17 @@ fn approval_gate(
     gates.results.push(GateResult {
         gate: "approval".into(),
         passed: true,
-        detail: format!("approved by {who} at {at} (tag {tag})"),
-    });
-    let _ = std::fmt::Write::write_fmt(
-        &mut gates.lines,
-        format_args!(
-            "  approval:\n    by: {}\n    at: {}\n    tag: {}\n",
-            quote(who),
-            quote(at),
-            quote(tag)
+        detail: format!(
+            "approved by {} at {} (tag {tag})",
+            approval.approved_by, approval.approved_at
         ),
-    );
-    gates.approved_by = Some(who.clone());
+    });
+    gates.record.approval = Some(ApprovalGate {
+        by: approval.approved_by.clone(),
+        at: approval.approved_at.clone(),
+        tag: tag.clone(),
+    });
+    gates.approved_by = Some(approval.approved_by.clone());
     Ok(())
 }
 
@@ -1060,8 +1023,9 @@ fn target_tag(
         .records
         .iter()
         .rev()
-        .find(|(rec, _)| rec.digest == digest)
-        .and_then(|(_, t)| t.clone());
+        .find(|rec| rec.record.digest == digest)
+        .map(|rec| rec.record.immutable_tag.clone())
+        .filter(|t| !t.is_empty());
     let jpath = journal_path(engine, &r.pipe.app, &to.name);
     let journal = load_journal(&jpath).filter(|j| j.digest == digest && j.traced_tag == traced_tag);
     let (immutable, ts, resumed) = match (&resumed_tag, &journal) {
@@ -1212,11 +1176,13 @@ async fn check(
     // 4. Version and commit. 5. Pipeline gates.
     let (traced_tag, fields) = traced_fields(&r.from, &source_tag, &views, source.passed)?;
     let mut gates = Gates {
-        lines: format!(
-            "  sourceDeployed:\n    passed: {}\n    detail: {}\n",
-            source.passed,
-            quote(&source.detail)
-        ),
+        record: RecordGates {
+            source_deployed: Some(SourceDeployedGate {
+                passed: source.passed,
+                detail: source.detail.clone(),
+            }),
+            ..RecordGates::default()
+        },
         results: vec![source],
         approved_by: None,
     };
@@ -1263,7 +1229,7 @@ fn release_input(
         ts,
         by: r.by.clone(),
         forced: c.forced,
-        gate_lines: c.gates.lines.clone(),
+        gates: c.gates.record.clone(),
         approved_by: c.gates.approved_by.clone(),
     }
 }

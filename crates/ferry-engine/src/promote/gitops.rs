@@ -2,8 +2,7 @@
 //! (its setter markers), when that arrived (the soak clock), approvals, release records and the
 //! version file. Everything here is blocking (git CLI).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ferry_api::{ImagePolicy, ObjectSet};
 use ferry_git::{Checkout, CloneCache, GitAuth, History, LogQuery, Remote, Signature};
@@ -11,6 +10,7 @@ use ferry_setters::MarkerSite;
 
 use super::PromoteError;
 use super::config::Version;
+use super::records::{Approval, ReleaseRecord};
 use crate::Engine;
 use crate::rollback::markers::MarkerState;
 
@@ -239,80 +239,59 @@ pub(crate) fn write_text(workdir: &Path, rel: &str, text: &str) -> Result<(), st
     std::fs::write(path, text)
 }
 
-/// Top-level `key: value` pairs of a file Ferry wrote (records, approvals).
-pub fn top_level_fields(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|l| !l.starts_with([' ', '-', '#']))
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
-        .collect()
-}
-
-fn unquote(v: &str) -> String {
-    v.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .map(|s| s.replace("\\\"", "\"").replace("\\\\", "\\"))
-        .unwrap_or_else(|| v.to_string())
-}
-
-/// A YAML double-quoted scalar (values may hold `:` or start with digits).
-pub fn quote(v: &str) -> String {
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// One release record, as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RecordSummary {
     pub path: String,
     pub version: Version,
-    pub source_sha: String,
-    pub digest: String,
-    pub promoted_at: String,
+    pub record: ReleaseRecord,
 }
 
-/// The release records of an app in one environment, oldest version first.
+/// The release records of an app in one environment, oldest version first. A record that does
+/// not parse is an error naming its file.
 pub(crate) fn records(
     workdir: &Path,
     app: &str,
     env: &str,
 ) -> Result<Vec<RecordSummary>, PromoteError> {
-    let dir: PathBuf = workdir.join("releases").join(app).join(env);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(PromoteError::Failed(format!(
-                "cannot read {}: {e}",
-                dir.display()
-            )));
-        }
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".yaml") {
-            continue;
-        }
-        let rel = format!("releases/{app}/{env}/{name}");
-        let Some(text) = read_text(workdir, &rel)? else {
-            continue;
-        };
-        let f = top_level_fields(&text);
-        let Some(version) = f.get("version").and_then(|v| Version::parse(v)) else {
-            continue;
-        };
-        out.push(RecordSummary {
-            path: rel,
-            version,
-            source_sha: f.get("sourceSha").cloned().unwrap_or_default(),
-            digest: f.get("digest").cloned().unwrap_or_default(),
-            promoted_at: f.get("promotedAt").cloned().unwrap_or_default(),
-        });
-    }
+    let found = super::records::read_dir(
+        workdir,
+        &format!("releases/{app}/{env}"),
+        ReleaseRecord::parse,
+    )?;
+    let mut out: Vec<RecordSummary> = found
+        .into_iter()
+        .filter_map(|(path, _, record)| {
+            Some(RecordSummary {
+                path,
+                version: record.parsed_version()?,
+                record,
+            })
+        })
+        .collect();
     out.sort_by(|a, b| {
-        (a.version, &a.promoted_at, &a.path).cmp(&(b.version, &b.promoted_at, &b.path))
+        (a.version, &a.record.promoted_at, &a.path).cmp(&(
+            b.version,
+            &b.record.promoted_at,
+            &b.path,
+        ))
     });
     Ok(out)
+}
+
+/// The approvals recorded for `env`: `(tag, approval)`, the tag from the file name (the path
+/// `ferry approve` writes and the gate looks up).
+pub(crate) fn approvals(
+    workdir: &Path,
+    app: &str,
+    env: &str,
+) -> Result<Vec<(String, Approval)>, PromoteError> {
+    let found = super::records::read_dir(
+        workdir,
+        &format!("releases/{app}/approvals/{env}"),
+        Approval::parse,
+    )?;
+    Ok(found.into_iter().map(|(_, tag, a)| (tag, a)).collect())
 }
 
 /// The next version in `releases/<app>/VERSION`, if the file exists and is valid.
@@ -341,18 +320,5 @@ mod tests {
         assert!(contains(b"image: r/app:v1 # x", b"v1"));
         assert!(!contains(b"image: r/app:v10 # x", b"v1"));
         assert!(!contains(b"image: r/app:xv1", b"v1"));
-    }
-
-    #[test]
-    fn fields_round_trip_quotes() {
-        let text = format!(
-            "version: {}\nsourceTag: {}\ngates:\n  x: y\n",
-            quote("1.2.3"),
-            quote("a\"b")
-        );
-        let f = top_level_fields(&text);
-        assert_eq!(f["version"], "1.2.3");
-        assert_eq!(f["sourceTag"], "a\"b");
-        assert!(!f.contains_key("x"));
     }
 }

@@ -9,6 +9,7 @@
 mod config;
 mod flow;
 mod gitops;
+mod records;
 mod retag;
 
 pub use config::{
@@ -20,9 +21,10 @@ pub use flow::{
     PublishRequest, VersionReport, approve, promote, publish, version,
 };
 pub use gitops::GitFallback;
-/// The release-record reader and writer's quoting, for the fuzz targets and property tests.
-#[doc(hidden)]
-pub use gitops::{quote as quote_record_value, top_level_fields};
+pub(crate) use records::yaml_quote;
+pub use records::{
+    Approval, ApprovalGate, RecordError, RecordGates, ReleaseRecord, SoakGate, SourceDeployedGate,
+};
 pub use retag::{TagOutcome, TagWrite};
 
 /// Why a publish, promotion, approval or version query stopped.
@@ -41,6 +43,9 @@ pub enum PromoteError {
     Registry(#[from] ferry_registry::RegistryError),
     #[error(transparent)]
     Git(#[from] ferry_git::GitError),
+    /// A release record or approval in Git that cannot be read (the error names the file).
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// Anything else (I/O, a push rejected on every attempt, a digest that did not verify).
     #[error("{0}")]
     Failed(String),
@@ -50,8 +55,12 @@ pub enum PromoteError {
 }
 
 impl PromoteError {
-    /// True when the input was wrong (exit status 2 in the CLI); refusals are status 1.
+    /// True when the input was wrong (exit status 2 in the CLI), including a malformed record
+    /// or approval in Git; refusals are status 1.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, PromoteError::Invalid(_))
+        matches!(
+            self,
+            PromoteError::Invalid(_) | PromoteError::Record(RecordError::Parse { .. })
+        )
     }
 }

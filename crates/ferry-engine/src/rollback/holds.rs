@@ -177,10 +177,10 @@ impl HoldsFile {
         before - self.denied.len()
     }
 
-    /// Deterministic YAML: entries sorted by policy (then tag), every string JSON-quoted
-    /// (valid YAML double-quoted scalars).
+    /// Deterministic YAML: entries sorted by policy (then tag), every string quoted by the one
+    /// YAML quoting of records and approvals.
     pub fn render(&self) -> String {
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+        let q = crate::promote::yaml_quote;
         let mut holds = self.holds.clone();
         holds.sort_by(|a, b| a.policy.cmp(&b.policy));
         let mut denied = self.denied.clone();

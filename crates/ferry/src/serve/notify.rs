@@ -1,6 +1,7 @@
 //! `--notify-config`: after each pass, the changes Git shows (the `ferry history` timelines and
 //! the hold/unhold commits of every app × environment) become events for `ferry-notify`, which
-//! sends each change once. Runs beside the scheduler: a slow receiver never delays a pass.
+//! delivers each change once (and, at start, what a stopped run left pending). Runs beside the
+//! scheduler: a slow receiver never delays a pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,11 @@ pub async fn run(
     mut objects: watch::Receiver<Option<Arc<ObjectSet>>>,
     mut passes: watch::Receiver<u64>,
 ) {
+    // What the previous run left in flight goes out now, not after the first pass.
+    let resumed = notifier.resume();
+    if !resumed.is_empty() {
+        tracing::info!(resumed = resumed.len(), "notifications resumed");
+    }
     while let Some(set) = super::scheduler::next_pass(&mut objects, &mut passes).await {
         let mut events = collect(&engine, &set).await;
         if notifier.sends_next() {

@@ -1067,3 +1067,39 @@ fn force_does_not_bypass_the_soak_gate() {
     assert!(production_immutable(&s.tags(&s.image())).is_empty());
     assert!(s.commits_of_kind("promotion").is_empty());
 }
+
+#[test]
+fn a_malformed_release_record_in_git_is_an_error_naming_the_file() {
+    let Some(s) = Setup::new(Auth::None, Options::default()) else {
+        return;
+    };
+    let d = s.clone_dir();
+    let rel = "releases/backend/production/broken.yaml";
+    std::fs::create_dir_all(d.join("releases/backend/production")).unwrap();
+    std::fs::write(d.join(rel), "app: [\n").unwrap();
+    s.git.git(&d, &["add", "-A"]).unwrap();
+    s.git
+        .git(
+            &d,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "commit",
+                "-qm",
+                "a broken record",
+            ],
+        )
+        .unwrap();
+    s.git
+        .git(&d, &["push", "-q", "origin", "HEAD:main"])
+        .unwrap();
+    let out = s.ferry(&["version", "backend"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{rel}: not a valid release record")),
+        "{err}"
+    );
+}

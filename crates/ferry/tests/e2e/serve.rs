@@ -741,6 +741,9 @@ fn notifications_one_per_change_signed_and_bounded_retries_without_blocking() {
     }
     // The Slack receiver only wants production.
     assert!(slack.requests().is_empty());
+    // Every delivery has ended in the ledger (2 delivered, 2 failed): nothing is pending.
+    wait_ledger(&s, "\"state\":\"delivered\"", 2);
+    wait_ledger(&s, "\"state\":\"failed\"", 2);
 
     // A restart sends nothing again: the new daemon's first look at Git finds only known changes.
     drop(daemon);
@@ -749,6 +752,89 @@ fn notifications_one_per_change_signed_and_bounded_retries_without_blocking() {
     assert!(d.log_text().contains("new=0"), "{}", d.log_text());
     assert_eq!(ok.requests().len(), 2);
     assert_eq!(failing.requests().len(), 10);
+}
+
+/// Polls `<state>.notified` until `n` lines contain `needle`.
+fn wait_ledger(s: &Setup, needle: &str, n: usize) {
+    let path = format!("{}.notified", s.ws.state_str());
+    let count = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    let found = poll(BOUND, || (count() >= n).then_some(()));
+    assert!(
+        found.is_some(),
+        "{} of {n} {needle} lines in {path}",
+        count()
+    );
+}
+
+/// The value of header `name` (lower case) in a request head.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+#[test]
+fn a_delivery_cut_short_by_a_stop_is_sent_once_more_after_restart_with_the_same_id() {
+    let Some(mut s) = setup("serve-notify-resume") else {
+        return;
+    };
+    // Accepts the connection, reads the request and never answers.
+    let silent = Receiver::start(200, true);
+    let config = s.ws.join("notify.yaml");
+    let write_config = |url: String| {
+        std::fs::write(
+            &config,
+            format!("receivers:\n  - name: ops\n    url: {url}\n"),
+        )
+        .unwrap()
+    };
+    write_config(silent.url());
+    s.args
+        .extend(["--notify-config".into(), config.display().to_string()]);
+    let daemon = s.daemon("resume1.log");
+    let tag1 = "develop-v1.0.0-a1b2c3d-1738860000";
+    s.reg.push("org/backend", tag1);
+    s.wait_develop(tag1);
+    silent.wait_count(1);
+    let (head, body) = silent.requests()[0].clone();
+    let id = header(&head, "x-ferry-event-id").expect("an event id header");
+    let first: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(first["id"], id.as_str());
+    assert_eq!(first["new"]["tag"], tag1);
+    // Recorded as pending before it was sent; the kill cuts the delivery short.
+    wait_ledger(&s, "\"state\":\"pending\"", 1);
+    drop(daemon);
+
+    // Restarted with a receiver that answers (same name, new URL): sent once more, same id.
+    let good = Receiver::start(200, false);
+    write_config(good.url());
+    let d = s.daemon("resume2.log");
+    good.wait_count(1);
+    wait_ledger(&s, "\"state\":\"delivered\"", 1);
+    d.wait_log(0, "notifications checked");
+    let got = good.requests();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(header(&got[0].0, "x-ferry-event-id"), Some(id));
+    let again: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
+    assert_eq!(again, first);
+    assert!(d.log_text().contains("new=0"), "{}", d.log_text());
+
+    // Delivered now: a third start sends nothing.
+    drop(d);
+    let d = s.daemon("resume3.log");
+    d.wait_log(0, "notifications checked");
+    assert!(d.log_text().contains("new=0"), "{}", d.log_text());
+    assert_eq!(good.requests().len(), 1);
+    assert_eq!(silent.requests().len(), 1);
 }
 
 #[test]
