@@ -8,8 +8,6 @@ mod metrics;
 mod notify;
 #[path = "serve/scheduler.rs"]
 mod scheduler;
-#[path = "serve/ui.rs"]
-mod ui;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,7 +93,7 @@ struct App {
 /// The files the flags name, read and checked before anything starts (bad input: exit 2).
 struct Inputs {
     secret: Option<Secret>,
-    ui_tokens: Option<ui::Tokens>,
+    ui_tokens: Option<ferry_dashboard::Tokens>,
     notify_config: Option<ferry_notify::NotifyConfig>,
 }
 
@@ -110,7 +108,7 @@ fn inputs(args: &ServeArgs) -> Result<Inputs, CliError> {
         }
     };
     let ui_tokens = match (&args.ui_token_file, args.ui, args.ui_read_only_open) {
-        (Some(f), _, _) => Some(ui::Tokens::load(f).map_err(CliError::bad_input)?),
+        (Some(f), _, _) => Some(ferry_dashboard::Tokens::load(f).map_err(CliError::bad_input)?),
         (None, true, false) => {
             return Err(CliError::bad_input(anyhow!(
                 "--ui needs --ui-token-file FILE (or --ui-read-only-open for read-only views)"
@@ -171,28 +169,25 @@ fn routes(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// `--ui`: the dashboard's routes, with a CSRF key made for this process.
+/// `--ui`: the dashboard's routes, fed by the scheduler.
 fn dashboard(
     engine: Arc<Engine>,
     scheduler: &Scheduler,
     trigger: Arc<Trigger>,
-    tokens: ui::Tokens,
+    tokens: ferry_dashboard::Tokens,
     args: &ServeArgs,
-) -> Result<Router, CliError> {
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let dashboard = Arc::new(ui::Ui {
+) -> Router {
+    let driver = ferry_dashboard::Driver {
         engine,
         objects: scheduler.objects(),
         passes: scheduler.passes(),
-        trigger,
+        run_now: Arc::new(move || trigger.git()),
+    };
+    let access = ferry_dashboard::Access {
         tokens,
         read_open: args.ui_read_only_open,
-        csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
-            .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
-        cache: Default::default(),
-    });
-    Ok(ui::router(dashboard))
+    };
+    ferry_dashboard::router(driver, access)
 }
 
 /// `--notify-config`: the notifier (its ledger beside the state file) and the task that turns
@@ -285,7 +280,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
             trigger,
             tokens,
             &args,
-        )?);
+        ));
         eprintln!("ferry serve: dashboard on http://{local}/ui");
     }
     let (drift_notifier, notifications) = match notify_config {

@@ -86,7 +86,7 @@ pub fn pipeline(
 /// One line of DORA figures (docs/metrics.md).
 fn delivery(f: &DoraFigures) -> String {
     let secs = |s: Option<i64>| {
-        s.map(crate::cmd_rollback::human_duration)
+        s.map(ferry_engine::dora::human_duration)
             .unwrap_or_else(|| "-".into())
     };
     format!(

@@ -1,10 +1,15 @@
-//! `ferry serve --ui`: the dashboard, on the daemon's `--listen` address under `/ui`.
+//! ferry-dashboard: the web dashboard of `ferry serve --ui` and `ferry controller --ui`, under
+//! `/ui` on the driver's `--listen` address.
 //!
-//! Server-rendered HTML (readable without JavaScript); one embedded script for live updates
-//! over server-sent events (`/ui/events`, one `pass` event per finished reconcile pass). Assets
-//! are compiled into the binary. Reads come from the same engine calls as `ferry status` and
-//! `ferry history`; actions call the same library functions as `ferry promote`, `rollback`,
-//! `hold` and `unhold`, after a confirmation page showing the `--dry-run` preview.
+//! Owns: the HTTP views and actions of the dashboard. Server-rendered HTML (readable without
+//! JavaScript); one embedded script for live updates over server-sent events (`/ui/events`, one
+//! `pass` event per finished reconcile pass). Assets are compiled into the binary. Reads come
+//! from the same engine calls as `ferry status` and `ferry history`; actions call the same
+//! library functions as `ferry promote`, `rollback`, `hold`, `unhold` and `approve`, after a
+//! confirmation page showing the `--dry-run` preview.
+//! Must not: schedule passes, parse command-line arguments, or read clusters itself. The driver
+//! fills a [`Driver`]: the engine, the objects of the last pass, the pass count, a "run a pass
+//! now" callback and, when it knows a cluster, the drift of each app × environment.
 //!
 //! Security (docs/dashboard.md): a bearer token from `--ui-token-file` (`Authorization: Bearer`,
 //! or the HttpOnly cookie `/ui/login` sets); the token's name is recorded as `--by`. Every form
@@ -14,10 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -31,17 +35,28 @@ use ferry_engine::promote::{ApproveRequest, Bump, PromoteRequest};
 use ferry_engine::rollback::{
     HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
 };
+use ferry_hooks::{Secret, ct_eq};
 use tokio::sync::watch;
 
-use super::scheduler::Trigger;
-use ferry_hooks::{Secret, ct_eq};
-
-#[path = "ui/html.rs"]
 mod html;
 
-const CSS: &str = include_str!("ui/ui.css");
-const JS: &str = include_str!("ui/ui.js");
+const CSS: &str = include_str!("ui.css");
+const JS: &str = include_str!("ui.js");
 const COOKIE: &str = "ferry_ui";
+
+/// Why `--ui-token-file` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    #[error("--ui-token-file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--ui-token-file {} line {line}: expected NAME:TOKEN", path.display())]
+    Line { path: PathBuf, line: usize },
+    #[error("--ui-token-file {}: no NAME:TOKEN line", path.display())]
+    Empty { path: PathBuf },
+}
 
 /// Tokens (`name` → `token`) from `--ui-token-file`: one `NAME:TOKEN` per line, `#` comments.
 #[derive(Clone, Default)]
@@ -54,39 +69,33 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    pub fn load(path: &Path) -> anyhow::Result<Tokens> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--ui-token-file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Tokens, TokensError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (name, token) = line
+            let pair = line
                 .split_once(':')
                 .filter(|(n, t)| !n.trim().is_empty() && !t.trim().is_empty())
-                .ok_or_else(|| {
-                    anyhow!(
-                        "--ui-token-file {} line {}: expected NAME:TOKEN",
-                        path.display(),
-                        i + 1
-                    )
-                })?;
-            let secret = Secret::from_file_contents(token.as_bytes()).ok_or_else(|| {
-                anyhow!(
-                    "--ui-token-file {} line {}: empty token",
-                    path.display(),
-                    i + 1
-                )
-            })?;
+                .and_then(|(n, t)| Some((n, Secret::from_file_contents(t.as_bytes())?)));
+            let Some((name, secret)) = pair else {
+                return Err(TokensError::Line {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                });
+            };
             out.push((name.trim().to_string(), secret));
         }
         if out.is_empty() {
-            return Err(anyhow!(
-                "--ui-token-file {}: no NAME:TOKEN line",
-                path.display()
-            ));
+            return Err(TokensError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         Ok(Tokens(out))
     }
@@ -100,22 +109,38 @@ impl Tokens {
     }
 }
 
-/// Everything the dashboard's handlers share.
-pub struct Ui {
+/// What the driver (`ferry serve`, `ferry controller`) gives the dashboard.
+#[derive(Clone)]
+pub struct Driver {
     pub engine: Arc<Engine>,
+    /// The objects of the last pass (`None` before the first).
     pub objects: watch::Receiver<Option<Arc<ObjectSet>>>,
+    /// Finished passes: each change is a `pass` event, and the pipeline is recomputed.
     pub passes: watch::Receiver<u64>,
-    pub trigger: Arc<Trigger>,
+    /// Git changed (an action wrote): reload the objects and run a pass now.
+    pub run_now: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// Who may do what: the tokens, and whether reading needs one.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
     pub tokens: Tokens,
+    /// `--ui-read-only-open`: anyone may read; actions still need a token.
     pub read_open: bool,
+}
+
+/// Everything the dashboard's handlers share.
+struct Ui {
+    driver: Driver,
+    access: Access,
     /// Key of the CSRF tokens, random per start.
-    pub csrf_key: Secret,
+    csrf_key: Secret,
     /// The pipeline's data as of a pass count: computed once per pass, whoever asks.
-    pub cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
+    cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
 }
 
 /// What the pipeline page shows: `ferry status` plus each cell's last history row.
-pub struct PipelineData {
+struct PipelineData {
     report: Result<StatusReport, String>,
     last: BTreeMap<(String, String), HistoryRow>,
     /// `ferry metrics dora` over the last 30 days (each app's last stage).
@@ -124,7 +149,21 @@ pub struct PipelineData {
     approvals: std::collections::BTreeSet<(String, String)>,
 }
 
-pub fn router(ui: Arc<Ui>) -> Router {
+/// The dashboard's routes (`/ui`, `/ui/...`), to merge into the driver's router.
+pub fn router(driver: Driver, access: Access) -> Router {
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let ui = Ui {
+        driver,
+        access,
+        csrf_key: Secret::from_file_contents(hex::encode(key).as_bytes())
+            .expect("64 hex characters are never empty"),
+        cache: Default::default(),
+    };
+    routes(Arc::new(ui))
+}
+
+fn routes(ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/ui", get(pipeline_page))
         .route("/ui/", get(pipeline_page))
@@ -164,7 +203,7 @@ impl Ui {
         bearer
             .map(str::to_string)
             .or(cookie)
-            .and_then(|t| self.tokens.who(&t))
+            .and_then(|t| self.access.tokens.who(&t))
     }
 
     fn csrf(&self, user: &str) -> String {
@@ -172,14 +211,14 @@ impl Ui {
     }
 
     fn objects(&self) -> Option<Arc<ObjectSet>> {
-        self.objects.borrow().clone()
+        self.driver.objects.borrow().clone()
     }
 
     /// Read access: the user's name (`None` when anonymous reading is open), or a 401.
     fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Refused> {
         match self.user(headers) {
             Some(u) => Ok(Some(u)),
-            None if self.read_open => Ok(None),
+            None if self.access.read_open => Ok(None),
             None => Err(Refused::Token),
         }
     }
@@ -224,7 +263,7 @@ fn unauthorized() -> Response {
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
-pub struct Fragment {
+struct Fragment {
     #[serde(default)]
     fragment: Option<String>,
 }
@@ -260,7 +299,7 @@ async fn pipeline_page(
 
 /// The pipeline's data for the current pass (computed by the first reader after each pass).
 async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
-    let pass = *ui.passes.borrow();
+    let pass = *ui.driver.passes.borrow();
     let mut cache = ui.cache.lock().await;
     if let Some((n, data)) = cache.as_ref()
         && *n == pass
@@ -269,6 +308,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
     }
     let mut last = BTreeMap::new();
     let report = ui
+        .driver
         .engine
         .status(objects, None)
         .await
@@ -276,6 +316,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
     for a in report.iter().flat_map(|r| &r.apps) {
         for c in &a.envs {
             if let Ok(rows) = ui
+                .driver
                 .engine
                 .history_from_git(objects, &c.env, &a.app, None)
                 .await
@@ -290,7 +331,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
         end: ferry_engine::dora::unix_now(),
         ..Default::default()
     };
-    let dora = ui.engine.dora(objects, &req).await.ok();
+    let dora = ui.driver.engine.dora(objects, &req).await.ok();
     let approvals = report
         .iter()
         .flat_map(|r| &r.apps)
@@ -326,11 +367,20 @@ async fn history_page(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let body = match ui.engine.history_from_git(&objects, &env, &app, None).await {
+    let body = match ui
+        .driver
+        .engine
+        .history_from_git(&objects, &env, &app, None)
+        .await
+    {
         Ok(rows) => {
             let links: Vec<Option<String>> = rows
                 .iter()
-                .map(|r| ui.engine.commit_link(&objects, &env, &app, &r.commit))
+                .map(|r| {
+                    ui.driver
+                        .engine
+                        .commit_link(&objects, &env, &app, &r.commit)
+                })
                 .collect();
             html::history(&app, &env, &rows, &links)
         }
@@ -361,12 +411,12 @@ async fn login_page() -> Html<String> {
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct Login {
+struct Login {
     token: String,
 }
 
 async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
-    if ui.tokens.who(&f.token).is_none() {
+    if ui.access.tokens.who(&f.token).is_none() {
         return unauthorized();
     }
     let cookie = format!(
@@ -385,7 +435,7 @@ async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
 
 /// One action as the forms send it.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct ActionForm {
+struct ActionForm {
     // Read by the confirmation page (html.rs) as well.
     action: String,
     app: String,
@@ -422,7 +472,7 @@ async fn confirm(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let preview = execute(&ui.engine, &objects, &f, &user, true).await;
+    let preview = execute(&ui.driver.engine, &objects, &f, &user, true).await;
     let body = html::confirm(&f, &ui.csrf(&user), &preview);
     Html(html::page("Confirm", Some(&user), &body)).into_response()
 }
@@ -435,12 +485,12 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let result = execute(&ui.engine, &objects, &f, &user, false).await;
+    let result = execute(&ui.driver.engine, &objects, &f, &user, false).await;
     // What the pipeline showed is stale now.
     *ui.cache.lock().await = None;
     // Git changed: reload the objects and run the automations now (the promoted environment's
     // automation writes the new tag, as `ferry promote` runs it right away).
-    ui.trigger.git();
+    (ui.driver.run_now)();
     let status = if result.is_ok() {
         StatusCode::OK
     } else {
@@ -565,7 +615,7 @@ async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     if let Err(r) = ui.reader(&headers) {
         return r.into_response();
     }
-    let passes = ui.passes.clone();
+    let passes = ui.driver.passes.clone();
     let stream = futures::stream::unfold(passes, |mut rx| async move {
         rx.changed().await.ok()?;
         let n = *rx.borrow_and_update();
