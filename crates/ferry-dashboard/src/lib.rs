@@ -31,14 +31,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_api::ObjectSet;
 use ferry_engine::Engine;
-use ferry_engine::promote::{ApproveRequest, Bump, PromoteRequest};
-use ferry_engine::rollback::{
-    HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
-};
+use ferry_engine::promote::GateResult;
+use ferry_engine::rollback::{HistoryRow, StatusReport};
 use ferry_hooks::{Secret, ct_eq};
 use tokio::sync::watch;
 
+mod actions;
 mod html;
+
+use actions::ActionForm;
 
 const CSS: &str = include_str!("ui.css");
 const JS: &str = include_str!("ui.js");
@@ -119,7 +120,25 @@ pub struct Driver {
     pub passes: watch::Receiver<u64>,
     /// Git changed (an action wrote): reload the objects and run a pass now.
     pub run_now: Arc<dyn Fn() + Send + Sync>,
+    /// The last drift check, when the driver knows a cluster (`None`: drift is unknown).
+    pub drift: Option<watch::Receiver<Arc<DriftView>>>,
 }
+
+/// Drift of one app × environment: Git's tag compared with what the live workloads run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// The live workloads run Git's tag.
+    InSync,
+    /// Git changed and the cluster has not applied it yet.
+    Pending { git_tag: String },
+    /// The live workloads run another tag than Git's.
+    Drifted { live_tag: String, git_tag: String },
+    /// No live workload runs the app's image.
+    Missing,
+}
+
+/// The drift of each `(app, env)` the last check could judge.
+pub type DriftView = BTreeMap<(String, String), Drift>;
 
 /// Who may do what: the tokens, and whether reading needs one.
 #[derive(Debug, Clone, Default)]
@@ -147,6 +166,8 @@ struct PipelineData {
     dora: Option<ferry_engine::dora::DoraReport>,
     /// (app, stage) pairs whose stage has an approval gate.
     approvals: std::collections::BTreeSet<(String, String)>,
+    /// (app, stage): the gates of the next promotion to that stage, from its `--dry-run`.
+    gates: BTreeMap<(String, String), Result<Vec<GateResult>, String>>,
 }
 
 /// The dashboard's routes (`/ui`, `/ui/...`), to merge into the driver's router.
@@ -282,15 +303,10 @@ async fn pipeline_page(
     };
     let data = pipeline_data(&ui, &objects).await;
     let body = match &data.report {
-        Ok(report) => {
+        Ok(_) => {
             let csrf = user.as_deref().map(|u| ui.csrf(u));
-            html::pipeline(
-                report,
-                &data.last,
-                data.dora.as_ref(),
-                &data.approvals,
-                csrf.as_deref(),
-            )
+            let drift = ui.driver.drift.as_ref().map(|d| d.borrow().clone());
+            html::pipeline(&data, drift.as_deref(), csrf.as_deref())
         }
         Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
     };
@@ -344,14 +360,37 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
                 .map(move |s| (app.clone(), s.name))
         })
         .collect();
+    let gates = next_gates(&ui.driver.engine, objects, &report).await;
     let data = Arc::new(PipelineData {
         report,
         last,
         dora,
         approvals,
+        gates,
     });
     *cache = Some((pass, data.clone()));
     data
+}
+
+/// Per app and stage after the first: the gates the next promotion would pass, from the same
+/// `--dry-run` as `ferry promote APP --to STAGE --dry-run` (nothing is written).
+async fn next_gates(
+    engine: &Engine,
+    objects: &ObjectSet,
+    report: &Result<StatusReport, String>,
+) -> BTreeMap<(String, String), Result<Vec<GateResult>, String>> {
+    let mut out = BTreeMap::new();
+    for a in report.iter().flat_map(|r| &r.apps) {
+        for next in a.envs.iter().skip(1) {
+            let req = actions::promote_request(&a.app, &next.env, None, "dashboard", true);
+            let r = ferry_engine::promote::promote(engine, objects, None, &req)
+                .await
+                .map(|r| r.gates)
+                .map_err(|e| e.to_string());
+            out.insert((a.app.clone(), next.env.clone()), r);
+        }
+    }
+    out
 }
 
 async fn history_page(
@@ -433,22 +472,6 @@ async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
         .into_response()
 }
 
-/// One action as the forms send it.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct ActionForm {
-    // Read by the confirmation page (html.rs) as well.
-    action: String,
-    app: String,
-    env: String,
-    #[serde(default)]
-    reason: String,
-    /// The tag to approve (approve only).
-    #[serde(default)]
-    tag: String,
-    #[serde(default)]
-    csrf: String,
-}
-
 /// Checks the token and the CSRF token; the user's name, or the refusal.
 fn actor(ui: &Ui, headers: &HeaderMap, form: &ActionForm) -> Result<String, Refused> {
     let Some(user) = ui.user(headers) else {
@@ -472,7 +495,7 @@ async fn confirm(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let preview = execute(&ui.driver.engine, &objects, &f, &user, true).await;
+    let preview = actions::execute(&ui.driver.engine, &objects, &f, &user, true).await;
     let body = html::confirm(&f, &ui.csrf(&user), &preview);
     Html(html::page("Confirm", Some(&user), &body)).into_response()
 }
@@ -485,7 +508,7 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let result = execute(&ui.driver.engine, &objects, &f, &user, false).await;
+    let result = actions::execute(&ui.driver.engine, &objects, &f, &user, false).await;
     // What the pipeline showed is stale now.
     *ui.cache.lock().await = None;
     // Git changed: reload the objects and run the automations now (the promoted environment's
@@ -505,109 +528,6 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
         )),
     )
         .into_response()
-}
-
-/// Runs an action through the same library calls as the CLI; JSON of the report (the CLI's
-/// `-o json`), or the error. `dry_run` is the CLI's `--dry-run` (hold and unhold have none:
-/// their preview says what will be written).
-async fn execute(
-    engine: &Engine,
-    objects: &ObjectSet,
-    f: &ActionForm,
-    by: &str,
-    dry_run: bool,
-) -> Result<String, String> {
-    let json = |v: serde_json::Result<String>| v.map_err(|e| e.to_string());
-    match f.action.as_str() {
-        "promote" => {
-            let req = PromoteRequest {
-                app: f.app.clone(),
-                to: f.env.clone(),
-                from: None,
-                tag: None,
-                dry_run,
-                force: false,
-                bump: Bump::Patch,
-                by: by.to_string(),
-                timestamp: None,
-            };
-            let r = ferry_engine::promote::promote(engine, objects, None, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "rollback" => {
-            let req = RollbackRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                dry_run,
-                ..Default::default()
-            };
-            let r = engine
-                .rollback(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "approve" if dry_run => Ok(format!(
-            "approve {} {} for {} (by {by}): one commit writing releases/{}/approvals/{}/{}.yaml",
-            f.app, f.tag, f.env, f.app, f.env, f.tag
-        )),
-        "approve" => {
-            let req = ApproveRequest {
-                app: f.app.clone(),
-                env: f.env.clone(),
-                tag: f.tag.clone(),
-                by: by.to_string(),
-            };
-            let r = ferry_engine::promote::approve(engine, objects, None, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "hold" | "unhold" if dry_run => Ok(format!(
-            "{} {} in {} (by {by}{}): one commit to .ferry/holds.yaml",
-            f.action,
-            f.app,
-            f.env,
-            if f.reason.is_empty() {
-                String::new()
-            } else {
-                format!(", reason {:?}", f.reason)
-            }
-        )),
-        "hold" => {
-            let req = HoldRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                repo: None,
-            };
-            let r = engine
-                .hold(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "unhold" => {
-            let req = UnholdRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                ..Default::default()
-            };
-            let r = engine
-                .unhold(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        other => Err(format!("unknown action {other:?}")),
-    }
 }
 
 /// Server-sent events: `pass` after each reconcile pass (data: the pass count).

@@ -5,7 +5,7 @@
 #[path = "serve/metrics.rs"]
 mod metrics;
 #[path = "serve/notify.rs"]
-mod notify;
+pub(crate) mod notify;
 #[path = "serve/scheduler.rs"]
 mod scheduler;
 
@@ -175,6 +175,7 @@ fn dashboard(
     scheduler: &Scheduler,
     trigger: Arc<Trigger>,
     tokens: ferry_dashboard::Tokens,
+    drift: Option<watch::Receiver<Arc<ferry_dashboard::DriftView>>>,
     args: &ServeArgs,
 ) -> Router {
     let driver = ferry_dashboard::Driver {
@@ -182,6 +183,7 @@ fn dashboard(
         objects: scheduler.objects(),
         passes: scheduler.passes(),
         run_now: Arc::new(move || trigger.git()),
+        drift,
     };
     let access = ferry_dashboard::Access {
         tokens,
@@ -190,24 +192,38 @@ fn dashboard(
     ferry_dashboard::router(driver, access)
 }
 
-/// `--notify-config`: the notifier (its ledger beside the state file) and the task that turns
-/// each pass's Git evidence into notifications.
+/// `--notify-config`: the ledger of delivered changes, beside the state file (`ferry serve`
+/// and `ferry controller`).
+pub(crate) fn open_ledger(state: &Path) -> Result<ferry_notify::Ledger, CliError> {
+    let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
+    ferry_notify::Ledger::open(&ledger_path)
+        .with_context(|| format!("reading {}", ledger_path.display()))
+        .map_err(CliError::failed)
+}
+
+/// The notifier (its HTTP client needs the TLS provider the engine installs: make the engine
+/// first).
+pub(crate) fn notifier(
+    config: ferry_notify::NotifyConfig,
+    ledger: ferry_notify::Ledger,
+) -> Arc<ferry_notify::Notifier> {
+    Arc::new(ferry_notify::Notifier::new(
+        config,
+        ledger,
+        reqwest::Client::new(),
+        ferry_notify::Retry::default(),
+    ))
+}
+
+/// `--notify-config`: the notifier and the task that turns each pass's Git evidence into
+/// notifications.
 fn start_notifications(
     state: &Path,
     config: ferry_notify::NotifyConfig,
     engine: Arc<Engine>,
     scheduler: &Scheduler,
 ) -> Result<(Arc<ferry_notify::Notifier>, tokio::task::JoinHandle<()>), CliError> {
-    let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
-    let ledger = ferry_notify::Ledger::open(&ledger_path)
-        .with_context(|| format!("reading {}", ledger_path.display()))
-        .map_err(CliError::failed)?;
-    let notifier = Arc::new(ferry_notify::Notifier::new(
-        config,
-        ledger,
-        reqwest::Client::new(),
-        ferry_notify::Retry::default(),
-    ));
+    let notifier = notifier(config, open_ledger(state)?);
     let task = tokio::spawn(notify::run(
         engine,
         notifier.clone(),
@@ -272,13 +288,18 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         passes,
         args.dora_since,
     ));
+    let cluster = source.cluster_reader(None);
+    // With a cluster, each drift check's verdicts, for the dashboard's cards.
+    let (drift_view, drift_seen) = watch::channel(Arc::new(ferry_dashboard::DriftView::new()));
     if args.ui {
         let tokens = ui_tokens.unwrap_or_default();
+        let drift = cluster.is_some().then_some(drift_seen);
         router = router.merge(dashboard(
             engine.clone(),
             &scheduler,
             trigger,
             tokens,
+            drift,
             &args,
         ));
         eprintln!("ferry serve: dashboard on http://{local}/ui");
@@ -291,9 +312,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         None => (None, None),
     };
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
-    if let Some(options) = source.cluster_reader(None) {
+    if let Some(options) = cluster {
         let drift = DriftLoop {
             notifier: drift_notifier,
+            view: drift_view,
             engine,
             source: object_source,
             vars,
@@ -366,6 +388,62 @@ async fn dora_gauges(
             Err(e) => tracing::warn!("DORA figures not updated: {e}"),
         }
     }
+}
+
+/// One `drift` notification per app, environment and live tag (adopted undos are notified
+/// from their Git commit, like every other change).
+pub(crate) fn drift_events(
+    findings: &[ferry_controller::drift::Finding],
+) -> Vec<ferry_notify::Event> {
+    findings
+        .iter()
+        .filter(|f| f.condition.reason == "DriftDetected")
+        .map(|f| ferry_notify::Event {
+            kind: ferry_notify::EventKind::Drift,
+            app: f.app.clone(),
+            env: f.env.clone(),
+            old: ferry_notify::Side {
+                tag: f.git_tag.clone(),
+                digest: None,
+            },
+            new: ferry_notify::Side {
+                tag: f.live_tag.clone(),
+                digest: None,
+            },
+            // The de-duplication key: the same drift is one notification, even across restarts.
+            commit: format!("drift:{}", f.live_tag),
+            author: "cluster".into(),
+            reason: f.condition.message.clone(),
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The dashboard's drift lines from a drift check (an unknown state is left out: unknown).
+pub(crate) fn drift_view(
+    states: &[ferry_controller::drift::EnvDrift],
+) -> ferry_dashboard::DriftView {
+    use ferry_controller::verify::VerifyState;
+    use ferry_dashboard::Drift;
+    let git = |s: &ferry_controller::drift::EnvDrift| s.git_tag.clone().unwrap_or_default();
+    states
+        .iter()
+        .filter_map(|s| {
+            let d = match s.state {
+                VerifyState::InSync => Drift::InSync,
+                VerifyState::Pending => Drift::Pending { git_tag: git(s) },
+                VerifyState::Drift => Drift::Drifted {
+                    live_tag: s.live_tags.join(", "),
+                    git_tag: git(s),
+                },
+                VerifyState::Missing => Drift::Missing,
+                VerifyState::Unknown => return None,
+            };
+            Some(((s.app.clone(), s.env.clone()), d))
+        })
+        .collect()
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {
@@ -516,6 +594,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 struct DriftLoop {
     /// `--notify-config`: drift findings become `drift` notifications.
     notifier: Option<Arc<ferry_notify::Notifier>>,
+    /// Each check's verdicts (the dashboard's drift lines).
+    view: watch::Sender<Arc<ferry_dashboard::DriftView>>,
     engine: Arc<Engine>,
     source: ObjectSource,
     vars: ferry_api::Vars,
@@ -543,37 +623,10 @@ impl DriftLoop {
         Ok(())
     }
 
-    /// One `drift` notification per app, environment and live tag (adopted undos are notified
-    /// from their Git commit, like every other change).
     fn notify(&self, findings: &[ferry_controller::drift::Finding]) {
-        let Some(notifier) = &self.notifier else {
-            return;
-        };
-        let events: Vec<ferry_notify::Event> = findings
-            .iter()
-            .filter(|f| f.condition.reason == "DriftDetected")
-            .map(|f| ferry_notify::Event {
-                kind: ferry_notify::EventKind::Drift,
-                app: f.app.clone(),
-                env: f.env.clone(),
-                old: ferry_notify::Side {
-                    tag: f.git_tag.clone(),
-                    digest: None,
-                },
-                new: ferry_notify::Side {
-                    tag: f.live_tag.clone(),
-                    digest: None,
-                },
-                // The de-duplication key: the same drift is one notification, even across restarts.
-                commit: format!("drift:{}", f.live_tag),
-                author: "cluster".into(),
-                reason: f.condition.message.clone(),
-                time: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-            })
-            .collect();
-        notifier.offer_live(&events);
+        if let Some(notifier) = &self.notifier {
+            notifier.offer_live(&drift_events(findings));
+        }
     }
 
     async fn run(
@@ -592,6 +645,8 @@ impl DriftLoop {
                 Ok(Ok(objects)) => {
                     let checked = monitor.check(&self.engine, &objects).await;
                     self.metrics.drift.set(checked.drifting as i64);
+                    self.view
+                        .send_replace(Arc::new(drift_view(&checked.states)));
                     for f in &checked.findings {
                         tracing::warn!(
                             policy = %f.policy,
