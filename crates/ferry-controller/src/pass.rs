@@ -31,7 +31,7 @@ pub struct PassReport {
 pub struct Controller {
     client: kube::Client,
     options: ControllerOptions,
-    engine: Engine,
+    engine: std::sync::Arc<Engine>,
     secrets: SecretFolder,
     metrics: Option<std::sync::Arc<Metrics>>,
     http: reqwest::Client,
@@ -39,6 +39,7 @@ pub struct Controller {
     deliveries: Vec<tokio::task::JoinHandle<()>>,
     drift: Option<crate::drift::DriftWatch>,
     known: Option<crate::http::KnownRepositories>,
+    publisher: Option<crate::feed::Publisher>,
 }
 
 /// Flux's default when an interval cannot be read, and the floor that keeps a typo from spinning.
@@ -73,14 +74,22 @@ impl Controller {
         Ok(Controller {
             client,
             options,
-            engine: Engine::new(config, store),
+            engine: std::sync::Arc::new(Engine::new(config, store)),
             secrets,
             metrics: None,
             http: reqwest::Client::new(),
             deliveries: Vec::new(),
             drift,
             known: None,
+            publisher: None,
         })
+    }
+
+    /// Starts sharing each pass's objects, drift and count (see [`crate::feed`]).
+    pub(crate) fn feed(&mut self, wake: tokio::sync::mpsc::Sender<()>) -> crate::feed::Feed {
+        let (publisher, feed) = crate::feed::Publisher::new(self.engine.clone(), wake);
+        self.publisher = Some(publisher);
+        feed
     }
 
     pub fn set_metrics(&mut self, metrics: std::sync::Arc<Metrics>) {
@@ -149,6 +158,9 @@ impl Controller {
         if let Some(known) = &self.known {
             known.publish(&loaded.set);
         }
+        if let Some(p) = &self.publisher {
+            p.objects(&loaded.set);
+        }
         let mut report = PassReport {
             next_due: next_due(&listed),
             ..PassReport::default()
@@ -175,6 +187,9 @@ impl Controller {
         report.status_writes = self.write_statuses(&listed, &loaded).await;
         self.check_drift(&listed, &loaded).await;
         self.observe(&listed, &report, &outcomes, started.elapsed());
+        if let Some(p) = &self.publisher {
+            p.pass_done();
+        }
         tracing::info!(
             objects = listed.objects.len(),
             invalid = loaded.invalid.len(),
@@ -197,10 +212,13 @@ impl Controller {
             m.drift.set(checked.drifting as i64);
         }
         self.record_sightings(listed, &checked.live).await;
-        for f in checked.findings {
+        for f in &checked.findings {
             if let Some((key, obj)) = listed.policy(&f.policy) {
                 self.record_event(&key, obj, &f.condition).await;
             }
+        }
+        if let Some(p) = &self.publisher {
+            p.drift(checked);
         }
     }
 
