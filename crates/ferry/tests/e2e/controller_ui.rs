@@ -7,18 +7,14 @@ use std::time::Duration;
 
 use crate::common::daemon::http;
 use crate::common::receiver::Receiver;
-use crate::common::{NEW_STAGING, Seed, poll, remote_file, remote_log};
+use crate::common::{NEW_STAGING, Seed, Workspace, poll, remote_file, remote_log};
 use crate::controller::{Controller, STAGING_FILE, apply_seed_with_credentials, file, wait_for};
+use crate::dashboard::csrf_of;
 use ferry_testbed::cluster::PrivateCluster;
 use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
 
 const TOKEN: &str = "tok-ops-7f3e";
-
-fn csrf_of(page: &str) -> String {
-    let i = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    page[i..].split('"').next().unwrap_or_default().to_string()
-}
 
 fn holds_of(receiver: &Receiver) -> Vec<serde_json::Value> {
     receiver
@@ -131,4 +127,39 @@ fn controller_dashboard_holds_in_git_and_notifies_once() {
     });
     assert!(later.is_some(), "no later pass\n{}", ctl.log());
     assert_eq!(holds_of(&receiver).len(), 1, "{:#?}", receiver.bodies());
+}
+
+/// Bad input is refused before the controller connects to anything (exit 2, naming the flag or
+/// the file).
+#[test]
+fn controller_ui_bad_input_is_refused_before_starting() {
+    let ws = Workspace::new();
+    let base = [
+        "controller",
+        "--kubeconfig",
+        "/nonexistent",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let run = ws.ferry(&[&base[..], &["--ui"]].concat());
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("--ui needs --ui-token-file"),
+        "{}",
+        run.stderr
+    );
+    let tokens = ws.join("tokens");
+    std::fs::write(&tokens, "no-colon-here\n").expect("write");
+    let tokens = tokens.display().to_string();
+    let run = ws.ferry(&[&base[..], &["--ui", "--ui-token-file", &tokens]].concat());
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains(&format!("{tokens} line 1: expected NAME:TOKEN")),
+        "{}",
+        run.stderr
+    );
+    // --ui needs --listen (clap: exit 2).
+    ws.ferry(&["controller", "--ui", "--ui-read-only-open"])
+        .expect_code(2);
 }

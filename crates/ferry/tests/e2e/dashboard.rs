@@ -51,7 +51,8 @@ fn messages(s: &Setup) -> Vec<String> {
         .collect()
 }
 
-fn csrf_of(page: &str) -> String {
+/// The CSRF token of the first form of a page.
+pub(crate) fn csrf_of(page: &str) -> String {
     let i = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[i..].split('"').next().unwrap().to_string()
 }
