@@ -58,6 +58,18 @@ pub struct DriftPass {
     pub drifting: usize,
     /// Per ImagePolicy (`namespace/name`), the tags its live workloads run.
     pub live: Vec<(String, Vec<String>)>,
+    /// Each app × environment as this check saw it (before any adoption), for a dashboard.
+    pub states: Vec<EnvDrift>,
+}
+
+/// One app × environment's drift state: Git's tag and the tags its live workloads run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvDrift {
+    pub app: String,
+    pub env: String,
+    pub state: VerifyState,
+    pub git_tag: Option<String>,
+    pub live_tags: Vec<String>,
 }
 
 /// Something worth an Event on an ImagePolicy (`namespace/name`).
@@ -129,11 +141,22 @@ impl DriftWatch {
             .iter()
             .map(|r| (r.policy.clone(), r.live_tags()))
             .collect();
+        let states = rows
+            .iter()
+            .map(|r| EnvDrift {
+                app: r.app.clone(),
+                env: r.env.clone(),
+                state: r.state,
+                git_tag: r.git_tag.clone(),
+                live_tags: r.live_tags(),
+            })
+            .collect();
         let (findings, drifting) = self.judge(engine, objects, rows).await;
         DriftPass {
             findings,
             drifting,
             live,
+            states,
         }
     }
 

@@ -244,11 +244,13 @@ async fn readyz(State(s): State<Arc<Served>>) -> impl IntoResponse {
     }
 }
 
-/// Binds `addr` and serves until the process ends; returns the bound address (port 0 = any).
+/// Binds `addr` and serves until the process ends, with the driver's `extra` routes (the
+/// dashboard); returns the bound address (port 0 = any).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     hooks: Option<Hooks>,
+    extra: Router,
 ) -> Result<SocketAddr, ControllerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -263,7 +265,8 @@ pub async fn serve(
         .route("/hooks/registry", post(registry_hook))
         .route("/hooks/git", post(git_hook))
         .layer(DefaultBodyLimit::max(ferry_hooks::MAX_BODY_BYTES))
-        .with_state(Arc::new(Served { metrics, hooks }));
+        .with_state(Arc::new(Served { metrics, hooks }))
+        .merge(extra);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the --listen server stopped");

@@ -14,6 +14,7 @@
 
 pub mod drift;
 mod due;
+mod feed;
 mod http;
 mod kinds;
 mod leader;
@@ -29,6 +30,7 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use feed::Feed;
 use ferry_core::Kind;
 use kinds::KindApi;
 pub use kinds::{FINALIZER, REQUESTED_AT};
@@ -181,20 +183,34 @@ pub async fn run(
     options: ControllerOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ControllerError> {
+    run_with(options, shutdown, |_| axum::Router::new()).await
+}
+
+/// [`run`], with more routes on `--listen`: `routes` gets the controller's [`Feed`] (its
+/// engine, each pass's objects and drift, a wake-up) before the first pass.
+pub async fn run_with(
+    options: ControllerOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+    routes: impl FnOnce(Feed) -> axum::Router,
+) -> Result<(), ControllerError> {
     let client = client(&options).await?;
     kinds::preflight(&client, &options).await?;
     let metrics = std::sync::Arc::new(http::Metrics::new());
     let (wake, woken) = tokio::sync::mpsc::channel(64);
     let requests = due::Requests::default();
     let repositories = http::KnownRepositories::default();
+    let mut controller = pass::Controller::new(client.clone(), options.clone())?;
+    controller.set_metrics(metrics.clone());
+    controller.set_known_repositories(repositories.clone());
+    let extra = routes(controller.feed(wake.clone(), requests.clone()));
     if let Some(addr) = options.listen {
         let hooks = options.webhooks.clone().map(|auth| http::Hooks {
             auth,
             wake: wake.clone(),
             requests: requests.clone(),
-            repositories: repositories.clone(),
+            repositories,
         });
-        let bound = http::serve(addr, metrics.clone(), hooks).await?;
+        let bound = http::serve(addr, metrics.clone(), hooks, extra).await?;
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     }
     tokio::pin!(shutdown);
@@ -220,9 +236,6 @@ pub async fn run(
         }
     };
     tokio::pin!(lost);
-    let mut controller = pass::Controller::new(client.clone(), options.clone())?;
-    controller.set_metrics(metrics.clone());
-    controller.set_known_repositories(repositories);
     let mut triggers = watch::Triggers::start(client, &options, (wake, woken));
     loop {
         let report = tokio::select! {

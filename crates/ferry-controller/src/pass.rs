@@ -33,7 +33,7 @@ pub struct PassReport {
 pub struct Controller {
     client: kube::Client,
     options: ControllerOptions,
-    engine: Engine,
+    engine: std::sync::Arc<Engine>,
     secrets: SecretFolder,
     metrics: Option<std::sync::Arc<Metrics>>,
     http: reqwest::Client,
@@ -43,6 +43,7 @@ pub struct Controller {
     known: Option<crate::http::KnownRepositories>,
     /// When each object last ran: which objects the next pass runs.
     schedule: Schedule,
+    publisher: Option<crate::feed::Publisher>,
 }
 
 impl Controller {
@@ -73,7 +74,7 @@ impl Controller {
         Ok(Controller {
             client,
             options,
-            engine: Engine::new(config, store),
+            engine: std::sync::Arc::new(Engine::new(config, store)),
             secrets,
             metrics: None,
             http: reqwest::Client::new(),
@@ -81,7 +82,19 @@ impl Controller {
             drift,
             known: None,
             schedule: Schedule::default(),
+            publisher: None,
         })
+    }
+
+    /// Starts sharing each pass's objects, drift and count (see [`crate::feed`]).
+    pub(crate) fn feed(
+        &mut self,
+        wake: tokio::sync::mpsc::Sender<()>,
+        requests: crate::due::Requests,
+    ) -> crate::feed::Feed {
+        let (publisher, feed) = crate::feed::Publisher::new(self.engine.clone(), wake, requests);
+        self.publisher = Some(publisher);
+        feed
     }
 
     pub fn set_metrics(&mut self, metrics: std::sync::Arc<Metrics>) {
@@ -149,6 +162,9 @@ impl Controller {
         if let Some(known) = &self.known {
             known.publish(&loaded.set);
         }
+        if let Some(p) = &self.publisher {
+            p.objects(&loaded.set);
+        }
         let due = self.schedule.due(started, &listed, &loaded.set, &requested);
         let mut report = PassReport::default();
         let run = self
@@ -181,6 +197,9 @@ impl Controller {
         report.status_writes = self.write_statuses(&listed, &loaded).await;
         self.check_drift(&listed, &loaded).await;
         self.observe(&report, &outcomes, started.elapsed());
+        if let Some(p) = &self.publisher {
+            p.pass_done();
+        }
         tracing::info!(
             objects = listed.objects.len(),
             ran = due.len(),
@@ -204,10 +223,13 @@ impl Controller {
             m.drift.set(checked.drifting as i64);
         }
         self.record_sightings(listed, &checked.live).await;
-        for f in checked.findings {
+        for f in &checked.findings {
             if let Some((key, obj)) = listed.policy(&f.policy) {
                 self.record_event(&key, obj, &f.condition).await;
             }
+        }
+        if let Some(p) = &self.publisher {
+            p.drift(checked);
         }
     }
 

@@ -330,5 +330,22 @@ impl Engine {
     }
 }
 
+/// A duration in seconds as its two largest units (`1d2h`, `5m3s`, `0s`), for reports.
+pub fn human_duration(secs: i64) -> String {
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut rest = secs.max(0);
+    let mut parts = Vec::new();
+    for (name, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    parts.concat()
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,10 @@
 //! `ferry controller`: arguments, then `ferry_controller::run` (the logic lives in the library).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::anyhow;
 use clap::Args;
 
 use crate::cli::parse_duration;
@@ -86,11 +88,122 @@ pub struct ControllerArgs {
     /// kind; Ferry reconciles in one pass, and this bounds its registry traffic).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent: u16,
+    /// With --listen: serve the dashboard under /ui (docs/dashboard.md), on the objects this
+    /// controller lists; its actions run the same engine functions as the CLI.
+    #[arg(long, requires = "listen", conflicts_with = "once")]
+    pub ui: bool,
+    /// Dashboard tokens, one NAME:TOKEN per line; NAME is recorded as --by of the actions.
+    #[arg(long, value_name = "FILE", requires = "ui")]
+    pub ui_token_file: Option<PathBuf>,
+    /// Let anyone read the dashboard's views (actions still need a token).
+    #[arg(long, requires = "ui")]
+    pub ui_read_only_open: bool,
+    /// Receivers of change notifications (docs/notifications.md), as `ferry serve`'s: each
+    /// change is sent once; delivered changes are remembered in `<state>.notified`.
+    #[arg(long, value_name = "FILE", conflicts_with = "once")]
+    pub notify_config: Option<PathBuf>,
+}
+
+/// The dashboard and notifications of a long-running controller, read before it starts.
+struct Extras {
+    ui: Option<ferry_dashboard::Access>,
+    /// `--notify-config` and its ledger; the notifier is made once the engine exists.
+    notify: Option<(ferry_notify::NotifyConfig, ferry_notify::Ledger)>,
+    /// Drift is checked (`--drift-grace` not 0): the dashboard shows it.
+    drift: bool,
+}
+
+impl ControllerArgs {
+    /// The files of `--ui-token-file` and `--notify-config` (bad input: exit 2, nothing started).
+    fn extras(&self, state: &Path) -> Result<Extras, CliError> {
+        let ui = match (&self.ui_token_file, self.ui, self.ui_read_only_open) {
+            (_, false, _) => None,
+            (Some(f), true, open) => Some(ferry_dashboard::Access {
+                tokens: ferry_dashboard::Tokens::load(f).map_err(CliError::bad_input)?,
+                read_open: open,
+            }),
+            (None, true, true) => Some(ferry_dashboard::Access {
+                tokens: Default::default(),
+                read_open: true,
+            }),
+            (None, true, false) => {
+                return Err(CliError::bad_input(anyhow!(
+                    "--ui needs --ui-token-file FILE (or --ui-read-only-open for read-only views)"
+                )));
+            }
+        };
+        let notify = match &self.notify_config {
+            Some(f) => {
+                let config = ferry_notify::NotifyConfig::load(f).map_err(CliError::bad_input)?;
+                Some((config, crate::cmd_serve::open_ledger(state)?))
+            }
+            None => None,
+        };
+        Ok(Extras {
+            ui,
+            notify,
+            drift: !self.drift_grace.is_zero(),
+        })
+    }
+}
+
+impl Extras {
+    /// Starts the notification tasks on the controller's feed; the dashboard's routes.
+    fn attach(self, feed: ferry_controller::Feed) -> axum::Router {
+        if let Some((config, ledger)) = self.notify {
+            let notifier = crate::cmd_serve::notifier(config, ledger);
+            tokio::spawn(crate::cmd_serve::notify::run(
+                feed.engine.clone(),
+                notifier.clone(),
+                feed.objects.clone(),
+                feed.passes.clone(),
+            ));
+            tokio::spawn(drift_notifications(notifier, feed.drift.clone()));
+        }
+        let Some(access) = self.ui else {
+            return axum::Router::new();
+        };
+        let drift = self.drift.then(|| {
+            let (tx, rx) = tokio::sync::watch::channel(Arc::new(ferry_dashboard::DriftView::new()));
+            tokio::spawn(drift_lines(tx, feed.drift.clone()));
+            rx
+        });
+        let wake = feed.clone();
+        let driver = ferry_dashboard::Driver {
+            engine: feed.engine,
+            objects: feed.objects,
+            passes: feed.passes,
+            run_now: Arc::new(move || wake.wake()),
+            drift,
+        };
+        ferry_dashboard::router(driver, access)
+    }
+}
+
+type DriftFeed = tokio::sync::watch::Receiver<Arc<ferry_controller::drift::DriftPass>>;
+
+/// Each drift check's findings as `drift` notifications (sent once each, as in `ferry serve`).
+async fn drift_notifications(notifier: Arc<ferry_notify::Notifier>, mut drift: DriftFeed) {
+    while drift.changed().await.is_ok() {
+        let checked = drift.borrow_and_update().clone();
+        notifier.offer_live(&crate::cmd_serve::drift_events(&checked.findings));
+    }
+}
+
+/// Each drift check's verdicts, as the dashboard's drift lines.
+async fn drift_lines(
+    view: tokio::sync::watch::Sender<Arc<ferry_dashboard::DriftView>>,
+    mut drift: DriftFeed,
+) {
+    while drift.changed().await.is_ok() {
+        let checked = drift.borrow_and_update().clone();
+        view.send_replace(Arc::new(crate::cmd_serve::drift_view(&checked.states)));
+    }
 }
 
 impl ControllerArgs {
     fn options(
-        self,
+        &self,
         state: &std::path::Path,
     ) -> Result<ferry_controller::ControllerOptions, CliError> {
         let webhooks = match (&self.webhook_secret_file, self.allow_unsigned_webhooks) {
@@ -102,16 +215,16 @@ impl ControllerArgs {
         };
         Ok(ferry_controller::ControllerOptions {
             webhooks,
-            kubeconfig: self.kubeconfig,
-            context: self.context,
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
             namespace: (!self.watch_all_namespaces).then(|| self.namespace.clone()),
-            label_selector: self.watch_label_selector,
+            label_selector: self.watch_label_selector.clone(),
             state: state.to_path_buf(),
-            cache_dir: crate::cache_path(self.cache_dir),
+            cache_dir: crate::cache_path(self.cache_dir.clone()),
             resync: self.resync,
             leader_election: self.leader_elect.then(|| self.namespace.clone()),
             listen: self.listen,
-            events_addr: self.events_addr,
+            events_addr: self.events_addr.clone(),
             drift_grace: (!self.drift_grace.is_zero()).then_some(self.drift_grace),
             adopt_rollouts: self.adopt_rollouts,
             no_cross_namespace_refs: self.no_cross_namespace_refs,
@@ -133,6 +246,7 @@ fn instance_name() -> String {
 
 pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result<Status, CliError> {
     let once = args.once;
+    let extras = args.extras(state)?;
     let options = args.options(state)?;
     if once {
         let report = ferry_controller::run_once(options)
@@ -148,7 +262,7 @@ pub async fn controller(state: &std::path::Path, args: ControllerArgs) -> Result
             Status::Ok
         });
     }
-    ferry_controller::run(options, shutdown_signal())
+    ferry_controller::run_with(options, shutdown_signal(), |feed| extras.attach(feed))
         .await
         .map_err(CliError::failed)?;
     Ok(Status::Ok)

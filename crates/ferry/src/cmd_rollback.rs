@@ -727,7 +727,10 @@ pub async fn dora(state: &Path, args: DoraArgs) -> Result<Status, CliError> {
         print_structured(&report, args.output)?;
         return Ok(Status::Ok);
     }
-    let secs = |s: Option<i64>| s.map(human_duration).unwrap_or_else(|| "-".into());
+    let secs = |s: Option<i64>| {
+        s.map(ferry_engine::dora::human_duration)
+            .unwrap_or_else(|| "-".into())
+    };
     let body: Vec<Vec<String>> = report
         .apps
         .iter()
@@ -764,21 +767,4 @@ pub async fn dora(state: &Path, args: DoraArgs) -> Result<Status, CliError> {
         )
     );
     Ok(Status::Ok)
-}
-
-/// `1d2h`, `3h5m`, `42s`: the two largest units.
-pub(crate) fn human_duration(secs: i64) -> String {
-    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
-    let mut rest = secs.max(0);
-    let mut parts = Vec::new();
-    for (name, size) in units {
-        if rest >= size || (parts.is_empty() && size == 1) {
-            parts.push(format!("{}{name}", rest / size));
-            rest %= size;
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    parts.concat()
 }

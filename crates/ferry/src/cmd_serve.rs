@@ -5,9 +5,7 @@
 #[path = "serve/metrics.rs"]
 mod metrics;
 #[path = "serve/notify.rs"]
-mod notify;
-#[path = "serve/ui.rs"]
-mod ui;
+pub(crate) mod notify;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,7 +92,7 @@ struct App {
 /// The files the flags name, read and checked before anything starts (bad input: exit 2).
 struct Inputs {
     secret: Option<Secret>,
-    ui_tokens: Option<ui::Tokens>,
+    ui_tokens: Option<ferry_dashboard::Tokens>,
     notify_config: Option<ferry_notify::NotifyConfig>,
 }
 
@@ -109,7 +107,7 @@ fn inputs(args: &ServeArgs) -> Result<Inputs, CliError> {
         }
     };
     let ui_tokens = match (&args.ui_token_file, args.ui, args.ui_read_only_open) {
-        (Some(f), _, _) => Some(ui::Tokens::load(f).map_err(CliError::bad_input)?),
+        (Some(f), _, _) => Some(ferry_dashboard::Tokens::load(f).map_err(CliError::bad_input)?),
         (None, true, false) => {
             return Err(CliError::bad_input(anyhow!(
                 "--ui needs --ui-token-file FILE (or --ui-read-only-open for read-only views)"
@@ -170,48 +168,61 @@ fn routes(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// `--ui`: the dashboard's routes, with a CSRF key made for this process.
+/// `--ui`: the dashboard's routes, fed by the scheduler.
 fn dashboard(
     engine: Arc<Engine>,
     scheduler: &Scheduler<EngineSteps>,
     trigger: Arc<Trigger>,
-    tokens: ui::Tokens,
+    tokens: ferry_dashboard::Tokens,
+    drift: Option<watch::Receiver<Arc<ferry_dashboard::DriftView>>>,
     args: &ServeArgs,
-) -> Result<Router, CliError> {
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let dashboard = Arc::new(ui::Ui {
+) -> Router {
+    let driver = ferry_dashboard::Driver {
         engine,
         objects: scheduler.objects(),
         passes: scheduler.passes(),
-        trigger,
+        run_now: Arc::new(move || trigger.git()),
+        drift,
+    };
+    let access = ferry_dashboard::Access {
         tokens,
         read_open: args.ui_read_only_open,
-        csrf_key: hooks::Secret::from_file_contents(hex::encode(key).as_bytes())
-            .ok_or_else(|| CliError::failed(anyhow!("no CSRF key")))?,
-        cache: Default::default(),
-    });
-    Ok(ui::router(dashboard))
+    };
+    ferry_dashboard::router(driver, access)
 }
 
-/// `--notify-config`: the notifier (its ledger beside the state file) and the task that turns
-/// each pass's Git evidence into notifications.
+/// `--notify-config`: the ledger of delivered changes, beside the state file (`ferry serve`
+/// and `ferry controller`).
+pub(crate) fn open_ledger(state: &Path) -> Result<ferry_notify::Ledger, CliError> {
+    let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
+    ferry_notify::Ledger::open(&ledger_path)
+        .with_context(|| format!("reading {}", ledger_path.display()))
+        .map_err(CliError::failed)
+}
+
+/// The notifier (its HTTP client needs the TLS provider the engine installs: make the engine
+/// first).
+pub(crate) fn notifier(
+    config: ferry_notify::NotifyConfig,
+    ledger: ferry_notify::Ledger,
+) -> Arc<ferry_notify::Notifier> {
+    Arc::new(ferry_notify::Notifier::new(
+        config,
+        ledger,
+        reqwest::Client::new(),
+        ferry_notify::Retry::default(),
+    ))
+}
+
+/// `--notify-config`: the notifier and the task that turns each pass's Git evidence into
+/// notifications.
 fn start_notifications(
     state: &Path,
     config: ferry_notify::NotifyConfig,
     engine: Arc<Engine>,
     scheduler: &Scheduler<EngineSteps>,
 ) -> Result<(Arc<ferry_notify::Notifier>, tokio::task::JoinHandle<()>), CliError> {
-    let ledger_path = PathBuf::from(format!("{}.notified", state.display()));
-    let ledger = ferry_notify::Ledger::open(&ledger_path)
-        .with_context(|| format!("reading {}", ledger_path.display()))
-        .map_err(CliError::failed)?;
-    let notifier = Arc::new(ferry_notify::Notifier::new(
-        config,
-        ledger,
-        reqwest::Client::new(),
-        ferry_notify::Retry::default(),
-    ));
+    let notifier = notifier(config, open_ledger(state)?);
     let task = tokio::spawn(notify::run(
         engine,
         notifier.clone(),
@@ -266,15 +277,20 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         passes,
         args.dora_since,
     ));
+    let cluster = source.cluster_reader(None);
+    // With a cluster, each drift check's verdicts, for the dashboard's cards.
+    let (drift_view, drift_seen) = watch::channel(Arc::new(ferry_dashboard::DriftView::new()));
     if args.ui {
         let tokens = ui_tokens.unwrap_or_default();
+        let drift = cluster.is_some().then_some(drift_seen);
         router = router.merge(dashboard(
             engine.clone(),
             &scheduler,
             trigger,
             tokens,
+            drift,
             &args,
-        )?);
+        ));
         eprintln!("ferry serve: dashboard on http://{local}/ui");
     }
     let (drift_notifier, notifications) = match notify_config {
@@ -285,9 +301,10 @@ pub async fn serve(state: &Path, args: ServeArgs) -> Result<Status, CliError> {
         None => (None, None),
     };
     let sched_task = tokio::spawn(scheduler.run(stop_rx.clone()));
-    if let Some(options) = source.cluster_reader(None) {
+    if let Some(options) = cluster {
         let drift = DriftLoop {
             notifier: drift_notifier,
+            view: drift_view,
             engine,
             source: object_source,
             vars,
@@ -385,6 +402,62 @@ async fn dora_gauges(
             Err(e) => tracing::warn!("DORA figures not updated: {e}"),
         }
     }
+}
+
+/// One `drift` notification per app, environment and live tag (adopted undos are notified
+/// from their Git commit, like every other change).
+pub(crate) fn drift_events(
+    findings: &[ferry_controller::drift::Finding],
+) -> Vec<ferry_notify::Event> {
+    findings
+        .iter()
+        .filter(|f| f.condition.reason == "DriftDetected")
+        .map(|f| ferry_notify::Event {
+            kind: ferry_notify::EventKind::Drift,
+            app: f.app.clone(),
+            env: f.env.clone(),
+            old: ferry_notify::Side {
+                tag: f.git_tag.clone(),
+                digest: None,
+            },
+            new: ferry_notify::Side {
+                tag: f.live_tag.clone(),
+                digest: None,
+            },
+            // The de-duplication key: the same drift is one notification, even across restarts.
+            commit: format!("drift:{}", f.live_tag),
+            author: "cluster".into(),
+            reason: f.condition.message.clone(),
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The dashboard's drift lines from a drift check (an unknown state is left out: unknown).
+pub(crate) fn drift_view(
+    states: &[ferry_controller::drift::EnvDrift],
+) -> ferry_dashboard::DriftView {
+    use ferry_controller::verify::VerifyState;
+    use ferry_dashboard::Drift;
+    let git = |s: &ferry_controller::drift::EnvDrift| s.git_tag.clone().unwrap_or_default();
+    states
+        .iter()
+        .filter_map(|s| {
+            let d = match s.state {
+                VerifyState::InSync => Drift::InSync,
+                VerifyState::Pending => Drift::Pending { git_tag: git(s) },
+                VerifyState::Drift => Drift::Drifted {
+                    live_tag: s.live_tags.join(", "),
+                    git_tag: git(s),
+                },
+                VerifyState::Missing => Drift::Missing,
+                VerifyState::Unknown => return None,
+            };
+            Some(((s.app.clone(), s.env.clone()), d))
+        })
+        .collect()
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {
@@ -535,6 +608,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 struct DriftLoop {
     /// `--notify-config`: drift findings become `drift` notifications.
     notifier: Option<Arc<ferry_notify::Notifier>>,
+    /// Each check's verdicts (the dashboard's drift lines).
+    view: watch::Sender<Arc<ferry_dashboard::DriftView>>,
     engine: Arc<Engine>,
     source: ObjectSource,
     vars: ferry_api::Vars,
@@ -562,37 +637,10 @@ impl DriftLoop {
         Ok(())
     }
 
-    /// One `drift` notification per app, environment and live tag (adopted undos are notified
-    /// from their Git commit, like every other change).
     fn notify(&self, findings: &[ferry_controller::drift::Finding]) {
-        let Some(notifier) = &self.notifier else {
-            return;
-        };
-        let events: Vec<ferry_notify::Event> = findings
-            .iter()
-            .filter(|f| f.condition.reason == "DriftDetected")
-            .map(|f| ferry_notify::Event {
-                kind: ferry_notify::EventKind::Drift,
-                app: f.app.clone(),
-                env: f.env.clone(),
-                old: ferry_notify::Side {
-                    tag: f.git_tag.clone(),
-                    digest: None,
-                },
-                new: ferry_notify::Side {
-                    tag: f.live_tag.clone(),
-                    digest: None,
-                },
-                // The de-duplication key: the same drift is one notification, even across restarts.
-                commit: format!("drift:{}", f.live_tag),
-                author: "cluster".into(),
-                reason: f.condition.message.clone(),
-                time: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-            })
-            .collect();
-        notifier.offer_live(&events);
+        if let Some(notifier) = &self.notifier {
+            notifier.offer_live(&drift_events(findings));
+        }
     }
 
     async fn run(
@@ -611,6 +659,8 @@ impl DriftLoop {
                 Ok(Ok(objects)) => {
                     let checked = monitor.check(&self.engine, &objects).await;
                     self.metrics.drift.set(checked.drifting as i64);
+                    self.view
+                        .send_replace(Arc::new(drift_view(&checked.states)));
                     for f in &checked.findings {
                         tracing::warn!(
                             policy = %f.policy,

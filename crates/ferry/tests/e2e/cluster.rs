@@ -516,7 +516,11 @@ fn serve_notifies_drift_once() {
     )
     .expect("notify config");
     let config = config.to_string_lossy().into_owned();
-    let (mut child, log) = serve_with_cluster(&cluster, &seed, &["--notify-config", &config]);
+    let (mut child, log) = serve_with_cluster(
+        &cluster,
+        &seed,
+        &["--notify-config", &config, "--ui", "--ui-read-only-open"],
+    );
     let drift = |bodies: &[serde_json::Value]| {
         bodies
             .iter()
@@ -537,10 +541,19 @@ fn serve_notifies_drift_once() {
             .ge(&1)
             .then_some(())
     });
+    // The dashboard's staging card draws the same drift: live tag vs Git's.
+    let card = dashboard_drift(
+        &log,
+        &format!("drifted: live {} vs Git {NEWER}", common::NEW_STAGING),
+    );
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let got = got.unwrap_or_else(|| panic!("no drift message; log:\n{text}"));
+    assert!(
+        card.is_some(),
+        "no drift line on the dashboard; log:\n{text}"
+    );
     assert!(later.is_some(), "{text}");
     assert_eq!(
         drift(&receiver.bodies()).len(),
@@ -556,6 +569,24 @@ fn serve_notifies_drift_once() {
     // Git is unchanged: without --adopt-rollouts drift is reported, never written.
     let file = common::remote_file(&git, &seed.repo, STAGING_FILE);
     assert!(file.contains(NEWER), "{file}");
+}
+
+/// Polls the dashboard (its address from the daemon's log) until the staging card's drift line
+/// starts with `want`.
+fn dashboard_drift(log: &std::path::Path, want: &str) -> Option<()> {
+    common::poll(std::time::Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port: u16 = text
+            .split("dashboard on http://127.0.0.1:")
+            .nth(1)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()?;
+        let (_, page) = common::daemon::http(port, "GET", "/ui", &[], b"");
+        let line = page.split("id=\"drift-backend-staging\">").nth(1)?;
+        line.starts_with(want).then_some(())
+    })
 }
 
 /// An API server that does not answer: `ferry verify` says which and exits 1, nothing else.

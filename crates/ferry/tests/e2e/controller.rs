@@ -14,13 +14,13 @@ use ferry_testbed::git::git_servers;
 use ferry_testbed::registry::{Auth, registry};
 
 /// A running `ferry controller`, killed when dropped; its log is kept for failure messages.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     log: std::path::PathBuf,
 }
 
 impl Controller {
-    fn start(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
+    pub(crate) fn start(c: &ClusterEnv, ws: &Workspace, extra: &[&str]) -> Controller {
         Controller::start_env(c, ws, extra, &[])
     }
 
@@ -47,7 +47,7 @@ impl Controller {
         Controller { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -74,7 +74,7 @@ fn flux(c: &ClusterEnv, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn wait_for(
+pub(crate) fn wait_for(
     c: &ClusterEnv,
     what: &str,
     limit: Duration,
@@ -113,7 +113,11 @@ fn all_ready(c: &ClusterEnv) -> bool {
 }
 
 /// Flux's CRDs, the git credentials Secret, and the seed's objects, as a Flux user has them.
-fn apply_seed_with_credentials(c: &ClusterEnv, seed: &Seed, git: &ferry_testbed::git::GitEnv) {
+pub(crate) fn apply_seed_with_credentials(
+    c: &ClusterEnv,
+    seed: &Seed,
+    git: &ferry_testbed::git::GitEnv,
+) {
     c.install_flux_image_crds();
     common::cluster::ensure_namespace(c, "flux-system");
     c.kubectl(&[
@@ -129,7 +133,7 @@ fn apply_seed_with_credentials(c: &ClusterEnv, seed: &Seed, git: &ferry_testbed:
     common::cluster::apply_seed(c, &seed.ws.join("seed/flux"), &seed.image_registry);
 }
 
-const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
+pub(crate) const STAGING_FILE: &str = "flux/apps/backend/staging/deployment.yaml";
 
 #[test]
 fn controller_drives_the_seed_and_the_flux_cli_sees_it() {
@@ -503,7 +507,7 @@ fn registry_secrets(c: &ClusterEnv, ns: &str, pull: &str, docker: &str, ca_file:
 }
 
 /// Writes a file and returns its path as a string.
-fn file(ws: &Workspace, name: &str, content: &[u8]) -> String {
+pub(crate) fn file(ws: &Workspace, name: &str, content: &[u8]) -> String {
     let path = ws.join(name);
     std::fs::write(&path, content).expect("write");
     path.to_string_lossy().into_owned()

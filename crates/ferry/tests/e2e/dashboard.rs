@@ -51,7 +51,8 @@ fn messages(s: &Setup) -> Vec<String> {
         .collect()
 }
 
-fn csrf_of(page: &str) -> String {
+/// The CSRF token of the first form of a page.
+pub(crate) fn csrf_of(page: &str) -> String {
     let i = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[i..].split('"').next().unwrap().to_string()
 }
@@ -115,7 +116,9 @@ fn actions_need_the_token_and_the_csrf_token_and_record_the_token_name() {
     }
 
     // Approve (the action behind an approval gate): the preview, then `ferry approve`'s commit.
-    let csrf = csrf_of(&http(s.port, "GET", "/ui", &auth, b"").1);
+    let (_, page) = http(s.port, "GET", "/ui", &auth, b"");
+    let csrf = csrf_of(&page);
+    cards_and_optional_fields(&s, &page, &with_auth, &csrf);
     let approve = format!(
         "action=approve&app=backend&env=production&tag=staging-v0.0.0-0000000-0&csrf={csrf}"
     );
@@ -152,6 +155,56 @@ fn actions_need_the_token_and_the_csrf_token_and_record_the_token_name() {
     // The token never appears in what the dashboard serves.
     let (_, page) = http(s.port, "GET", "/ui", &auth, b"");
     assert!(!page.contains(TOKEN));
+}
+
+/// The card's drift line (no cluster here) and the gates of the next promotion (its dry run);
+/// the optional fields of the forms reach the engine, and bad ones are refused before it.
+fn cards_and_optional_fields(s: &Setup, page: &str, with_auth: &[(&str, &str)], csrf: &str) {
+    let drift = page
+        .split("id=\"drift-backend-staging\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(drift.starts_with("drift unknown: no cluster"), "{page}");
+    let gates = page
+        .split("id=\"gates-backend-staging\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(gates.starts_with("to production: "), "{page}");
+    let head = remote_head(&s.git, &s.repo);
+    let confirm = |form: &str| {
+        let body = format!("{form}&csrf={csrf}");
+        let (status, page) = http(s.port, "POST", "/ui/confirm", with_auth, body.as_bytes());
+        assert_eq!(status, 200, "{page}");
+        page
+    };
+    for (form, error) in [
+        (
+            "action=rollback&app=backend&env=staging&to=v1&steps=2",
+            "rollback takes `to` or `steps`, not both",
+        ),
+        (
+            "action=rollback&app=backend&env=staging&steps=0",
+            "steps: expected a whole number of at least 1, got &quot;0&quot;",
+        ),
+        (
+            "action=hold&app=backend&env=staging&tag=v1",
+            "hold takes no `tag` field",
+        ),
+        // The tag reaches `promote --tag` (the engine looks it up).
+        (
+            "action=promote&app=backend&env=production&tag=no-such-tag",
+            "no-such-tag does not exist",
+        ),
+    ] {
+        let page = confirm(form);
+        assert!(page.contains("id=\"preview-error\""), "{form}: {page}");
+        assert!(page.contains(error), "{form}: {page}");
+    }
+    // A run with bad fields is refused too, and nothing is written.
+    let body = format!("action=rollback&app=backend&env=staging&steps=x&csrf={csrf}");
+    let (status, page) = http(s.port, "POST", "/ui/run", with_auth, body.as_bytes());
+    assert_eq!(status, 422, "{page}");
+    assert_eq!(remote_head(&s.git, &s.repo), head);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod cli_meta;
 mod cluster;
 mod common;
 mod controller;
+mod controller_ui;
 mod dashboard;
 mod faults;
 mod history;

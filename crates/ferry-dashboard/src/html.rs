@@ -1,9 +1,11 @@
 //! The dashboard's HTML, rendered from the engine's reports. Every value is escaped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use ferry_engine::dora::DoraFigures;
+use ferry_engine::promote::GateResult;
+use ferry_engine::rollback::{HistoryRow, StatusCell};
 
-use ferry_engine::dora::{DoraFigures, DoraReport};
-use ferry_engine::rollback::{HistoryRow, StatusCell, StatusReport};
+use crate::actions::ActionForm;
+use crate::{Drift, DriftView, PipelineData};
 
 pub const LOGIN: &str = "<form method=\"post\" action=\"/ui/login\">\
 <label>Token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\"></label> \
@@ -45,13 +47,10 @@ fn short_digest(d: &str) -> String {
 }
 
 /// Per app: the environments in order, each a card.
-pub fn pipeline(
-    report: &StatusReport,
-    last: &BTreeMap<(String, String), HistoryRow>,
-    dora: Option<&DoraReport>,
-    approvals: &BTreeSet<(String, String)>,
-    csrf: Option<&str>,
-) -> String {
+pub fn pipeline(data: &PipelineData, drift: Option<&DriftView>, csrf: Option<&str>) -> String {
+    let Ok(report) = &data.report else {
+        return String::new();
+    };
     let mut out = String::new();
     for a in &report.apps {
         out.push_str(&format!(
@@ -62,20 +61,27 @@ pub fn pipeline(
             if i > 0 {
                 out.push_str("<div class=\"arrow\">→</div>");
             }
-            let next = a.envs.get(i + 1).map(|n| {
-                let gated = approvals.contains(&(a.app.clone(), n.env.clone()));
-                (n.env.as_str(), gated)
+            let key = |env: &str| (a.app.clone(), env.to_string());
+            let next = a.envs.get(i + 1).map(|n| Next {
+                env: &n.env,
+                gated: data.approvals.contains(&key(&n.env)),
+                gates: data.gates.get(&key(&n.env)),
             });
-            out.push_str(&card(
-                &a.app,
-                c,
-                last.get(&(a.app.clone(), c.env.clone())),
+            let card_data = Card {
+                app: &a.app,
+                cell: c,
+                last: data.last.get(&key(&c.env)),
+                drift: drift.map(|d| d.get(&key(&c.env))),
                 next,
-                csrf,
-            ));
+            };
+            out.push_str(&card(&card_data, csrf));
         }
         out.push_str("</div>");
-        if let Some(f) = dora.and_then(|d| d.apps.iter().find(|f| f.app == a.app)) {
+        if let Some(f) = data
+            .dora
+            .as_ref()
+            .and_then(|d| d.apps.iter().find(|f| f.app == a.app))
+        {
             out.push_str(&delivery(f));
         }
         out.push_str("</section>");
@@ -86,7 +92,7 @@ pub fn pipeline(
 /// One line of DORA figures (docs/metrics.md).
 fn delivery(f: &DoraFigures) -> String {
     let secs = |s: Option<i64>| {
-        s.map(crate::cmd_rollback::human_duration)
+        s.map(ferry_engine::dora::human_duration)
             .unwrap_or_else(|| "-".into())
     };
     format!(
@@ -103,13 +109,27 @@ fn delivery(f: &DoraFigures) -> String {
     )
 }
 
-fn card(
-    app: &str,
-    c: &StatusCell,
-    last: Option<&HistoryRow>,
-    next: Option<(&str, bool)>,
-    csrf: Option<&str>,
-) -> String {
+/// One environment's card: what runs, drift, last change, next promotion, actions.
+struct Card<'a> {
+    app: &'a str,
+    cell: &'a StatusCell,
+    last: Option<&'a HistoryRow>,
+    /// `None`: the driver knows no cluster; `Some(None)`: no finding for this environment.
+    drift: Option<Option<&'a Drift>>,
+    next: Option<Next<'a>>,
+}
+
+/// The next stage of the pipeline.
+struct Next<'a> {
+    env: &'a str,
+    /// The stage has an approval gate.
+    gated: bool,
+    /// The `--dry-run` of the promotion to it: the gates it passes, or why it is refused.
+    gates: Option<&'a Result<Vec<GateResult>, String>>,
+}
+
+fn card(k: &Card<'_>, csrf: Option<&str>) -> String {
+    let (app, c) = (k.app, k.cell);
     let id = format!("{}-{}", esc(app), esc(&c.env));
     let mut s = format!(
         "<div class=\"env\" id=\"env-{id}\"><h3>{}</h3>",
@@ -142,7 +162,8 @@ fn card(
             }
         ));
     }
-    if let Some(r) = last {
+    s.push_str(&drift_line(&id, k.drift));
+    if let Some(r) = k.last {
         s.push_str(&format!(
             "<div class=\"muted\">last change <span class=\"badge\">{}</span> <span class=\"mono\">{}</span> by {} at {}</div>",
             esc(r.kind.as_str()),
@@ -151,16 +172,63 @@ fn card(
             esc(&r.time)
         ));
     }
+    if let Some(n) = &k.next {
+        s.push_str(&gates_line(&id, n));
+    }
     s.push_str(&format!(
         "<div><a href=\"/ui/history/{}/{}\">history</a></div>",
         esc(app),
         esc(&c.env)
     ));
     if let Some(token) = csrf {
-        s.push_str(&actions(app, c, next, token));
+        s.push_str(&actions(app, c, k.next.as_ref(), token));
     }
     s.push_str("</div>");
     s
+}
+
+/// In sync, drifted (live vs Git), pending, missing, or unknown.
+fn drift_line(id: &str, drift: Option<Option<&Drift>>) -> String {
+    let (class, text) = match drift {
+        None => ("muted", "drift unknown: no cluster".to_string()),
+        Some(None) => ("muted", "drift unknown".to_string()),
+        Some(Some(Drift::InSync)) => ("ok", "in sync with the cluster".to_string()),
+        Some(Some(Drift::Drifted { live_tag, git_tag })) => (
+            "error",
+            format!("drifted: live {} vs Git {}", esc(live_tag), esc(git_tag)),
+        ),
+        Some(Some(Drift::Pending { git_tag })) => (
+            "muted",
+            format!("pending: the cluster has not applied {} yet", esc(git_tag)),
+        ),
+        Some(Some(Drift::Missing)) => ("muted", "no live workload runs the app".to_string()),
+    };
+    format!("<div class=\"drift {class}\" id=\"drift-{id}\">{text}</div>")
+}
+
+/// The gates of the promotion to the next stage, as its `--dry-run` finds them.
+fn gates_line(id: &str, n: &Next<'_>) -> String {
+    let body = match n.gates {
+        None => "<span class=\"muted\">unknown</span>".to_string(),
+        Some(Ok(gates)) => gates
+            .iter()
+            .map(|g| {
+                format!(
+                    "<span class=\"badge {}\" title=\"{}\">{} {}</span>",
+                    if g.passed { "ok" } else { "error" },
+                    esc(&g.detail),
+                    esc(&g.gate),
+                    if g.passed { "✓" } else { "✗" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(Err(why)) => format!("<span class=\"error\">refused: {}</span>", esc(why)),
+    };
+    format!(
+        "<div class=\"gates\" id=\"gates-{id}\">to {}: {body}</div>",
+        esc(n.env)
+    )
 }
 
 fn hidden(name: &str, value: &str) -> String {
@@ -185,19 +253,24 @@ fn form(action: &str, app: &str, env: &str, token: &str, label: &str, extra: &st
     )
 }
 
-fn actions(app: &str, c: &StatusCell, next: Option<(&str, bool)>, token: &str) -> String {
+fn actions(app: &str, c: &StatusCell, next: Option<&Next<'_>>, token: &str) -> String {
     const REASON: &str = "<input type=\"text\" name=\"reason\" placeholder=\"reason\">";
+    const TAG: &str = "<input type=\"text\" name=\"tag\" placeholder=\"tag (default: newest)\">";
+    const BACK: &str = "<input type=\"text\" name=\"reason\" placeholder=\"reason\">\
+<input type=\"text\" name=\"to\" placeholder=\"to tag\" size=\"10\">\
+<input type=\"number\" name=\"steps\" placeholder=\"steps\" min=\"1\" size=\"3\">";
     let mut s = String::from("<div class=\"actions\">");
-    if let Some((n, gated)) = next {
+    if let Some(Next { env: n, gated, .. }) = next {
+        let (n, gated) = (*n, *gated);
         let label = format!("promote to {n}");
-        s.push_str(&form("promote", app, n, token, &label, ""));
+        s.push_str(&form("promote", app, n, token, &label, TAG));
         // The next stage's approval gate: approve what this stage runs.
         if let (true, Some(tag)) = (gated, &c.tag) {
             let label = format!("approve for {n}");
             s.push_str(&form("approve", app, n, token, &label, &hidden("tag", tag)));
         }
     }
-    s.push_str(&form("rollback", app, &c.env, token, "roll back", REASON));
+    s.push_str(&form("rollback", app, &c.env, token, "roll back", BACK));
     if c.held {
         s.push_str(&form("unhold", app, &c.env, token, "unhold", ""));
     } else {
@@ -243,17 +316,17 @@ pub fn history(app: &str, env: &str, rows: &[HistoryRow], links: &[Option<String
     s
 }
 
-pub fn confirm(f: &super::ActionForm, token: &str, preview: &Result<String, String>) -> String {
+pub fn confirm(f: &ActionForm, token: &str, preview: &Result<String, String>) -> String {
     let mut s = format!(
         "<p>{} <b>{}</b> in <b>{}</b>{}{}</p>",
         esc(&f.action),
         esc(&f.app),
         esc(&f.env),
-        if f.tag.is_empty() {
-            String::new()
-        } else {
-            format!(", tag {}", esc(&f.tag))
-        },
+        [("tag", &f.tag), ("to", &f.to), ("steps", &f.steps)]
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| format!(", {k} {}", esc(v.trim())))
+            .collect::<String>(),
         if f.reason.is_empty() {
             String::new()
         } else {
@@ -272,6 +345,8 @@ pub fn confirm(f: &super::ActionForm, token: &str, preview: &Result<String, Stri
                 ("env", &f.env),
                 ("reason", &f.reason),
                 ("tag", &f.tag),
+                ("to", &f.to),
+                ("steps", &f.steps),
             ];
             s.push_str("<form method=\"post\" action=\"/ui/run\" id=\"confirm\">");
             for (k, v) in fields {
@@ -302,5 +377,57 @@ pub fn result(action: &str, r: &Result<String, String>) -> String {
             "<p class=\"error\" id=\"failed\">{}</p><a href=\"/ui\">pipeline</a>",
             esc(e)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_lines_say_in_sync_drifted_or_unknown() {
+        let drifted = Drift::Drifted {
+            live_tag: "v1<".into(),
+            git_tag: "v2".into(),
+        };
+        assert!(drift_line("a-b", None).contains("drift unknown: no cluster"));
+        assert!(drift_line("a-b", Some(None)).contains(">drift unknown<"));
+        assert!(drift_line("a-b", Some(Some(&Drift::InSync))).contains("in sync"));
+        let line = drift_line("a-b", Some(Some(&drifted)));
+        assert!(line.contains("drifted: live v1&lt; vs Git v2"), "{line}");
+        assert!(line.contains("id=\"drift-a-b\""), "{line}");
+    }
+
+    #[test]
+    fn gate_lines_show_each_gate_or_the_refusal() {
+        let gates = Ok(vec![
+            GateResult {
+                gate: "sourceDeployed".into(),
+                passed: true,
+                detail: "runs it".into(),
+            },
+            GateResult {
+                gate: "soak".into(),
+                passed: true,
+                detail: "1h".into(),
+            },
+        ]);
+        let next = Next {
+            env: "production",
+            gated: false,
+            gates: Some(&gates),
+        };
+        let line = gates_line("a-staging", &next);
+        assert!(line.contains("to production:"), "{line}");
+        assert!(
+            line.contains("sourceDeployed ✓") && line.contains("soak ✓"),
+            "{line}"
+        );
+        let refused = Err("soak not elapsed".to_string());
+        let next = Next {
+            gates: Some(&refused),
+            ..next
+        };
+        assert!(gates_line("a-staging", &next).contains("refused: soak not elapsed"));
     }
 }

@@ -1,10 +1,15 @@
-//! `ferry serve --ui`: the dashboard, on the daemon's `--listen` address under `/ui`.
+//! ferry-dashboard: the web dashboard of `ferry serve --ui` and `ferry controller --ui`, under
+//! `/ui` on the driver's `--listen` address.
 //!
-//! Server-rendered HTML (readable without JavaScript); one embedded script for live updates
-//! over server-sent events (`/ui/events`, one `pass` event per finished reconcile pass). Assets
-//! are compiled into the binary. Reads come from the same engine calls as `ferry status` and
-//! `ferry history`; actions call the same library functions as `ferry promote`, `rollback`,
-//! `hold` and `unhold`, after a confirmation page showing the `--dry-run` preview.
+//! Owns: the HTTP views and actions of the dashboard. Server-rendered HTML (readable without
+//! JavaScript); one embedded script for live updates over server-sent events (`/ui/events`, one
+//! `pass` event per finished reconcile pass). Assets are compiled into the binary. Reads come
+//! from the same engine calls as `ferry status` and `ferry history`; actions call the same
+//! library functions as `ferry promote`, `rollback`, `hold`, `unhold` and `approve`, after a
+//! confirmation page showing the `--dry-run` preview.
+//! Must not: schedule passes, parse command-line arguments, or read clusters itself. The driver
+//! fills a [`Driver`]: the engine, the objects of the last pass, the pass count, a "run a pass
+//! now" callback and, when it knows a cluster, the drift of each app × environment.
 //!
 //! Security (docs/dashboard.md): a bearer token from `--ui-token-file` (`Authorization: Bearer`,
 //! or the HttpOnly cookie `/ui/login` sets); the token's name is recorded as `--by`. Every form
@@ -14,10 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -27,21 +31,33 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_api::ObjectSet;
 use ferry_engine::Engine;
-use ferry_engine::promote::{ApproveRequest, Bump, PromoteRequest};
-use ferry_engine::rollback::{
-    HistoryRow, HoldRequest, RollbackRequest, StatusReport, UnholdRequest,
-};
+use ferry_engine::promote::GateResult;
+use ferry_engine::rollback::{HistoryRow, StatusReport};
+use ferry_hooks::{Secret, ct_eq};
 use tokio::sync::watch;
 
-use super::scheduler::Trigger;
-use ferry_hooks::{Secret, ct_eq};
-
-#[path = "ui/html.rs"]
+mod actions;
 mod html;
 
-const CSS: &str = include_str!("ui/ui.css");
-const JS: &str = include_str!("ui/ui.js");
+use actions::ActionForm;
+
+const CSS: &str = include_str!("ui.css");
+const JS: &str = include_str!("ui.js");
 const COOKIE: &str = "ferry_ui";
+
+/// Why `--ui-token-file` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    #[error("--ui-token-file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--ui-token-file {} line {line}: expected NAME:TOKEN", path.display())]
+    Line { path: PathBuf, line: usize },
+    #[error("--ui-token-file {}: no NAME:TOKEN line", path.display())]
+    Empty { path: PathBuf },
+}
 
 /// Tokens (`name` → `token`) from `--ui-token-file`: one `NAME:TOKEN` per line, `#` comments.
 #[derive(Clone, Default)]
@@ -54,39 +70,33 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    pub fn load(path: &Path) -> anyhow::Result<Tokens> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--ui-token-file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Tokens, TokensError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (name, token) = line
+            let pair = line
                 .split_once(':')
                 .filter(|(n, t)| !n.trim().is_empty() && !t.trim().is_empty())
-                .ok_or_else(|| {
-                    anyhow!(
-                        "--ui-token-file {} line {}: expected NAME:TOKEN",
-                        path.display(),
-                        i + 1
-                    )
-                })?;
-            let secret = Secret::from_file_contents(token.as_bytes()).ok_or_else(|| {
-                anyhow!(
-                    "--ui-token-file {} line {}: empty token",
-                    path.display(),
-                    i + 1
-                )
-            })?;
+                .and_then(|(n, t)| Some((n, Secret::from_file_contents(t.as_bytes())?)));
+            let Some((name, secret)) = pair else {
+                return Err(TokensError::Line {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                });
+            };
             out.push((name.trim().to_string(), secret));
         }
         if out.is_empty() {
-            return Err(anyhow!(
-                "--ui-token-file {}: no NAME:TOKEN line",
-                path.display()
-            ));
+            return Err(TokensError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         Ok(Tokens(out))
     }
@@ -100,31 +110,81 @@ impl Tokens {
     }
 }
 
-/// Everything the dashboard's handlers share.
-pub struct Ui {
+/// What the driver (`ferry serve`, `ferry controller`) gives the dashboard.
+#[derive(Clone)]
+pub struct Driver {
     pub engine: Arc<Engine>,
+    /// The objects of the last pass (`None` before the first).
     pub objects: watch::Receiver<Option<Arc<ObjectSet>>>,
+    /// Finished passes: each change is a `pass` event, and the pipeline is recomputed.
     pub passes: watch::Receiver<u64>,
-    pub trigger: Arc<Trigger>,
+    /// Git changed (an action wrote): reload the objects and run a pass now.
+    pub run_now: Arc<dyn Fn() + Send + Sync>,
+    /// The last drift check, when the driver knows a cluster (`None`: drift is unknown).
+    pub drift: Option<watch::Receiver<Arc<DriftView>>>,
+}
+
+/// Drift of one app × environment: Git's tag compared with what the live workloads run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// The live workloads run Git's tag.
+    InSync,
+    /// Git changed and the cluster has not applied it yet.
+    Pending { git_tag: String },
+    /// The live workloads run another tag than Git's.
+    Drifted { live_tag: String, git_tag: String },
+    /// No live workload runs the app's image.
+    Missing,
+}
+
+/// The drift of each `(app, env)` the last check could judge.
+pub type DriftView = BTreeMap<(String, String), Drift>;
+
+/// Who may do what: the tokens, and whether reading needs one.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
     pub tokens: Tokens,
+    /// `--ui-read-only-open`: anyone may read; actions still need a token.
     pub read_open: bool,
+}
+
+/// Everything the dashboard's handlers share.
+struct Ui {
+    driver: Driver,
+    access: Access,
     /// Key of the CSRF tokens, random per start.
-    pub csrf_key: Secret,
+    csrf_key: Secret,
     /// The pipeline's data as of a pass count: computed once per pass, whoever asks.
-    pub cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
+    cache: tokio::sync::Mutex<Option<(u64, Arc<PipelineData>)>>,
 }
 
 /// What the pipeline page shows: `ferry status` plus each cell's last history row.
-pub struct PipelineData {
+struct PipelineData {
     report: Result<StatusReport, String>,
     last: BTreeMap<(String, String), HistoryRow>,
     /// `ferry metrics dora` over the last 30 days (each app's last stage).
     dora: Option<ferry_engine::dora::DoraReport>,
     /// (app, stage) pairs whose stage has an approval gate.
     approvals: std::collections::BTreeSet<(String, String)>,
+    /// (app, stage): the gates of the next promotion to that stage, from its `--dry-run`.
+    gates: BTreeMap<(String, String), Result<Vec<GateResult>, String>>,
 }
 
-pub fn router(ui: Arc<Ui>) -> Router {
+/// The dashboard's routes (`/ui`, `/ui/...`), to merge into the driver's router.
+pub fn router(driver: Driver, access: Access) -> Router {
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let ui = Ui {
+        driver,
+        access,
+        csrf_key: Secret::from_file_contents(hex::encode(key).as_bytes())
+            .expect("64 hex characters are never empty"),
+        cache: Default::default(),
+    };
+    routes(Arc::new(ui))
+}
+
+fn routes(ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/ui", get(pipeline_page))
         .route("/ui/", get(pipeline_page))
@@ -164,7 +224,7 @@ impl Ui {
         bearer
             .map(str::to_string)
             .or(cookie)
-            .and_then(|t| self.tokens.who(&t))
+            .and_then(|t| self.access.tokens.who(&t))
     }
 
     fn csrf(&self, user: &str) -> String {
@@ -172,14 +232,14 @@ impl Ui {
     }
 
     fn objects(&self) -> Option<Arc<ObjectSet>> {
-        self.objects.borrow().clone()
+        self.driver.objects.borrow().clone()
     }
 
     /// Read access: the user's name (`None` when anonymous reading is open), or a 401.
     fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Refused> {
         match self.user(headers) {
             Some(u) => Ok(Some(u)),
-            None if self.read_open => Ok(None),
+            None if self.access.read_open => Ok(None),
             None => Err(Refused::Token),
         }
     }
@@ -224,7 +284,7 @@ fn unauthorized() -> Response {
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
-pub struct Fragment {
+struct Fragment {
     #[serde(default)]
     fragment: Option<String>,
 }
@@ -243,15 +303,10 @@ async fn pipeline_page(
     };
     let data = pipeline_data(&ui, &objects).await;
     let body = match &data.report {
-        Ok(report) => {
+        Ok(_) => {
             let csrf = user.as_deref().map(|u| ui.csrf(u));
-            html::pipeline(
-                report,
-                &data.last,
-                data.dora.as_ref(),
-                &data.approvals,
-                csrf.as_deref(),
-            )
+            let drift = ui.driver.drift.as_ref().map(|d| d.borrow().clone());
+            html::pipeline(&data, drift.as_deref(), csrf.as_deref())
         }
         Err(e) => format!("<p class=\"error\">{}</p>", html::esc(e)),
     };
@@ -260,7 +315,7 @@ async fn pipeline_page(
 
 /// The pipeline's data for the current pass (computed by the first reader after each pass).
 async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
-    let pass = *ui.passes.borrow();
+    let pass = *ui.driver.passes.borrow();
     let mut cache = ui.cache.lock().await;
     if let Some((n, data)) = cache.as_ref()
         && *n == pass
@@ -269,6 +324,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
     }
     let mut last = BTreeMap::new();
     let report = ui
+        .driver
         .engine
         .status(objects, None)
         .await
@@ -276,6 +332,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
     for a in report.iter().flat_map(|r| &r.apps) {
         for c in &a.envs {
             if let Ok(rows) = ui
+                .driver
                 .engine
                 .history_from_git(objects, &c.env, &a.app, None)
                 .await
@@ -290,7 +347,7 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
         end: ferry_engine::dora::unix_now(),
         ..Default::default()
     };
-    let dora = ui.engine.dora(objects, &req).await.ok();
+    let dora = ui.driver.engine.dora(objects, &req).await.ok();
     let approvals = report
         .iter()
         .flat_map(|r| &r.apps)
@@ -303,14 +360,37 @@ async fn pipeline_data(ui: &Ui, objects: &ObjectSet) -> Arc<PipelineData> {
                 .map(move |s| (app.clone(), s.name))
         })
         .collect();
+    let gates = next_gates(&ui.driver.engine, objects, &report).await;
     let data = Arc::new(PipelineData {
         report,
         last,
         dora,
         approvals,
+        gates,
     });
     *cache = Some((pass, data.clone()));
     data
+}
+
+/// Per app and stage after the first: the gates the next promotion would pass, from the same
+/// `--dry-run` as `ferry promote APP --to STAGE --dry-run` (nothing is written).
+async fn next_gates(
+    engine: &Engine,
+    objects: &ObjectSet,
+    report: &Result<StatusReport, String>,
+) -> BTreeMap<(String, String), Result<Vec<GateResult>, String>> {
+    let mut out = BTreeMap::new();
+    for a in report.iter().flat_map(|r| &r.apps) {
+        for next in a.envs.iter().skip(1) {
+            let req = actions::promote_request(&a.app, &next.env, None, "dashboard", true);
+            let r = ferry_engine::promote::promote(engine, objects, None, &req)
+                .await
+                .map(|r| r.gates)
+                .map_err(|e| e.to_string());
+            out.insert((a.app.clone(), next.env.clone()), r);
+        }
+    }
+    out
 }
 
 async fn history_page(
@@ -326,11 +406,20 @@ async fn history_page(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let body = match ui.engine.history_from_git(&objects, &env, &app, None).await {
+    let body = match ui
+        .driver
+        .engine
+        .history_from_git(&objects, &env, &app, None)
+        .await
+    {
         Ok(rows) => {
             let links: Vec<Option<String>> = rows
                 .iter()
-                .map(|r| ui.engine.commit_link(&objects, &env, &app, &r.commit))
+                .map(|r| {
+                    ui.driver
+                        .engine
+                        .commit_link(&objects, &env, &app, &r.commit)
+                })
                 .collect();
             html::history(&app, &env, &rows, &links)
         }
@@ -361,12 +450,12 @@ async fn login_page() -> Html<String> {
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct Login {
+struct Login {
     token: String,
 }
 
 async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
-    if ui.tokens.who(&f.token).is_none() {
+    if ui.access.tokens.who(&f.token).is_none() {
         return unauthorized();
     }
     let cookie = format!(
@@ -381,22 +470,6 @@ async fn login(State(ui): State<Arc<Ui>>, Form(f): Form<Login>) -> Response {
         ],
     )
         .into_response()
-}
-
-/// One action as the forms send it.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ActionForm {
-    // Read by the confirmation page (html.rs) as well.
-    action: String,
-    app: String,
-    env: String,
-    #[serde(default)]
-    reason: String,
-    /// The tag to approve (approve only).
-    #[serde(default)]
-    tag: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// Checks the token and the CSRF token; the user's name, or the refusal.
@@ -422,7 +495,7 @@ async fn confirm(
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let preview = execute(&ui.engine, &objects, &f, &user, true).await;
+    let preview = actions::execute(&ui.driver.engine, &objects, &f, &user, true).await;
     let body = html::confirm(&f, &ui.csrf(&user), &preview);
     Html(html::page("Confirm", Some(&user), &body)).into_response()
 }
@@ -435,12 +508,12 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
     let Some(objects) = ui.objects() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
     };
-    let result = execute(&ui.engine, &objects, &f, &user, false).await;
+    let result = actions::execute(&ui.driver.engine, &objects, &f, &user, false).await;
     // What the pipeline showed is stale now.
     *ui.cache.lock().await = None;
     // Git changed: reload the objects and run the automations now (the promoted environment's
     // automation writes the new tag, as `ferry promote` runs it right away).
-    ui.trigger.git();
+    (ui.driver.run_now)();
     let status = if result.is_ok() {
         StatusCode::OK
     } else {
@@ -457,115 +530,12 @@ async fn run(State(ui): State<Arc<Ui>>, headers: HeaderMap, Form(f): Form<Action
         .into_response()
 }
 
-/// Runs an action through the same library calls as the CLI; JSON of the report (the CLI's
-/// `-o json`), or the error. `dry_run` is the CLI's `--dry-run` (hold and unhold have none:
-/// their preview says what will be written).
-async fn execute(
-    engine: &Engine,
-    objects: &ObjectSet,
-    f: &ActionForm,
-    by: &str,
-    dry_run: bool,
-) -> Result<String, String> {
-    let json = |v: serde_json::Result<String>| v.map_err(|e| e.to_string());
-    match f.action.as_str() {
-        "promote" => {
-            let req = PromoteRequest {
-                app: f.app.clone(),
-                to: f.env.clone(),
-                from: None,
-                tag: None,
-                dry_run,
-                force: false,
-                bump: Bump::Patch,
-                by: by.to_string(),
-                timestamp: None,
-            };
-            let r = ferry_engine::promote::promote(engine, objects, None, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "rollback" => {
-            let req = RollbackRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                dry_run,
-                ..Default::default()
-            };
-            let r = engine
-                .rollback(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "approve" if dry_run => Ok(format!(
-            "approve {} {} for {} (by {by}): one commit writing releases/{}/approvals/{}/{}.yaml",
-            f.app, f.tag, f.env, f.app, f.env, f.tag
-        )),
-        "approve" => {
-            let req = ApproveRequest {
-                app: f.app.clone(),
-                env: f.env.clone(),
-                tag: f.tag.clone(),
-                by: by.to_string(),
-            };
-            let r = ferry_engine::promote::approve(engine, objects, None, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "hold" | "unhold" if dry_run => Ok(format!(
-            "{} {} in {} (by {by}{}): one commit to .ferry/holds.yaml",
-            f.action,
-            f.app,
-            f.env,
-            if f.reason.is_empty() {
-                String::new()
-            } else {
-                format!(", reason {:?}", f.reason)
-            }
-        )),
-        "hold" => {
-            let req = HoldRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                repo: None,
-            };
-            let r = engine
-                .hold(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        "unhold" => {
-            let req = UnholdRequest {
-                env: f.env.clone(),
-                app: f.app.clone(),
-                reason: f.reason.clone(),
-                by: by.to_string(),
-                ..Default::default()
-            };
-            let r = engine
-                .unhold(objects, &req)
-                .await
-                .map_err(|e| e.to_string())?;
-            json(serde_json::to_string_pretty(&r))
-        }
-        other => Err(format!("unknown action {other:?}")),
-    }
-}
-
 /// Server-sent events: `pass` after each reconcile pass (data: the pass count).
 async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     if let Err(r) = ui.reader(&headers) {
         return r.into_response();
     }
-    let passes = ui.passes.clone();
+    let passes = ui.driver.passes.clone();
     let stream = futures::stream::unfold(passes, |mut rx| async move {
         rx.changed().await.ok()?;
         let n = *rx.borrow_and_update();

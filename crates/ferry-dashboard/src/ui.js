@@ -8,7 +8,7 @@
   function editing() {
     var a = document.activeElement;
     if (a && live.contains(a) && a.tagName === "INPUT") return true;
-    var inputs = live.querySelectorAll("input[type=text]");
+    var inputs = live.querySelectorAll("input[type=text], input[type=number]");
     for (var i = 0; i < inputs.length; i++) if (inputs[i].value) return true;
     return false;
   }
