@@ -166,7 +166,7 @@ pub fn automations_for<'a>(
 /// The setter values of every policy in the automation's namespace that matches its
 /// `policySelector` and has a `latestRef` (Ready or not, as Flux does), from this pass's
 /// elections (else the stored ones).
-fn policy_values(
+pub(crate) fn policy_values(
     engine: &Engine,
     objects: &ObjectSet,
     auto: &ImageUpdateAutomation,

@@ -31,7 +31,7 @@ use ferry_registry::RegistryClient;
 use ferry_store::{Condition, Kind, Store};
 pub use secrets::{SERVICE_ACCOUNTS, SecretsDir};
 pub use source::{ObjectSource, SourceLoad, load_objects, load_source};
-pub use steps::{Election, Selection, StepFailure};
+pub use steps::{Computed, Election, Selection, StepFailure};
 pub use writeback::PassGuard;
 
 /// Errors that stop a whole command (as opposed to one object's failure, which is an

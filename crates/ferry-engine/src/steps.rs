@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use ferry_api::{ImagePolicy, ImageRepository, ImageUpdateAutomation, ObjectSet};
-use ferry_setters::{ImageRef, PolicyValues};
+use ferry_setters::ImageRef;
 use ferry_store::{Kind, ObjectKey, PolicyRecord, ScanRecord};
 
 use crate::{AutomationOptions, Engine, EngineError, PushReport};
@@ -51,22 +51,25 @@ impl Selection<'_> {
     }
 }
 
-/// What the steps of one pass computed, handed from step to step in memory: the tags each
-/// ImageRepository holds after its scan, and each ImagePolicy's `latestRef` after its election.
-/// An object this pass did not cover (the daemon runs subsets) falls back to the store, the
-/// record of earlier passes.
+/// What earlier steps computed, handed to the next in memory: the tags each ImageRepository
+/// holds after its scan, and each ImagePolicy's `latestRef` after its election. The automation
+/// step writes the elections and leaves a tag in Git alone when it is newer than these scans.
+/// An object not filled in (a pass over a subset) falls back to the store, the record of
+/// earlier passes.
 #[derive(Debug, Default)]
-pub(crate) struct Computed {
+pub struct Computed {
     tags: HashMap<(String, String), Vec<String>>,
     latest: HashMap<(String, String), ImageRef>,
 }
 
 impl Computed {
-    pub(crate) fn set_tags(&mut self, namespace: &str, name: &str, tags: Vec<String>) {
+    /// The tags of ImageRepository `namespace/name` (a scan's `tags`).
+    pub fn set_tags(&mut self, namespace: &str, name: &str, tags: Vec<String>) {
         self.tags.insert((namespace.into(), name.into()), tags);
     }
 
-    pub(crate) fn set_latest(&mut self, namespace: &str, name: &str, latest: ImageRef) {
+    /// The `latestRef` of ImagePolicy `namespace/name` (an election's).
+    pub fn set_latest(&mut self, namespace: &str, name: &str, latest: ImageRef) {
         self.latest.insert((namespace.into(), name.into()), latest);
     }
 
@@ -124,20 +127,26 @@ impl Engine {
         crate::policy::elect(self, objects, policy, tags, previous, denied).await
     }
 
-    /// Step 3: runs one ImageUpdateAutomation with `values` (the `latestRef` of each policy it
-    /// selects, keyed `namespace:name`): setters, commit, push, recomputed on a moved tip.
-    /// `Ok(None)` when Git is already up to date.
+    /// Step 3: runs one ImageUpdateAutomation from the elections of the policies it selects
+    /// (and the scans they came from, for the "newer in Git" guard): setters, commit, push,
+    /// recomputed on a moved tip. `Ok(None)` when Git is already up to date.
     pub async fn run_automation(
         &self,
         objects: &ObjectSet,
         automation: &ImageUpdateAutomation,
-        values: &PolicyValues,
+        elections: &Computed,
         options: &AutomationOptions,
     ) -> Result<Option<PushReport>, StepFailure> {
+        let values = crate::automation::policy_values(self, objects, automation, elections)
+            .map_err(|e| StepFailure {
+                reason: "Failure",
+                message: e.to_string(),
+            })?;
         let pass = self.current_pass();
-        let computed = Computed::default();
-        crate::automation::run_one(self, objects, automation, values, options, &pass, &computed)
-            .await
+        crate::automation::run_one(
+            self, objects, automation, &values, options, &pass, elections,
+        )
+        .await
     }
 }
 
