@@ -1,12 +1,12 @@
 //! Setter edit: `update_bytes` on arbitrary YAML with arbitrary new values.
 //! Input: line 1 = new tag, line 2 = new image name, the rest = the YAML file.
-//! Invariants (crates/ferry-setters/tests/oracle, shared with the property test): only the
+//! Invariants (crates/ferry-setters/tests/integration/oracle, shared with the property test): only the
 //! replaced scalars differ (same YAML event structure, the changed scalars hold exactly the
 //! new values, the bytes before the first and after the last changed scalar are untouched);
 //! parsing the output finds the new values (a second pass changes nothing).
 #![no_main]
 
-#[path = "../../crates/ferry-setters/tests/oracle/mod.rs"]
+#[path = "../../crates/ferry-setters/tests/integration/oracle/mod.rs"]
 mod oracle;
 
 use ferry_setters::ImageRef;

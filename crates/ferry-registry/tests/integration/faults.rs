@@ -1,7 +1,7 @@
 //! Fault injection in front of the real registry (a small TCP/HTTP proxy inside the test), and
 //! Link pagination against a protocol-level server (distribution 2.8 does not paginate tags).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Clone, commit and push over every transport against real servers.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferry_git::{CloneCache, FailureKind, GitAuth, GitError, PushOutcome};

@@ -1,7 +1,7 @@
 //! Credentials never appear in errors (Display or Debug), logs (tracing at TRACE), the cache's
 //! files, or git's config — including failures with userinfo URLs and wrong passwords.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Inputs the `setter_edit` fuzz target found (fuzz/), kept as regression tests of the setter
 //! invariant (`tests/oracle`).
 
-mod oracle;
+use crate::oracle;
 
 use ferry_setters::{ImageRef, PolicyValues, SetterError, WriteMode, apply_tree, update_bytes};
 

@@ -10,7 +10,7 @@
 //! real registry; nothing is canned. Results are checked directly against the registry (skopeo,
 //! HEAD), not through the proxy.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1,6 +1,6 @@
 //! Byte-exact in-place edits on hard formatting cases (`tests/fixtures/hard`).
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Crash safety of the clone cache: stale locks, half-made clones, a corrupt object store, and a
 //! process killed with SIGKILL in the middle of fetch/commit/push.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Signed commits (OpenPGP with a passphrase, SSH with and without a password), verified by git.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! generated manifests with marked scalars in every quoting style, block and flow, get new
 //! values of any text; only those scalars' bytes change and a reparse finds the new values.
 
-mod oracle;
+use crate::oracle;
 
 use ferry_setters::ImageRef;
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Replays the upstream Flux setter fixtures (`flux-setters/cases.json`) byte for byte.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,7 +1,7 @@
 //! update_and_push: recompute on the new tip after a rejection, push branches, refspecs, push
 //! options, and concurrent writers with a human pushing at the same time.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,7 +1,7 @@
 //! log with trailers, revert (clean and conflict), show_file, changed_files, diff, and
 //! deepening of the shallow cache.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferry_git::{CloneCache, CommitSpec, GitAuth, History, LogQuery, RevertOutcome};

@@ -1,7 +1,7 @@
 //! Against the real docker-registry (distribution 2.8) started by testbed/registry.sh,
 //! cross-checked with skopeo.
 
-mod common;
+use crate::common;
 
 use common::{access, fast_client, skopeo_digest, skopeo_tags, sorted};
 use ferry_registry::{
