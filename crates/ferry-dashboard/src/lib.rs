@@ -235,6 +235,16 @@ impl Ui {
         self.driver.objects.borrow().clone()
     }
 
+    /// What a read view needs: the reader and the objects, or the response that refuses it
+    /// (401 without access, 503 before the first pass).
+    fn read_view(&self, headers: &HeaderMap) -> Result<(Option<String>, Arc<ObjectSet>), Response> {
+        let user = self.reader(headers).map_err(IntoResponse::into_response)?;
+        let objects = self.objects().ok_or_else(|| {
+            (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response()
+        })?;
+        Ok((user, objects))
+    }
+
     /// Read access: the user's name (`None` when anonymous reading is open), or a 401.
     fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, Refused> {
         match self.user(headers) {
@@ -294,12 +304,9 @@ async fn pipeline_page(
     headers: HeaderMap,
     Query(q): Query<Fragment>,
 ) -> Response {
-    let user = match ui.reader(&headers) {
-        Ok(u) => u,
-        Err(r) => return r.into_response(),
-    };
-    let Some(objects) = ui.objects() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    let (user, objects) = match ui.read_view(&headers) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let data = pipeline_data(&ui, &objects).await;
     let body = match &data.report {
@@ -399,12 +406,9 @@ async fn history_page(
     UrlPath((app, env)): UrlPath<(String, String)>,
     Query(q): Query<Fragment>,
 ) -> Response {
-    let user = match ui.reader(&headers) {
-        Ok(u) => u,
-        Err(r) => return r.into_response(),
-    };
-    let Some(objects) = ui.objects() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "objects not loaded yet\n").into_response();
+    let (user, objects) = match ui.read_view(&headers) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let body = match ui
         .driver

@@ -44,15 +44,8 @@ pub(crate) async fn evaluate_all(
         } else {
             let repo = &policy.spec.image_repository_ref;
             let tags = computed.tags(engine, repo.namespace_or(policy.namespace()), &repo.name)?;
-            elect(
-                engine,
-                objects,
-                policy,
-                &tags,
-                &prev_policy,
-                &policy_holds.denied,
-            )
-            .await
+            let denied = &policy_holds.denied;
+            (engine.elect_policy(objects, policy, &tags, &prev_policy, denied)).await
         };
         let suspended = policy.spec.suspend;
         let (ready, reason, message, mut status) = match result {
@@ -127,97 +120,101 @@ pub(crate) fn policer_for(policy: &ImagePolicy) -> Result<Policer, StepFailure> 
     })
 }
 
-/// Elects the latest tag for one policy from its repository's `tags` (see
-/// [`Engine::elect_policy`]).
-pub(crate) async fn elect(
-    engine: &Engine,
-    objects: &ObjectSet,
-    policy: &ImagePolicy,
-    tags: &[String],
-    previous: &PolicyRecord,
-    denied: &[String],
-) -> Result<Election, StepFailure> {
-    let repo_ns = policy
-        .spec
-        .image_repository_ref
-        .namespace_or(policy.namespace())
-        .to_string();
-    let repo_name = policy.spec.image_repository_ref.name.clone();
-    let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
-        return Err(StepFailure {
-            reason: "DependencyNotReady",
-            message: format!(
-                "failed to get the referred ImageRepository: referenced ImageRepository does not exist: ImageRepository {repo_ns}/{repo_name} not found in the source"
-            ),
-        });
-    };
-    check_acl(engine, objects, policy, repo)?;
-    if policy.spec.digest_reflection_policy == DigestReflectionPolicy::Always
-        && policy.spec.interval.is_none()
-    {
-        return Err(StepFailure {
+impl Engine {
+    /// Step 2: elects one ImagePolicy's latest tag from `tags` (its ImageRepository's scan),
+    /// given its previous status and the tags denied to it in Git. Reads no store; may ask the
+    /// registry for the elected tag's digest (`digestReflectionPolicy`).
+    pub async fn elect_policy(
+        &self,
+        objects: &ObjectSet,
+        policy: &ImagePolicy,
+        tags: &[String],
+        previous: &PolicyRecord,
+        denied: &[String],
+    ) -> Result<Election, StepFailure> {
+        let engine = self;
+        let repo_ns = policy
+            .spec
+            .image_repository_ref
+            .namespace_or(policy.namespace())
+            .to_string();
+        let repo_name = policy.spec.image_repository_ref.name.clone();
+        let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
+            return Err(StepFailure {
+                reason: "DependencyNotReady",
+                message: format!(
+                    "failed to get the referred ImageRepository: referenced ImageRepository does not exist: ImageRepository {repo_ns}/{repo_name} not found in the source"
+                ),
+            });
+        };
+        check_acl(engine, objects, policy, repo)?;
+        if policy.spec.digest_reflection_policy == DigestReflectionPolicy::Always
+            && policy.spec.interval.is_none()
+        {
+            return Err(StepFailure {
             reason: "IntervalNotConfigured",
             message:
                 "invalid policy: spec.interval is required when digestReflectionPolicy is Always"
                     .into(),
         });
-    }
-    let policer = policer_for(policy)?;
-    let filter = match &policy.spec.filter_tags {
-        Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
-        None => Ok(TagFilter::none()),
-    }
-    .map_err(|e| StepFailure {
-        reason: e.reason(),
-        message: e.to_string(),
-    })?;
-    let mut tags = tags.to_vec();
-    if tags.is_empty() {
-        return Err(StepFailure {
-            reason: "DependencyNotReady",
-            message: format!("no tags in database for ImageRepository {repo_ns}/{repo_name}"),
-        });
-    }
-    // Denied tags (`.ferry/holds.yaml`) are never elected: the newest allowed tag wins.
-    if !denied.is_empty() {
-        tags.retain(|t| !denied.contains(t));
+        }
+        let policer = policer_for(policy)?;
+        let filter = match &policy.spec.filter_tags {
+            Some(f) => TagFilter::new(f.pattern.as_deref(), f.extract.as_deref()),
+            None => Ok(TagFilter::none()),
+        }
+        .map_err(|e| StepFailure {
+            reason: e.reason(),
+            message: e.to_string(),
+        })?;
+        let mut tags = tags.to_vec();
         if tags.is_empty() {
             return Err(StepFailure {
                 reason: "DependencyNotReady",
-                message: format!(
-                    "every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"
-                ),
+                message: format!("no tags in database for ImageRepository {repo_ns}/{repo_name}"),
             });
         }
+        // Denied tags (`.ferry/holds.yaml`) are never elected: the newest allowed tag wins.
+        if !denied.is_empty() {
+            tags.retain(|t| !denied.contains(t));
+            if tags.is_empty() {
+                return Err(StepFailure {
+                    reason: "DependencyNotReady",
+                    message: format!(
+                        "every tag of ImageRepository {repo_ns}/{repo_name} is denied for this policy"
+                    ),
+                });
+            }
+        }
+        let tag = select_latest(&tags, &filter, &policer).map_err(|e| StepFailure {
+            reason: e.reason(),
+            message: e.to_string(),
+        })?;
+        let name = repo.spec.image.clone();
+        let reflection = match policy.spec.digest_reflection_policy {
+            DigestReflectionPolicy::Never => DigestReflection::Never,
+            DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
+            DigestReflectionPolicy::Always => DigestReflection::Always,
+        };
+        let (stored_latest, stored_previous) = (
+            previous.latest_ref.as_ref(),
+            previous.observed_previous_ref.as_ref(),
+        );
+        let digest = match digest_action(reflection, stored_latest, &name, &tag) {
+            DigestAction::None => String::new(),
+            DigestAction::Reuse(d) => d,
+            DigestAction::Fetch => fetch_digest(engine, repo, &name, &tag).await?,
+        };
+        let new = ImageRef::new(name, tag).with_digest(digest);
+        let update = update_refs(stored_latest, stored_previous, new);
+        let message = ready_message(&update.latest, update.observed_previous.as_ref());
+        let status = PolicyRecord {
+            latest_ref: Some(update.latest),
+            observed_previous_ref: update.observed_previous,
+            ..PolicyRecord::default()
+        };
+        Ok(Election { status, message })
     }
-    let tag = select_latest(&tags, &filter, &policer).map_err(|e| StepFailure {
-        reason: e.reason(),
-        message: e.to_string(),
-    })?;
-    let name = repo.spec.image.clone();
-    let reflection = match policy.spec.digest_reflection_policy {
-        DigestReflectionPolicy::Never => DigestReflection::Never,
-        DigestReflectionPolicy::IfNotPresent => DigestReflection::IfNotPresent,
-        DigestReflectionPolicy::Always => DigestReflection::Always,
-    };
-    let (stored_latest, stored_previous) = (
-        previous.latest_ref.as_ref(),
-        previous.observed_previous_ref.as_ref(),
-    );
-    let digest = match digest_action(reflection, stored_latest, &name, &tag) {
-        DigestAction::None => String::new(),
-        DigestAction::Reuse(d) => d,
-        DigestAction::Fetch => fetch_digest(engine, repo, &name, &tag).await?,
-    };
-    let new = ImageRef::new(name, tag).with_digest(digest);
-    let update = update_refs(stored_latest, stored_previous, new);
-    let message = ready_message(&update.latest, update.observed_previous.as_ref());
-    let status = PolicyRecord {
-        latest_ref: Some(update.latest),
-        observed_previous_ref: update.observed_previous,
-        ..PolicyRecord::default()
-    };
-    Ok(Election { status, message })
 }
 
 async fn fetch_digest(

@@ -1,5 +1,6 @@
 //! The per-object steps every driver calls: scan one ImageRepository, elect one ImagePolicy from
-//! a scan, run one ImageUpdateAutomation from the elections it selects.
+//! a scan (`Engine::elect_policy`, beside the election's rules in `policy.rs`), run one
+//! ImageUpdateAutomation from the elections it selects.
 //!
 //! Each step takes its inputs and returns its outcome; it stores nothing and reads nothing back
 //! from the store. The drivers decide when to call them and where outcomes live: `scan` and
@@ -10,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ferry_api::{ImagePolicy, ImageRepository, ImageUpdateAutomation, ObjectSet};
+use ferry_api::{ImageRepository, ImageUpdateAutomation, ObjectSet};
 use ferry_setters::ImageRef;
 use ferry_store::{Kind, ObjectKey, PolicyRecord, ScanRecord};
 
@@ -111,20 +112,6 @@ impl Engine {
     pub async fn scan_repository(&self, repo: &ImageRepository) -> Result<ScanRecord, StepFailure> {
         let prepared = crate::scan::prepare(self, repo)?;
         crate::scan::scan_prepared(self.registry(), &prepared).await
-    }
-
-    /// Step 2: elects one ImagePolicy's latest tag from `tags` (its ImageRepository's scan),
-    /// given its previous status and the tags denied to it in Git. Reads no store; may ask the
-    /// registry for the elected tag's digest (`digestReflectionPolicy`).
-    pub async fn elect_policy(
-        &self,
-        objects: &ObjectSet,
-        policy: &ImagePolicy,
-        tags: &[String],
-        previous: &PolicyRecord,
-        denied: &[String],
-    ) -> Result<Election, StepFailure> {
-        crate::policy::elect(self, objects, policy, tags, previous, denied).await
     }
 
     /// Step 3: runs one ImageUpdateAutomation from the elections of the policies it selects
