@@ -237,6 +237,8 @@ impl Ui {
 
     /// What a read view needs: the reader and the objects, or the response that refuses it
     /// (401 without access, 503 before the first pass).
+    // The error is the response itself: handlers return it as is, once per request.
+    #[allow(clippy::result_large_err)]
     fn read_view(&self, headers: &HeaderMap) -> Result<(Option<String>, Arc<ObjectSet>), Response> {
         let user = self.reader(headers).map_err(IntoResponse::into_response)?;
         let objects = self.objects().ok_or_else(|| {
