@@ -59,19 +59,21 @@ impl Selection<'_> {
 /// earlier passes.
 #[derive(Debug, Default)]
 pub struct Computed {
-    tags: HashMap<(String, String), Vec<String>>,
-    latest: HashMap<(String, String), ImageRef>,
+    tags: HashMap<ObjectKey, Vec<String>>,
+    latest: HashMap<ObjectKey, ImageRef>,
 }
 
 impl Computed {
     /// The tags of ImageRepository `namespace/name` (a scan's `tags`).
     pub fn set_tags(&mut self, namespace: &str, name: &str, tags: Vec<String>) {
-        self.tags.insert((namespace.into(), name.into()), tags);
+        let key = ObjectKey::new(Kind::ImageRepository, namespace, name);
+        self.tags.insert(key, tags);
     }
 
     /// The `latestRef` of ImagePolicy `namespace/name` (an election's).
     pub fn set_latest(&mut self, namespace: &str, name: &str, latest: ImageRef) {
-        self.latest.insert((namespace.into(), name.into()), latest);
+        let key = ObjectKey::new(Kind::ImagePolicy, namespace, name);
+        self.latest.insert(key, latest);
     }
 
     /// The tags of ImageRepository `namespace/name`: this pass's scan, else the stored one.
@@ -81,7 +83,8 @@ impl Computed {
         namespace: &str,
         name: &str,
     ) -> Result<Vec<String>, EngineError> {
-        if let Some(tags) = self.tags.get(&(namespace.into(), name.into())) {
+        let key = ObjectKey::new(Kind::ImageRepository, namespace, name);
+        if let Some(tags) = self.tags.get(&key) {
             return Ok(tags.clone());
         }
         let stored = engine.store().get(Kind::ImageRepository, namespace, name)?;
@@ -98,7 +101,8 @@ impl Computed {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ImageRef>, EngineError> {
-        if let Some(latest) = self.latest.get(&(namespace.into(), name.into())) {
+        let key = ObjectKey::new(Kind::ImagePolicy, namespace, name);
+        if let Some(latest) = self.latest.get(&key) {
             return Ok(Some(latest.clone()));
         }
         let stored = engine.store().get(Kind::ImagePolicy, namespace, name)?;
