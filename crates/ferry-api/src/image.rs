@@ -429,6 +429,19 @@ impl Spec for ImagePolicySpec {
     const API_VERSION: &'static str = IMAGE_API_VERSION;
 }
 
+impl Object<ImagePolicySpec> {
+    /// The ImageRepository this policy reads: `imageRepositoryRef`, its namespace defaulting to
+    /// the policy's.
+    pub fn repository_key(&self) -> ferry_core::ObjectKey {
+        let r = &self.spec.image_repository_ref;
+        ferry_core::ObjectKey::new(
+            ferry_core::Kind::ImageRepository,
+            r.namespace_or(self.namespace()),
+            &r.name,
+        )
+    }
+}
+
 impl Object<ImageUpdateAutomationSpec> {
     /// Whether this automation writes `policy`'s setters: same namespace, and `policySelector`
     /// (none = every policy) matches the policy's labels — as Flux lists them.

@@ -44,6 +44,12 @@ impl ObjectSet {
     }
 
     /// The ImageRepository `namespace/name`.
+    /// The ImageRepository `policy` reads, when the set has it.
+    pub fn repository_of(&self, policy: &ImagePolicy) -> Option<&ImageRepository> {
+        let key = policy.repository_key();
+        self.image_repository(&key.namespace, &key.name)
+    }
+
     /// The keys of the image objects (the kinds Ferry reconciles).
     pub fn keys(&self) -> std::collections::BTreeSet<ferry_core::ObjectKey> {
         use ferry_core::{Kind, ObjectKey};

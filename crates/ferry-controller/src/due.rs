@@ -244,13 +244,7 @@ fn interval(key: &ObjectKey, set: &ObjectSet) -> Option<Duration> {
 /// Adds the policies of due repositories, then the automations of due policies.
 fn add_dependents(set: &ObjectSet, due: &mut BTreeSet<ObjectKey>) {
     for policy in &set.image_policies {
-        let repo = &policy.spec.image_repository_ref;
-        let repo_key = ObjectKey::new(
-            Kind::ImageRepository,
-            repo.namespace_or(policy.namespace()),
-            &repo.name,
-        );
-        if due.contains(&repo_key) {
+        if due.contains(&policy.repository_key()) {
             due.insert(ObjectKey::new(
                 Kind::ImagePolicy,
                 policy.namespace(),

@@ -219,12 +219,8 @@ pub fn desired(
             else {
                 continue;
             };
-            let r = &policy.spec.image_repository_ref;
-            let repo_ns = r.namespace.as_deref().unwrap_or(ns);
             let image = objects
-                .image_repositories
-                .iter()
-                .find(|i| i.namespace() == repo_ns && i.name() == r.name)
+                .repository_of(policy)
                 .map(|i| i.spec.image.clone())
                 .unwrap_or_default();
             rows.push(Desired {

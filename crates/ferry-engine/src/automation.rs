@@ -773,17 +773,11 @@ fn tag_is_newer(
     let Some(policy) = objects.image_policy(ns, name) else {
         return Newer::Known(false);
     };
-    let repo_ns = policy
-        .spec
-        .image_repository_ref
-        .namespace_or(ns)
-        .to_string();
-    let repo_name = policy.spec.image_repository_ref.name.as_str();
-    let Some(repo) = objects.image_repository(&repo_ns, repo_name) else {
+    let Some(repo) = objects.repository_of(policy) else {
         return Newer::Known(false);
     };
     let known = computed
-        .tags(engine, &repo_ns, repo_name)
+        .tags(engine, repo.namespace(), repo.name())
         .is_ok_and(|tags| tags.iter().any(|t| t == tag));
     if known {
         // Our election saw it and chose otherwise (newer, denied or filtered out).

@@ -42,8 +42,8 @@ pub(crate) async fn evaluate_all(
                 message: "reconciliation is suspended".into(),
             })
         } else {
-            let repo = &policy.spec.image_repository_ref;
-            let tags = computed.tags(engine, repo.namespace_or(policy.namespace()), &repo.name)?;
+            let repo = policy.repository_key();
+            let tags = computed.tags(engine, &repo.namespace, &repo.name)?;
             let denied = &policy_holds.denied;
             (engine.elect_policy(objects, policy, &tags, &prev_policy, denied)).await
         };
@@ -133,12 +133,11 @@ impl Engine {
         denied: &[String],
     ) -> Result<Election, StepFailure> {
         let engine = self;
-        let repo_ns = policy
-            .spec
-            .image_repository_ref
-            .namespace_or(policy.namespace())
-            .to_string();
-        let repo_name = policy.spec.image_repository_ref.name.clone();
+        let ferry_store::ObjectKey {
+            namespace: repo_ns,
+            name: repo_name,
+            ..
+        } = policy.repository_key();
         let Some(repo) = objects.image_repository(&repo_ns, &repo_name) else {
             return Err(StepFailure {
                 reason: "DependencyNotReady",

@@ -526,16 +526,8 @@ async fn reconcile_target(engine: &Engine, objects: &ObjectSet, report: &Promote
     else {
         return;
     };
-    let repo_ns = policy
-        .spec
-        .image_repository_ref
-        .namespace_or(policy.namespace());
     let subset = ObjectSet {
-        image_repositories: objects
-            .image_repository(repo_ns, &policy.spec.image_repository_ref.name)
-            .cloned()
-            .into_iter()
-            .collect(),
+        image_repositories: objects.repository_of(policy).cloned().into_iter().collect(),
         image_policies: vec![policy.clone()],
         image_update_automations: vec![automation.clone()],
         git_repositories: objects.git_repositories.clone(),

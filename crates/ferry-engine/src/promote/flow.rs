@@ -181,14 +181,12 @@ fn stage_repository<'a>(
     objects: &'a ObjectSet,
     policy: &ImagePolicy,
 ) -> Result<&'a ImageRepository, PromoteError> {
-    let r = &policy.spec.image_repository_ref;
-    let ns = r.namespace_or(policy.namespace());
-    objects.image_repository(ns, &r.name).ok_or_else(|| {
+    objects.repository_of(policy).ok_or_else(|| {
         PromoteError::Invalid(format!(
-            "ImagePolicy {}/{} refers to ImageRepository {ns}/{}, which is not in the source",
+            "ImagePolicy {}/{} refers to {}, which is not in the source",
             policy.namespace(),
             policy.name(),
-            r.name
+            policy.repository_key()
         ))
     })
 }

@@ -85,19 +85,9 @@ pub(crate) fn resolve(
         .filter_map(|a| a.spec.git.as_ref().map(|g| g.commit.author.email.clone()))
         .filter(|e| !e.is_empty())
         .collect();
-    let repo_ns = policy
-        .spec
-        .image_repository_ref
-        .namespace_or(policy.namespace())
-        .to_string();
-    let repo_name = policy.spec.image_repository_ref.name.clone();
-    let image_name = objects
-        .image_repository(&repo_ns, &repo_name)
-        .map(|r| r.spec.image.clone())
-        .unwrap_or_default();
-    let image_repository = objects
-        .image_repository(&repo_ns, &repo_name)
-        .map(|_| (repo_ns.clone(), repo_name.clone()));
+    let repo = objects.repository_of(policy);
+    let image_name = repo.map(|r| r.spec.image.clone()).unwrap_or_default();
+    let image_repository = repo.map(|r| (r.namespace().to_string(), r.name().to_string()));
     // Every automation in the namespace that selects the policy writes its markers within its
     // own update path (as in Flux), so the markers are looked for under the deepest directory
     // that holds all of those paths; Git settings come from the one that writes it.

@@ -10,10 +10,8 @@ use super::{Key, key};
 
 /// The ImageRepository a policy reads its tags from.
 pub(super) fn policy_repo(p: &ImagePolicy) -> Key {
-    key(
-        p.spec.image_repository_ref.namespace_or(p.namespace()),
-        &p.spec.image_repository_ref.name,
-    )
+    let repo = p.repository_key();
+    (repo.namespace, repo.name)
 }
 
 /// Lookup-only objects every subset carries.
