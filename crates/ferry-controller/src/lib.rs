@@ -276,19 +276,19 @@ pub async fn live_records(
     Ok(out)
 }
 
-/// Asks whoever reconciles an ImageUpdateAutomation in the cluster (Ferry's controller or
-/// Flux's) to run it now, as `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt`
-/// annotation. Returns the value written.
-pub async fn request_automation(
+/// Asks whoever reconciles an image object in the cluster (Ferry's controller or Flux's) to run
+/// it now, as `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt` annotation. Returns
+/// the value written.
+pub async fn request_reconcile(
     options: &ControllerOptions,
-    namespace: &str,
-    name: &str,
+    key: &ferry_core::ObjectKey,
 ) -> Result<String, ControllerError> {
+    let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
     let client = client(options).await?;
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ControllerError::Io(e.to_string()))?;
-    let resource = Kind::ImageUpdateAutomation.resource();
+    let resource = key.kind.resource();
     let api: kube::Api<kube::api::DynamicObject> =
         kube::Api::namespaced_with(client, namespace, &resource);
     let patch = serde_json::json!({ "metadata": { "annotations": { REQUESTED_AT: now } } });

@@ -470,7 +470,10 @@ async fn cluster_gate(p: &Prepared, args: &PromoteArgs, kubeconfig: &Path) -> Re
     Ok(())
 }
 
-/// Starts the target environment's automation in the cluster (`requestedAt`).
+/// Asks the cluster to rescan the target environment's ImageRepository and run its automation
+/// now (`requestedAt` on both): the scan elects the promoted tag, the automation writes it. With
+/// Flux's controllers as with Ferry's, a request on the automation alone would write the old
+/// election until the repository's next scan.
 async fn request_target(
     objects: &ObjectSet,
     report: &PromoteReport,
@@ -494,15 +497,17 @@ async fn request_target(
         args.source.context.clone(),
         None,
     );
-    let at =
-        ferry_controller::request_automation(&options, automation.namespace(), automation.name())
+    let automation = ferry_core::ObjectKey::new(
+        ferry_core::Kind::ImageUpdateAutomation,
+        automation.namespace(),
+        automation.name(),
+    );
+    for key in [policy.repository_key(), automation] {
+        let at = ferry_controller::request_reconcile(&options, &key)
             .await
             .map_err(CliError::failed)?;
-    eprintln!(
-        "requested a run of ImageUpdateAutomation {}/{} in the cluster (requestedAt {at})",
-        automation.namespace(),
-        automation.name()
-    );
+        eprintln!("requested a reconcile of {key} in the cluster (requestedAt {at})");
+    }
     Ok(())
 }
 

@@ -429,6 +429,12 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
         !requested.trim().is_empty(),
         "requestedAt set on production/backend"
     );
+    // The target's ImageRepository is rescanned too, so the promoted tag is elected at once.
+    assert!(
+        promoted.stderr.contains("requested a reconcile of ImageRepository "),
+        "{}",
+        promoted.stderr
+    );
 }
 
 /// `ferry serve --kubeconfig --adopt-rollouts`: the daemon sees the undo on its drift check and
