@@ -38,11 +38,11 @@ pub use run::{
 pub use subsets::{automation_subset, policy_subset, scan_subset};
 pub use timers::{COALESCE, Due, Timer, Timers, backoff, policy_interval};
 
-/// `(namespace, name)`.
-pub type Key = (String, String);
+use ferry_core::Kind;
+pub use ferry_core::ObjectKey;
 
-fn key(ns: &str, name: &str) -> Key {
-    (ns.to_string(), name.to_string())
+fn key(kind: Kind, ns: &str, name: &str) -> ObjectKey {
+    ObjectKey::new(kind, ns, name)
 }
 
 /// What the triggers asked for since the last pass.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::subsets::{automation_subset, changed_refs, policies_of, policy_subset, scan_subset};
-use super::{Due, Key, Pending, Timers, Trigger, key};
+use super::{Due, ObjectKey, Pending, Timers, Trigger, key};
 use crate::{AutomationOptions, Engine, EngineError, ObjectOutcome, ObjectSource, RunReport};
 
 /// The engine calls a pass makes. [`EngineSteps`] is the real one; tests pass in-memory fakes.
@@ -34,7 +34,7 @@ pub trait Steps: Send + Sync + 'static {
         set: &ObjectSet,
     ) -> impl Future<Output = Result<RunReport, EngineError>> + Send;
     /// Each policy's stored `latestRef` (`name:tag@digest`), to see which ones a step changed.
-    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<Key, Option<String>>;
+    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<ObjectKey, Option<String>>;
 }
 
 /// The steps on a real [`Engine`].
@@ -75,7 +75,7 @@ impl Steps for EngineSteps {
         self.engine.reconcile(set, &self.options).await
     }
 
-    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<Key, Option<String>> {
+    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<ObjectKey, Option<String>> {
         let store = self.engine.store();
         (set.image_policies.iter())
             .map(|p| {
@@ -84,7 +84,7 @@ impl Steps for EngineSteps {
                     .and_then(|r| r.policy)
                     .and_then(|p| p.latest_ref)
                     .map(|l| format!("{}:{}@{}", l.name, l.tag, l.digest.unwrap_or_default()));
-                (key(p.namespace(), p.name()), latest)
+                (key(Kind::ImagePolicy, p.namespace(), p.name()), latest)
             })
             .collect()
     }
@@ -166,7 +166,7 @@ pub trait Observer: Send + Sync {
     /// A step ended.
     fn step(&self, _done: &StepDone<'_>) {}
     /// A policy's `latestRef` changed in a pass.
-    fn policy_changed(&self, _policy: &Key) {}
+    fn policy_changed(&self, _policy: &ObjectKey) {}
 }
 
 impl Observer for () {}

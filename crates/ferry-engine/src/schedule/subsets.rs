@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_api::{ImagePolicy, Object, ObjectSet};
 
-use super::{Key, key};
+use super::{ObjectKey, key};
+use ferry_core::Kind;
 
 /// The ImageRepository a policy reads its tags from.
-pub(super) fn policy_repo(p: &ImagePolicy) -> Key {
-    let repo = p.repository_key();
-    (repo.namespace, repo.name)
+pub(super) fn policy_repo(p: &ImagePolicy) -> ObjectKey {
+    p.repository_key()
 }
 
 /// Lookup-only objects every subset carries.
@@ -25,25 +25,31 @@ fn base(full: &ObjectSet) -> ObjectSet {
 }
 
 /// The objects of `list` named in `keys`.
-fn pick<S: ferry_api::Spec + Clone>(list: &[Object<S>], keys: &BTreeSet<Key>) -> Vec<Object<S>> {
+fn pick<S: ferry_api::Spec + Clone>(
+    list: &[Object<S>],
+    keys: &BTreeSet<ObjectKey>,
+) -> Vec<Object<S>> {
+    let Some(kind) = Kind::parse(S::KIND) else {
+        return Vec::new();
+    };
     (list.iter())
-        .filter(|o| keys.contains(&key(o.namespace(), o.name())))
+        .filter(|o| keys.contains(&key(kind, o.namespace(), o.name())))
         .cloned()
         .collect()
 }
 
 /// The scan step: the given repositories only (no policies, so `Engine::scan` only lists tags).
-pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<Key>) -> ObjectSet {
+pub fn scan_subset(full: &ObjectSet, repos: &BTreeSet<ObjectKey>) -> ObjectSet {
     let mut set = base(full);
     set.image_repositories = pick(&full.image_repositories, repos);
     set
 }
 
 /// The policies of the given repositories.
-pub(super) fn policies_of(full: &ObjectSet, repos: &BTreeSet<Key>) -> BTreeSet<Key> {
+pub(super) fn policies_of(full: &ObjectSet, repos: &BTreeSet<ObjectKey>) -> BTreeSet<ObjectKey> {
     (full.image_policies.iter())
         .filter(|p| repos.contains(&policy_repo(p)))
-        .map(|p| key(p.namespace(), p.name()))
+        .map(|p| key(Kind::ImagePolicy, p.namespace(), p.name()))
         .collect()
 }
 
@@ -51,7 +57,7 @@ pub(super) fn policies_of(full: &ObjectSet, repos: &BTreeSet<Key>) -> BTreeSet<K
 /// name, the ACL and the credentials of a digest lookup; their tags are read from the store).
 /// No automations: reading holds would fetch Git on every evaluation, so the engine keeps the
 /// last known holds (the automation step refreshes them).
-pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<Key>) -> ObjectSet {
+pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<ObjectKey>) -> ObjectSet {
     let mut set = base(full);
     set.image_policies = pick(&full.image_policies, policies);
     with_policy_repositories(set, full)
@@ -64,26 +70,26 @@ pub fn policy_subset(full: &ObjectSet, policies: &BTreeSet<Key>) -> ObjectSet {
 /// - the repositories of those policies (the engine needs their stored tags), and the lookups.
 pub fn automation_subset(
     full: &ObjectSet,
-    due: &BTreeSet<Key>,
-    changed: &BTreeSet<Key>,
+    due: &BTreeSet<ObjectKey>,
+    changed: &BTreeSet<ObjectKey>,
 ) -> ObjectSet {
     let mut set = base(full);
     let due_ns: BTreeSet<&str> = full
         .image_update_automations
         .iter()
-        .filter(|a| due.contains(&key(a.namespace(), a.name())))
+        .filter(|a| due.contains(&key(Kind::ImageUpdateAutomation, a.namespace(), a.name())))
         .map(|a| a.namespace())
         .collect();
     let changed_policies: Vec<&ImagePolicy> = full
         .image_policies
         .iter()
-        .filter(|p| changed.contains(&key(p.namespace(), p.name())))
+        .filter(|p| changed.contains(&key(Kind::ImagePolicy, p.namespace(), p.name())))
         .collect();
     set.image_update_automations = full
         .image_update_automations
         .iter()
         .filter(|a| {
-            due.contains(&key(a.namespace(), a.name()))
+            due.contains(&key(Kind::ImageUpdateAutomation, a.namespace(), a.name()))
                 || changed_policies.iter().any(|p| a.selects(p))
         })
         .cloned()
@@ -92,7 +98,8 @@ pub fn automation_subset(
         .image_policies
         .iter()
         .filter(|p| {
-            due_ns.contains(p.namespace()) || changed.contains(&key(p.namespace(), p.name()))
+            due_ns.contains(p.namespace())
+                || changed.contains(&key(Kind::ImagePolicy, p.namespace(), p.name()))
         })
         .cloned()
         .collect();
@@ -101,16 +108,16 @@ pub fn automation_subset(
 
 /// Adds to `set` the ImageRepositories its policies reference (the engine reads their tags).
 fn with_policy_repositories(mut set: ObjectSet, full: &ObjectSet) -> ObjectSet {
-    let repo_keys: BTreeSet<Key> = set.image_policies.iter().map(policy_repo).collect();
+    let repo_keys: BTreeSet<ObjectKey> = set.image_policies.iter().map(policy_repo).collect();
     set.image_repositories = pick(&full.image_repositories, &repo_keys);
     set
 }
 
 /// The policies whose `latestRef` a step set to a new value.
 pub(super) fn changed_refs(
-    before: &BTreeMap<Key, Option<String>>,
-    after: &BTreeMap<Key, Option<String>>,
-) -> BTreeSet<Key> {
+    before: &BTreeMap<ObjectKey, Option<String>>,
+    after: &BTreeMap<ObjectKey, Option<String>>,
+) -> BTreeSet<ObjectKey> {
     (after.iter())
         .filter(|(k, v)| v.is_some() && before.get(*k) != Some(*v))
         .map(|(k, _)| k.clone())

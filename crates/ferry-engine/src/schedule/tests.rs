@@ -95,7 +95,7 @@ struct World {
     broken: Mutex<BTreeSet<&'static str>>,
     /// Policy name → the `latestRef` its next evaluation elects.
     elect: Mutex<BTreeMap<String, String>>,
-    refs: Mutex<BTreeMap<Key, Option<String>>>,
+    refs: Mutex<BTreeMap<ObjectKey, Option<String>>>,
     /// When set, a scan waits for a permit (a pass held in flight).
     gate: Mutex<Option<Arc<Semaphore>>>,
 }
@@ -164,6 +164,13 @@ impl Fake {
     }
 }
 
+fn keys_of<S: ferry_api::Spec>(objects: &[ferry_api::Object<S>]) -> Vec<ObjectKey> {
+    let kind = Kind::parse(S::KIND).unwrap();
+    (objects.iter())
+        .map(|o| key(kind, o.namespace(), o.name()))
+        .collect()
+}
+
 fn names<S: ferry_api::Spec>(objects: &[ferry_api::Object<S>]) -> Vec<(String, String)> {
     (objects.iter())
         .map(|o| (o.namespace().to_string(), o.name().to_string()))
@@ -198,7 +205,10 @@ impl Steps for Fake {
         let mut refs = lock(&self.world.refs);
         for p in &set.image_policies {
             if let Some(r) = elect.get(p.name()) {
-                refs.insert(key(p.namespace(), p.name()), Some(r.clone()));
+                refs.insert(
+                    key(Kind::ImagePolicy, p.namespace(), p.name()),
+                    Some(r.clone()),
+                );
             }
         }
         report
@@ -208,11 +218,11 @@ impl Steps for Fake {
         self.report("automations", names(&set.image_update_automations), set)
     }
 
-    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<Key, Option<String>> {
+    fn latest_refs(&self, set: &ObjectSet) -> BTreeMap<ObjectKey, Option<String>> {
         let refs = lock(&self.world.refs);
         (set.image_policies.iter())
             .map(|p| {
-                let k = key(p.namespace(), p.name());
+                let k = key(Kind::ImagePolicy, p.namespace(), p.name());
                 let v = refs.get(&k).cloned().flatten();
                 (k, v)
             })
@@ -653,14 +663,21 @@ async fn timers_decide_from_now_alone() {
     assert_eq!(all.repos.len(), 2);
     assert_eq!(
         all.policies,
-        [key("apps", "always"), key("apps", "always-default")].into()
+        [
+            key(Kind::ImagePolicy, "apps", "always"),
+            key(Kind::ImagePolicy, "apps", "always-default")
+        ]
+        .into()
     );
     timers.settle(&set, t0, |kind, _, name| {
         Some(!(kind == Kind::ImageRepository && name == "other"))
     });
     assert_eq!(timers.next_wake(), t0 + secs(0.75));
     assert_eq!(
-        timers.timer(Kind::ImageRepository, &key("flux-system", "other")),
+        timers.timer(
+            Kind::ImageRepository,
+            &key(Kind::ImageRepository, "flux-system", "other")
+        ),
         Some(Timer {
             next: t0 + secs(0.75),
             failures: 1
@@ -669,13 +686,22 @@ async fn timers_decide_from_now_alone() {
     // Due within the coalescing window counts as due now.
     let at = t0 + secs(0.6);
     let due = timers.due(at, &set, &BTreeSet::new(), false);
-    assert_eq!(due.repos, [key("flux-system", "other")].into());
+    assert_eq!(
+        due.repos,
+        [key(Kind::ImageRepository, "flux-system", "other")].into()
+    );
     assert!(due.policies.is_empty() && due.automations.is_empty());
     // A push names its repository; a Git change makes every automation due.
     let push: BTreeSet<PushedRepo> = [pushed("org/app")].into();
     let due = timers.due(t0 + secs(0.1), &set, &push, true);
-    assert_eq!(due.repos, [key("flux-system", "app")].into());
-    assert_eq!(due.automations, [key("apps", "auto")].into());
+    assert_eq!(
+        due.repos,
+        [key(Kind::ImageRepository, "flux-system", "app")].into()
+    );
+    assert_eq!(
+        due.automations,
+        [key(Kind::ImageUpdateAutomation, "apps", "auto")].into()
+    );
     // The source timer wakes the loop when nothing else is due sooner.
     timers.settle(&set, t0, |_, _, _| Some(true));
     assert_eq!(timers.next_wake(), t0 + secs(30.0));
@@ -701,33 +727,56 @@ fn only_always_policies_have_a_timer() {
 #[test]
 fn policy_subset_carries_the_policy_and_its_repository_only() {
     let set = objects(OBJECTS);
-    let sub = policy_subset(&set, &[key("apps", "always")].into());
-    let names = |s: &ObjectSet| (names(&s.image_repositories), names(&s.image_policies));
+    let sub = policy_subset(&set, &[key(Kind::ImagePolicy, "apps", "always")].into());
+    let names = |s: &ObjectSet| (keys_of(&s.image_repositories), keys_of(&s.image_policies));
     assert_eq!(
         names(&sub),
-        (vec![key("flux-system", "app")], vec![key("apps", "always")])
+        (
+            vec![key(Kind::ImageRepository, "flux-system", "app")],
+            vec![key(Kind::ImagePolicy, "apps", "always")]
+        )
     );
     assert!(sub.image_update_automations.is_empty());
     // The scan step carries no policies: `Engine::scan` then only lists tags.
-    let scan = scan_subset(&set, &[key("flux-system", "other")].into());
-    assert_eq!(names(&scan), (vec![key("flux-system", "other")], vec![]));
+    let scan = scan_subset(
+        &set,
+        &[key(Kind::ImageRepository, "flux-system", "other")].into(),
+    );
+    assert_eq!(
+        names(&scan),
+        (
+            vec![key(Kind::ImageRepository, "flux-system", "other")],
+            vec![]
+        )
+    );
 }
 
 #[test]
 fn an_automation_brought_in_by_a_changed_policy_carries_only_that_policy() {
     let set = objects(OBJECTS);
-    let sub = automation_subset(&set, &BTreeSet::new(), &[key("apps", "once")].into());
-    assert_eq!(
-        names(&sub.image_update_automations),
-        vec![key("apps", "auto")]
+    let sub = automation_subset(
+        &set,
+        &BTreeSet::new(),
+        &[key(Kind::ImagePolicy, "apps", "once")].into(),
     );
-    assert_eq!(names(&sub.image_policies), vec![key("apps", "once")]);
     assert_eq!(
-        names(&sub.image_repositories),
-        vec![key("flux-system", "other")]
+        keys_of(&sub.image_update_automations),
+        vec![key(Kind::ImageUpdateAutomation, "apps", "auto")]
+    );
+    assert_eq!(
+        keys_of(&sub.image_policies),
+        vec![key(Kind::ImagePolicy, "apps", "once")]
+    );
+    assert_eq!(
+        keys_of(&sub.image_repositories),
+        vec![key(Kind::ImageRepository, "flux-system", "other")]
     );
     // A due automation re-applies every policy of its namespace.
-    let sub = automation_subset(&set, &[key("apps", "auto")].into(), &BTreeSet::new());
+    let sub = automation_subset(
+        &set,
+        &[key(Kind::ImageUpdateAutomation, "apps", "auto")].into(),
+        &BTreeSet::new(),
+    );
     assert_eq!(sub.image_policies.len(), 3);
     assert_eq!(sub.image_repositories.len(), 2);
 }

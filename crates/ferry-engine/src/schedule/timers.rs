@@ -9,7 +9,7 @@ use ferry_policy::DigestReflection;
 use ferry_store::Kind;
 use tokio::time::Instant;
 
-use super::{Key, PushedRepo, key};
+use super::{ObjectKey, PushedRepo, key};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(750);
 const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
@@ -77,10 +77,10 @@ impl Timer {
 /// the automations that a changed policy brings in).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Due {
-    pub repos: BTreeSet<Key>,
+    pub repos: BTreeSet<ObjectKey>,
     /// Timed policies (`digestReflectionPolicy: Always`) whose interval is up.
-    pub policies: BTreeSet<Key>,
-    pub automations: BTreeSet<Key>,
+    pub policies: BTreeSet<ObjectKey>,
+    pub automations: BTreeSet<ObjectKey>,
 }
 
 impl Due {
@@ -95,10 +95,10 @@ pub struct Timers {
     jitter: f64,
     source_interval: Duration,
     source: Timer,
-    repos: BTreeMap<Key, Timer>,
+    repos: BTreeMap<ObjectKey, Timer>,
     /// ImagePolicies with `digestReflectionPolicy: Always` only.
-    policies: BTreeMap<Key, Timer>,
-    automations: BTreeMap<Key, Timer>,
+    policies: BTreeMap<ObjectKey, Timer>,
+    automations: BTreeMap<ObjectKey, Timer>,
 }
 
 impl Timers {
@@ -116,16 +116,16 @@ impl Timers {
 
     /// New or changed objects: every object is due at `now`.
     pub fn reset(&mut self, objects: &ObjectSet, now: Instant) {
-        let due = |ns: &str, name: &str| (key(ns, name), Timer::due_at(now));
+        let due = |kind, ns: &str, name: &str| (key(kind, ns, name), Timer::due_at(now));
         self.repos = (objects.image_repositories.iter())
-            .map(|o| due(o.namespace(), o.name()))
+            .map(|o| due(Kind::ImageRepository, o.namespace(), o.name()))
             .collect();
         self.policies = (objects.image_policies.iter())
             .filter(|p| policy_interval(p).is_some())
-            .map(|o| due(o.namespace(), o.name()))
+            .map(|o| due(Kind::ImagePolicy, o.namespace(), o.name()))
             .collect();
         self.automations = (objects.image_update_automations.iter())
-            .map(|o| due(o.namespace(), o.name()))
+            .map(|o| due(Kind::ImageUpdateAutomation, o.namespace(), o.name()))
             .collect();
     }
 
@@ -141,7 +141,7 @@ impl Timers {
     }
 
     /// The timer of one object, if it has one.
-    pub fn timer(&self, kind: Kind, key: &Key) -> Option<Timer> {
+    pub fn timer(&self, kind: Kind, key: &ObjectKey) -> Option<Timer> {
         match kind {
             Kind::ImageRepository => self.repos.get(key),
             Kind::ImagePolicy => self.policies.get(key),
@@ -161,14 +161,18 @@ impl Timers {
         git: bool,
     ) -> Due {
         let horizon = now + COALESCE;
-        let ripe = |timers: &BTreeMap<Key, Timer>| -> BTreeSet<Key> {
+        let ripe = |timers: &BTreeMap<ObjectKey, Timer>| -> BTreeSet<ObjectKey> {
             (timers.iter())
                 .filter(|(_, t)| t.next <= horizon)
                 .map(|(k, _)| k.clone())
                 .collect()
         };
         let mut repos = ripe(&self.repos);
-        repos.extend(ferry_hooks::match_pushed(objects, pushed));
+        repos.extend(
+            ferry_hooks::match_pushed(objects, pushed)
+                .into_iter()
+                .map(|(ns, name)| key(Kind::ImageRepository, &ns, &name)),
+        );
         let automations = if git {
             self.automations.keys().cloned().collect()
         } else {
@@ -233,9 +237,11 @@ impl Timers {
                 Kind::ImageUpdateAutomation => &mut self.automations,
                 Kind::GitRepository => continue,
             };
-            if let (Some(t), Some(interval), Some(ok)) =
-                (timers.get_mut(&key(ns, name)), interval, ok(kind, ns, name))
-            {
+            if let (Some(t), Some(interval), Some(ok)) = (
+                timers.get_mut(&key(kind, ns, name)),
+                interval,
+                ok(kind, ns, name),
+            ) {
                 t.settle(now, ok, interval, jitter);
             }
         }

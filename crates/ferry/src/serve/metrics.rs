@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use ferry_api::ObjectSet;
-use ferry_engine::schedule::{Cause, Key, Observer, StepDone, outcome, outcome_ok};
+use ferry_engine::schedule::{Cause, ObjectKey, Observer, StepDone, outcome, outcome_ok};
 use ferry_engine::{Engine, EngineError, RunReport};
 use ferry_registry::RequestStats;
 use ferry_store::Kind;
@@ -368,7 +368,7 @@ impl Observer for PassMetrics {
             .inc();
     }
 
-    fn policy_changed(&self, _policy: &Key) {
+    fn policy_changed(&self, _policy: &ObjectKey) {
         self.metrics.policy_changes.inc();
     }
 

@@ -431,7 +431,9 @@ fn rollout_undo_becomes_a_git_rollback_that_sticks() {
     );
     // The target's ImageRepository is rescanned too, so the promoted tag is elected at once.
     assert!(
-        promoted.stderr.contains("requested a reconcile of ImageRepository "),
+        promoted
+            .stderr
+            .contains("requested a reconcile of ImageRepository "),
         "{}",
         promoted.stderr
     );
