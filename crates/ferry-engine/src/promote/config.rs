@@ -36,8 +36,8 @@ pub struct AppPipeline {
     pub app: String,
     /// `namespace/name` of the Pipeline object; `None` for the seed's conventions.
     pub pipeline: Option<String>,
-    /// `(namespace, name)` of the ImageRepository when no stage policy names one.
-    pub image_repository: (String, String),
+    /// The ImageRepository when no stage policy names one.
+    pub image_repository: ferry_core::ObjectKey,
     pub stages: Vec<StageConfig>,
 }
 
@@ -113,7 +113,11 @@ impl AppPipeline {
             return Ok(AppPipeline {
                 app: app.to_string(),
                 pipeline: Some(format!("{}/{}", p.namespace(), p.name())),
-                image_repository: (r.namespace_or(p.namespace()).to_string(), r.name.clone()),
+                image_repository: ferry_core::ObjectKey::new(
+                    ferry_core::Kind::ImageRepository,
+                    r.namespace_or(p.namespace()),
+                    &r.name,
+                ),
                 stages,
             });
         }
@@ -134,7 +138,11 @@ impl AppPipeline {
         Ok(AppPipeline {
             app: app.to_string(),
             pipeline: None,
-            image_repository: (DEFAULT_REPO_NAMESPACE.to_string(), app.to_string()),
+            image_repository: ferry_core::ObjectKey::new(
+                ferry_core::Kind::ImageRepository,
+                DEFAULT_REPO_NAMESPACE,
+                app,
+            ),
             stages,
         })
     }

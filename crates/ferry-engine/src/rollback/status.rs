@@ -234,8 +234,8 @@ impl Engine {
         target: &super::target::AppTarget,
         tag: &str,
     ) -> Option<String> {
-        let (ns, name) = target.image_repository.as_ref()?;
-        let repo = objects.image_repository(ns, name)?;
+        let key = target.image_repository.as_ref()?;
+        let repo = objects.image_repository(&key.namespace, &key.name)?;
         let access = crate::scan::repo_access(self, repo).ok()?;
         self.registry()
             .head_manifest(&access, tag)

@@ -29,8 +29,8 @@ pub(crate) struct AppTarget {
     pub bot_emails: Vec<String>,
     /// The ImageRepository's `spec.image` (used when markers do not say the name).
     pub image_name: String,
-    /// `namespace/name` of the ImageRepository.
-    pub image_repository: Option<(String, String)>,
+    /// The app's ImageRepository, when the source has it.
+    pub image_repository: Option<ferry_core::ObjectKey>,
 }
 
 impl AppTarget {
@@ -87,7 +87,7 @@ pub(crate) fn resolve(
         .collect();
     let repo = objects.repository_of(policy);
     let image_name = repo.map(|r| r.spec.image.clone()).unwrap_or_default();
-    let image_repository = repo.map(|r| (r.namespace().to_string(), r.name().to_string()));
+    let image_repository = repo.map(|_| policy.repository_key());
     // Every automation in the namespace that selects the policy writes its markers within its
     // own update path (as in Flux), so the markers are looked for under the deepest directory
     // that holds all of those paths; Git settings come from the one that writes it.
