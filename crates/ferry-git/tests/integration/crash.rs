@@ -169,7 +169,8 @@ fn kill_9_mid_operation_then_cache_still_works() {
         let _ = std::fs::remove_file(&progress);
         let mut child = Command::new(&exe)
             .args([
-                "kill_9_mid_operation_then_cache_still_works",
+                // Its full name in the crate's one integration binary.
+                "crash::kill_9_mid_operation_then_cache_still_works",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
