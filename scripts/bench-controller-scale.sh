@@ -25,7 +25,7 @@ KEEP=${KEEP:-0}            # 1: keep the work folder (logs, RSS samples)
 [ "$AUTOMATIONS" -le "$POLICIES" ] || cb_die "AUTOMATIONS must not exceed POLICIES"
 [ "$POLICIES" -ge "$REPOS" ] || cb_die "POLICIES must be at least REPOS"
 
-work=$(mktemp -d /tmp/ferry-bench-scale.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-scale.XXXXXX")
 # The work folder (logs, snapshots) is kept when the run fails.
 ok=0
 trap 'cb_cleanup; if [ "$ok" = 1 ] && [ "$KEEP" = 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT

@@ -17,7 +17,7 @@ N_POLL=${N_POLL:-20}
 POLL_INTERVAL=${POLL_INTERVAL:-2s}
 IDLE_SECONDS=${IDLE_SECONDS:-30}
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-bench-daemon}"
-work=$(mktemp -d /tmp/ferry-bench-daemon.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-daemon.XXXXXX")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

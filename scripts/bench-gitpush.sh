@@ -16,7 +16,7 @@ export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-testbed}"
 target=${CARGO_TARGET_DIR:-$root/target}
 cargo build --quiet --release -p ferry-git --example commit_push
 cp_bin="$target/release/examples/commit_push"
-work=$(mktemp -d /tmp/ferry-bench-gitpush.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-gitpush.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 gitc() { git -c user.name=bench -c user.email=bench@localhost "$@"; }

@@ -20,7 +20,7 @@ RATE=${RATE:-1000}
 SECONDS_=${SECONDS_:-60}
 PUSH_EVERY=${PUSH_EVERY:-2}
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-bench-hooks}"
-work=$(mktemp -d /tmp/ferry-bench-hooks.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-hooks.XXXXXX")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

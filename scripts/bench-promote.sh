@@ -18,7 +18,7 @@ export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-testbed}"
 target=${CARGO_TARGET_DIR:-$root/target}
 if [ "$PROFILE" = release ]; then cargo build --quiet --release --bin ferry; else cargo build --quiet --bin ferry; fi
 ferry="$target/$PROFILE/ferry"
-work=$(mktemp -d /tmp/ferry-bench-promote.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-promote.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$TESTBED_DIR"

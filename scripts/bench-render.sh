@@ -23,7 +23,7 @@ else
   cargo build --quiet --bin ferry
 fi
 ferry="$target/$PROFILE/ferry"
-work=$(mktemp -d /tmp/ferry-bench-render.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-render.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 now_ms() { date +%s%3N; }

@@ -22,7 +22,7 @@ APPS=${APPS:-1000}
 TAGS=${TAGS:-100}
 IDLE_SECONDS=${IDLE_SECONDS:-20}
 export TESTBED_DIR="${TESTBED_DIR:-/tmp/ferry-bench-scale}"
-work=$(mktemp -d /tmp/ferry-bench-scale.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-scale.XXXXXX")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

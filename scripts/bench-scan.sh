@@ -19,7 +19,7 @@ command -v skopeo >/dev/null 2>&1 || bash testbed/install.sh
 cargo build --quiet --release --bin ferry
 cargo build --quiet --release -p ferry-policy --example bench_policy
 ferry="$target/release/ferry"
-work=$(mktemp -d /tmp/ferry-bench-scan.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-scan.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 now_ms() { date +%s%3N; }

@@ -17,7 +17,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y -qq time >/dev/null || sudo apt-get install -y -qq time >/dev/null; }
 cargo build --quiet --release --bin ferry
 ferry="$target/release/ferry"
-work=$(mktemp -d /tmp/ferry-bench-setters.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-setters.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 python3 - "$work/tree" "$FILES" "$MARKED" <<'PY'

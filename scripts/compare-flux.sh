@@ -37,7 +37,7 @@ NEW_STAGING=staging-v0.0.1-a1b2c3d-1738860123
 # Pauses before each polled push: the push lands at different points of the scan interval.
 PHASES=(17 41 5 29 53 11 37)
 
-work=$(mktemp -d /tmp/ferry-compare.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-compare.XXXXXX")
 # The work folder (logs, snapshots) is kept when the run fails.
 ok=0
 trap 'cb_cleanup; if [ "$ok" = 1 ] && [ "$KEEP" = 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
