@@ -89,6 +89,7 @@ impl Schedule {
         set: &ObjectSet,
         requested: &Requested,
     ) -> BTreeSet<ObjectKey> {
+        let intervals = intervals(set);
         let mut due: BTreeSet<ObjectKey> = set
             .keys()
             .into_iter()
@@ -98,7 +99,7 @@ impl Schedule {
                     || listed
                         .objects
                         .get(key)
-                        .is_some_and(|obj| self.is_due(now, key, obj, set))
+                        .is_some_and(|obj| self.is_due(now, key, obj, &intervals))
             })
             .collect();
         self.add_automations_of_changed_sources(listed, set, &mut due);
@@ -142,14 +143,20 @@ impl Schedule {
         }
     }
 
-    fn is_due(&self, now: Instant, key: &ObjectKey, obj: &DynamicObject, set: &ObjectSet) -> bool {
+    fn is_due(
+        &self,
+        now: Instant,
+        key: &ObjectKey,
+        obj: &DynamicObject,
+        intervals: &Intervals,
+    ) -> bool {
         let Some(run) = self.runs.get(key) else {
             return true;
         };
         if run.print != fingerprint(obj) {
             return true;
         }
-        period(key, set, run).is_some_and(|p| now >= run.at + p)
+        period(run, intervals.get(key)).is_some_and(|p| now >= run.at + p)
     }
 
     /// Notes the runs of this pass: when, on which spec, and whether they failed.
@@ -196,10 +203,12 @@ impl Schedule {
     /// How long until the next object is due (at least zero, at most `FALLBACK_INTERVAL` when
     /// nothing is scheduled).
     pub fn next_due(&self, now: Instant, set: &ObjectSet) -> Duration {
+        let intervals = intervals(set);
         self.runs
             .iter()
             .filter_map(|(key, run)| {
-                Some((run.at + period(key, set, run)?).saturating_duration_since(now))
+                let period = period(run, intervals.get(key))?;
+                Some((run.at + period).saturating_duration_since(now))
             })
             .min()
             .unwrap_or(FALLBACK_INTERVAL)
@@ -215,30 +224,37 @@ impl Schedule {
 /// The wait after `run`: Flux's work-queue backoff after a failure (never longer than the
 /// interval), else the object's own interval (`None`: it
 /// runs only when something else makes it due).
-fn period(key: &ObjectKey, set: &ObjectSet, run: &Run) -> Option<Duration> {
-    let interval = interval(key, set)?;
+fn period(run: &Run, interval: Option<&Duration>) -> Option<Duration> {
+    let interval = *interval?;
     Some(match run.failures {
         0 => interval,
         n => backoff(n).min(interval),
     })
 }
 
-fn interval(key: &ObjectKey, set: &ObjectSet) -> Option<Duration> {
-    let (ns, name) = (key.namespace.as_str(), key.name.as_str());
-    let interval = match key.kind {
-        Kind::ImageRepository => set.image_repository(ns, name)?.spec.interval.0,
-        Kind::ImageUpdateAutomation => {
-            set.automations()
-                .iter()
-                .find(|a| a.namespace() == ns && a.name() == name)?
-                .spec
-                .interval
-                .0
-        }
-        Kind::ImagePolicy => policy_interval(set.image_policy(ns, name)?)?,
-        Kind::GitRepository => return None,
-    };
-    Some(interval.max(MIN_INTERVAL))
+/// Each object's own interval (at least `MIN_INTERVAL`), built once per decision so that a
+/// pass over thousands of objects does not search the set for each of them.
+type Intervals = HashMap<ObjectKey, Duration>;
+
+fn intervals(set: &ObjectSet) -> Intervals {
+    let key = |kind, ns: &str, name: &str| ObjectKey::new(kind, ns, name);
+    let repos = set.image_repositories.iter().map(|r| {
+        let k = key(Kind::ImageRepository, r.namespace(), r.name());
+        (k, Some(r.spec.interval.0))
+    });
+    let policies = set.image_policies.iter().map(|p| {
+        let k = key(Kind::ImagePolicy, p.namespace(), p.name());
+        (k, policy_interval(p))
+    });
+    let automations = set.automations().iter().map(|a| {
+        let k = key(Kind::ImageUpdateAutomation, a.namespace(), a.name());
+        (k, Some(a.spec.interval.0))
+    });
+    repos
+        .chain(policies)
+        .chain(automations)
+        .filter_map(|(k, interval)| Some((k, interval?.max(MIN_INTERVAL))))
+        .collect()
 }
 
 /// Adds the policies of due repositories, then the automations of due policies.
@@ -252,12 +268,12 @@ fn add_dependents(set: &ObjectSet, due: &mut BTreeSet<ObjectKey>) {
             ));
         }
     }
+    // Usually a handful of due policies: each automation is checked against those only.
+    let due_policies: Vec<_> = (set.image_policies.iter())
+        .filter(|p| due.contains(&ObjectKey::new(Kind::ImagePolicy, p.namespace(), p.name())))
+        .collect();
     for automation in set.automations() {
-        let selects_due = set
-            .policies_in(automation.namespace())
-            .filter(|p| automation.selects(p))
-            .any(|p| due.contains(&ObjectKey::new(Kind::ImagePolicy, p.namespace(), p.name())));
-        if selects_due {
+        if due_policies.iter().any(|p| automation.selects(p)) {
             due.insert(ObjectKey::new(
                 Kind::ImageUpdateAutomation,
                 automation.namespace(),

@@ -97,15 +97,12 @@ async fn registry_hook(State(s): State<Arc<Served>>, headers: HeaderMap, body: B
         Err(msg) => return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
     };
     let pushed: std::collections::BTreeSet<_> = events.pushed.into_iter().collect();
-    let matched = hooks.repositories.matching(&pushed);
-    let matched = if matched.is_empty() {
-        0
-    } else {
-        let n = matched.len();
-        hooks.requests.add(matched);
+    let repositories = hooks.repositories.matching(&pushed);
+    let matched = repositories.len();
+    if matched > 0 {
+        hooks.requests.add(repositories);
         hooks.wake();
-        n
-    };
+    }
     tracing::info!(matched, ignored = events.ignored, "registry webhook");
     let body = format!(
         "{{\"triggered\":{matched},\"ignored\":{}}}\n",

@@ -22,12 +22,14 @@ pub(crate) async fn evaluate_all(
     computed: &mut Computed,
 ) -> Result<Vec<ObjectOutcome>, EngineError> {
     let mut outcomes = Vec::new();
+    let selected = |p: &&ImagePolicy| selection.covers(Kind::ImagePolicy, p.namespace(), p.name());
+    if !objects.image_policies.iter().any(|p| selected(&p)) {
+        // Nothing to elect: do not fetch the GitOps repositories for their holds.
+        return Ok(outcomes);
+    }
     // Holds and denied tags from the GitOps repos, read once per run (docs/rollback.md).
     let holds = crate::rollback::gather_holds(engine, objects, pass).await;
-    for policy in &objects.image_policies {
-        if !selection.covers(Kind::ImagePolicy, policy.namespace(), policy.name()) {
-            continue;
-        }
+    for policy in objects.image_policies.iter().filter(selected) {
         let previous = engine
             .store()
             .get(Kind::ImagePolicy, policy.namespace(), policy.name())?;

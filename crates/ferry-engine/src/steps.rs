@@ -9,6 +9,7 @@
 //!
 //! Must not: decide schedules, print, or write the store (that is the driver's choice).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use ferry_api::{ImageRepository, ImageUpdateAutomation, ObjectSet};
@@ -76,22 +77,21 @@ impl Computed {
         self.latest.insert(key, latest);
     }
 
-    /// The tags of ImageRepository `namespace/name`: this pass's scan, else the stored one.
+    /// The tags of ImageRepository `namespace/name`: this pass's scan (borrowed: the
+    /// automation asks once per marker), else the stored one.
     pub(crate) fn tags(
         &self,
         engine: &Engine,
         namespace: &str,
         name: &str,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Cow<'_, [String]>, EngineError> {
         let key = ObjectKey::new(Kind::ImageRepository, namespace, name);
         if let Some(tags) = self.tags.get(&key) {
-            return Ok(tags.clone());
+            return Ok(Cow::Borrowed(tags));
         }
         let stored = engine.store().get(Kind::ImageRepository, namespace, name)?;
-        Ok(stored
-            .and_then(|r| r.scan)
-            .map(|s| s.tags)
-            .unwrap_or_default())
+        let tags = stored.and_then(|r| r.scan).map(|s| s.tags);
+        Ok(Cow::Owned(tags.unwrap_or_default()))
     }
 
     /// The `latestRef` of ImagePolicy `namespace/name`: this pass's election, else the stored one.
